@@ -1,0 +1,212 @@
+"""The sample service: routes, metrics, JSON request logs, configuration errors and graceful shutdown."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SERVER = Path(__file__).resolve().parents[2] / "app" / "server.py"
+
+
+def _load_server() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sample_server", SERVER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sample_server"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+server = _load_server()
+
+
+# ---- in-process units ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("PORT", "http"), ("PORT", "70000"), ("DRAIN_SECONDS", "-1"), ("SHUTDOWN_GRACE_SECONDS", "nan")],
+)
+def test_bad_environment_names_the_variable(key: str, value: str) -> None:
+    with pytest.raises(server.ConfigError, match=rf"{key}='{value}'.*expected"):
+        server.Config.from_env({key: value})
+
+
+def test_defaults_match_the_contract() -> None:
+    cfg = server.Config.from_env({})
+    assert (cfg.port, cfg.drain_seconds, cfg.grace_seconds, cfg.test_delay) == (8080, 5.0, 20.0, False)
+
+
+def test_routes_are_fixed_labels() -> None:
+    assert [server.route_of(p) for p in ("/", "/healthz", "/readyz", "/metrics", "/a/b", "/metrics/x")] == [
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "other",
+        "other",
+    ]
+
+
+def test_histogram_is_cumulative_and_labels_are_escaped() -> None:
+    env = {"SERVICE_NAME": 'we"ird\\name', "APP_VERSION": "1.2.3", "GIT_REVISION": "abc"}
+    cfg = server.Config.from_env(env)
+    metrics = server.Metrics(cfg)
+    metrics.observe("GET", "/", 200, 0.003)
+    metrics.observe("GET", "/", 500, 0.3)
+    text = metrics.render(ready=False)
+    assert 'http_requests_total{method="GET",route="/",code="200"} 1' in text
+    assert 'http_requests_total{method="GET",route="/",code="500"} 1' in text
+    assert 'http_request_duration_seconds_bucket{method="GET",route="/",le="0.005"} 1' in text
+    assert 'http_request_duration_seconds_bucket{method="GET",route="/",le="0.25"} 1' in text
+    assert 'http_request_duration_seconds_bucket{method="GET",route="/",le="0.5"} 2' in text
+    assert 'http_request_duration_seconds_bucket{method="GET",route="/",le="+Inf"} 2' in text
+    assert 'http_request_duration_seconds_count{method="GET",route="/"} 2' in text
+    assert 'app_build_info{service="we\\"ird\\\\name",version="1.2.3",revision="abc"} 1' in text
+    assert "app_ready 0" in text
+
+
+def test_logger_writes_one_json_object_per_line() -> None:
+    stream = io.StringIO()
+    logger = server.Logger(server.Config.from_env({"SERVICE_NAME": "svc"}), stream)
+    logger.log("request", status=200)
+    logger.log("stopped", level="error", note="multi\nline")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["event"] == "request" and first["status"] == 200 and first["service"] == "svc"
+    assert second["level"] == "error" and second["note"] == "multi\nline"
+
+
+# ---- the real process ---------------------------------------------------------------------------
+
+
+def test_routes_metrics_and_request_logs(start_app: Any) -> None:
+    app = start_app(SERVICE_NAME="shop", APP_VERSION="1.4.0", GIT_REVISION="deadbeef")
+    status, _, body = app.get("/")
+    assert status == 200
+    assert json.loads(body) == {"service": "shop", "version": "1.4.0", "revision": "deadbeef"}
+    assert app.get("/healthz")[::2] == (200, b"ok\n")
+    assert app.get("/readyz")[0] == 200
+    assert app.get("/no/such/page?token=s3cret")[0] == 404
+    status, headers, body = app.get("/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    assert 'http_requests_total{method="GET",route="/",code="200"} 1' in text
+    assert 'http_requests_total{method="GET",route="other",code="404"} 1' in text
+    assert 'app_build_info{service="shop",version="1.4.0",revision="deadbeef"} 1' in text
+    assert "app_ready 1" in text
+    assert "/no/such/page" not in text  # raw paths never become labels
+
+    app.wait_for_event("request", route="/metrics")
+    requests = [rec for rec in app.lines if rec["event"] == "request"]
+    assert [(r["route"], r["status"]) for r in requests] == [
+        ("/", 200),
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("other", 404),
+        ("/metrics", 200),
+    ]
+    assert requests[3]["path"] == "/no/such/page"
+    assert not any("s3cret" in line for line in app.raw)  # query strings are never logged
+    assert all(isinstance(r["duration_seconds"], float) for r in requests)
+
+
+def test_unsupported_method_is_counted_and_logged(start_app: Any) -> None:
+    app = start_app()
+    req = urllib.request.Request(app.base + "/", data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=5)
+    assert err.value.code == 405
+    assert app.wait_for_event("request", method="POST")["status"] == 405
+
+
+def test_delay_parameter_is_ignored_unless_enabled(start_app: Any) -> None:
+    app = start_app()
+    started = time.monotonic()
+    assert app.get("/?delay=3")[0] == 200
+    assert time.monotonic() - started < 1.5
+
+
+def test_invalid_configuration_exits_2_naming_the_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SERVER)],
+        env={"PORT": "eighty"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "PORT='eighty'" in result.stderr
+
+
+def _slow_request(app: Any, seconds: float, out: dict[str, Any]) -> threading.Thread:
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            out["status"], _, out["body"] = app.get(f"/?delay={seconds}", timeout=30)
+        except Exception as exc:  # recorded and asserted on by the test
+            out["error"] = exc
+        out["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_sigterm_drops_readiness_drains_and_finishes_in_flight(start_app: Any) -> None:
+    app = start_app(ENABLE_TEST_DELAY="1", DRAIN_SECONDS="1", SHUTDOWN_GRACE_SECONDS="5")
+    slow: dict[str, Any] = {}
+    thread = _slow_request(app, 2.5, slow)
+    assert app.wait_for_event("listening")
+    time.sleep(0.3)  # the slow request is now in flight
+    sent = time.monotonic()
+    app.proc.send_signal(signal.SIGTERM)
+    app.wait_for_event("shutdown_started", signal="SIGTERM")
+
+    # Draining: readiness is 503 at once, liveness and the rest still answer.
+    assert app.get("/readyz")[0] == 503
+    assert app.get("/healthz")[0] == 200
+    assert "app_ready 0" in app.get("/metrics")[2].decode()
+
+    # After the drain period the listener is closed: new connections are refused.
+    app.wait_for_event("drained", timeout=3)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(app.base + "/healthz", timeout=2)
+
+    thread.join(timeout=10)
+    assert slow.get("status") == 200, slow
+    assert json.loads(slow["body"])["service"] == "sample-service"
+    assert app.proc.wait(timeout=5) == 0
+    assert time.monotonic() - sent < 1 + 5
+    assert app.wait_for_event("stopped")["inflight"] == 0
+
+
+def test_grace_period_bounds_the_wait_for_in_flight_requests(start_app: Any) -> None:
+    app = start_app(ENABLE_TEST_DELAY="1", DRAIN_SECONDS="0", SHUTDOWN_GRACE_SECONDS="0.5")
+    slow: dict[str, Any] = {}
+    thread = _slow_request(app, 10, slow)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    app.proc.send_signal(signal.SIGTERM)
+    assert app.proc.wait(timeout=5) == 1
+    assert time.monotonic() - sent < 3
+    stopped = app.wait_for_event("stopped")
+    assert stopped["level"] == "error" and stopped["inflight"] == 1
+    thread.join(timeout=10)
+    assert "status" not in slow  # the request was cut off, not answered
