@@ -62,11 +62,12 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
         return cls(
-            service=env.get("SERVICE_NAME", "sample-service"),
-            version=env.get("APP_VERSION", "0.0.0-dev"),
-            revision=env.get("GIT_REVISION", "unknown"),
-            host=env.get("HOST", "0.0.0.0"),  # noqa: S104 - a container must listen on all interfaces
-            port=_port(env.get("PORT", "8080")),
+            # An empty value (an unset build argument) counts as unset.
+            service=env.get("SERVICE_NAME") or "sample-service",
+            version=env.get("APP_VERSION") or "0.0.0-dev",
+            revision=env.get("GIT_REVISION") or "unknown",
+            host=env.get("HOST") or "0.0.0.0",  # noqa: S104 - a container must listen on all interfaces
+            port=_port(env.get("PORT") or "8080"),
             drain_seconds=_seconds(env, "DRAIN_SECONDS", "5"),
             grace_seconds=_seconds(env, "SHUTDOWN_GRACE_SECONDS", "20"),
             test_delay=env.get("ENABLE_TEST_DELAY", "") == "1",

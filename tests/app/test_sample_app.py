@@ -48,6 +48,9 @@ def test_bad_environment_names_the_variable(key: str, value: str) -> None:
 def test_defaults_match_the_contract() -> None:
     cfg = server.Config.from_env({})
     assert (cfg.port, cfg.drain_seconds, cfg.grace_seconds, cfg.test_delay) == (8080, 5.0, 20.0, False)
+    # The image bakes APP_VERSION/GIT_REVISION from build args that may be empty.
+    empty = server.Config.from_env({"APP_VERSION": "", "GIT_REVISION": "", "PORT": ""})
+    assert (empty.version, empty.revision, empty.port) == ("0.0.0-dev", "unknown", 8080)
 
 
 def test_routes_are_fixed_labels() -> None:
