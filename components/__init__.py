@@ -1,0 +1,6 @@
+"""service-lifecycle: Pulumi components that take one containerised service from build to sunset.
+
+Import the components from their modules (``components.service.ServiceStack`` and the parts it
+wires); settings come from :func:`components.settings.load_settings`. The package is imported by
+tests and the offline plan too, so it imports no provider SDK at package level.
+"""

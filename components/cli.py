@@ -1,0 +1,36 @@
+"""The project's command line: ``python -m components <command> [options]``.
+
+Each command lives in its own module with ``main(argv: list[str]) -> int``; this module only
+dispatches, importing the command's module on demand so a quick command stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Final
+
+COMMANDS: Final = {
+    "plan": ("components.plan", "offline plan of a stack under the recording mocks (no cloud, no CLI)"),
+}
+"""Command name → (module, one-line help)."""
+
+
+def usage() -> str:
+    lines = ["usage: python -m components <command> [options]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines.append("\n`python -m components <command> --help` for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    result: int = module.main(rest)
+    return result

@@ -1,0 +1,413 @@
+"""The offline plan: run the Pulumi program under the recording mocks and show what it would do.
+
+``python -m components plan --stack staging|production [--out DIR] [--format text|json]``
+
+It reads ``Pulumi.yaml`` (declared settings and their defaults, as the Pulumi CLI merges them)
+and ``Pulumi.<stack>.yaml`` (``secure:`` values become ``[secret]``), validates the settings
+(exit 2 with one line per bad key), runs ``__main__.py`` under :mod:`components.testing`, prints
+the resource tree, and with ``--out`` writes every Kubernetes object as YAML under
+``DIR/manifests`` and the whole plan as ``DIR/plan.json``. No network, credentials or Pulumi CLI.
+
+What the plan cannot know offline it says so in its notes: secrets that are not in the stack file
+(planned as ``[secret]``), the promoted stack's ``image_ref`` (answered by the mocks), the git
+revision (taken from the working copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
+from pulumi.runtime.sync_await import _sync_await
+
+from components.testing import (
+    SECRET_SIG,
+    SECRET_VALUE_SIG,
+    RecordedResource,
+    RecordingMocks,
+    install_mocks,
+    redact,
+    run_program,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_SETTINGS = 2
+
+
+class StackFileError(Exception):
+    """A project or stack file that cannot be read; carries one problem per line."""
+
+    def __init__(self, problems: list[SettingProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class StackConfig:
+    """A stack's configuration as the Pulumi CLI would hand it to the program."""
+
+    stack: str
+    values: dict[str, str]
+    """Full key → string value (arrays and objects JSON-encoded), project defaults merged in."""
+    secret_keys: set[str] = field(default_factory=set)
+    """Full keys whose values are secret."""
+    declared: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The project's declared settings (short key → declaration) from Pulumi.yaml."""
+    notes: list[str] = field(default_factory=list)
+
+    def source(self) -> DictConfig:
+        return DictConfig(self.values, self.secret_keys)
+
+
+class DictConfig:
+    """A :class:`components.settings.ConfigSource` over plain values (for validation before a run)."""
+
+    def __init__(self, values: Mapping[str, str], secret_keys: set[str]) -> None:
+        self._values = values
+        self._secret_keys = secret_keys
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(key(name))
+
+    def get_secret(self, name: str) -> pulumi.Output[str] | None:
+        value = self._values.get(key(name))
+        return None if value is None else pulumi.Output.secret(value)
+
+
+def _to_config_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+_TYPE_CHECKS: dict[str, type | tuple[type, ...]] = {
+    "string": str, "integer": int, "boolean": bool, "array": list,
+}  # fmt: skip
+_STRINGLY = {"integer": re.compile(r"^-?\d+$"), "boolean": re.compile(r"^(true|false)$")}
+
+
+def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
+    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged)."""
+    project_file = project_dir / "Pulumi.yaml"
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    problems: list[SettingProblem] = []
+    if not stack_file.is_file():
+        existing = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise StackFileError(
+            [SettingProblem(f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}")]
+        )
+    try:
+        project = yaml.safe_load(project_file.read_text()) or {}
+        stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise StackFileError([SettingProblem(str(stack_file), "unreadable YAML", f"valid YAML ({error})")]) from error
+    declared: dict[str, dict[str, Any]] = project.get("config") or {}
+    config = StackConfig(stack=stack, values={}, declared=declared)
+    for short, declaration in declared.items():
+        if "default" in declaration:
+            config.values[key(short)] = _to_config_string(declaration["default"])
+        if declaration.get("secret"):
+            config.secret_keys.add(key(short))
+    raw = stack_doc.get("config") or {}
+    if not isinstance(raw, dict):
+        raise StackFileError([SettingProblem(f"{stack_file.name}: config", repr(raw), "a mapping of settings")])
+    for full, value in raw.items():
+        namespace, _, short = str(full).partition(":")
+        if not short:  # Pulumi treats a bare key as the project's
+            namespace, short, full = PROJECT, namespace, key(namespace)
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config.values[full] = SECRET_MARK
+            config.secret_keys.add(full)
+            continue
+        if namespace == PROJECT:
+            if short not in declared:
+                close = [k for k in declared if k.lower() == short.lower()]
+                hint = f" (did you mean {key(close[0])}?)" if close else ""
+                problems.append(SettingProblem(full, repr(value), f"a setting declared in Pulumi.yaml{hint}"))
+                continue
+            declared_type = declared[short].get("type", "string")
+            expected_type = _TYPE_CHECKS.get(declared_type, str)
+            stringly = _STRINGLY.get(declared_type)
+            ok = isinstance(value, expected_type) and not (declared_type == "integer" and isinstance(value, bool))
+            if not ok and isinstance(value, str) and stringly is not None and stringly.match(value.lower()):
+                ok = True
+            if not ok and declared_type == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                ok = True  # YAML reads 1.31 as a number; the CLI keeps the text
+            if not ok:
+                problems.append(SettingProblem(full, repr(value), f"a value of type {declared_type} (Pulumi.yaml)"))
+                continue
+            if declared[short].get("secret"):
+                problems.append(
+                    SettingProblem(full, SECRET_MARK, f"an encrypted value: pulumi config set --secret {short} …")
+                )
+                continue
+        config.values[full] = _to_config_string(value)
+    if problems:
+        raise StackFileError(problems)
+    return config
+
+
+def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[str, str]) -> None:
+    """Fill what only exists at deploy time, and say so in the notes; raise on real problems."""
+    try:
+        settings = load_settings(config.source(), environ=environ)
+    except SettingsError as error:
+        missing_secrets = [
+            p for p in error.problems if p.value == "<not set>" and p.key in config.secret_keys
+        ]
+        missing_revision = [p for p in error.problems if p.key == key("sourceRevision") and p.value == "<not set>"]
+        real = [p for p in error.problems if p not in missing_secrets and p not in missing_revision]
+        if real:
+            raise
+        for problem in missing_secrets:
+            config.values[problem.key] = SECRET_MARK
+            config.notes.append(f"{problem.key} is not in the stack file: planned as {SECRET_MARK}")
+        if missing_revision:
+            revision = _git_revision(project_dir)
+            config.values[key("sourceRevision")] = revision
+            config.notes.append(f"{key('sourceRevision')} taken from the working copy: {revision}")
+        settings = load_settings(config.source(), environ=environ)
+    if settings.promotion and settings.promotion.from_stack and not settings.promotion.pinned_digest:
+        config.notes.append(
+            f"StackReference {settings.promotion.from_stack} answered offline with a stand-in image_ref"
+        )
+
+
+def _git_revision(project_dir: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_dir, capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "0" * 40
+
+
+def offline_stack_outputs(config: StackConfig) -> dict[str, dict[str, Any]]:
+    """Stand-in outputs of the stack a promoting stage reads, derived from its name."""
+    source = config.values.get(key("promoteFromStack"))
+    repository = config.values.get(key("imageRepository"), "registry.invalid/unknown")
+    if not source:
+        return {}
+    digest = hashlib.sha256(f"offline-plan:{source}".encode()).hexdigest()
+    return {source: {"image_ref": f"{repository}@sha256:{digest}", "stage": "staging"}}
+
+
+@dataclass
+class Plan:
+    """The result of one offline run."""
+
+    project: str
+    stack: str
+    stage: str
+    resources: list[RecordedResource]
+    invokes: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    notes: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "stage": self.stage,
+            "notes": self.notes,
+            "outputs": redact(self.outputs),
+            "resources": [r.to_json() for r in self.resources],
+            "invokes": self.invokes,
+        }
+
+
+def run_plan(
+    project_dir: Path, stack: str, *, environ: Mapping[str, str] | None = None, program: Path | None = None
+) -> tuple[Plan, RecordingMocks]:
+    """Validate the stack's settings and run the program under recording mocks.
+
+    Raises :class:`StackFileError` or :class:`SettingsError` on bad configuration.
+    """
+    env = dict(os.environ if environ is None else environ)
+    config = load_stack_config(project_dir, stack)
+    _offline_stand_ins(config, project_dir, env)
+    mocks = RecordingMocks(stack_outputs=offline_stack_outputs(config))
+    pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+    install_mocks(mocks, project=PROJECT, stack=stack)
+    main = program or project_dir / "__main__.py"
+    sys.path.insert(0, str(project_dir))
+    cwd = Path.cwd()
+    try:
+        os.chdir(project_dir)
+        run_program(lambda: runpy.run_path(str(main), run_name="__main__") and None)
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(project_dir))
+    plan = Plan(
+        project=PROJECT,
+        stack=stack,
+        stage=config.values.get(key("stage"), ""),
+        resources=list(mocks.resources),
+        invokes=[{"token": i.token, "args": redact(i.args)} for i in mocks.invocations],
+        outputs=_stack_outputs(),
+        notes=list(config.notes),
+    )
+    return plan, mocks
+
+
+def _stack_outputs() -> dict[str, Any]:
+    """The values the program exported, resolved; secret ones wrapped like recorded inputs."""
+    root = pulumi.runtime.settings.get_root_resource()
+    exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
+    resolved: dict[str, Any] = {}
+    for name, value in exported.items():
+        output = pulumi.Output.from_input(value)
+        plain = _sync_await(output.future())
+        secret = _sync_await(output.is_secret())
+        resolved[name] = {SECRET_SIG: SECRET_VALUE_SIG, "value": plain} if secret else plain
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _short_type(token: str) -> str:
+    return token.split(":")[-1] if token.startswith("service-lifecycle:") else token
+
+
+_SUMMARY_FIELDS = ("imageName", "name", "content", "type", "proxied", "chart", "version", "replicas")
+
+
+def summary(resource: RecordedResource) -> str:
+    """The few fields a reviewer needs, on one line."""
+    inputs = redact(resource.inputs)
+    parts: list[str] = []
+    metadata = inputs.get("metadata")
+    if resource.type.startswith("kubernetes:") and isinstance(metadata, dict):
+        ns = metadata.get("namespace")
+        parts.append(f"{ns}/{metadata.get('name')}" if ns else str(metadata.get("name")))
+        spec = inputs.get("spec")
+        if isinstance(spec, dict):
+            for field_name in ("replicas", "type", "minReplicas", "maxReplicas", "minAvailable"):
+                if field_name in spec:
+                    parts.append(f"{field_name}={spec[field_name]}")
+            template = spec.get("template")
+            if isinstance(template, dict):
+                containers = (template.get("spec") or {}).get("containers") or []
+                parts += [f"image={c.get('image')}" for c in containers if isinstance(c, dict)]
+    else:
+        for field_name in _SUMMARY_FIELDS:
+            if field_name in inputs and not isinstance(inputs[field_name], (dict, list)):
+                parts.append(f"{field_name}={inputs[field_name]}")
+    if resource.protect:
+        parts.append("protect")
+    if resource.retain_on_delete:
+        parts.append("retainOnDelete")
+    return "  ".join(parts)
+
+
+def render_tree(plan: Plan) -> str:
+    lines = [f"{plan.project} / {plan.stack}  (stage {plan.stage}, {len(plan.resources)} resources)"]
+    by_parent: dict[str | None, list[RecordedResource]] = {}
+    urns = {r.urn for r in plan.resources}
+    for resource in plan.resources:
+        parent = resource.parent if resource.parent in urns else None
+        by_parent.setdefault(parent, []).append(resource)
+
+    def walk(parent: str | None, prefix: str) -> Iterator[str]:
+        children = by_parent.get(parent, [])
+        for index, child in enumerate(children):
+            last = index == len(children) - 1
+            detail = summary(child)
+            yield f"{prefix}{'└─ ' if last else '├─ '}{_short_type(child.type)}  {child.name}" + (
+                f"  [{detail}]" if detail else ""
+            )
+            yield from walk(child.urn, prefix + ("   " if last else "│  "))
+
+    lines += list(walk(None, ""))
+    if plan.outputs:
+        lines.append("outputs:")
+        lines += [f"  {k}: {json.dumps(v)}" for k, v in sorted(redact(plan.outputs).items())]
+    lines += [f"note: {n}" for n in plan.notes]
+    return "\n".join(lines)
+
+
+def manifest(resource: RecordedResource) -> dict[str, Any]:
+    """The Kubernetes object a resource would apply, secrets redacted."""
+    obj: dict[str, Any] = redact(resource.inputs)
+    if obj.get("kind") == "Secret":
+        for field_name in ("data", "stringData"):
+            if isinstance(obj.get(field_name), dict):
+                obj[field_name] = {k: SECRET_MARK for k in obj[field_name]}
+    return obj
+
+
+def write_outputs(plan: Plan, out: Path) -> list[Path]:
+    """Write ``manifests/*.yaml`` and ``plan.json`` under ``out``; return the manifest paths."""
+    manifests_dir = out / "manifests"
+    manifests_dir.mkdir(parents=True, exist_ok=True)
+    for stale in manifests_dir.glob("*.yaml"):
+        stale.unlink()
+    written: list[Path] = []
+    index = 0
+    for resource in plan.resources:
+        if not resource.type.startswith("kubernetes:") or not resource.custom:
+            continue
+        if resource.type.startswith(("kubernetes:helm.sh", "pulumi:providers")):
+            continue
+        obj = manifest(resource)
+        metadata = obj.get("metadata") or {}
+        index += 1
+        name = "-".join(
+            str(p) for p in (f"{index:03d}", obj.get("kind", "Object"), metadata.get("namespace"), metadata.get("name")) if p
+        )
+        path = manifests_dir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        written.append(path)
+    (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n")
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Command
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m components plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml must exist")
+    parser.add_argument("--out", type=Path, help="write manifests/*.yaml and plan.json under this directory")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="what to print (default text)")
+    parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="directory of Pulumi.yaml (default .)")
+    args = parser.parse_args(argv)
+    project_dir: Path = args.project_dir.resolve()
+    try:
+        plan, _ = run_plan(project_dir, args.stack)
+    except (StackFileError, SettingsError) as error:
+        problems = error.problems
+        print(f"error: stack {args.stack}: {len(problems)} invalid setting(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    if args.format == "json":
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        print(render_tree(plan))
+    if args.out:
+        written = write_outputs(plan, args.out)
+        print(f"wrote {len(written)} manifests and plan.json under {args.out}", file=sys.stderr)
+    return EXIT_OK

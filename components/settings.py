@@ -1,0 +1,589 @@
+"""Typed, validated settings read from the stack configuration.
+
+Every value the program uses comes through :func:`load_settings`. All keys are read, every
+problem is collected, and a single :class:`SettingsError` lists one line per bad key (full key
+name, the value given, what was expected) before any resource is registered. Secrets are read
+only with ``get_secret``/``require_secret`` and stay :class:`pulumi.Output` secrets.
+
+Defaults live in ``Pulumi.yaml`` (the Pulumi CLI, and the offline plan, merge them into the
+stack configuration); this module has no defaults of its own, so there is one source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Protocol, TypeVar
+
+import pulumi
+
+from components.lifecycle import Stage, StageParts, parts_for
+
+PROJECT: Final = "service-lifecycle"
+"""The Pulumi project name, and so the configuration namespace."""
+
+SECRET_MARK: Final = "[secret]"
+"""How a secret value is shown in errors and plans."""
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+_REVISION = re.compile(r"^[0-9a-f]{7,40}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
+_REPO_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+_REGISTRY_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::\d+)?"
+_REPOSITORY = re.compile(rf"^{_REGISTRY_HOST}/{_REPO_PATH}$")
+_PINNED_IMAGE = re.compile(rf"^(?:{_REGISTRY_HOST}/)?{_REPO_PATH}(?::[\w][\w.-]{{0,127}})?@sha256:[0-9a-f]{{64}}$")
+_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
+_STACK_REF = re.compile(r"^(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
+_CPU = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>m?)$")
+_MEMORY = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_MEMORY_UNITS: Final = {
+    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+SUPPORTED_KUBERNETES: Final = tuple(f"1.{minor}" for minor in range(25, 38))
+"""Kubernetes versions whose schemas the manifests are validated against."""
+MAX_SERVICE_NAME: Final = 40
+"""Longest service name: leaves room for suffixes such as ``-production`` and ``-cloudflared``."""
+
+
+def key(name: str) -> str:
+    """The full configuration key, as users type it: ``service-lifecycle:<name>``."""
+    return f"{PROJECT}:{name}"
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One bad configuration value."""
+
+    key: str
+    """Full key, e.g. ``service-lifecycle:replicas``."""
+    value: str
+    """The value as given (``[secret]`` for secrets, ``<not set>`` when missing)."""
+    expected: str
+    """What would have been accepted."""
+
+    def __str__(self) -> str:
+        return f"{self.key}: got {self.value}; expected {self.expected}"
+
+
+class SettingsError(pulumi.RunError):
+    """Invalid stack configuration. A RunError, so `pulumi up` shows the lines without a traceback."""
+
+    def __init__(self, problems: Sequence[SettingProblem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"invalid stack configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class ConfigSource(Protocol):
+    """The part of :class:`pulumi.Config` that settings need (a fake can stand in for tests)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def get_secret(self, key: str) -> pulumi.Output[str] | None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# The settings tree
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    """Container resource requests and limits (Kubernetes quantities)."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistrySettings:
+    """Where images live and how to log in."""
+
+    repository: str
+    """Image repository without tag or digest, e.g. ``ghcr.io/acme/hello``."""
+    username: str | None
+    """Registry user; None for ECR (credentials come from AWS)."""
+    password: pulumi.Output[str] | None = field(repr=False)
+    """Registry password or token, a Pulumi secret; None for ECR."""
+    retain_digests: int
+    """How many production digests the sunset decommission keeps."""
+
+    @property
+    def server(self) -> str:
+        """The registry host (and port) of :attr:`repository`."""
+        return self.repository.split("/", 1)[0]
+
+    @property
+    def is_ecr(self) -> bool:
+        return _ECR.match(self.repository) is not None
+
+    @property
+    def ecr_region(self) -> str | None:
+        match = _ECR.match(self.repository)
+        return match.group("region") if match else None
+
+    @property
+    def ecr_repository_name(self) -> str | None:
+        return self.repository.split("/", 1)[1] if self.is_ecr else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSettings:
+    """How the image is built (stages that build)."""
+
+    context: str
+    """Docker build context, relative to the project directory."""
+    platform: str
+    """Target platform, e.g. ``linux/amd64``."""
+    revision: str
+    """Git revision the image is tagged with."""
+    base_image: str | None
+    """Override of the Dockerfile's ``BASE_IMAGE`` build argument; None keeps the pinned default."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotionSettings:
+    """Where a promoting stage takes its image from."""
+
+    from_stack: str | None
+    """Stack whose ``image_ref`` output is promoted, e.g. ``acme/service-lifecycle/staging``."""
+    pinned_digest: str | None
+    """``sha256:…`` to deploy instead (rollback); wins over :attr:`from_stack`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubernetesSettings:
+    """Which cluster and which API version."""
+
+    version: str
+    """Targeted Kubernetes minor version, e.g. ``1.31``."""
+    context: str | None
+    """kubeconfig context; None uses the current one."""
+    kubeconfig: pulumi.Output[str] | None = field(repr=False)
+    """kubeconfig path or contents (secret); None uses the ambient kubeconfig."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudflareSettings:
+    """Cloudflare account, zone, hostnames and Access."""
+
+    account_id: str
+    zone_id: str
+    zone_name: str
+    hostnames: tuple[str, ...]
+    access_enabled: bool
+    """Effective: True when the stage requires Access or settings ask for it."""
+    access_allow_emails: tuple[str, ...]
+    access_allow_email_domains: tuple[str, ...]
+    cloudflared_image: str
+    cloudflared_replicas: int
+    api_token: pulumi.Output[str] | None = field(repr=False)
+    """API token (secret); None lets the provider read ``CLOUDFLARE_API_TOKEN``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringSettings:
+    """Monitoring of the service, and optionally the cluster-wide stack."""
+
+    namespace: str
+    """Namespace of the monitoring stack (Prometheus scrapes from there)."""
+    install_cluster_stack: bool
+    """Install kube-prometheus-stack and the log stack with this stack."""
+    alert_webhook_url: pulumi.Output[str] | None = field(repr=False)
+    """Alertmanager receiver URL (Slack or generic webhook), a secret."""
+    grafana_admin_password: pulumi.Output[str] | None = field(repr=False)
+    """Grafana admin password, a secret (needed when installing the cluster stack)."""
+    slo_availability: float
+    """Availability objective in percent, e.g. 99.9."""
+    latency_p95_seconds: float
+    """p95 latency above which the latency alert fires."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the program needs, validated."""
+
+    stage: Stage
+    parts: StageParts
+    service_name: str
+    team: str
+    app_version: str
+    replicas: int
+    container_port: int
+    resources: Resources
+    registry: RegistrySettings
+    build: BuildSettings | None
+    """Present only in stages that build."""
+    promotion: PromotionSettings | None
+    """Present only in stages that promote."""
+    kubernetes: KubernetesSettings
+    cloudflare: CloudflareSettings
+    monitoring: MonitoringSettings
+
+    @property
+    def namespace(self) -> str:
+        """The service's namespace in this stage: ``<service>-<stage>``."""
+        return f"{self.service_name}-{self.stage.value}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and validation
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads keys, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, config: ConfigSource) -> None:
+        self._config = config
+        self.problems: list[SettingProblem] = []
+
+    def problem(self, name: str, value: object, expected: str) -> None:
+        shown = "<not set>" if value is None else repr(value)
+        self.problems.append(SettingProblem(key(name), shown, expected))
+
+    def raw(self, name: str) -> str | None:
+        return self._config.get(name)
+
+    def string(
+        self, name: str, *, required: bool, check: Callable[[str], bool] | None = None, expected: str = ""
+    ) -> str | None:
+        value = self.raw(name)
+        if value is None or value == "":
+            if required:
+                self.problem(name, None, expected or "a value")
+            return None
+        if check is not None and not check(value):
+            self.problem(name, value, expected)
+            return None
+        return value
+
+    def integer(self, name: str, *, low: int, high: int, expected: str = "") -> int | None:
+        value = self.raw(name)
+        what = expected or f"an integer from {low} to {high}"
+        if value is None:
+            self.problem(name, None, what)
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.problem(name, value, what)
+            return None
+        if not low <= number <= high:
+            self.problem(name, value, what)
+            return None
+        return number
+
+    def decimal(self, name: str, *, low: float, high: float, expected: str) -> float | None:
+        value = self.raw(name)
+        if value is None:
+            self.problem(name, None, expected)
+            return None
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            self.problem(name, value, expected)
+            return None
+        if not (Decimal(str(low)) < number < Decimal(str(high))):
+            self.problem(name, value, expected)
+            return None
+        return float(number)
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.raw(name)
+        if value is None:
+            self.problem(name, None, "true or false")
+            return None
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.problem(name, value, "true or false")
+        return None
+
+    def string_list(
+        self, name: str, *, check: Callable[[str], bool], expected: str, allow_empty: bool = True
+    ) -> tuple[str, ...] | None:
+        value = self.raw(name)
+        what = f"a list of {expected}"
+        if value is None:
+            if allow_empty:
+                return ()
+            self.problem(name, None, f"a non-empty list of {expected}")
+            return None
+        try:
+            items: Any = json.loads(value)
+        except json.JSONDecodeError:
+            self.problem(name, value, what)
+            return None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            self.problem(name, value, what)
+            return None
+        bad = [item for item in items if not check(item)]
+        if bad:
+            self.problem(name, ", ".join(bad), what)
+            return None
+        if len(set(items)) != len(items):
+            self.problem(name, value, f"{what} without duplicates")
+            return None
+        if not items and not allow_empty:
+            self.problem(name, value, f"a non-empty list of {expected}")
+            return None
+        return tuple(items)
+
+    def secret(self, name: str) -> pulumi.Output[str] | None:
+        return self._config.get_secret(name)
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    return lambda value: pattern.match(value) is not None
+
+
+def cpu_millicores(quantity: str) -> Decimal:
+    """``500m`` → 500, ``1.5`` → 1500. Raises ValueError on anything else."""
+    match = _CPU.match(quantity)
+    if not match:
+        raise ValueError(quantity)
+    number = Decimal(match.group("n"))
+    return number if match.group("unit") == "m" else number * 1000
+
+
+def memory_bytes(quantity: str) -> Decimal:
+    """``256Mi`` → 268435456. Raises ValueError on anything else."""
+    match = _MEMORY.match(quantity)
+    if not match:
+        raise ValueError(quantity)
+    return Decimal(match.group("n")) * _MEMORY_UNITS[match.group("unit") or ""]
+
+
+def _resources(r: _Reader) -> Resources | None:
+    def quantity(name: str, parse: Callable[[str], Decimal], what: str) -> tuple[str, Decimal] | None:
+        value = r.raw(name)
+        try:
+            if value is None:
+                raise ValueError
+            amount = parse(value)
+            if amount <= 0:
+                raise ValueError
+        except ValueError:
+            r.problem(name, value, what)
+            return None
+        return value, amount
+
+    cpu_what = "a positive Kubernetes CPU quantity such as 250m or 1"
+    mem_what = "a positive Kubernetes memory quantity such as 128Mi or 1Gi"
+    cpu_req = quantity("cpuRequest", cpu_millicores, cpu_what)
+    cpu_lim = quantity("cpuLimit", cpu_millicores, cpu_what)
+    mem_req = quantity("memoryRequest", memory_bytes, mem_what)
+    mem_lim = quantity("memoryLimit", memory_bytes, mem_what)
+    if cpu_req and cpu_lim and cpu_req[1] > cpu_lim[1]:
+        r.problem("cpuRequest", cpu_req[0], f"at most cpuLimit ({cpu_lim[0]})")
+        return None
+    if mem_req and mem_lim and mem_req[1] > mem_lim[1]:
+        r.problem("memoryRequest", mem_req[0], f"at most memoryLimit ({mem_lim[0]})")
+        return None
+    if not (cpu_req and cpu_lim and mem_req and mem_lim):
+        return None
+    return Resources(cpu_request=cpu_req[0], cpu_limit=cpu_lim[0], memory_request=mem_req[0], memory_limit=mem_lim[0])
+
+
+def _in_zone(zone: str) -> Callable[[str], bool]:
+    return lambda host: _HOSTNAME.match(host) is not None and (host == zone or host.endswith("." + zone))
+
+
+def load_settings(
+    config: ConfigSource | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read and validate every setting; raise :class:`SettingsError` listing all problems.
+
+    ``config`` defaults to ``pulumi.Config("service-lifecycle")``; ``environ`` (for the source
+    revision fallback) defaults to ``os.environ``.
+    """
+    source: ConfigSource = config if config is not None else pulumi.Config(PROJECT)
+    env = os.environ if environ is None else environ
+    r = _Reader(source)
+
+    stage_raw = r.string(
+        "stage",
+        required=True,
+        check=lambda v: v in {s.value for s in Stage},
+        expected="one of " + ", ".join(s.value for s in Stage),
+    )
+    stage = Stage(stage_raw) if stage_raw else None
+    parts = parts_for(stage) if stage else None
+
+    service_name = r.string(
+        "serviceName",
+        required=True,
+        check=lambda v: len(v) <= MAX_SERVICE_NAME and _DNS_LABEL.match(v) is not None,
+        expected=f"a DNS-1123 label (lower-case letters, digits, '-'; at most {MAX_SERVICE_NAME} characters)",
+    )
+    team = r.string(
+        "team", required=True, check=lambda v: len(v) <= 63 and _DNS_LABEL.match(v) is not None,
+        expected="a DNS-1123 label naming the owning team",
+    )  # fmt: skip
+    app_version = r.string("appVersion", required=True, check=_matches(_SEMVER), expected="a semantic version such as 1.4.2")
+
+    min_replicas = max(parts.min_replicas, 1) if parts else 1
+    replicas = r.integer(
+        "replicas", low=min_replicas, high=50,
+        expected=f"an integer from {min_replicas} to 50" + (f" (stage {stage.value} needs at least {min_replicas})" if stage else ""),
+    )  # fmt: skip
+    container_port = r.integer("containerPort", low=1024, high=65535, expected="an unprivileged port from 1024 to 65535")
+    resources = _resources(r)
+
+    # Registry: needed in every stage (sunset decommissions images there).
+    repository = r.string(
+        "imageRepository", required=True, check=_matches(_REPOSITORY),
+        expected="an image repository without tag or digest, such as ghcr.io/acme/hello",
+    )  # fmt: skip
+    username = r.string("registryUsername", required=False)
+    password = r.secret("registryPassword")
+    retain = r.integer("imageRetainDigests", low=1, high=100, expected="an integer from 1 to 100")
+    is_ecr = repository is not None and _ECR.match(repository) is not None
+    if parts and parts.builds_image and repository and not is_ecr:
+        if username is None:
+            r.problem("registryUsername", None, f"the user that pushes to {repository.split('/', 1)[0]}")
+        if password is None:
+            r.problem("registryPassword", None, "a secret: pulumi config set --secret registryPassword <token>")
+
+    build: BuildSettings | None = None
+    context = r.string("buildContext", required=True, expected="the Docker build context directory, e.g. app")
+    platform = r.string(
+        "buildPlatform", required=True, check=lambda v: re.match(r"^linux/(amd64|arm64)$", v) is not None,
+        expected="linux/amd64 or linux/arm64",
+    )  # fmt: skip
+    base_image = r.string(
+        "baseImage", required=False, check=_matches(_PINNED_IMAGE),
+        expected="a base image pinned by digest (name@sha256:…)",
+    )  # fmt: skip
+    if parts and parts.builds_image:
+        revision = r.raw("sourceRevision") or env.get("SOURCE_REVISION") or env.get("GITHUB_SHA")
+        if revision is None or not _REVISION.match(revision):
+            r.problem(
+                "sourceRevision", revision,
+                "the git commit (7 to 40 hex digits); set it or export SOURCE_REVISION or GITHUB_SHA",
+            )  # fmt: skip
+        elif context and platform:
+            build = BuildSettings(context=context, platform=platform, revision=revision, base_image=base_image)
+
+    promotion: PromotionSettings | None = None
+    from_stack = r.string(
+        "promoteFromStack", required=False, check=_matches(_STACK_REF),
+        expected="a stack name such as acme/service-lifecycle/staging",
+    )  # fmt: skip
+    pinned = r.string("pinnedDigest", required=False, check=_matches(_DIGEST), expected="sha256: followed by 64 hex digits")
+    if parts and parts.promotes_image:
+        if from_stack is None and pinned is None and r.raw("promoteFromStack") is None and r.raw("pinnedDigest") is None:
+            r.problem(
+                "promoteFromStack", None,
+                f"stage {stage} never builds: set promoteFromStack (the staging stack) or pinnedDigest (rollback)",
+            )  # fmt: skip
+        else:
+            promotion = PromotionSettings(from_stack=from_stack, pinned_digest=pinned)
+    elif parts and parts.builds_image:
+        for name in ("promoteFromStack", "pinnedDigest"):
+            if r.raw(name) is not None:
+                r.problem(name, r.raw(name), f"not set: stage {stage} builds its own image")
+
+    k8s_version = r.string(
+        "kubernetesVersion", required=True, check=lambda v: v in SUPPORTED_KUBERNETES,
+        expected=f"a Kubernetes minor version from {SUPPORTED_KUBERNETES[0]} to {SUPPORTED_KUBERNETES[-1]}",
+    )  # fmt: skip
+    kube_context = r.string("kubeContext", required=False)
+    kubeconfig = r.secret("kubeconfig")
+
+    # Cloudflare: validated in every stage so a sunset stack file still describes what was removed.
+    account_id = r.string("cloudflareAccountId", required=True, check=_matches(_HEX32), expected="32 lower-case hex characters")
+    zone_id = r.string("cloudflareZoneId", required=True, check=_matches(_HEX32), expected="32 lower-case hex characters")
+    zone_name = r.string("zoneName", required=True, check=_matches(_HOSTNAME), expected="a DNS zone such as example.com")
+    hostnames = r.string_list(
+        "hostnames", check=_in_zone(zone_name) if zone_name else _matches(_HOSTNAME),
+        expected=f"lower-case hostnames inside the zone {zone_name or '(zoneName)'}",
+        allow_empty=not (parts and parts.exposure),
+    )  # fmt: skip
+    access_setting = r.boolean("accessEnabled")
+    if parts and parts.access_required and access_setting is False:
+        r.problem("accessEnabled", "false", f"true: stage {stage} is always behind Cloudflare Access")
+    access = bool(access_setting) or bool(parts and parts.access_required)
+    emails = r.string_list("accessAllowEmails", check=_matches(_EMAIL), expected="email addresses")
+    domains = r.string_list(
+        "accessAllowEmailDomains", check=_matches(_HOSTNAME), expected="email domains such as example.com"
+    )
+    if access and parts and parts.exposure and emails == () and domains == ():
+        r.problem(
+            "accessAllowEmails", "[]",
+            "at least one email (or a domain in accessAllowEmailDomains): Access is on and would admit nobody",
+        )  # fmt: skip
+    cloudflared_image = r.string(
+        "cloudflaredImage", required=True, check=_matches(_PINNED_IMAGE),
+        expected="the cloudflared image pinned by digest (cloudflare/cloudflared:<tag>@sha256:…)",
+    )  # fmt: skip
+    cloudflared_replicas = r.integer("cloudflaredReplicas", low=2, high=20, expected="an integer from 2 to 20")
+    api_token = r.secret("cloudflareApiToken")
+
+    mon_namespace = r.string(
+        "monitoringNamespace", required=True, check=_matches(_DNS_LABEL), expected="a namespace name (DNS-1123 label)"
+    )
+    install_stack = r.boolean("monitoringInstallClusterStack")
+    webhook = r.secret("alertWebhookUrl")
+    grafana_password = r.secret("grafanaAdminPassword")
+    if install_stack:
+        if grafana_password is None:
+            r.problem("grafanaAdminPassword", None, "a secret when monitoringInstallClusterStack is true")
+        if webhook is None:
+            r.problem("alertWebhookUrl", None, "a secret webhook URL when monitoringInstallClusterStack is true")
+    slo = r.decimal("sloAvailabilityTarget", low=50, high=100, expected="a percentage above 50 and below 100, e.g. 99.9")
+    latency = r.decimal("latencyP95Seconds", low=0, high=60, expected="seconds above 0 and below 60, e.g. 0.5")
+
+    if r.problems:
+        raise SettingsError(r.problems)
+
+    # Everything below was checked above; the asserts narrow the types for mypy.
+    assert stage and parts and service_name and team and app_version and replicas and container_port
+    assert resources and repository and retain and k8s_version and account_id and zone_id and zone_name
+    assert hostnames is not None and emails is not None and domains is not None and cloudflared_image
+    assert cloudflared_replicas and mon_namespace and install_stack is not None and slo and latency
+    return Settings(
+        stage=stage,
+        parts=parts,
+        service_name=service_name,
+        team=team,
+        app_version=app_version,
+        replicas=replicas,
+        container_port=container_port,
+        resources=resources,
+        registry=RegistrySettings(repository=repository, username=username, password=password, retain_digests=retain),
+        build=build,
+        promotion=promotion,
+        kubernetes=KubernetesSettings(version=k8s_version, context=kube_context, kubeconfig=kubeconfig),
+        cloudflare=CloudflareSettings(
+            account_id=account_id,
+            zone_id=zone_id,
+            zone_name=zone_name,
+            hostnames=hostnames,
+            access_enabled=access,
+            access_allow_emails=emails,
+            access_allow_email_domains=domains,
+            cloudflared_image=cloudflared_image,
+            cloudflared_replicas=cloudflared_replicas,
+            api_token=api_token,
+        ),
+        monitoring=MonitoringSettings(
+            namespace=mon_namespace,
+            install_cluster_stack=install_stack,
+            alert_webhook_url=webhook,
+            grafana_admin_password=grafana_password,
+            slo_availability=slo,
+            latency_p95_seconds=latency,
+        ),
+    )
