@@ -64,6 +64,16 @@ class ServiceStack(pulumi.ComponentResource):
         self.namespace = settings.namespace if parts.environment else None
         self.image_ref = None
         self.urls = [f"https://{host}" for host in settings.cloudflare.hostnames] if parts.exposure else []
+        child = pulumi.ResourceOptions(parent=self)
+
+        # --- image: ContainerImage when the stage builds (issue 3) ---
+
+        # --- Kubernetes provider, image promotion, Environment, Workload (issue 4) ---
+
+        # --- Monitoring (issue 6): takes the Workload's outputs ---
+
+        # --- Exposure (issue 5): takes the Workload's outputs ---
+
 
         self.register_outputs(
             {"parts": self.parts, "namespace": self.namespace, "image_ref": self.image_ref, "urls": self.urls}
