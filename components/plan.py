@@ -393,6 +393,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="write manifests/*.yaml and plan.json under this directory")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="what to print (default text)")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="directory of Pulumi.yaml (default .)")
+    parser.add_argument("--policy", action="store_true", help="run the policy pack offline; 1 if violated")
     args = parser.parse_args(argv)
     project_dir: Path = args.project_dir.resolve()
     try:
@@ -410,4 +411,9 @@ def main(argv: list[str]) -> int:
     if args.out:
         written = write_outputs(plan, args.out)
         print(f"wrote {len(written)} manifests and plan.json under {args.out}", file=sys.stderr)
+    if args.policy:
+        from components import policy_offline
+
+        stream = sys.stderr if args.format == "json" else sys.stdout
+        return policy_offline.run(plan.resources, project_dir, stream)
     return EXIT_OK
