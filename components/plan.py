@@ -42,6 +42,7 @@ from components.testing import (
     install_mocks,
     redact,
     run_program,
+    unwrap,
 )
 
 EXIT_OK = 0
@@ -351,9 +352,11 @@ def manifest(resource: RecordedResource) -> dict[str, Any]:
     """The Kubernetes object a resource would apply, secrets redacted."""
     obj: dict[str, Any] = redact(resource.inputs)
     if obj.get("kind") == "Secret":
+        # Every Secret value is redacted, secret-marked or not; the keys stay for reviewers.
+        plain = unwrap(resource.inputs)
         for field_name in ("data", "stringData"):
-            if isinstance(obj.get(field_name), dict):
-                obj[field_name] = {k: SECRET_MARK for k in obj[field_name]}
+            if isinstance(plain.get(field_name), dict):
+                obj[field_name] = {k: SECRET_MARK for k in plain[field_name]}
     return obj
 
 

@@ -385,13 +385,14 @@ def _resources(r: _Reader) -> Resources | None:
     cpu_lim = quantity("cpuLimit", cpu_millicores, cpu_what)
     mem_req = quantity("memoryRequest", memory_bytes, mem_what)
     mem_lim = quantity("memoryLimit", memory_bytes, mem_what)
+    ordered = True
     if cpu_req and cpu_lim and cpu_req[1] > cpu_lim[1]:
         r.problem("cpuRequest", cpu_req[0], f"at most cpuLimit ({cpu_lim[0]})")
-        return None
+        ordered = False
     if mem_req and mem_lim and mem_req[1] > mem_lim[1]:
         r.problem("memoryRequest", mem_req[0], f"at most memoryLimit ({mem_lim[0]})")
-        return None
-    if not (cpu_req and cpu_lim and mem_req and mem_lim):
+        ordered = False
+    if not (cpu_req and cpu_lim and mem_req and mem_lim and ordered):
         return None
     return Resources(cpu_request=cpu_req[0], cpu_limit=cpu_lim[0], memory_request=mem_req[0], memory_limit=mem_lim[0])
 

@@ -209,10 +209,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         with self._lock:
             self.invocations.append(RecordedInvoke(token=args.token, args=dict(args.args), provider=args.provider))
         if args.token in self._invokes:
-            return self._invokes[args.token](dict(args.args)), None
+            return self._invokes[args.token](dict(args.args)), []
         if args.token == TUNNEL_TOKEN_INVOKE:
-            return {"token": tunnel_token(str(args.args.get("accountId", "")), str(args.args.get("tunnelId", "")))}, None
-        return {}, None
+            return {"token": tunnel_token(str(args.args.get("accountId", "")), str(args.args.get("tunnelId", "")))}, []
+        return {}, []
 
     # -- answers -------------------------------------------------------------------------
 
@@ -220,12 +220,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         inputs = dict(record.inputs)
         resource_id: str | None = f"{record.name}-{_digest(record.urn or record.name)[:8]}"
         outputs: dict[str, Any] = dict(inputs)
-        if not record.custom:
-            resource_id = None
-        elif record.type == STACK_REFERENCE:
+        if record.type == STACK_REFERENCE:
             stack_name = str(inputs.get("name", record.name))
             resource_id = stack_name
             outputs = {"name": stack_name, "outputs": self.stack_outputs.get(stack_name, {}), "secretOutputNames": []}
+        elif not record.custom:
+            resource_id = None
         elif record.type == "docker:index/image:Image":
             image_name = str(unwrap(inputs.get("imageName", record.name)))
             repository = image_name.rsplit(":", 1)[0] if ":" in image_name.rsplit("/", 1)[-1] else image_name
@@ -260,6 +260,14 @@ class RecordingMonitor(_mocks.MockMonitor):
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The engine's URN: the parent's whole qualified type chain (the base mock keeps only its last type)."""
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != "pulumi:pulumi:Stack":
+                type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.type != "pulumi:pulumi:Stack":
             _mocks._ensure_event_loop()
@@ -280,6 +288,21 @@ class RecordingMonitor(_mocks.MockMonitor):
                 replace_on_changes=list(request.replaceOnChanges),
             )
         return super().RegisterResource(request)
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        _mocks._ensure_event_loop()
+        self.mocks._pending.record = RecordedResource(
+            type=request.type,
+            name=request.name,
+            urn=self.make_urn(request.parent, request.type, request.name),
+            parent=request.parent or None,
+            inputs=dict(rpc.deserialize_properties(request.properties)),
+            custom=True,
+            id=request.id,
+            provider=request.provider or None,
+            dependencies=sorted(set(request.dependencies)),
+        )
+        return super().ReadResource(request)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
