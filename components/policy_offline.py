@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
-from components.testing import RecordedResource
+from components.testing import REDACTED, SECRET_SIG, SECRET_VALUE_SIG, RecordedResource
 
 RULES_MODULE: Final = "service_lifecycle_policy.rules"
 POLICY_DIR: Final = "policy"
@@ -68,6 +68,32 @@ def checked_resources(resources: Sequence[RecordedResource], rules: ModuleType) 
         )
         for r in resources
         if r.custom and not r.type.startswith("pulumi:")
+    ]
+
+
+def resources_from_plan_json(plan: dict[str, Any]) -> list[RecordedResource]:
+    """The resources of a written ``plan.json``, its ``[secret]`` placeholders marked as secrets again."""
+
+    def remark(value: Any) -> Any:
+        if value == REDACTED:
+            return {SECRET_SIG: SECRET_VALUE_SIG, "value": REDACTED}
+        if isinstance(value, dict):
+            return {k: remark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [remark(v) for v in value]
+        return value
+
+    return [
+        RecordedResource(
+            type=r["type"],
+            name=r["name"],
+            urn=r["urn"],
+            parent=r.get("parent"),
+            inputs=remark(r.get("inputs") or {}),
+            custom=bool(r.get("custom", True)),
+            protect=bool(r.get("protect", False)),
+        )
+        for r in plan.get("resources", [])
     ]
 
 

@@ -4,7 +4,8 @@ Checks the app contract on a base URL:
 
 * ``GET /healthz`` answers 200 with body ``ok``;
 * ``GET /readyz`` answers 200;
-* ``GET /`` answers 200 with a JSON object whose ``version`` is the expected one.
+* ``GET /`` answers 200 with a JSON object whose ``version`` (and, when asked, ``revision``)
+  is the expected one.
 
 A round runs every check; failed rounds are retried with exponential backoff until
 the retries or the overall deadline run out. Exit 0 when a round passes, 1 with one
@@ -48,6 +49,9 @@ class SmokeOptions:
     """Base URL of the service, e.g. ``https://svc.staging.example.com``; no default."""
     expect_version: str | None = None
     """Version ``GET /`` must report; default None (any non-empty version passes)."""
+    expect_revision: str | None = None
+    """Git revision ``GET /`` must report (a prefix of at least 7 characters matches either
+    way, so a short SHA matches the full one); default None (not checked)."""
     retries: int = 10
     """Extra rounds after the first failing one; default 10."""
     timeout: float = 120.0
@@ -154,8 +158,13 @@ def _check_readyz(base: str, headers: Mapping[str, str], timeout: float) -> Chec
     return CheckResult(name="readyz", ok=True, detail=f"{url} 200 ready")
 
 
+def _revision_matches(reported: str, expected: str) -> bool:
+    shorter = min(len(reported), len(expected))
+    return shorter >= 7 and reported[:shorter] == expected[:shorter]
+
+
 def _check_version(
-    base: str, headers: Mapping[str, str], timeout: float, expected: str | None
+    base: str, headers: Mapping[str, str], timeout: float, expected: str | None, revision: str | None = None
 ) -> CheckResult:
     url = _join(base, "/")
     response = _fetch(url, headers, timeout)
@@ -179,17 +188,29 @@ def _check_version(
             ok=False,
             detail=f"{url} reports version {version!r}, expected {expected!r}",
         )
+    if revision is not None:
+        reported = document.get("revision")
+        if not isinstance(reported, str) or not _revision_matches(reported, revision):
+            return CheckResult(
+                name="version",
+                ok=False,
+                detail=f"{url} reports revision {reported!r}, expected {revision!r}",
+            )
     return CheckResult(name="version", ok=True, detail=f"{url} version {version!r}")
 
 
 def run_checks(
-    base: str, headers: Mapping[str, str], timeout: float, expected: str | None
+    base: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    expected: str | None,
+    revision: str | None = None,
 ) -> list[CheckResult]:
     """Run every check once and return their results in a fixed order."""
     checks: list[tuple[str, Callable[[], CheckResult]]] = [
         ("healthz", lambda: _check_healthz(base, headers, timeout)),
         ("readyz", lambda: _check_readyz(base, headers, timeout)),
-        ("version", lambda: _check_version(base, headers, timeout, expected)),
+        ("version", lambda: _check_version(base, headers, timeout, expected, revision)),
     ]
     results: list[CheckResult] = []
     for name, check in checks:
@@ -225,6 +246,7 @@ def smoke(
             options.headers,
             max(0.1, min(options.request_timeout, remaining)),
             options.expect_version,
+            options.expect_revision,
         )
         failed = [r for r in results if not r.ok]
         if not failed:
@@ -294,6 +316,7 @@ def build_parser(prog: str = "python -m components smoke") -> argparse.ArgumentP
     )
     parser.add_argument("--url", required=True, help="base URL, e.g. https://svc.example.com")
     parser.add_argument("--expect-version", help="version GET / must report")
+    parser.add_argument("--expect-revision", help="git revision GET / must report (7+ character prefix)")
     parser.add_argument(
         "--retries",
         type=_non_negative_int,
@@ -357,6 +380,7 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> S
     return SmokeOptions(
         url=args.url,
         expect_version=args.expect_version,
+        expect_revision=args.expect_revision,
         retries=args.retries,
         timeout=args.timeout,
         request_timeout=args.request_timeout,

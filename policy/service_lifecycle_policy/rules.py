@@ -168,13 +168,20 @@ def reveal(value: Any) -> Any:
     return value
 
 
+def _open(value: Any) -> Any:
+    """``value`` without a secret wrapper at its top level (nested secrets stay marked)."""
+    while is_secret(value):
+        value = value.get("value")
+    return value
+
+
 def _get(obj: Any, *path: str) -> Any:
     for part in path:
-        obj = reveal(obj)
+        obj = _open(obj)
         if not isinstance(obj, Mapping):
             return None
         obj = obj.get(part)
-    return reveal(obj)
+    return _open(obj)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -431,8 +438,11 @@ def check_no_plaintext_secrets(resource: CheckedResource) -> list[str]:
     who = display(resource)
     if resource.type == CONFIG_MAP:
         for section in ("data", "binaryData"):
-            raw = _mapping(resource.props.get(section))
-            for data_key, value in raw.items():
+            section_value = resource.props.get(section)
+            if resource.secrets_marked and is_secret(section_value):
+                problems.append(f"{who}: {section} is a secret; put it in a Secret, not a ConfigMap")
+                continue
+            for data_key, value in _mapping(_open(section_value)).items():
                 if resource.secrets_marked and is_secret(value):
                     problems.append(
                         f"{who}: {section}.{data_key} is a secret; put it in a Secret, not a ConfigMap"

@@ -240,3 +240,26 @@ def test_missing_env_var_is_a_usage_error(
 def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert smoke.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_revision_is_checked_by_prefix(
+    server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = server  # the server reports revision "abc" (too short to ever match)
+    assert smoke.main(["--url", url, "--expect-revision", "abcdef0", "--retries", "0", *FAST]) == 1
+    assert _fail_lines(capsys.readouterr().out) == [
+        f"FAIL version: {url}/ reports revision 'abc', expected 'abcdef0'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reported", "expected", "ok"),
+    [
+        ("0123456789abcdef", "0123456", True),
+        ("0123456", "0123456789abcdef", True),
+        ("0123456789abcdef", "0123457", False),
+        ("012345", "012345", False),
+    ],
+)
+def test_revision_prefix_rule(reported: str, expected: str, ok: bool) -> None:
+    assert smoke._revision_matches(reported, expected) is ok
