@@ -12,6 +12,7 @@ from typing import Final
 
 COMMANDS: Final = {
     "plan": ("components.plan", "offline plan of a stack under the recording mocks (no cloud, no CLI)"),
+    "smoke": ("components.smoke", "check /healthz, /readyz and the version of a deployed service"),
 }
 """Command name → (module, one-line help)."""
 

@@ -263,3 +263,11 @@ def test_revision_is_checked_by_prefix(
 )
 def test_revision_prefix_rule(reported: str, expected: str, ok: bool) -> None:
     assert smoke._revision_matches(reported, expected) is ok
+
+
+def test_registered_in_the_cli(server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str]) -> None:
+    from components import cli
+
+    url, _ = server
+    assert cli.main(["smoke", "--url", url, *FAST]) == 0
+    assert "healthy" in capsys.readouterr().out
