@@ -262,7 +262,8 @@ def run_plan(
         project=PROJECT,
         stack=stack,
         stage=config.values.get(key("stage"), ""),
-        resources=list(mocks.resources),
+        # Registrations run concurrently: sort so that plans (and their diffs in PRs) are stable.
+        resources=sorted(mocks.resources, key=lambda r: r.urn),
         invokes=[{"token": i.token, "args": redact(i.args)} for i in mocks.invocations],
         outputs=_stack_outputs(),
         notes=list(config.notes),
@@ -367,7 +368,6 @@ def write_outputs(plan: Plan, out: Path) -> list[Path]:
     for stale in manifests_dir.glob("*.yaml"):
         stale.unlink()
     written: list[Path] = []
-    index = 0
     for resource in plan.resources:
         if not resource.type.startswith("kubernetes:") or not resource.custom:
             continue
@@ -375,10 +375,8 @@ def write_outputs(plan: Plan, out: Path) -> list[Path]:
             continue
         obj = manifest(resource)
         metadata = obj.get("metadata") or {}
-        index += 1
-        name = "-".join(
-            str(p) for p in (f"{index:03d}", obj.get("kind", "Object"), metadata.get("namespace"), metadata.get("name")) if p
-        )
+        # Named by identity, not by order: a PR's manifest diff then pairs the same objects.
+        name = "_".join(str(p) for p in (metadata.get("namespace") or "cluster", obj.get("kind", "Object"), metadata.get("name")))
         path = manifests_dir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(obj, sort_keys=False))
         written.append(path)

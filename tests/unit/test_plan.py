@@ -1,0 +1,122 @@
+"""The offline plan end to end, as a newcomer and CI run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.plan import StackFileError, load_stack_config
+
+PlanFn = Callable[[str], tuple[dict[str, Any], Path]]
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "components", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_plan_writes_tree_manifests_and_json(offline_plan: PlanFn, stack: str) -> None:
+    plan, out = offline_plan(stack)
+    assert plan["stack"] == stack and plan["stage"] == stack
+    assert plan["resources"][0]["type"] == "service-lifecycle:index:ServiceStack"
+    assert plan["outputs"]["stage"] == stack
+    manifests = sorted((out / "manifests").glob("*.yaml"))
+    kube = [r for r in plan["resources"] if r["type"].startswith("kubernetes:") and r["custom"]
+            and not r["type"].startswith("kubernetes:helm.sh")]  # fmt: skip
+    assert len(manifests) == len(kube)
+    for path in manifests:
+        obj = yaml.safe_load(path.read_text())
+        assert obj["apiVersion"] and obj["kind"] and obj["metadata"]["name"]
+
+
+def test_plan_text_shows_the_tree(project_dir: Path) -> None:
+    result = run_cli("plan", "--stack", "production", cwd=project_dir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("service-lifecycle / production  (stage production")
+    assert lines[1] == "└─ ServiceStack  hello"
+    assert "StackReference example-org/service-lifecycle/staging answered offline" in result.stdout
+
+
+def test_plan_json_format_is_parseable(project_dir: Path) -> None:
+    result = run_cli("plan", "--stack", "staging", "--format", "json", cwd=project_dir)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["stage"] == "staging"
+    assert any("registryPassword is not in the stack file" in n for n in plan["notes"])
+
+
+def test_secrets_never_reach_plan_files(offline_plan: PlanFn) -> None:
+    for stack in ("staging", "production"):
+        _, out = offline_plan(stack)
+        for path in [out / "plan.json", *(out / "manifests").glob("*.yaml")]:
+            text = path.read_text()
+            assert "1b47061264138c4ac30d75fd1eb44270" not in text, f"unredacted secret wrapper in {path}"
+
+
+def _broken_project(tmp_path: Path, project_dir: Path, config: dict[str, Any]) -> Path:
+    shutil.copy(project_dir / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copy(project_dir / "__main__.py", tmp_path / "__main__.py")
+    (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump({"config": config}))
+    return tmp_path
+
+
+def test_broken_stack_file_exits_2_with_one_line_per_bad_key(tmp_path: Path, project_dir: Path) -> None:
+    good = yaml.safe_load((project_dir / "Pulumi.production.yaml").read_text())["config"]
+    bad = {
+        **good,
+        "service-lifecycle:replicas": "1",
+        "service-lifecycle:serviceName": "Hello World",
+        "service-lifecycle:cloudflareZoneId": "xyz",
+        "service-lifecycle:hostnames": ["hello.example.org"],
+    }
+    project = _broken_project(tmp_path, project_dir, bad)
+    result = run_cli("plan", "--stack", "broken", "--project-dir", str(project), cwd=project_dir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "error: stack broken: 4 invalid setting(s):"
+    assert [line.split(":")[1] for line in lines[1:]] == ["serviceName", "replicas", "cloudflareZoneId", "hostnames"]
+    assert "service-lifecycle:replicas: got '1'; expected an integer from 2 to 50" in lines[2]
+
+
+def test_unknown_and_mistyped_keys_are_refused(tmp_path: Path, project_dir: Path) -> None:
+    good = yaml.safe_load((project_dir / "Pulumi.staging.yaml").read_text())["config"]
+    bad = {**good, "service-lifecycle:Replicas": 3, "service-lifecycle:hostnames": "one.example.com",
+           "service-lifecycle:registryPassword": "plain-text-token"}  # fmt: skip
+    project = _broken_project(tmp_path, project_dir, bad)
+    with pytest.raises(StackFileError) as raised:
+        load_stack_config(project, "broken")
+    text = str(raised.value)
+    assert "service-lifecycle:Replicas: got 3; expected a setting declared in Pulumi.yaml (did you mean service-lifecycle:replicas?)" in text
+    assert "service-lifecycle:hostnames: got 'one.example.com'; expected a value of type array" in text
+    assert "service-lifecycle:registryPassword: got [secret]; expected an encrypted value" in text
+    assert "plain-text-token" not in text
+
+
+def test_missing_stack_file_exits_2(project_dir: Path) -> None:
+    result = run_cli("plan", "--stack", "qa", cwd=project_dir)
+    assert result.returncode == 2
+    assert "an existing stack file; stacks here: ['production', 'staging']" in result.stderr
+
+
+def test_secure_values_are_planned_as_secret(tmp_path: Path, project_dir: Path) -> None:
+    good = yaml.safe_load((project_dir / "Pulumi.staging.yaml").read_text())["config"]
+    config = {**good, "service-lifecycle:registryPassword": {"secure": "v1:abc=="}}
+    project = _broken_project(tmp_path, project_dir, config)
+    loaded = load_stack_config(project, "broken")
+    assert loaded.values["service-lifecycle:registryPassword"] == "[secret]"
+    assert "service-lifecycle:registryPassword" in loaded.secret_keys
+    assert loaded.values["service-lifecycle:containerPort"] == "8080", "Pulumi.yaml defaults are merged"

@@ -1,0 +1,61 @@
+"""ServiceStack wiring and library use: several services in one program."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from components.service import ServiceStack, ServiceStackArgs
+from components.settings import Settings
+from components.testing import RecordingMocks
+
+SOURCE = "example-org/service-lifecycle/staging"
+STACK_OUTPUTS = {SOURCE: {"image_ref": "ghcr.io/example-org/hello@sha256:" + "c" * 64}}
+
+
+def _kube_identity(mocks: RecordingMocks) -> list[tuple[str, str, str]]:
+    identities = []
+    for resource in mocks.kubernetes_objects():
+        metadata = resource.plain_inputs.get("metadata") or {}
+        identities.append((resource.plain_inputs.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", "")))
+    return identities
+
+
+@pytest.mark.parametrize("stage", ["staging", "production"])
+def test_two_services_in_one_program_do_not_collide(
+    make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks], stage: str
+) -> None:
+    first = make_settings(stage, serviceName="hello")
+    second = make_settings(
+        stage, serviceName="world", imageRepository="ghcr.io/example-org/world",
+        hostnames=[h.replace("hello", "world") for h in first.cloudflare.hostnames],
+    )  # fmt: skip
+
+    def program() -> None:
+        ServiceStack("hello", ServiceStackArgs(settings=first))
+        ServiceStack("world", ServiceStackArgs(settings=second))
+
+    mocks = run_components(program, stack=stage, stack_outputs=STACK_OUTPUTS)
+    urns = Counter(r.urn for r in mocks.resources)
+    assert [u for u, n in urns.items() if n > 1] == []
+    names = Counter(_kube_identity(mocks))
+    assert [n for n, count in names.items() if count > 1] == []
+    stacks = mocks.by_type("service-lifecycle:index:ServiceStack")
+    assert sorted(s.name for s in stacks) == ["hello", "world"]
+    # every other resource hangs below one of the two services
+    roots = {s.urn for s in stacks}
+    for resource in mocks.resources:
+        if resource.urn in roots or resource.type == "pulumi:pulumi:StackReference" and resource.parent in roots:
+            continue
+        prefix = f"urn:pulumi:{stage}::service-lifecycle::service-lifecycle:index:ServiceStack$"
+        assert resource.urn.startswith(prefix), resource.urn
+
+
+def test_sunset_registers_nothing_but_the_service(
+    make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks]
+) -> None:
+    settings = make_settings("production", stage="sunset", replicas=1)
+    mocks = run_components(lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="production")
+    assert [r.type for r in mocks.resources] == ["service-lifecycle:index:ServiceStack"]
