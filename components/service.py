@@ -12,6 +12,7 @@ from typing import Final
 
 import pulumi
 
+from components.image import ContainerImage, ContainerImageArgs
 from components.settings import Settings
 
 TYPE: Final = "service-lifecycle:index:ServiceStack"
@@ -67,6 +68,23 @@ class ServiceStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         # --- image: ContainerImage when the stage builds (issue 3) ---
+        if parts.builds_image and settings.build is not None:
+            image = ContainerImage(
+                child_name(settings.service_name, ROLE_IMAGE),
+                ContainerImageArgs(
+                    repository=settings.registry.repository,
+                    revision=settings.build.revision,
+                    context=settings.build.context,
+                    platform=settings.build.platform,
+                    version=settings.app_version,
+                    base_image=settings.build.base_image,
+                    registry_username=settings.registry.username,
+                    registry_password=settings.registry.password,
+                ),
+                child,
+            )
+            self.image_ref = image.image_ref
+            self.parts.append(ROLE_IMAGE)
 
         # --- Kubernetes provider, image promotion, Environment, Workload (issue 4) ---
 

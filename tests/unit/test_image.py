@@ -198,3 +198,31 @@ def test_ecr_refusal_is_a_clear_error_without_secrets() -> None:
 def test_ecr_login_rejects_other_registries() -> None:
     with pytest.raises(ValueError, match="not an Amazon ECR repository"):
         ecr_login("ghcr.io/acme/hello")
+
+
+# ---- wiring in ServiceStack ------------------------------------------------------------------------
+
+
+def test_service_stack_builds_the_image_only_where_the_stage_builds(
+    run_components: RunComponents, make_settings: Callable[..., Any]
+) -> None:
+    from components.service import ServiceStack, ServiceStackArgs
+
+    staging = make_settings("staging")
+
+    def program(settings: Any) -> Callable[[], None]:
+        return lambda: ServiceStack(settings.service_name, ServiceStackArgs(settings=settings)) and None
+
+    mocks = run_components(program(staging), stack="staging")
+    component = mocks.one(TYPE)
+    assert component.name == f"{staging.service_name}-image"
+    assert component.parent == mocks.one("service-lifecycle:index:ServiceStack").urn
+    image = mocks.one(IMAGE).plain_inputs
+    assert image["imageName"] == f"{staging.registry.repository}:{staging.build.revision}"
+    assert image["build"]["platform"] == staging.build.platform
+    assert image["build"]["args"]["VERSION"] == staging.app_version
+    assert is_secret(mocks.one(IMAGE).inputs["registry"])
+
+    production = make_settings("production")
+    mocks = run_components(program(production), stack="production")
+    assert mocks.by_type(IMAGE) == [] and mocks.by_type(TYPE) == []
