@@ -263,12 +263,29 @@ def run_plan(
         stack=stack,
         stage=config.values.get(key("stage"), ""),
         # Registrations run concurrently: sort so that plans (and their diffs in PRs) are stable.
-        resources=sorted(mocks.resources, key=lambda r: r.urn),
+        resources=tree_order(mocks.resources),
         invokes=[{"token": i.token, "args": redact(i.args)} for i in mocks.invocations],
         outputs=_stack_outputs(),
         notes=list(config.notes),
     )
     return plan, mocks
+
+
+def tree_order(resources: list[RecordedResource]) -> list[RecordedResource]:
+    """Depth-first, parents before children, siblings by URN: stable whatever the registration order."""
+    urns = {r.urn for r in resources}
+    children: dict[str | None, list[RecordedResource]] = {}
+    for resource in resources:
+        children.setdefault(resource.parent if resource.parent in urns else None, []).append(resource)
+    ordered: list[RecordedResource] = []
+
+    def visit(parent: str | None) -> None:
+        for child in sorted(children.get(parent, []), key=lambda r: r.urn):
+            ordered.append(child)
+            visit(child.urn)
+
+    visit(None)
+    return ordered
 
 
 def _stack_outputs() -> dict[str, Any]:

@@ -325,3 +325,19 @@ def run_program(fn: Callable[[], None]) -> None:
     from pulumi.runtime.stack import run_pulumi_func
 
     _sync_await(run_pulumi_func(fn))
+    _release_worker_loops()
+
+
+def _release_worker_loops() -> None:
+    """Close the event loops the mock monitor opened on executor threads.
+
+    Left to interpreter shutdown they are collected after their selectors are gone and print
+    "Exception ignored in BaseEventLoop.__del__"; joining the executor and collecting now is quiet.
+    """
+    import asyncio
+    import gc
+
+    loop = asyncio.get_event_loop()
+    if not loop.is_running():
+        loop.run_until_complete(loop.shutdown_default_executor())
+    gc.collect()
