@@ -41,6 +41,7 @@ from components.testing import (
     RecordingMocks,
     install_mocks,
     redact,
+    release_worker_loops,
     run_program,
     unwrap,
 )
@@ -422,6 +423,7 @@ def main(argv: list[str]) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    release_worker_loops()
     if args.format == "json":
         print(json.dumps(plan.to_json(), indent=2))
     else:

@@ -325,14 +325,14 @@ def run_program(fn: Callable[[], None]) -> None:
     from pulumi.runtime.stack import run_pulumi_func
 
     _sync_await(run_pulumi_func(fn))
-    _release_worker_loops()
 
 
-def _release_worker_loops() -> None:
-    """Close the event loops the mock monitor opened on executor threads.
+def release_worker_loops() -> None:
+    """Call once at the end of a process that ran programs: closes the monitor threads' event loops.
 
     Left to interpreter shutdown they are collected after their selectors are gone and print
     "Exception ignored in BaseEventLoop.__del__"; joining the executor and collecting now is quiet.
+    No program can run in this process afterwards.
     """
     import asyncio
     import gc
