@@ -13,6 +13,7 @@ from typing import Final
 COMMANDS: Final = {
     "plan": ("components.plan", "offline plan of a stack under the recording mocks (no cloud, no CLI)"),
     "smoke": ("components.smoke", "check /healthz, /readyz and the version of a deployed service"),
+    "plan-diff": ("components.plan_diff", "compare two offline plans and write the pull-request comment"),
 }
 """Command name → (module, one-line help)."""
 
