@@ -25,7 +25,9 @@ def selector(service: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/part-of": service, "app.kubernetes.io/component": component}
 
 
-def standard(service: str, *, team: str, stage: str, component: str | None = None, version: str | None = None) -> dict[str, str]:
+def standard(
+    service: str, *, team: str, stage: str, component: str | None = None, version: str | None = None
+) -> dict[str, str]:
     """Labels every object of the service carries (selector labels included when ``component`` is given)."""
     labels = {
         "app.kubernetes.io/part-of": service,

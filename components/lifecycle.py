@@ -7,23 +7,20 @@ This module is the only place that knows which parts of a service exist in which
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """A lifecycle stage, as written in ``service-lifecycle:stage``."""
 
     STAGING = "staging"
     PRODUCTION = "production"
     SUNSET = "sunset"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ImageSource(str, Enum):
+class ImageSource(StrEnum):
     """Where a stage's container image comes from."""
 
     BUILD = "build"

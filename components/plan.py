@@ -30,10 +30,9 @@ from typing import Any
 
 import pulumi
 import yaml
-
-from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
 from pulumi.runtime.sync_await import _sync_await
 
+from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
 from components.testing import (
     SECRET_SIG,
     SECRET_VALUE_SIG,
@@ -130,8 +129,9 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
         raise StackFileError([SettingProblem(f"{stack_file.name}: config", repr(raw), "a mapping of settings")])
-    for full, value in raw.items():
-        namespace, _, short = str(full).partition(":")
+    for given, value in raw.items():
+        full = str(given)
+        namespace, _, short = full.partition(":")
         if not short:  # Pulumi treats a bare key as the project's
             namespace, short, full = PROJECT, namespace, key(namespace)
         if isinstance(value, dict) and set(value) == {"secure"}:
@@ -171,9 +171,7 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
     try:
         settings = load_settings(config.source(), environ=environ)
     except SettingsError as error:
-        missing_secrets = [
-            p for p in error.problems if p.value == "<not set>" and p.key in config.secret_keys
-        ]
+        missing_secrets = [p for p in error.problems if p.value == "<not set>" and p.key in config.secret_keys]
         missing_revision = [p for p in error.problems if p.key == key("sourceRevision") and p.value == "<not set>"]
         real = [p for p in error.problems if p not in missing_secrets and p not in missing_revision]
         if real:
@@ -255,7 +253,11 @@ def run_plan(
     cwd = Path.cwd()
     try:
         os.chdir(project_dir)
-        run_program(lambda: runpy.run_path(str(main), run_name="__main__") and None)
+
+        def run_main() -> None:
+            runpy.run_path(str(main), run_name="__main__")
+
+        run_program(run_main)
     finally:
         os.chdir(cwd)
         sys.path.remove(str(project_dir))
@@ -307,7 +309,7 @@ def _stack_outputs() -> dict[str, Any]:
 
 
 def _short_type(token: str) -> str:
-    return token.split(":")[-1] if token.startswith("service-lifecycle:") else token
+    return token.rsplit(":", maxsplit=1)[-1] if token.startswith("service-lifecycle:") else token
 
 
 _SUMMARY_FIELDS = ("imageName", "name", "content", "type", "proxied", "chart", "version", "replicas")
@@ -394,7 +396,9 @@ def write_outputs(plan: Plan, out: Path) -> list[Path]:
         obj = manifest(resource)
         metadata = obj.get("metadata") or {}
         # Named by identity, not by order: a PR's manifest diff then pairs the same objects.
-        name = "_".join(str(p) for p in (metadata.get("namespace") or "cluster", obj.get("kind", "Object"), metadata.get("name")))
+        name = "_".join(
+            str(p) for p in (metadata.get("namespace") or "cluster", obj.get("kind", "Object"), metadata.get("name"))
+        )
         path = manifests_dir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(obj, sort_keys=False))
         written.append(path)

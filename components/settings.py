@@ -401,9 +401,7 @@ def _in_zone(zone: str) -> Callable[[str], bool]:
     return lambda host: _HOSTNAME.match(host) is not None and (host == zone or host.endswith("." + zone))
 
 
-def load_settings(
-    config: ConfigSource | None = None, *, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`SettingsError` listing all problems.
 
     ``config`` defaults to ``pulumi.Config("service-lifecycle")``; ``environ`` (for the source
@@ -432,14 +430,18 @@ def load_settings(
         "team", required=True, check=lambda v: len(v) <= 63 and _DNS_LABEL.match(v) is not None,
         expected="a DNS-1123 label naming the owning team",
     )  # fmt: skip
-    app_version = r.string("appVersion", required=True, check=_matches(_SEMVER), expected="a semantic version such as 1.4.2")
+    app_version = r.string(
+        "appVersion", required=True, check=_matches(_SEMVER), expected="a semantic version such as 1.4.2"
+    )
 
     min_replicas = max(parts.min_replicas, 1) if parts else 1
+    stage_note = f" (stage {stage.value} needs at least {min_replicas})" if stage else ""
     replicas = r.integer(
-        "replicas", low=min_replicas, high=50,
-        expected=f"an integer from {min_replicas} to 50" + (f" (stage {stage.value} needs at least {min_replicas})" if stage else ""),
-    )  # fmt: skip
-    container_port = r.integer("containerPort", low=1024, high=65535, expected="an unprivileged port from 1024 to 65535")
+        "replicas", low=min_replicas, high=50, expected=f"an integer from {min_replicas} to 50{stage_note}"
+    )
+    container_port = r.integer(
+        "containerPort", low=1024, high=65535, expected="an unprivileged port from 1024 to 65535"
+    )
     resources = _resources(r)
 
     # Registry: needed in every stage (sunset decommissions images there).
@@ -482,9 +484,16 @@ def load_settings(
         "promoteFromStack", required=False, check=_matches(_STACK_REF),
         expected="a stack name such as acme/service-lifecycle/staging",
     )  # fmt: skip
-    pinned = r.string("pinnedDigest", required=False, check=_matches(_DIGEST), expected="sha256: followed by 64 hex digits")
+    pinned = r.string(
+        "pinnedDigest", required=False, check=_matches(_DIGEST), expected="sha256: followed by 64 hex digits"
+    )
     if parts and parts.promotes_image:
-        if from_stack is None and pinned is None and r.raw("promoteFromStack") is None and r.raw("pinnedDigest") is None:
+        if (
+            from_stack is None
+            and pinned is None
+            and r.raw("promoteFromStack") is None
+            and r.raw("pinnedDigest") is None
+        ):
             r.problem(
                 "promoteFromStack", None,
                 f"stage {stage} never builds: set promoteFromStack (the staging stack) or pinnedDigest (rollback)",
@@ -504,9 +513,15 @@ def load_settings(
     kubeconfig = r.secret("kubeconfig")
 
     # Cloudflare: validated in every stage so a sunset stack file still describes what was removed.
-    account_id = r.string("cloudflareAccountId", required=True, check=_matches(_HEX32), expected="32 lower-case hex characters")
-    zone_id = r.string("cloudflareZoneId", required=True, check=_matches(_HEX32), expected="32 lower-case hex characters")
-    zone_name = r.string("zoneName", required=True, check=_matches(_HOSTNAME), expected="a DNS zone such as example.com")
+    account_id = r.string(
+        "cloudflareAccountId", required=True, check=_matches(_HEX32), expected="32 lower-case hex characters"
+    )
+    zone_id = r.string(
+        "cloudflareZoneId", required=True, check=_matches(_HEX32), expected="32 lower-case hex characters"
+    )
+    zone_name = r.string(
+        "zoneName", required=True, check=_matches(_HOSTNAME), expected="a DNS zone such as example.com"
+    )
     hostnames = r.string_list(
         "hostnames", check=_in_zone(zone_name) if zone_name else _matches(_HOSTNAME),
         expected=f"lower-case hostnames inside the zone {zone_name or '(zoneName)'}",
@@ -543,7 +558,9 @@ def load_settings(
             r.problem("grafanaAdminPassword", None, "a secret when monitoringInstallClusterStack is true")
         if webhook is None:
             r.problem("alertWebhookUrl", None, "a secret webhook URL when monitoringInstallClusterStack is true")
-    slo = r.decimal("sloAvailabilityTarget", low=50, high=100, expected="a percentage above 50 and below 100, e.g. 99.9")
+    slo = r.decimal(
+        "sloAvailabilityTarget", low=50, high=100, expected="a percentage above 50 and below 100, e.g. 99.9"
+    )
     latency = r.decimal("latencyP95Seconds", low=0, high=60, expected="seconds above 0 and below 60, e.g. 0.5")
 
     if r.problems:

@@ -229,7 +229,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif record.type == "docker:index/image:Image":
             image_name = str(unwrap(inputs.get("imageName", record.name)))
             repository = image_name.rsplit(":", 1)[0] if ":" in image_name.rsplit("/", 1)[-1] else image_name
-            outputs["repoDigest"] = f"{repository}@sha256:{_digest(image_name, json.dumps(redact(inputs), sort_keys=True))}"
+            outputs["repoDigest"] = (
+                f"{repository}@sha256:{_digest(image_name, json.dumps(redact(inputs), sort_keys=True))}"
+            )
             outputs["imageName"] = image_name
         elif record.type.startswith("cloudflare:") and "Tunnel" in record.type and "Config" not in record.type:
             resource_id = str(uuid.UUID(_digest(record.urn)[:32]))
@@ -252,6 +254,10 @@ def tunnel_token(account_id: str, tunnel_id: str) -> str:
     return base64.b64encode(json.dumps({"a": account_id, "t": tunnel_id, "s": secret}).encode()).decode()
 
 
+# Deserialising resource references needs an event loop on the monitor's worker thread.
+_ensure_event_loop: Callable[[], None] = getattr(_mocks, "_ensure_event_loop")  # noqa: B009 - private helper
+
+
 class RecordingMonitor(_mocks.MockMonitor):
     """A MockMonitor that also records URN, parent, dependencies and resource options."""
 
@@ -270,7 +276,7 @@ class RecordingMonitor(_mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.type != "pulumi:pulumi:Stack":
-            _mocks._ensure_event_loop()
+            _ensure_event_loop()
             self.mocks._pending.record = RecordedResource(
                 type=request.type,
                 name=request.name,
@@ -287,10 +293,10 @@ class RecordingMonitor(_mocks.MockMonitor):
                 aliases=[a.urn for a in getattr(request, "aliases", []) if getattr(a, "urn", "")],
                 replace_on_changes=list(request.replaceOnChanges),
             )
-        return super().RegisterResource(request)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        _mocks._ensure_event_loop()
+        _ensure_event_loop()
         self.mocks._pending.record = RecordedResource(
             type=request.type,
             name=request.name,
@@ -302,13 +308,13 @@ class RecordingMonitor(_mocks.MockMonitor):
             provider=request.provider or None,
             dependencies=sorted(set(request.dependencies)),
         )
-        return super().ReadResource(request)
+        return super().ReadResource(request)  # type: ignore[no-untyped-call]
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
-            _mocks._ensure_event_loop()
+            _ensure_event_loop()
             self.mocks.stack_exports = dict(rpc.deserialize_properties(request.outputs))
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
 def install_mocks(

@@ -55,6 +55,10 @@ def test_no_component_branches_on_a_stack_or_stage_name() -> None:
                         offenders.append(f"{path}:{node.lineno}")
                     if isinstance(side, ast.Call) and getattr(side.func, "attr", "") == "get_stack":
                         offenders.append(f"{path}:{node.lineno}")
-                    if isinstance(side, ast.Attribute) and isinstance(side.value, ast.Name) and side.value.id == "Stage":
+                    if (
+                        isinstance(side, ast.Attribute)
+                        and isinstance(side.value, ast.Name)
+                        and side.value.id == "Stage"
+                    ):
                         offenders.append(f"{path}:{node.lineno}")
     assert not offenders, f"branches on a stage or stack name: {offenders}"

@@ -100,7 +100,8 @@ def test_unknown_and_mistyped_keys_are_refused(tmp_path: Path, project_dir: Path
     with pytest.raises(StackFileError) as raised:
         load_stack_config(project, "broken")
     text = str(raised.value)
-    assert "service-lifecycle:Replicas: got 3; expected a setting declared in Pulumi.yaml (did you mean service-lifecycle:replicas?)" in text
+    hint = "(did you mean service-lifecycle:replicas?)"
+    assert f"service-lifecycle:Replicas: got 3; expected a setting declared in Pulumi.yaml {hint}" in text
     assert "service-lifecycle:hostnames: got 'one.example.com'; expected a value of type array" in text
     assert "service-lifecycle:registryPassword: got [secret]; expected an encrypted value" in text
     assert "plain-text-token" not in text

@@ -19,7 +19,9 @@ def _kube_identity(mocks: RecordingMocks) -> list[tuple[str, str, str]]:
     identities = []
     for resource in mocks.kubernetes_objects():
         metadata = resource.plain_inputs.get("metadata") or {}
-        identities.append((resource.plain_inputs.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", "")))
+        identities.append(
+            (resource.plain_inputs.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", ""))
+        )
     return identities
 
 
@@ -47,7 +49,7 @@ def test_two_services_in_one_program_do_not_collide(
     # every other resource hangs below one of the two services
     roots = {s.urn for s in stacks}
     for resource in mocks.resources:
-        if resource.urn in roots or resource.type == "pulumi:pulumi:StackReference" and resource.parent in roots:
+        if resource.urn in roots or (resource.type == "pulumi:pulumi:StackReference" and resource.parent in roots):
             continue
         prefix = f"urn:pulumi:{stage}::service-lifecycle::service-lifecycle:index:ServiceStack$"
         assert resource.urn.startswith(prefix), resource.urn
@@ -57,5 +59,7 @@ def test_sunset_registers_nothing_but_the_service(
     make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks]
 ) -> None:
     settings = make_settings("production", stage="sunset", replicas=1)
-    mocks = run_components(lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="production")
+    mocks = run_components(
+        lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="production"
+    )
     assert [r.type for r in mocks.resources] == ["service-lifecycle:index:ServiceStack"]

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from components.lifecycle import Stage
-from components.settings import SettingsError, Settings, cpu_millicores, memory_bytes
+from components.settings import Settings, SettingsError, cpu_millicores, memory_bytes
 
 GOOD_DIGEST = "sha256:" + "a" * 64
 
@@ -153,7 +153,9 @@ def test_good_stacks_load(make_settings: Callable[..., Settings]) -> None:
     assert staging.namespace == "hello-staging"
     production = make_settings("production")
     assert production.stage is Stage.PRODUCTION and production.build is None
-    assert production.promotion is not None and production.promotion.from_stack == "example-org/service-lifecycle/staging"
+    assert (
+        production.promotion is not None and production.promotion.from_stack == "example-org/service-lifecycle/staging"
+    )
     assert production.replicas == 3 and not production.cloudflare.access_enabled
     pinned = make_settings("production", pinnedDigest=GOOD_DIGEST)
     assert pinned.promotion is not None and pinned.promotion.pinned_digest == GOOD_DIGEST
@@ -173,9 +175,7 @@ def test_ecr_repository_needs_no_registry_password(make_settings: Callable[..., 
     assert settings.registry.ecr_repository_name == "hello"
 
 
-@pytest.mark.parametrize(
-    ("quantity", "millicores"), [("250m", 250), ("1", 1000), ("1.5", 1500), ("0.1", 100)]
-)
+@pytest.mark.parametrize(("quantity", "millicores"), [("250m", 250), ("1", 1000), ("1.5", 1500), ("0.1", 100)])
 def test_cpu_quantities(quantity: str, millicores: int) -> None:
     assert cpu_millicores(quantity) == millicores
 
