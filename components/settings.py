@@ -207,6 +207,8 @@ class MonitoringSettings:
     """Availability objective in percent, e.g. 99.9."""
     latency_p95_seconds: float
     """p95 latency above which the latency alert fires."""
+    runbook_url: str
+    """Runbook every alert links to (``<url>#<alert name>``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -562,6 +564,16 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
         "sloAvailabilityTarget", low=50, high=100, expected="a percentage above 50 and below 100, e.g. 99.9"
     )
     latency = r.decimal("latencyP95Seconds", low=0, high=60, expected="seconds above 0 and below 60, e.g. 0.5")
+    # The fastest burn-rate page (14.4x, components/rules.py) must stay below 100% errors.
+    if slo is not None and (100 - slo) * 14.4 >= 100:
+        r.problem(
+            "sloAvailabilityTarget", str(slo),
+            "above 93.06: a 14.4x burn of a larger error budget needs more than 100% errors, so the page never fires",
+        )  # fmt: skip
+    runbook = r.string(
+        "monitoringRunbookUrl", required=True, check=lambda v: re.match(r'^https://[^\s"]+$', v) is not None,
+        expected="an https:// URL of the alerts' runbook",
+    )  # fmt: skip
 
     if r.problems:
         raise SettingsError(r.problems)
@@ -570,7 +582,7 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
     assert stage and parts and service_name and team and app_version and replicas and container_port
     assert resources and repository and retain and k8s_version and account_id and zone_id and zone_name
     assert hostnames is not None and emails is not None and domains is not None and cloudflared_image
-    assert cloudflared_replicas and mon_namespace and install_stack is not None and slo and latency
+    assert cloudflared_replicas and mon_namespace and install_stack is not None and slo and latency and runbook
     return Settings(
         stage=stage,
         parts=parts,
@@ -603,5 +615,6 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
             grafana_admin_password=grafana_password,
             slo_availability=slo,
             latency_p95_seconds=latency,
+            runbook_url=runbook,
         ),
     )

@@ -1,0 +1,490 @@
+"""The service's Prometheus recording and alerting rules, built in one place as plain data.
+
+:func:`rule_groups` returns the ``{"groups": [...]}`` document that both the PrometheusRule object
+(``spec``) and the offline plan's rule file (``rules/<service>.rules.yml``) carry, so the file
+``promtool`` checks and tests is exactly what the cluster gets.
+
+Availability is the share of the service's own requests not answered with a 5xx. Probe and scrape
+routes (``/healthz``, ``/readyz``, ``/metrics``) are left out: the kubelet and Prometheus would
+otherwise dilute the errors users see, and ``/readyz`` answers 503 by design while a pod drains.
+
+Error-budget burn alerts follow the multi-window, multi-burn-rate scheme of the Google SRE
+workbook ("Alerting on SLOs", table 5-8), for a 30-day budget. A long window proves the budget is
+really burning; a short window (1/12 of it) stops the alert soon after the burn stops:
+
+==========  ===========  =========  ====================  ========
+long        short        burn rate  budget spent          severity
+==========  ===========  =========  ====================  ========
+1h          5m           14.4       2% in an hour         critical (page)
+6h          30m          6          5% in six hours       critical (page)
+1d          2h           3          10% in a day          warning (ticket)
+3d          6h           1          10% in three days     warning (ticket)
+==========  ===========  =========  ====================  ========
+
+Everything else (5xx ratio, p95 latency, scrape target down, restarts, crash loops, unavailable
+replicas, tunnel health) is a symptom alert with its own threshold. Every alert carries
+``severity``, ``team`` (Alertmanager routes on it) and ``service``, and the annotations
+``summary``, ``description`` and ``runbook_url``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import yaml
+
+SEVERITY_PAGE: Final = "critical"
+SEVERITY_TICKET: Final = "warning"
+
+NON_USER_ROUTES: Final = ("/healthz", "/readyz", "/metrics")
+"""Routes left out of the availability and latency SLIs (probes and scrapes, not users)."""
+
+SLO_WINDOWS: Final = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+"""Windows the error ratio is recorded over (every window a burn-rate alert reads)."""
+
+
+@dataclass(frozen=True)
+class BurnRateWindow:
+    """One long/short window pair of a burn-rate alert."""
+
+    long: str
+    short: str
+    factor: float
+    """Burn rate: how many times faster than "exactly spend the budget in 30 days"."""
+
+
+FAST_BURN: Final = (BurnRateWindow("1h", "5m", 14.4), BurnRateWindow("6h", "30m", 6.0))
+"""Page: 2% of the 30-day budget gone in an hour, or 5% in six hours."""
+SLOW_BURN: Final = (BurnRateWindow("1d", "2h", 3.0), BurnRateWindow("3d", "6h", 1.0))
+"""Ticket: 10% of the budget gone in a day, or in three days."""
+
+# Recorded series (level:metric:operations, Prometheus naming conventions).
+REQUESTS_RATE: Final = "service:http_requests:rate5m"
+ERROR_RATIO: Final = "service:http_request_errors:ratio_rate{window}"
+LATENCY_P95: Final = "service:http_request_duration_seconds:p95_5m"
+
+APP_METRICS: Final = (
+    "http_requests_total",
+    "http_request_duration_seconds_bucket",
+    "http_request_duration_seconds_count",
+    "http_request_duration_seconds_sum",
+    "app_build_info",
+    "app_ready",
+)
+"""Metric names of the app's contract (app/server.py) that rules or the dashboard may read."""
+
+CLOUDFLARED_METRICS: Final = (
+    "cloudflared_tunnel_ha_connections",
+    "cloudflared_tunnel_total_requests",
+    "cloudflared_tunnel_request_errors",
+)
+"""cloudflared's own metrics the tunnel alerts read (Cloudflare's "Tunnel metrics" reference)."""
+CLOUDFLARED_HA_CONNECTIONS: Final = 4
+"""Edge connections one cloudflared keeps open (``--ha-connections``, default 4)."""
+
+KUBE_STATE_METRICS: Final = (
+    "kube_pod_container_status_restarts_total",
+    "kube_pod_container_status_waiting_reason",
+    "kube_deployment_status_replicas_unavailable",
+)
+"""kube-state-metrics series (installed by kube-prometheus-stack) the workload alerts read."""
+
+_DURATION = re.compile(r"^\d+[smhd]$")
+
+
+class RulesError(ValueError):
+    """Rule parameters that cannot make meaningful alerts."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleParams:
+    """Everything the rules depend on; plain values (the Monitoring component resolves Outputs)."""
+
+    service: str
+    """Service name: the ``service`` label on every alert and the rule file's name."""
+    namespace: str
+    """Namespace the service (and its cloudflared) runs in; every selector is scoped to it."""
+    team: str
+    """Owning team: the ``team`` label Alertmanager routes on."""
+    slo_availability: float
+    """Availability objective in percent, e.g. 99.9."""
+    latency_p95_seconds: float
+    """p95 latency above which the latency alert fires."""
+    app_job: str
+    """``job`` label of the app's scrape target (set by the app's ServiceMonitor)."""
+    tunnel_job: str
+    """``job`` label of cloudflared's scrape target (set by its PodMonitor)."""
+    runbook_url: str
+    """Runbook document; each alert links to ``<runbook_url>#<alert name in lower case>``."""
+    error_ratio_threshold: float = 0.05
+    """5xx share of requests that fires the error-ratio alert. Default 0.05."""
+    restarts_threshold: int = 3
+    """Container restarts within an hour that fire the restart alert. Default 3."""
+
+    def problems(self) -> list[str]:
+        """What is wrong with these parameters (empty when they make sense)."""
+        found: list[str] = []
+        if not 0 < self.slo_availability < 100:
+            found.append(f"slo_availability is {self.slo_availability}; expected a percentage above 0, below 100")
+        else:
+            worst = max(w.factor for w in FAST_BURN)
+            if worst * error_budget(self.slo_availability) >= 1:
+                lowest = 100 * (1 - 1 / worst)
+                found.append(
+                    f"slo_availability is {self.slo_availability}; a {worst}x burn of its error budget would need "
+                    f"more than 100% errors, so the page could never fire: expected more than {lowest:.2f}"
+                )
+        if not (math.isfinite(self.latency_p95_seconds) and self.latency_p95_seconds > 0):
+            found.append(f"latency_p95_seconds is {self.latency_p95_seconds}; expected a positive number")
+        if not 0 < self.error_ratio_threshold < 1:
+            found.append(f"error_ratio_threshold is {self.error_ratio_threshold}; expected between 0 and 1")
+        if self.restarts_threshold < 1:
+            found.append(f"restarts_threshold is {self.restarts_threshold}; expected at least 1")
+        for field_name in ("service", "namespace", "team", "app_job", "tunnel_job", "runbook_url"):
+            value = getattr(self, field_name)
+            if not value or '"' in value or "\\" in value:
+                found.append(f"{field_name} is {value!r}; expected a non-empty value without quotes or backslashes")
+        return found
+
+
+def error_budget(slo_availability: float) -> float:
+    """The error budget as a ratio: 99.9 → 0.001 (rounded so it prints the way it reads)."""
+    return round(1 - slo_availability / 100, 12)
+
+
+def _num(value: float) -> str:
+    """A float as PromQL reads it, without binary noise: 0.005, 14.4, 6."""
+    text = repr(round(value, 12))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _selector(**labels: str) -> str:
+    return ",".join(f'{name}="{value}"' for name, value in labels.items())
+
+
+def _alert(
+    name: str,
+    expr: str,
+    *,
+    for_: str,
+    severity: str,
+    params: RuleParams,
+    summary: str,
+    description: str,
+    extra_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    assert _DURATION.match(for_), for_
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, "team": params.team, "service": params.service, **(extra_labels or {})},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{params.runbook_url}#{name.lower()}",
+        },
+    }
+
+
+def rule_groups(params: RuleParams) -> dict[str, Any]:
+    """The Prometheus rule file (``{"groups": [...]}``) for one service in one namespace.
+
+    Raises :class:`RulesError` when the parameters cannot make meaningful alerts.
+    """
+    problems = params.problems()
+    if problems:
+        raise RulesError("alert rules: " + "; ".join(problems))
+    svc, ns = params.service, params.namespace
+    app = _selector(namespace=ns, job=params.app_job)
+    users = app + ',route!~"' + "|".join(NON_USER_ROUTES) + '"'
+    recorded = _selector(namespace=ns, job=params.app_job)
+    tunnel = _selector(namespace=ns, job=params.tunnel_job)
+    budget = error_budget(params.slo_availability)
+    extra = {"service": svc}
+
+    recording: list[dict[str, Any]] = [
+        {
+            "record": REQUESTS_RATE,
+            "expr": f"sum by (namespace, job) (rate(http_requests_total{{{users}}}[5m]))",
+            "labels": extra,
+        },
+        {
+            "record": LATENCY_P95,
+            "expr": (
+                "histogram_quantile(0.95, sum by (namespace, job, le) "
+                f"(rate(http_request_duration_seconds_bucket{{{users}}}[5m])))"
+            ),
+            "labels": extra,
+        },
+    ]
+    for window in SLO_WINDOWS:
+        total = f"sum by (namespace, job) (rate(http_requests_total{{{users}}}[{window}]))"
+        errors = f'sum by (namespace, job) (rate(http_requests_total{{{users},code=~"5.."}}[{window}]))'
+        # With no 5xx series yet the error sum is empty, not 0: "or 0 * total" keeps the ratio at 0.
+        recording.append(
+            {
+                "record": ERROR_RATIO.format(window=window),
+                "expr": f"(\n  {errors}\n  or\n  0 * {total}\n)\n/\n{total}",
+                "labels": extra,
+            }
+        )
+
+    def ratio(window: str) -> str:
+        return ERROR_RATIO.format(window=window) + "{" + recorded + "}"
+
+    def burn(windows: Sequence[BurnRateWindow]) -> str:
+        pairs = [
+            f"(\n  {ratio(w.long)} > ({_num(w.factor)} * {_num(budget)})\n"
+            f"  and\n  {ratio(w.short)} > ({_num(w.factor)} * {_num(budget)})\n)"
+            for w in windows
+        ]
+        return "\nor\n".join(pairs)
+
+    slo_text = f"{_num(params.slo_availability)}%"
+    alerts: list[dict[str, Any]] = [
+        _alert(
+            "ErrorBudgetBurnFast",
+            burn(FAST_BURN),
+            for_="2m",
+            severity=SEVERITY_PAGE,
+            params=params,
+            summary=f"{svc} is burning its {slo_text} availability error budget fast",
+            description=(
+                f"{svc} in {ns}: {{{{ $value | humanizePercentage }}}} of requests failed over the last 1h (or 6h); "
+                "at this rate the 30-day error budget is gone within 5 days (14.4x burn over 1h and 5m, "
+                "or 6x over 6h and 30m)."
+            ),
+            extra_labels={"slo": "availability"},
+        ),
+        _alert(
+            "ErrorBudgetBurnSlow",
+            burn(SLOW_BURN),
+            for_="15m",
+            severity=SEVERITY_TICKET,
+            params=params,
+            summary=f"{svc} is steadily burning its {slo_text} availability error budget",
+            description=(
+                f"{svc} in {ns}: {{{{ $value | humanizePercentage }}}} of requests failed over the last 1d (or 3d); "
+                "the error budget is spent at least as fast as it accrues (3x over 1d and 2h, or 1x over 3d and "
+                "6h) and will not last the 30 days."
+            ),
+            extra_labels={"slo": "availability"},
+        ),
+        _alert(
+            "HighErrorRatio",
+            f"{ratio('5m')} > {_num(params.error_ratio_threshold)}",
+            for_="10m",
+            severity=SEVERITY_TICKET,
+            params=params,
+            summary=f"{svc} answers more than {_num(params.error_ratio_threshold * 100)}% of requests with 5xx",
+            description=f"{svc} in {ns}: {{{{ $value | humanizePercentage }}}} of requests failed with 5xx over 5m.",
+        ),
+        _alert(
+            "HighLatencyP95",
+            f"{LATENCY_P95}{{{recorded}}} > {_num(params.latency_p95_seconds)}",
+            for_="10m",
+            severity=SEVERITY_TICKET,
+            params=params,
+            summary=f"{svc} p95 latency is above {_num(params.latency_p95_seconds)}s",
+            description=f"{svc} in {ns}: 95% of requests took up to {{{{ $value | humanizeDuration }}}} over 5m.",
+        ),
+        _alert(
+            "ServiceDown",
+            f"absent(up{{{app}}} == 1)",
+            for_="5m",
+            severity=SEVERITY_PAGE,
+            params=params,
+            summary=f"No {svc} pod can be scraped",
+            description=(
+                f"{svc} in {ns}: Prometheus has no healthy scrape target for job {params.app_job}; "
+                "every pod is down, not ready for scraping, or the ServiceMonitor no longer matches."
+            ),
+        ),
+        _alert(
+            "PodRestarting",
+            (
+                "sum by (namespace, pod, container) "
+                f"(increase(kube_pod_container_status_restarts_total{{{_selector(namespace=ns)}}}[1h]))"
+                f" >= {params.restarts_threshold}"
+            ),
+            for_="5m",
+            severity=SEVERITY_TICKET,
+            params=params,
+            summary=f"A {svc} container keeps restarting",
+            description=(
+                f"{{{{ $labels.container }}}} in pod {{{{ $labels.pod }}}} ({ns}) restarted "
+                '{{ $value | printf "%.0f" }} times in the last hour.'
+            ),
+        ),
+        _alert(
+            "PodCrashLooping",
+            (
+                "max by (namespace, pod, container) (kube_pod_container_status_waiting_reason"
+                f'{{{_selector(namespace=ns)},reason="CrashLoopBackOff"}}) == 1'
+            ),
+            for_="5m",
+            severity=SEVERITY_PAGE,
+            params=params,
+            summary=f"A {svc} container is in CrashLoopBackOff",
+            description=(
+                f"{{{{ $labels.container }}}} in pod {{{{ $labels.pod }}}} ({ns}) has been waiting in "
+                "CrashLoopBackOff for 5 minutes."
+            ),
+        ),
+        _alert(
+            "DeploymentReplicasUnavailable",
+            (
+                "max by (namespace, deployment) "
+                f"(kube_deployment_status_replicas_unavailable{{{_selector(namespace=ns)}}}) > 0"
+            ),
+            for_="10m",
+            severity=SEVERITY_TICKET,
+            params=params,
+            summary=f"A {svc} deployment is missing replicas",
+            description=(
+                f"Deployment {{{{ $labels.deployment }}}} in {ns} has {{{{ $value }}}} unavailable replica(s) "
+                "for 10 minutes (failed rollout, unschedulable or crashing pods)."
+            ),
+        ),
+        _alert(
+            "TunnelDown",
+            (
+                f"sum by (namespace) (cloudflared_tunnel_ha_connections{{{tunnel}}}) < 1\n"
+                f"or\nabsent(cloudflared_tunnel_ha_connections{{{tunnel}}})"
+            ),
+            for_="5m",
+            severity=SEVERITY_PAGE,
+            params=params,
+            summary=f"{svc} has no Cloudflare Tunnel connection: users cannot reach it",
+            description=(
+                f"No cloudflared connector in {ns} holds a connection to the Cloudflare edge (or none can be "
+                "scraped); the service's hostnames answer with errors."
+            ),
+        ),
+        _alert(
+            "TunnelDegraded",
+            f"min by (namespace, pod) (cloudflared_tunnel_ha_connections{{{tunnel}}}) < {CLOUDFLARED_HA_CONNECTIONS}",
+            for_="15m",
+            severity=SEVERITY_TICKET,
+            params=params,
+            summary=f"A {svc} cloudflared connector has lost edge connections",
+            description=(
+                f"cloudflared pod {{{{ $labels.pod }}}} in {ns} holds {{{{ $value }}}} of its "
+                f"{CLOUDFLARED_HA_CONNECTIONS} connections to the Cloudflare edge."
+            ),
+        ),
+        _alert(
+            "TunnelOriginErrors",
+            (
+                f"sum by (namespace) (rate(cloudflared_tunnel_request_errors{{{tunnel}}}[5m]))\n/\n"
+                f"sum by (namespace) (rate(cloudflared_tunnel_total_requests{{{tunnel}}}[5m]))\n"
+                f"> {_num(params.error_ratio_threshold)}"
+            ),
+            for_="10m",
+            severity=SEVERITY_TICKET,
+            params=params,
+            summary=f"cloudflared cannot reach {svc} for many requests",
+            description=(
+                f"{{{{ $value | humanizePercentage }}}} of the requests cloudflared proxied to {svc} in {ns} "
+                "failed to reach the origin over 5m."
+            ),
+        ),
+    ]
+    prefix = f"{svc}.{ns}"
+    return {
+        "groups": [
+            {"name": f"{prefix}.recording", "interval": "1m", "rules": recording},
+            {"name": f"{prefix}.alerts", "interval": "1m", "rules": alerts},
+        ]
+    }
+
+
+def alert_names(groups: dict[str, Any]) -> list[str]:
+    """Names of every alert in a rule document."""
+    return [r["alert"] for g in groups["groups"] for r in g["rules"] if "alert" in r]
+
+
+_PROMQL_WORDS: Final = frozenset(
+    {
+        "sum", "min", "max", "avg", "count", "by", "without", "rate", "increase", "irate", "or", "and", "unless",
+        "absent", "histogram_quantile", "on", "ignoring", "group_left", "group_right", "bool", "le", "namespace",
+        "job", "pod", "container", "deployment", "offset",
+    }
+)  # fmt: skip
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names an expression reads (identifiers that are not PromQL words or label names)."""
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_strings)
+    without_matchers = re.sub(r"\{[^}]*\}", "{}", without_ranges)
+    without_groupings = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", r"\1", without_matchers)
+    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_groupings))
+    return {n for n in names if n not in _PROMQL_WORDS and not re.fullmatch(r"\d+[smhd]?", n)}
+
+
+def exprs(groups: dict[str, Any]) -> list[str]:
+    """Every expression of a rule document."""
+    return [r["expr"] for g in groups["groups"] for r in g["rules"]]
+
+
+def recorded_names(groups: dict[str, Any]) -> set[str]:
+    """Names of the series the document records."""
+    return {r["record"] for g in groups["groups"] for r in g["rules"] if "record" in r}
+
+
+class _RuleDumper(yaml.SafeDumper):
+    """Block scalars for multi-line expressions, and no anchors: a file people read and diff."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_RuleDumper.add_representer(str, _str)
+
+
+def to_yaml(groups: dict[str, Any]) -> str:
+    """The rule document as a Prometheus rule file."""
+    return yaml.dump(groups, Dumper=_RuleDumper, sort_keys=False, width=200)
+
+
+class _Recorded(Protocol):
+    type: str
+    inputs: dict[str, Any]
+
+
+PROMETHEUS_RULE_TYPE: Final = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+SERVICE_LABEL_KEY: Final = "service-lifecycle/service"
+
+
+def write_rule_files(resources: Iterable[_Recorded], out: Path) -> list[Path]:
+    """Write the ``spec`` of every recorded PrometheusRule as ``out/rules/<service>.rules.yml``.
+
+    The file holds exactly what the cluster's PrometheusRule carries, so ``promtool check rules``
+    and ``promtool test rules`` on it check what would be deployed. Returns the written paths
+    (none in stages without monitoring).
+    """
+    rules_dir = out / "rules"
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    for stale in rules_dir.glob("*.rules.yml"):
+        stale.unlink()
+    written: list[Path] = []
+    for resource in resources:
+        if resource.type != PROMETHEUS_RULE_TYPE:
+            continue
+        metadata = resource.inputs.get("metadata") or {}
+        service = (metadata.get("labels") or {}).get(SERVICE_LABEL_KEY) or metadata.get("name") or "service"
+        path = rules_dir / f"{service}.rules.yml"
+        path.write_text(to_yaml(resource.inputs["spec"]))
+        written.append(path)
+    return written
