@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any, Final
 import pulumi
 import pulumi_docker as docker
 
+from components.registry import ECR_HOST
+
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
 TYPE: Final = "service-lifecycle:index:ContainerImage"
 
-ECR_HOST: Final = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"
-)
 _DIGEST_REF: Final = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
@@ -48,9 +47,7 @@ def split_repository(repository: str) -> tuple[str, str]:
     """``ghcr.io/acme/hello`` → (``ghcr.io``, ``acme/hello``)."""
     server, _, path = repository.partition("/")
     if not path or ("." not in server and ":" not in server and server != "localhost"):
-        raise ValueError(
-            f"image repository {repository!r} must start with a registry host, e.g. ghcr.io/acme/hello"
-        )
+        raise ValueError(f"image repository {repository!r} must start with a registry host, e.g. ghcr.io/acme/hello")
     return server, path
 
 
@@ -148,9 +145,7 @@ class ContainerImage(pulumi.ComponentResource):
     image_name: pulumi.Output[str]
     """``<repository>:<revision>``: the tag that was pushed, for people, not for deployments."""
 
-    def __init__(
-        self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Checked before anything is registered: a bad tag or missing credentials stop the program.
         if not re.fullmatch(r"[\w][\w.-]{0,127}", args.revision):
             raise ValueError(f"revision {args.revision!r} is not a valid image tag")
@@ -178,9 +173,7 @@ class ContainerImage(pulumi.ComponentResource):
                 platform=args.platform,
                 args=build_args,
             ),
-            registry=docker.RegistryArgs(
-                server=login.server, username=login.username, password=login.password
-            ),
+            registry=docker.RegistryArgs(server=login.server, username=login.username, password=login.password),
             skip_push=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
