@@ -28,7 +28,7 @@ TYPE: Final = "service-lifecycle:index:Exposure"
 TUNNEL_CNAME_SUFFIX: Final = "cfargotunnel.com"
 CATCH_ALL_SERVICE: Final = "http_status:404"
 """The last ingress rule: anything not matching a hostname gets a 404 from the edge."""
-TOKEN_KEY: Final = "token"  # noqa: S105 - the key name, not a secret
+TOKEN_KEY: Final = "token"
 """Key of the tunnel token in the Kubernetes Secret."""
 METRICS_PORT_NAME: Final = "metrics"
 """Name of cloudflared's metrics port (``/metrics``, ``/ready``) on its pods."""
@@ -113,9 +113,7 @@ class ExposureArgs:
         if self.cloudflared_replicas < 2:
             found.append(f"cloudflared_replicas: got {self.cloudflared_replicas}; expected at least 2")
         if not _PINNED.match(self.cloudflared_image):
-            found.append(
-                f"cloudflared_image: got {self.cloudflared_image!r}; expected an image pinned by digest"
-            )
+            found.append(f"cloudflared_image: got {self.cloudflared_image!r}; expected an image pinned by digest")
         if self.access_enabled and not (self.access_allow_emails or self.access_allow_email_domains):
             found.append("access_allow_emails: Access is on and the allow list is empty (would admit nobody)")
         return found
@@ -134,6 +132,8 @@ class Exposure(pulumi.ComponentResource):
     """Name of the cloudflared Deployment."""
     metrics_port: int
     """cloudflared's metrics port (named ``metrics`` on the pods)."""
+    tunnel_token: pulumi.Output[str]
+    """The connector token (a Pulumi secret), for running cloudflared elsewhere; never exported here."""
     access_application_aud: pulumi.Output[str] | None
     """Audience tag of the Access application; None when Access is off."""
     access_client_id: pulumi.Output[str] | None
@@ -168,14 +168,10 @@ class Exposure(pulumi.ComponentResource):
         self.tunnel_cname = pulumi.Output.concat(tunnel.id, f".{TUNNEL_CNAME_SUFFIX}")
 
         ingresses: list[cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs] = [
-            cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
-                hostname=host, service=args.origin_url
-            )
+            cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(hostname=host, service=args.origin_url)
             for host in args.hostnames
         ]
-        ingresses.append(
-            cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(service=CATCH_ALL_SERVICE)
-        )
+        ingresses.append(cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(service=CATCH_ALL_SERVICE))
         cloudflare.ZeroTrustTunnelCloudflaredConfig(
             f"{name}-tunnel-config",
             account_id=args.account_id,
@@ -210,6 +206,7 @@ class Exposure(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, provider=provider),
         )
         tunnel_token: pulumi.Output[str] = pulumi.Output.secret(token.apply(lambda result: result.token))
+        self.tunnel_token = tunnel_token
 
         self.metrics_port = args.metrics_port
         self.urls = [f"https://{host}" for host in args.hostnames]
@@ -231,9 +228,7 @@ class Exposure(pulumi.ComponentResource):
     def _access(self, name: str, args: ExposureArgs, cf: pulumi.ResourceOptions) -> None:
         """An Access application over every hostname, with reusable policies attached by ID (v6)."""
         includes: list[cloudflare.ZeroTrustAccessPolicyIncludeArgs] = [
-            cloudflare.ZeroTrustAccessPolicyIncludeArgs(
-                email=cloudflare.ZeroTrustAccessPolicyIncludeEmailArgs(email=e)
-            )
+            cloudflare.ZeroTrustAccessPolicyIncludeArgs(email=cloudflare.ZeroTrustAccessPolicyIncludeEmailArgs(email=e))
             for e in args.access_allow_emails
         ]
         includes += [
@@ -267,9 +262,7 @@ class Exposure(pulumi.ComponentResource):
                 decision="non_identity",
                 includes=[
                     cloudflare.ZeroTrustAccessPolicyIncludeArgs(
-                        service_token=cloudflare.ZeroTrustAccessPolicyIncludeServiceTokenArgs(
-                            token_id=token.id
-                        )
+                        service_token=cloudflare.ZeroTrustAccessPolicyIncludeServiceTokenArgs(token_id=token.id)
                     )
                 ],
                 opts=cf,
@@ -284,8 +277,7 @@ class Exposure(pulumi.ComponentResource):
             type="self_hosted",
             domain=args.hostnames[0],
             destinations=[
-                cloudflare.ZeroTrustAccessApplicationDestinationArgs(type="public", uri=host)
-                for host in args.hostnames
+                cloudflare.ZeroTrustAccessApplicationDestinationArgs(type="public", uri=host) for host in args.hostnames
             ],
             session_duration=args.access_session_duration,
             app_launcher_visible=False,
@@ -329,15 +321,11 @@ class Exposure(pulumi.ComponentResource):
                 k8s.core.v1.EnvVarArgs(
                     name="TUNNEL_TOKEN",
                     value_from=k8s.core.v1.EnvVarSourceArgs(
-                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                            name=secret.metadata.name, key=TOKEN_KEY
-                        )
+                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=TOKEN_KEY)
                     ),
                 )
             ],
-            ports=[
-                k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME, container_port=port, protocol="TCP")
-            ],
+            ports=[k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME, container_port=port, protocol="TCP")],
             readiness_probe=k8s.core.v1.ProbeArgs(
                 http_get=probe_action, initial_delay_seconds=5, period_seconds=10, failure_threshold=3
             ),
