@@ -90,9 +90,7 @@ class AppImage:
 @pytest.fixture(scope="session")
 def app_image(docker_engine: dockerenv.DockerEngine, base_image: str) -> AppImage:
     tag, revision, version = "local/sample-service:integration", "0123456789abcdef", "1.2.3-test"
-    image_id = dockerenv.build_app_image(
-        docker_engine, tag, base_image=base_image, revision=revision, version=version
-    )
+    image_id = dockerenv.build_app_image(docker_engine, tag, base_image=base_image, revision=revision, version=version)
     return AppImage(tag=tag, image_id=image_id, revision=revision, version=version)
 
 

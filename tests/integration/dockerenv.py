@@ -143,9 +143,7 @@ class DockerEngine:
     proc: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
 
-    def docker(
-        self, *args: str, timeout: float = 120, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
+    def docker(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(["docker", *args], env=self.env, timeout=timeout, check=check)
 
 
@@ -192,9 +190,7 @@ def start_dockerd(root: Path | None = None) -> DockerEngine:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             stop_dockerd(engine)
-            raise RuntimeError(
-                f"dockerd exited {proc.returncode}:\n{(root / 'dockerd.log').read_text()[-3000:]}"
-            )
+            raise RuntimeError(f"dockerd exited {proc.returncode}:\n{(root / 'dockerd.log').read_text()[-3000:]}")
         if sock.exists() and engine.docker("info", check=False, timeout=10).returncode == 0:
             return engine
         time.sleep(0.2)
@@ -230,7 +226,7 @@ class OciRegistry:
         return run(["docker-registry", "garbage-collect", str(self.config_path)], timeout=120).stdout
 
 
-def start_registry(root: Path | None = None) -> OciRegistry:
+def start_registry(root: Path | None = None, *, delete_enabled: bool = True) -> OciRegistry:
     """docker-registry on a free 127.0.0.1 port, filesystem storage under ``root``, delete enabled."""
     root = root or Path(tempfile.mkdtemp(prefix="sl-registry-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -238,15 +234,13 @@ def start_registry(root: Path | None = None) -> OciRegistry:
     config = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": delete_enabled}},
         "http": {"addr": f"127.0.0.1:{port}"},
     }
     config_path = root / "config.yml"
     config_path.write_text(json.dumps(config))  # JSON is YAML
     log = (root / "registry.log").open("wb")
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT
-    )
+    proc = subprocess.Popen(["docker-registry", "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
     registry = OciRegistry(
         url=f"http://127.0.0.1:{port}",
         host=f"127.0.0.1:{port}",
@@ -257,16 +251,12 @@ def start_registry(root: Path | None = None) -> OciRegistry:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"docker-registry exited {proc.returncode}:\n{(root / 'registry.log').read_text()}"
-            )
+            raise RuntimeError(f"docker-registry exited {proc.returncode}:\n{(root / 'registry.log').read_text()}")
         if http_status(f"{registry.url}/v2/", timeout=1) == 200:
             return registry
         time.sleep(0.1)
     stop_registry(registry)
-    raise RuntimeError(
-        f"docker-registry not answering /v2/ after 20 s:\n{(root / 'registry.log').read_text()}"
-    )
+    raise RuntimeError(f"docker-registry not answering /v2/ after 20 s:\n{(root / 'registry.log').read_text()}")
 
 
 def stop_registry(registry: OciRegistry, remove: bool = True) -> None:

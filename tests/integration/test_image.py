@@ -46,9 +46,7 @@ def test_image_metadata(docker_engine: dockerenv.DockerEngine, app_image: Any) -
     assert config["Cmd"] == ["python3", "/app/server.py"]
     # The code is the last layer: a code-only patch leaves every layer below it cached.
     history = docker_engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", app_image.tag)
-    assert (
-        "COPY file:" in history.stdout.splitlines()[0] and "/app/server.py" in history.stdout.splitlines()[0]
-    )
+    assert "COPY file:" in history.stdout.splitlines()[0] and "/app/server.py" in history.stdout.splitlines()[0]
 
 
 def test_runs_read_only_as_uid_10001_and_serves_the_contract(
@@ -70,10 +68,7 @@ def test_runs_read_only_as_uid_10001_and_serves_the_contract(
     status, body = _get(app.url + "/metrics")
     text = body.decode()
     assert status == 200
-    assert (
-        f'app_build_info{{service="shop",version="{app_image.version}",revision="{app_image.revision}"}} 1'
-        in text
-    )
+    assert f'app_build_info{{service="shop",version="{app_image.version}",revision="{app_image.revision}"}} 1' in text
     assert 'http_requests_total{method="GET",route="/healthz",code="200"}' in text
     assert "app_ready 1" in text
 
@@ -93,9 +88,7 @@ def test_runs_read_only_as_uid_10001_and_serves_the_contract(
     assert any(rec["event"] == "request" and rec["route"] == "/metrics" for rec in lines)
 
 
-def test_sigterm_drains_in_the_container(
-    docker_engine: dockerenv.DockerEngine, run_app_container: Any
-) -> None:
+def test_sigterm_drains_in_the_container(docker_engine: dockerenv.DockerEngine, run_app_container: Any) -> None:
     app = run_app_container({"ENABLE_TEST_DELAY": "1", "DRAIN_SECONDS": "1", "SHUTDOWN_GRACE_SECONDS": "6"})
     slow: dict[str, Any] = {}
 
@@ -134,9 +127,7 @@ def pushed(
     return repo, ref
 
 
-def test_push_and_resolve_digest(
-    oci_registry: dockerenv.OciRegistry, pushed: tuple[str, str], app_image: Any
-) -> None:
+def test_push_and_resolve_digest(oci_registry: dockerenv.OciRegistry, pushed: tuple[str, str], app_image: Any) -> None:
     _, ref = pushed
     digest = ref.split("@", 1)[1]
     assert digest.startswith("sha256:") and len(digest) == 71
