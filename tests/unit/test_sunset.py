@@ -1,0 +1,476 @@
+"""The sunset command against a fake Automation API stack injected at the StackOps boundary."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import sunset
+from components.exposure import TYPE as EXPOSURE_TYPE
+from components.sunset import (
+    EXIT_FAILED,
+    EXIT_NO_CLI,
+    EXIT_NOT_CONFIRMED,
+    EXIT_OK,
+    Options,
+    RegistryResult,
+    StateResource,
+    Sunset,
+    SunsetError,
+    exposure_urn,
+    read_stage,
+    write_stage,
+)
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+STACK = "production"
+SERVICE_STACK = "service-lifecycle:index:ServiceStack"
+ROOT = f"urn:pulumi:{STACK}::service-lifecycle::pulumi:pulumi:Stack::service-lifecycle-{STACK}"
+SVC = f"urn:pulumi:{STACK}::service-lifecycle::{SERVICE_STACK}::hello"
+EXPOSURE = f"urn:pulumi:{STACK}::service-lifecycle::{SERVICE_STACK}${EXPOSURE_TYPE}::hello-exposure"
+REPO = "ghcr.io/example-org/hello"
+RUNNING = f"{REPO}@sha256:" + "1" * 64
+PREVIOUS = f"{REPO}@sha256:" + "2" * 64
+
+
+def _child(parent: str, parent_types: str, type_: str, name: str, **kw: Any) -> StateResource:
+    return StateResource(
+        urn=f"urn:pulumi:{STACK}::service-lifecycle::{parent_types}${type_}::{name}", type=type_, parent=parent, **kw
+    )
+
+
+def production_state() -> list[StateResource]:
+    """A production stack's state: exposure (with its provider and children), environment, workload."""
+    exp_types = f"{SERVICE_STACK}${EXPOSURE_TYPE}"
+    env_type = "service-lifecycle:index:Environment"
+    wl_type = "service-lifecycle:index:Workload"
+    env = _child(SVC, SERVICE_STACK, env_type, "hello-env")
+    workload = _child(SVC, SERVICE_STACK, wl_type, "hello-workload")
+    return [
+        StateResource(urn=ROOT, type="pulumi:pulumi:Stack"),
+        StateResource(urn=SVC, type=SERVICE_STACK, parent=ROOT),
+        StateResource(
+            urn=f"urn:pulumi:{STACK}::service-lifecycle::pulumi:providers:kubernetes::hello-kubernetes",
+            type="pulumi:providers:kubernetes",
+            parent=SVC,
+        ),
+        env,
+        _child(
+            env.urn, f"{SERVICE_STACK}${env_type}", "kubernetes:core/v1:Namespace", "hello-env-namespace", protect=True
+        ),
+        workload,
+        _child(
+            workload.urn,
+            f"{SERVICE_STACK}${wl_type}",
+            "kubernetes:apps/v1:Deployment",
+            "hello-workload-deployment",
+            image_refs=(RUNNING,),
+        ),
+        StateResource(urn=EXPOSURE, type=EXPOSURE_TYPE, parent=SVC),
+        _child(EXPOSURE, exp_types, "pulumi:providers:cloudflare", "hello-exposure-cloudflare"),
+        _child(
+            EXPOSURE,
+            exp_types,
+            "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared",
+            "hello-exposure-tunnel",
+        ),
+        _child(EXPOSURE, exp_types, "cloudflare:index/dnsRecord:DnsRecord", "hello-exposure-dns-hello.example.com"),
+        _child(EXPOSURE, exp_types, "kubernetes:apps/v1:Deployment", "hello-exposure-cloudflared"),
+    ]
+
+
+class FakeStack:
+    """Behaves like the engine for what sunset does: targeted destroy, protect, up from the stack file."""
+
+    def __init__(self, project_dir: Path, resources: list[StateResource], outputs: dict[str, Any]) -> None:
+        self.project_dir = project_dir
+        self.state = list(resources)
+        self.output_values = dict(outputs)
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail_on: str | None = None
+
+    def _maybe_fail(self, op: str) -> None:
+        if self.fail_on == op:
+            raise RuntimeError(f"{op} failed: simulated engine error")
+
+    def outputs(self) -> dict[str, Any]:
+        self.calls.append(("outputs",))
+        return dict(self.output_values)
+
+    def resources(self) -> list[StateResource]:
+        self.calls.append(("resources",))
+        return list(self.state)
+
+    def _subtree(self, urn: str) -> set[str]:
+        members = {urn}
+        grew = True
+        while grew:
+            grew = False
+            for r in self.state:
+                if r.parent in members and r.urn not in members:
+                    members.add(r.urn)
+                    grew = True
+        return members
+
+    def preview_destroy(self, targets: Sequence[str]) -> dict[str, int]:
+        self.calls.append(("preview_destroy", tuple(targets)))
+        self._maybe_fail("preview_destroy")
+        return {"delete": sum(len(self._subtree(t)) for t in targets)}
+
+    def destroy(self, targets: Sequence[str]) -> dict[str, int]:
+        self.calls.append(("destroy", tuple(targets)))
+        self._maybe_fail("destroy")
+        gone = set().union(*(self._subtree(t) for t in targets))
+        self.state = [r for r in self.state if r.urn not in gone]
+        return {"delete": len(gone)}
+
+    def unprotect(self, urn: str) -> None:
+        self.calls.append(("unprotect", urn))
+        self.state = [replace(r, protect=False) if r.urn == urn else r for r in self.state]
+
+    def up(self) -> dict[str, int]:
+        stage = read_stage(self.project_dir / f"Pulumi.{STACK}.yaml")
+        self.calls.append(("up", stage))
+        self._maybe_fail("up")
+        if stage != "sunset":
+            return {"same": len(self.state)}
+        keep = {"pulumi:pulumi:Stack", SERVICE_STACK}
+        gone = [r for r in self.state if r.type not in keep and not r.type.startswith("pulumi:providers:")]
+        protected = [r.urn for r in gone if r.protect]
+        if protected:
+            raise RuntimeError(f"unable to delete protected resource(s) {protected}")
+        self.state = [r for r in self.state if r not in gone]
+        self.output_values = {"stage": "sunset", "parts": [], "namespace": None, "image_ref": None, "urls": []}
+        return {"delete": len(gone), "same": len(self.state)}
+
+    def secret_config(self, name: str) -> str | None:
+        self.calls.append(("secret_config", name))
+        return "registry-token-from-stack" if name == "service-lifecycle:registryPassword" else None
+
+    @property
+    def changes(self) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] in ("destroy", "unprotect", "up")]
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+
+    def __call__(
+        self, *, repository: str, production_refs: Sequence[str], retain: int, dry_run: bool,
+        username: str | None, password: str | None,
+    ) -> RegistryResult:  # fmt: skip
+        self.calls.append({"repository": repository, "refs": list(production_refs), "retain": retain,
+                           "dry_run": dry_run, "username": username, "password": password})  # fmt: skip
+        kept = list(production_refs[:retain])
+        return RegistryResult(deleted=[f"{REPO}@sha256:" + "9" * 64], kept=kept, errors=list(self.errors))
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def project(tmp_path: Path, project_dir: Path) -> Path:
+    for name in ("Pulumi.yaml", f"Pulumi.{STACK}.yaml", "__main__.py"):
+        shutil.copy(project_dir / name, tmp_path / name)
+    return tmp_path
+
+
+@pytest.fixture
+def fake(project: Path) -> FakeStack:
+    return FakeStack(
+        project, production_state(), {"stage": STACK, "image_ref": RUNNING, "urls": ["https://hello.example.com"]}
+    )
+
+
+Runner = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def run(project: Path, fake: FakeStack) -> tuple[Runner, FakeRegistry, list[int]]:
+    registry = FakeRegistry()
+    factory_calls: list[int] = []
+
+    def go(*, yes: bool = True, dry_run: bool = False, stdin: io.StringIO | None = None,
+           which: Callable[[str], str | None] = lambda _: "/usr/bin/pulumi") -> tuple[int, str]:  # fmt: skip
+        out = io.StringIO()
+
+        def factory(stack: str, directory: Path) -> FakeStack:
+            factory_calls.append(1)
+            assert (stack, directory) == (STACK, project)
+            return fake
+
+        code = Sunset(
+            Options(stack=STACK, project_dir=project, yes=yes, dry_run=dry_run),
+            stack_factory=factory, decommission=registry, which=which,
+            stdin=stdin if stdin is not None else io.StringIO(""), out=out, clock=lambda: "2026-11-27T15:00:00+00:00",
+        ).run()  # fmt: skip
+        return code, out.getvalue()
+
+    return go, registry, factory_calls
+
+
+# -- the flow ---------------------------------------------------------------------------------
+
+
+def test_full_sunset_runs_the_steps_in_order_with_exact_targets(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    go, registry, _ = run
+    namespace = next(r.urn for r in production_state() if r.type == "kubernetes:core/v1:Namespace")
+    code, out = go()
+    assert code == EXIT_OK, out
+    assert [c for c in fake.calls if c[0] not in ("resources", "outputs", "secret_config")] == [
+        ("preview_destroy", (EXPOSURE,)),
+        ("destroy", (EXPOSURE,)),
+        ("unprotect", namespace),
+        ("up", "sunset"),  # the up sees the stack file already saying sunset
+    ]
+    assert registry.calls == [{"repository": REPO, "refs": [RUNNING], "retain": 2, "dry_run": False,
+                               "username": None, "password": "registry-token-from-stack"}]  # fmt: skip
+    assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
+    assert "git add Pulumi.production.yaml" in out
+
+
+def test_stack_file_keeps_every_other_line(run: tuple[Runner, FakeRegistry, list[int]], project: Path) -> None:
+    path = project / f"Pulumi.{STACK}.yaml"
+    before = path.read_text().splitlines()
+    assert run[0]()[0] == EXIT_OK
+    after = path.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert changed == [("  service-lifecycle:stage: production", "  service-lifecycle:stage: sunset")]
+
+
+def test_report_is_saved_and_printed(run: tuple[Runner, FakeRegistry, list[int]], project: Path) -> None:
+    code, out = run[0]()
+    assert code == EXIT_OK
+    report = json.loads((project / "sunset-production.json").read_text())
+    assert report["result"] == "done"
+    assert report["exposure_urn"] == EXPOSURE
+    assert (report["stage_before"], report["stage_after"]) == ("production", "sunset")
+    assert report["started"] == report["finished"] == "2026-11-27T15:00:00+00:00"
+    assert EXPOSURE in report["removed"]
+    assert any("Namespace::hello-env-namespace" in urn for urn in report["removed"])
+    assert report["remaining"] == []
+    assert report["registry_kept"] == [RUNNING] and len(report["registry_deleted"]) == 1
+    assert f"image {RUNNING}" in report["kept"]
+    assert report["production_image_refs"] == [RUNNING]
+    commands = [s["command"] for s in report["steps"] if s["command"]]
+    assert commands[0] == f"pulumi destroy --stack production --target '{EXPOSURE}' --target-dependents --yes"
+    assert any(c.startswith("pulumi state unprotect --stack production --yes") for c in commands)
+    assert "pulumi up --stack production --yes" in commands
+    assert [s["status"] for s in report["steps"]] == ["done"] * 5
+    assert "sunset of stack production (service-lifecycle): done" in out
+
+
+def test_second_run_changes_nothing_and_says_so(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack) -> None:
+    go, registry, _ = run
+    assert go()[0] == EXIT_OK
+    fake.calls.clear()
+    code, out = go()
+    assert code == EXIT_OK
+    assert "already sunset" in out and "Nothing to do" in out
+    assert fake.changes == []
+    assert len(registry.calls) == 1  # only the first run
+
+
+def test_sunset_stack_file_without_exposure_is_nothing_to_do(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    write_stage(project / f"Pulumi.{STACK}.yaml", "sunset")
+    fake.state = [r for r in fake.state if r.type in ("pulumi:pulumi:Stack", SERVICE_STACK)]
+    code, out = run[0]()
+    assert (code, fake.changes, run[1].calls) == (EXIT_OK, [], [])
+    assert "Nothing to do" in out
+
+
+def test_dry_run_only_reports(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path) -> None:
+    go, registry, _ = run
+    before = (project / f"Pulumi.{STACK}.yaml").read_text()
+    code, out = go(dry_run=True, yes=False)
+    assert code == EXIT_OK
+    assert fake.changes == []
+    assert ("preview_destroy", (EXPOSURE,)) in fake.calls
+    assert [c["dry_run"] for c in registry.calls] == [True]
+    assert (project / f"Pulumi.{STACK}.yaml").read_text() == before
+    assert not (project / "sunset-production.json").exists()
+    assert "dry run: nothing was changed" in out
+    assert "[planned] remove access points" in out and "hello-exposure-tunnel" in out
+
+
+def test_refuses_without_a_terminal_and_without_yes(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    code, out = run[0](yes=False, stdin=io.StringIO("production\n"))
+    assert code == EXIT_NOT_CONFIRMED
+    assert "refusing" in out and "--yes" in out
+    assert fake.changes == [] and run[1].calls == []
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+
+
+def test_a_wrong_answer_at_the_prompt_changes_nothing(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    code, out = run[0](yes=False, stdin=Tty("staging\n"))
+    assert code == EXIT_NOT_CONFIRMED and fake.changes == []
+    assert "not confirmed" in out
+
+
+def test_typing_the_stack_name_confirms(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack) -> None:
+    code, out = run[0](yes=False, stdin=Tty("production\n"))
+    assert code == EXIT_OK, out
+    assert [c[0] for c in fake.changes] == ["destroy", "unprotect", "up"]
+
+
+def test_stops_before_anything_without_the_pulumi_cli(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    go, registry, factory_calls = run
+    code, out = go(which=lambda _: None)
+    assert code == EXIT_NO_CLI
+    assert "Pulumi CLI is not installed" in out and "Nothing was changed" in out
+    assert factory_calls == [] and fake.calls == [] and registry.calls == []
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+
+
+def test_cli_vanishing_when_the_workspace_starts_is_a_clean_stop(project: Path) -> None:
+    def factory(stack: str, directory: Path) -> FakeStack:
+        raise FileNotFoundError("[Errno 2] No such file or directory: 'pulumi'")
+
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True), stack_factory=factory,
+                  which=lambda _: "/usr/bin/pulumi", out=out).run()  # fmt: skip
+    assert code == EXIT_NO_CLI and "Nothing was changed" in out.getvalue()
+
+
+def test_command_line_without_pulumi_on_path_exits_with_a_clear_message(project: Path) -> None:
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable), "PYTHONPATH": str(REPO_DIR)}
+    assert shutil.which("pulumi", path=env["PATH"]) is None
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "sunset", "--stack", STACK, "--yes", "--project-dir", str(project)],
+        capture_output=True, text=True, env=env, timeout=120, cwd=project,
+    )  # fmt: skip
+    assert result.returncode == EXIT_NO_CLI, result.stdout + result.stderr
+    assert "the Pulumi CLI is not installed" in result.stdout
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+
+
+def test_a_failed_up_is_reported_and_a_rerun_resumes(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    go, registry, _ = run
+    fake.fail_on = "up"
+    code, out = go()
+    assert code == EXIT_FAILED
+    report = json.loads((project / "sunset-production.json").read_text())
+    assert report["result"] == "failed"
+    statuses = {s["name"]: s["status"] for s in report["steps"]}
+    assert statuses["remove access points"] == "done"
+    assert statuses["decommission workload and monitoring"] == "failed"
+    assert statuses["registry decommission"] == "planned"
+    assert registry.calls == []
+    fake.calls.clear()
+    fake.fail_on = None
+    code, out = go()
+    assert code == EXIT_OK, out
+    assert [c[0] for c in fake.changes] == ["up"]  # exposure gone, namespace already unprotected
+    # the digest production ran came from the first run's report: the up removed the Deployment
+    assert registry.calls[0]["refs"] == [RUNNING]
+
+
+def test_registry_errors_fail_the_sunset_and_the_rerun_retries_them(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    go, registry, _ = run
+    registry.errors = ["sha256:9999: 500 Internal Server Error"]
+    assert go()[0] == EXIT_FAILED
+    registry.errors = []
+    fake.calls.clear()
+    code, out = go()
+    assert code == EXIT_OK, out
+    assert fake.changes == [] and len(registry.calls) == 2
+
+
+def test_registry_is_never_cleared_blind(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    fake.output_values.pop("image_ref")
+    fake.state = [replace(r, image_refs=()) for r in fake.state]
+    code, out = run[0]()
+    assert code == EXIT_FAILED
+    assert "refusing to delete images blind" in out
+    assert run[1].calls == []
+
+
+def test_retention_uses_every_digest_production_ran(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    fake.state = [replace(r, image_refs=(RUNNING, PREVIOUS)) if r.image_refs else r for r in fake.state]
+    assert run[0]()[0] == EXIT_OK
+    assert run[1].calls[0]["refs"] == [RUNNING, PREVIOUS]
+
+
+# -- the URN and the stage --------------------------------------------------------------------
+
+
+def test_target_is_the_exposure_urn_of_the_production_plan(
+    offline_plan: Callable[[str], tuple[dict[str, Any], Path]],
+) -> None:
+    plan, _ = offline_plan("production")
+    exposures = [r["urn"] for r in plan["resources"] if r["type"] == EXPOSURE_TYPE]
+    assert exposures == [exposure_urn("production", "hello")]
+    assert exposure_urn("acme/service-lifecycle/production", "hello") == exposures[0]
+
+
+def test_sunset_stage_registers_no_cloudflare_cloudflared_workload_or_monitoring(project: Path, tmp_path: Path) -> None:
+    write_stage(project / f"Pulumi.{STACK}.yaml", "sunset")
+    out = tmp_path / "plan-out"
+    command = [sys.executable, "-m", "components", "plan", "--stack", STACK, "--project-dir", str(project)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_DIR)}
+    result = subprocess.run(
+        [*command, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=project, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["stage"] == "sunset"
+    types = [r["type"] for r in plan["resources"]]
+    assert types == [SERVICE_STACK]
+    assert not [t for t in types if t.startswith(("cloudflare:", "kubernetes:", "docker:", "pulumi:providers:"))]
+    assert list((out / "manifests").glob("*.yaml")) == []
+
+
+def test_write_stage_refuses_a_file_without_one_stage_line(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  service-lifecycle:serviceName: hello\n")
+    with pytest.raises(SunsetError, match="exactly one"):
+        write_stage(path, "sunset")
+    assert path.read_text() == "config:\n  service-lifecycle:serviceName: hello\n"
+
+
+def test_write_stage_keeps_comments_and_quotes_working(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text('# top\nconfig:\n  service-lifecycle:stage: "production"  # promoted\n  other: 1\n')
+    assert write_stage(path, "sunset") == "production"
+    assert path.read_text() == "# top\nconfig:\n  service-lifecycle:stage: sunset  # promoted\n  other: 1\n"
+    assert yaml.safe_load(path.read_text())["config"]["service-lifecycle:stage"] == "sunset"
+
+
+def test_the_command_is_registered() -> None:
+    from components.cli import COMMANDS
+
+    assert COMMANDS["sunset"][0] == sunset.__name__
