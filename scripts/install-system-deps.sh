@@ -3,12 +3,13 @@
 #   docker.io        the Docker engine that builds and runs the app image
 #   docker-registry  an OCI registry (distribution 2.8) to push to and decommission from
 #   prometheus       promtool, which checks and unit-tests the alert rules
+#   prometheus-alertmanager  amtool, which checks the Alertmanager configuration Monitoring generates
 #   debootstrap      builds a local Python base image (no public registry can be pulled here)
 #   iproute2         removes the docker0 bridge after the engine stops
 # Installs only what is missing; needs root (as on CI). Without root it lists what is missing.
 set -euo pipefail
 
-packages=(docker.io docker-registry prometheus debootstrap iproute2 git make)
+packages=(docker.io docker-registry prometheus prometheus-alertmanager debootstrap iproute2 git make)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
