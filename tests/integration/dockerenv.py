@@ -327,7 +327,10 @@ def build_app_image(
     context: Path = APP_DIR,
     no_cache: bool = False,
 ) -> str:
-    """Build app/ exactly as the Dockerfile says, with the local base; returns the image ID."""
+    """Build app/ exactly as the Dockerfile says, with the local base; returns the image ID.
+
+    ``--quiet`` prints only the ID, so no second call is needed to read it.
+    """
     args = [
         "build",
         "--quiet",
@@ -339,8 +342,7 @@ def build_app_image(
     ]  # fmt: skip
     if no_cache:
         args.append("--no-cache")
-    engine.docker(*args, str(context), timeout=600)
-    return engine.docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    return engine.docker(*args, str(context), timeout=600).stdout.strip()
 
 
 @dataclass
