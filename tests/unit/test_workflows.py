@@ -1,0 +1,468 @@
+"""The GitHub Actions workflows: actionlint (with shellcheck) on every file, the guard rails of the
+pipeline as structural checks that are shown to fail on a broken copy, and the workflows' own
+scripts (stage reading, sunset confirmation, stage commit) run for real."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+PULUMI_ACTION = "pulumi/actions@"
+
+Workflow = dict[str, Any]
+
+
+def _tool(name: str) -> str:
+    """A binary from this interpreter's environment (venv/bin), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
+    return found
+
+
+def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("actionlint"), "-no-color", f"-shellcheck={_tool('shellcheck')}", *map(str, paths)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def load(name: str) -> Workflow:
+    doc: Workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    if True in doc:  # YAML 1.1 reads the key `on` as a boolean
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps") or [])
+
+
+def pulumi_steps(job: dict[str, Any], command: str | None = None) -> list[dict[str, Any]]:
+    found = [s for s in steps(job) if str(s.get("uses", "")).startswith(PULUMI_ACTION)]
+    return [s for s in found if command is None or (s.get("with") or {}).get("command") == command]
+
+
+def step_named(job: dict[str, Any], prefix: str) -> dict[str, Any]:
+    matches = [s for s in steps(job) if str(s.get("name", "")).startswith(prefix)]
+    assert len(matches) == 1, f"expected one step named {prefix!r}, found {len(matches)}"
+    return matches[0]
+
+
+def needs(job: dict[str, Any]) -> list[str]:
+    value = job.get("needs") or []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def ancestors(workflow: Workflow, job_name: str) -> set[str]:
+    seen: set[str] = set()
+    todo = needs(workflow["jobs"][job_name])
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += needs(workflow["jobs"][name])
+    return seen
+
+
+# ---- actionlint -------------------------------------------------------------------------------
+
+
+def test_there_are_the_three_pipeline_workflows() -> None:
+    assert {"pull-request.yml", "deploy.yml", "sunset.yml"} <= {f.name for f in FILES}
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
+def test_actionlint_passes(path: Path) -> None:
+    result = actionlint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "name: broken\n"
+        "on: push\n"
+        "jobs:\n"
+        "  a:\n"
+        "    runs-on: ubuntu-24.04\n"
+        "    needs: [missing-job]\n"
+        "    steps:\n"
+        "      - run: echo ${{ github.event.pull_request.titel }}\n"
+        "  b:\n"
+        "    runs-on: ubuntu-24.04\n"
+        "    steps:\n"
+        "      - run: for f in $(ls *.txt); do echo $f; done\n"
+    )
+    result = actionlint(broken)
+    assert result.returncode == 1
+    assert 'job "a" needs job "missing-job" which does not exist' in result.stdout
+    # shellcheck runs inside actionlint: the unquoted, ls-parsing loop is reported.
+    assert "shellcheck reported issue" in result.stdout and "SC2045" in result.stdout
+
+
+# ---- the guard rails, as checks that return problems ---------------------------------------
+
+
+def deploy_problems(wf: Workflow) -> list[str]:
+    jobs: dict[str, Any] = wf["jobs"]
+    problems: list[str] = []
+    if wf["on"].get("push", {}).get("branches") != ["main"]:
+        problems.append("deploy must run on pushes to main")
+    ups = {name: pulumi_steps(job, "up") for name, job in jobs.items()}
+    by_stack = {(step.get("with") or {}).get("stack-name"): name for name, found in ups.items() for step in found}
+    if set(by_stack) != {"staging", "production"}:
+        return [*problems, f"expected one `pulumi up` of staging and one of production, found {sorted(by_stack)}"]
+    staging, production = jobs[by_stack["staging"]], jobs[by_stack["production"]]
+    env = production.get("environment")
+    if (env.get("name") if isinstance(env, dict) else env) != "production":
+        problems.append("the production up job must run in the `production` environment (the approval)")
+    for name, job in ((by_stack["staging"], staging), (by_stack["production"], production)):
+        for step in pulumi_steps(job, "up"):
+            if (step.get("with") or {}).get("policyPacks") != "policy":
+                problems.append(f"{name}: pulumi up without the policy pack")
+    production_text = yaml.safe_dump(production)
+    if re.search(r"docker\s+(buildx\s+)?build|docker/build-push-action|buildah|kaniko", production_text):
+        problems.append("production builds an image; it must promote staging's digest")
+    if "SOURCE_REVISION" in production_text:
+        problems.append("production sets a build revision; it never builds")
+    smoke_jobs = [
+        name for name, job in jobs.items()
+        if any("components smoke" in str(s.get("run", "")) for s in steps(job))
+    ]  # fmt: skip
+    smoke_staging = [n for n in smoke_jobs if by_stack["staging"] in ancestors(wf, n) and n != by_stack["production"]]
+    smoke_staging = [n for n in smoke_staging if by_stack["production"] not in ancestors(wf, n)]
+    if not smoke_staging:
+        problems.append("no smoke test of staging after its up")
+    elif not set(smoke_staging) & ancestors(wf, by_stack["production"]):
+        problems.append("production does not depend on the staging smoke test")
+    else:
+        run = " ".join(str(s.get("run", "")) for n in smoke_staging for s in steps(jobs[n]))
+        for header in ("CF-Access-Client-Id", "CF-Access-Client-Secret"):
+            if f"--header-from-env {header}=" not in run:
+                problems.append(f"the staging smoke test does not send {header} from the environment")
+    if not any(by_stack["production"] in ancestors(wf, n) for n in smoke_jobs):
+        problems.append("no smoke test of production after its up")
+    if "test" not in ancestors(wf, by_stack["staging"]):
+        problems.append("staging is deployed without the tests passing first")
+    for name, stack in (("staging", "staging"), ("production", "production")):
+        concurrency = jobs[by_stack[name]].get("concurrency") or {}
+        if concurrency.get("group") != stack or concurrency.get("cancel-in-progress") is not False:
+            problems.append(f"{by_stack[name]}: concurrency must be group {stack}, cancel-in-progress false")
+    return problems
+
+
+def pull_request_problems(wf: Workflow) -> list[str]:
+    problems: list[str] = []
+    if "pull_request_target" in wf["on"]:
+        problems.append("pull_request_target runs fork code with secrets")
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    plan_jobs = []
+    for name, job in wf["jobs"].items():
+        text = yaml.safe_dump(job)
+        gated = same_repo in str(job.get("if", ""))
+        if "secrets." in text and not gated:
+            problems.append(f"{name}: uses secrets but also runs for fork PRs")
+        if "components plan" in text and "--policy" in text:
+            plan_jobs.append(name)
+            if gated:
+                problems.append(f"{name}: the offline plan must run for fork PRs too")
+            if "plan-diff" not in text:
+                problems.append(f"{name}: no manifest diff against the base branch")
+        for step in pulumi_steps(job, "preview"):
+            with_ = step.get("with") or {}
+            if not gated:
+                problems.append(f"{name}: pulumi preview needs secrets: run it only for same-repository PRs")
+            if with_.get("comment-on-pr") is not True or with_.get("policyPacks") != "policy":
+                problems.append(f"{name}: preview must comment on the PR and run the policy pack")
+            concurrency = job.get("concurrency") or {}
+            if concurrency.get("cancel-in-progress") is not False:
+                problems.append(f"{name}: preview concurrency must not cancel in progress")
+    if not plan_jobs:
+        problems.append("no offline plan with the policy check")
+    return problems
+
+
+def sunset_problems(wf: Workflow) -> list[str]:
+    problems: list[str] = []
+    dispatch = wf["on"].get("workflow_dispatch") or {}
+    inputs = dispatch.get("inputs") or {}
+    if set(wf["on"]) != {"workflow_dispatch"}:
+        problems.append("sunset must only run by hand")
+    if inputs.get("stack", {}).get("options") != ["staging", "production"]:
+        problems.append("input `stack` must be a choice of the stacks")
+    if not inputs.get("confirm", {}).get("required"):
+        problems.append("input `confirm` must be required")
+    (job,) = wf["jobs"].values()
+    runs = [str(s.get("run", "")) for s in steps(job)]
+    sunset_at = next((i for i, r in enumerate(runs) if "components sunset" in r and "--yes" in r), None)
+    confirm_at = next((i for i, r in enumerate(runs) if "CONFIRM" in r and "serviceName" in r), None)
+    commit_at = next((i for i, r in enumerate(runs) if "git push" in r), None)
+    if sunset_at is None:
+        return [*problems, "no `python -m components sunset --yes` step"]
+    if confirm_at is None or confirm_at > sunset_at:
+        problems.append("the typed confirmation is not checked before the sunset")
+    if commit_at is None or commit_at > sunset_at:
+        problems.append("stage sunset is not committed to main before the sunset")
+    text = yaml.safe_dump(job)
+    if "${{ inputs.confirm }}" in "".join(runs):
+        problems.append("the typed confirmation is interpolated into a script (injection)")
+    if "GITHUB_STEP_SUMMARY" not in text or "actions/upload-artifact@" not in text:
+        problems.append("the report must go to the job summary and an artifact")
+    concurrency = job.get("concurrency") or {}
+    if concurrency.get("group") != "${{ inputs.stack }}" or concurrency.get("cancel-in-progress") is not False:
+        problems.append("sunset must share the stack's concurrency group and never be cancelled")
+    return problems
+
+
+def test_deploy_guard_rails() -> None:
+    assert deploy_problems(load("deploy.yml")) == []
+
+
+def test_pull_request_guard_rails() -> None:
+    assert pull_request_problems(load("pull-request.yml")) == []
+
+
+def test_sunset_guard_rails() -> None:
+    assert sunset_problems(load("sunset.yml")) == []
+
+
+def _drop_environment(wf: Workflow) -> None:
+    wf["jobs"]["production"].pop("environment")
+
+
+def _add_build(wf: Workflow) -> None:
+    wf["jobs"]["production"]["steps"].insert(0, {"run": "docker build -t x app"})
+
+
+def _skip_staging_smoke(wf: Workflow) -> None:
+    wf["jobs"]["production"]["needs"] = ["stages", "staging"]
+
+
+def _cancel_in_progress(wf: Workflow) -> None:
+    wf["jobs"]["staging"]["concurrency"]["cancel-in-progress"] = True
+
+
+def _token_on_command_line(wf: Workflow) -> None:
+    for step in wf["jobs"]["smoke-staging"]["steps"]:
+        if "components smoke" in str(step.get("run", "")):
+            step["run"] = step["run"].replace("--header-from-env CF-Access-Client-Secret=", "--header x=")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (_drop_environment, "`production` environment"),
+        (_add_build, "production builds an image"),
+        (_skip_staging_smoke, "production does not depend on the staging smoke test"),
+        (_cancel_in_progress, "cancel-in-progress false"),
+        (_token_on_command_line, "CF-Access-Client-Secret"),
+    ],
+)
+def test_deploy_checks_fail_on_a_broken_copy(mutate: Callable[[Workflow], None], expected: str) -> None:
+    wf = copy.deepcopy(load("deploy.yml"))
+    mutate(wf)
+    problems = deploy_problems(wf)
+    assert any(expected in p for p in problems), problems
+
+
+def _secret_in_plan_job(wf: Workflow) -> None:
+    wf["jobs"]["plan"]["steps"].append({"run": "echo", "env": {"T": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}})
+
+
+def _ungated_preview(wf: Workflow) -> None:
+    wf["jobs"]["preview"].pop("if")
+
+
+def _target(wf: Workflow) -> None:
+    wf["on"] = {"pull_request_target": {}}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (_secret_in_plan_job, "plan: uses secrets but also runs for fork PRs"),
+        (_ungated_preview, "run it only for same-repository PRs"),
+        (_target, "pull_request_target"),
+    ],
+)
+def test_pull_request_checks_fail_on_a_broken_copy(mutate: Callable[[Workflow], None], expected: str) -> None:
+    wf = copy.deepcopy(load("pull-request.yml"))
+    mutate(wf)
+    assert any(expected in p for p in pull_request_problems(wf))
+
+
+def _no_confirmation(wf: Workflow) -> None:
+    job = wf["jobs"]["sunset"]
+    job["steps"] = [s for s in job["steps"] if "CONFIRM" not in str(s.get("run", ""))]
+
+
+def _sunset_before_commit(wf: Workflow) -> None:
+    job = wf["jobs"]["sunset"]
+    commit = next(s for s in job["steps"] if "git push" in str(s.get("run", "")))
+    job["steps"].remove(commit)
+    job["steps"].append(commit)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (_no_confirmation, "typed confirmation is not checked"),
+        (_sunset_before_commit, "not committed to main before"),
+        (lambda wf: wf["on"]["workflow_dispatch"]["inputs"].pop("confirm"), "`confirm` must be required"),
+    ],
+)
+def test_sunset_checks_fail_on_a_broken_copy(mutate: Callable[[Workflow], None], expected: str) -> None:
+    wf = copy.deepcopy(load("sunset.yml"))
+    mutate(wf)
+    assert any(expected in p for p in sunset_problems(wf))
+
+
+# ---- general hygiene ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
+def test_actions_are_pinned_by_commit_sha_with_a_version_comment(path: Path) -> None:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(\s+#\s*(v\d[\w.]*))?\s*$", line)
+        if match:
+            assert SHA_PIN.match(match.group(1)), f"{path.name}:{number}: {match.group(1)} is not pinned to a SHA"
+            assert match.group(3), f"{path.name}:{number}: say which version the SHA is (# vX.Y.Z)"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
+def test_permissions_are_minimal_per_job(path: Path) -> None:
+    wf = load(path.name)
+    assert wf.get("permissions") == {}, f"{path.name}: the workflow must grant nothing by default"
+    allowed_writes = {
+        ("pull-request.yml", "preview"): {"pull-requests"},
+        ("pr-comment.yml", "comment"): {"pull-requests"},
+        ("sunset.yml", "sunset"): {"contents"},
+    }
+    for name, job in wf["jobs"].items():
+        permissions = job.get("permissions")
+        assert isinstance(permissions, dict), f"{path.name}:{name}: declare the job's permissions"
+        writes = {scope for scope, level in permissions.items() if level == "write"}
+        assert writes <= allowed_writes.get((path.name, name), set()), f"{path.name}:{name}: writes {writes}"
+
+
+def test_pr_comment_never_runs_pull_request_code() -> None:
+    wf = load("pr-comment.yml")
+    assert set(wf["on"]) == {"workflow_run"}
+    for job in wf["jobs"].values():
+        for step in steps(job):
+            assert "run" not in step, "pr-comment runs no shell: the artifact is untrusted"
+            assert not str(step.get("uses", "")).startswith("actions/checkout@"), "never check out PR code here"
+
+
+# ---- the workflows' own scripts, run for real ---------------------------------------------------
+
+
+def _run_step(step: dict[str, Any], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    script = str(step["run"])
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_stages_step_reads_the_committed_stack_files(tmp_path: Path) -> None:
+    step = step_named(load("deploy.yml")["jobs"]["stages"], "Stage of each stack")
+    for name in ("Pulumi.staging.yaml", "Pulumi.production.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    output = tmp_path / "github_output"
+    result = _run_step(step, tmp_path, {"GITHUB_OUTPUT": str(output)})
+    assert result.returncode == 0, result.stderr
+    values = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    staging = yaml.safe_load((PROJECT_DIR / "Pulumi.staging.yaml").read_text())["config"]
+    assert values == {
+        "staging": "staging",
+        "production": "production",
+        "version": staging["service-lifecycle:appVersion"],
+    }
+
+
+@pytest.mark.parametrize(("typed", "code"), [("hello", 0), ("hello-production", 1)])
+def test_sunset_confirmation_must_equal_the_service_name(tmp_path: Path, typed: str, code: int) -> None:
+    step = step_named(load("sunset.yml")["jobs"]["sunset"], "Check the typed confirmation")
+    shutil.copy(PROJECT_DIR / "Pulumi.production.yaml", tmp_path)
+    result = _run_step(step, tmp_path, {"STACK": "production", "CONFIRM": typed})
+    assert result.returncode == code, result.stdout + result.stderr
+    if code:
+        assert "does not match the service name" in result.stdout and "nothing was changed" in result.stdout
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A clone of a bare 'origin' whose main holds the production stack file, and a venv stand-in."""
+    origin, work = tmp_path / "origin.git", tmp_path / "work"
+    _git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(origin))
+    _git(tmp_path, "clone", "--quiet", str(origin), str(work))
+    shutil.copy(PROJECT_DIR / "Pulumi.production.yaml", work)
+    _git(work, "add", "Pulumi.production.yaml")
+    _git(work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "init")
+    _git(work, "push", "--quiet", "origin", "HEAD:main")
+    (work / "venv" / "bin").mkdir(parents=True)
+    (work / "venv" / "bin" / "python").symlink_to(sys.executable)
+    yield origin, work
+
+
+def _commit_step() -> dict[str, Any]:
+    return step_named(load("sunset.yml")["jobs"]["sunset"], "Commit stage sunset to main first")
+
+
+def _stage_on_origin(origin: Path) -> str:
+    text = _git(origin, "show", "main:Pulumi.production.yaml")
+    return str(yaml.safe_load(text)["config"]["service-lifecycle:stage"])
+
+
+def test_sunset_commits_the_stage_to_main_before_anything_else(clone: tuple[Path, Path]) -> None:
+    origin, work = clone
+    env = {"STACK": "production", "PYTHONPATH": str(PROJECT_DIR)}
+    result = _run_step(_commit_step(), work, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _stage_on_origin(origin) == "sunset"
+    assert _git(origin, "log", "-1", "--format=%s", "main") == "sunset: stage sunset for stack production"
+    # Only the stage line changed.
+    diff = _git(origin, "diff", "main~1", "main", "--unified=0")
+    assert [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+        "-  service-lifecycle:stage: production",
+        "+  service-lifecycle:stage: sunset",
+    ]
+    # A second run finds it committed and changes nothing.
+    again = _run_step(_commit_step(), work, env)
+    assert again.returncode == 0 and "already says stage sunset" in again.stdout
+    assert _git(origin, "rev-list", "--count", "main") == "2"
+
+
+def test_sunset_refuses_when_the_stage_cannot_be_pushed(clone: tuple[Path, Path]) -> None:
+    origin, work = clone
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    result = _run_step(_commit_step(), work, {"STACK": "production", "PYTHONPATH": str(PROJECT_DIR)})
+    assert result.returncode == 1
+    assert "could not push 'stage: sunset' for production to main; nothing was changed" in result.stdout
+    assert _stage_on_origin(origin) == "production"
