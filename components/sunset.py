@@ -139,11 +139,11 @@ class AutomationStack:
 
     def preview_destroy(self, targets: Sequence[str]) -> dict[str, int]:
         result = self._stack.preview_destroy(target=list(targets), target_dependents=True, on_output=self._echo)
-        return {str(k): int(v) for k, v in (result.change_summary or {}).items()}
+        return _changes(result.change_summary)
 
     def destroy(self, targets: Sequence[str]) -> dict[str, int]:
         result = self._stack.destroy(target=list(targets), target_dependents=True, on_output=self._echo)
-        return {str(k): int(v) for k, v in (result.summary.resource_changes or {}).items()}
+        return _changes(result.summary.resource_changes)
 
     def unprotect(self, urn: str) -> None:
         subprocess.run(
@@ -153,13 +153,18 @@ class AutomationStack:
 
     def up(self) -> dict[str, int]:
         result = self._stack.up(on_output=self._echo)
-        return {str(k): int(v) for k, v in (result.summary.resource_changes or {}).items()}
+        return _changes(result.summary.resource_changes)
 
     def secret_config(self, name: str) -> str | None:
         try:
             return self._stack.get_config(name, path=False).value
         except self._auto.CommandError:
             return None
+
+
+def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
+    """``{OpType.DELETE: 3}`` → ``{"delete": 3}``."""
+    return {str(getattr(op, "value", op)): int(count) for op, count in (summary or {}).items()}
 
 
 def _state_resource(raw: Mapping[str, Any]) -> StateResource:

@@ -474,3 +474,110 @@ def test_the_command_is_registered() -> None:
     from components.cli import COMMANDS
 
     assert COMMANDS["sunset"][0] == sunset.__name__
+
+
+# -- the real Automation API adapter, up to the CLI boundary ----------------------------------
+
+
+class _AutoStack:
+    """Stands in for pulumi.automation.Stack, answering with the SDK's own result types."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def _summary(self) -> Any:
+        from pulumi.automation import OpType
+        from pulumi.automation._stack import UpdateSummary
+
+        return UpdateSummary(kind="destroy", start_time=None, message="", environment={}, config={},  # type: ignore[arg-type]
+                             result="succeeded", resource_changes={OpType.DELETE: 7})  # fmt: skip
+
+    def outputs(self) -> dict[str, Any]:
+        from pulumi.automation import OutputValue
+
+        return {"image_ref": OutputValue(value=RUNNING, secret=False)}
+
+    def export_stack(self) -> Any:
+        from pulumi.automation import Deployment
+
+        image = {"spec": {"template": {"spec": {"containers": [{"image": RUNNING}, {"image": "busybox:1"}]}}}}
+        return Deployment(version=3, deployment={"resources": [
+            {"urn": ROOT, "type": "pulumi:pulumi:Stack"},
+            {"urn": SVC, "type": SERVICE_STACK, "parent": ROOT},
+            {"urn": "urn:x::d", "type": "kubernetes:apps/v1:Deployment", "parent": SVC, "inputs": image},
+            {"urn": "urn:x::ns", "type": "kubernetes:core/v1:Namespace", "parent": SVC, "protect": True},
+        ]})  # fmt: skip
+
+    def preview_destroy(self, **kwargs: Any) -> Any:
+        from pulumi.automation import OpType
+        from pulumi.automation._stack import PreviewResult
+
+        self.calls.append(("preview_destroy", kwargs))
+        return PreviewResult(stdout="", stderr="", change_summary={OpType.DELETE: 7})
+
+    def destroy(self, **kwargs: Any) -> Any:
+        from pulumi.automation._stack import DestroyResult
+
+        self.calls.append(("destroy", kwargs))
+        return DestroyResult(stdout="", stderr="", summary=self._summary())
+
+    def up(self, **kwargs: Any) -> Any:
+        from pulumi.automation._stack import UpResult
+
+        self.calls.append(("up", kwargs))
+        return UpResult(stdout="", stderr="", summary=self._summary(), outputs={})
+
+    def get_config(self, name: str, *, path: bool = False) -> Any:
+        from pulumi.automation import ConfigValue
+
+        return ConfigValue(value="pw", secret=True)
+
+
+def test_automation_adapter_passes_targets_and_reads_results(monkeypatch: pytest.MonkeyPatch, project: Path) -> None:
+    from pulumi import automation
+
+    fake = _AutoStack()
+    selected: list[tuple[str, str]] = []
+
+    def select_stack(*, stack_name: str, work_dir: str) -> _AutoStack:
+        selected.append((stack_name, work_dir))
+        return fake
+
+    monkeypatch.setattr(automation, "select_stack", select_stack)
+    ops = sunset.AutomationStack(STACK, project, echo=lambda _: None)
+    assert selected == [(STACK, str(project))]
+    assert ops.outputs() == {"image_ref": RUNNING}
+    resources = ops.resources()
+    assert [r.protect for r in resources] == [False, False, False, True]
+    assert resources[2].image_refs == (RUNNING,)  # only digest-pinned images count
+    assert ops.preview_destroy([EXPOSURE]) == {"delete": 7}
+    assert ops.destroy([EXPOSURE]) == {"delete": 7}
+    assert ops.up() == {"delete": 7}
+    assert ops.secret_config("service-lifecycle:registryPassword") == "pw"
+    for name, kwargs in fake.calls[:2]:
+        assert (kwargs["target"], kwargs["target_dependents"]) == ([EXPOSURE], True), name
+    assert "target" not in fake.calls[2][1]  # the sunset up is a whole-stack up
+
+
+def test_unprotect_runs_the_cli_in_the_project(monkeypatch: pytest.MonkeyPatch, project: Path) -> None:
+    from pulumi import automation
+
+    ran: list[tuple[list[str], Path]] = []
+    monkeypatch.setattr(automation, "select_stack", lambda **_: _AutoStack())
+    monkeypatch.setattr(sunset.subprocess, "run", lambda argv, cwd, **_: ran.append((argv, cwd)))
+    sunset.AutomationStack(STACK, project).unprotect("urn:x::ns")
+    assert ran == [
+        (["pulumi", "state", "unprotect", "--stack", STACK, "--yes", "--non-interactive", "urn:x::ns"], project)
+    ]
+
+
+def test_real_automation_api_without_the_cli_stops_cleanly(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No stub: the real pulumi.automation workspace, which cannot find the CLI on this machine."""
+    if shutil.which("pulumi"):
+        pytest.skip("a Pulumi CLI is installed here; this test covers machines without one")
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True), which=lambda _: "/stale/pulumi", out=out).run()
+    assert code == EXIT_NO_CLI, out.getvalue()
+    assert "Nothing was changed" in out.getvalue()
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
