@@ -78,6 +78,7 @@ class ServiceStack(pulumi.ComponentResource):
                     platform=settings.build.platform,
                     version=settings.app_version,
                     base_image=settings.build.base_image,
+                    source=settings.build.source_url,
                     registry_username=settings.registry.username,
                     registry_password=settings.registry.password,
                 ),

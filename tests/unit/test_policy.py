@@ -7,7 +7,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,7 @@ def deployment(namespace: str = "hello-production", replicas: int | None = 3, **
     }
     pod_spec.update(spec)
     body: dict[str, Any] = {
-        "selector": {
-            "matchLabels": {"app.kubernetes.io/part-of": "hello", "app.kubernetes.io/component": "server"}
-        },
+        "selector": {"matchLabels": {"app.kubernetes.io/part-of": "hello", "app.kubernetes.io/component": "server"}},
         "template": {
             "metadata": {
                 "labels": {
@@ -138,9 +136,7 @@ def access_app(domain: str = "hello.staging.example.com") -> dict[str, Any]:
     return {"accountId": "0" * 32, "name": "hello", "type": "self_hosted", "domain": domain}
 
 
-def res(
-    type_: str, props: dict[str, Any], *, name: str = "r", protect: bool = False, marked: bool = True
-) -> Any:
+def res(type_: str, props: dict[str, Any], *, name: str = "r", protect: bool = False, marked: bool = True) -> Any:
     return rules.CheckedResource(
         type=type_, name=name, urn=f"urn:pulumi:test::p::{type_}::{name}", props=props, protect=protect,
         secrets_marked=marked,
@@ -172,9 +168,7 @@ def good_production() -> list[Any]:
             SVC,
             {"metadata": {"name": "hello", "namespace": "hello-production"}, "spec": {"type": "ClusterIP"}},
         ),
-        res(
-            CM, {"metadata": {"name": "cfg", "namespace": "hello-production"}, "data": {"LOG_LEVEL": "info"}}
-        ),
+        res(CM, {"metadata": {"name": "cfg", "namespace": "hello-production"}, "data": {"LOG_LEVEL": "info"}}),
         res(SEC, {"metadata": {"name": "tunnel"}, "stringData": {"token": secret("eyJhIjoi")}}),
         res(DNS, dns("hello.example.com")),
     ]
@@ -215,9 +209,7 @@ def _first_container(d: dict[str, Any]) -> dict[str, Any]:
         ),
         (
             "images-pinned-by-digest",
-            lambda d: d["spec"]["template"]["spec"].update(
-                initContainers=[container("init", image="busybox")]
-            ),
+            lambda d: d["spec"]["template"]["spec"].update(initContainers=[container("init", image="busybox")]),
             "init container 'init'",
         ),
         (
@@ -252,16 +244,12 @@ def _first_container(d: dict[str, Any]) -> dict[str, Any]:
         ),
         (
             "restricted-security-context",
-            lambda d: d["spec"]["template"]["spec"]["volumes"].append(
-                {"name": "h", "hostPath": {"path": "/"}}
-            ),
+            lambda d: d["spec"]["template"]["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
             "hostPath",
         ),
         (
             "restricted-security-context",
-            lambda d: d["spec"]["template"]["spec"]["securityContext"].update(
-                seccompProfile={"type": "Unconfined"}
-            ),
+            lambda d: d["spec"]["template"]["spec"]["securityContext"].update(seccompProfile={"type": "Unconfined"}),
             "seccompProfile",
         ),
         (
@@ -282,9 +270,7 @@ def _first_container(d: dict[str, Any]) -> dict[str, Any]:
         ),
         (
             "no-plaintext-secrets",
-            lambda d: _first_container(d)["env"].append(
-                {"name": "UPSTREAM", "value": "https://u:p4ss@db.internal/x"}
-            ),
+            lambda d: _first_container(d)["env"].append({"name": "UPSTREAM", "value": "https://u:p4ss@db.internal/x"}),
             "a URL with a password",
         ),
         (
@@ -296,9 +282,7 @@ def _first_container(d: dict[str, Any]) -> dict[str, Any]:
         ("production-availability", lambda d: d["spec"].pop("replicas"), "1 replica(s)"),
         (
             "production-availability",
-            lambda d: d["spec"]["template"]["metadata"]["labels"].update(
-                {"app.kubernetes.io/component": "other"}
-            ),
+            lambda d: d["spec"]["template"]["metadata"]["labels"].update({"app.kubernetes.io/component": "other"}),
             "no PodDisruptionBudget",
         ),
     ],
@@ -392,16 +376,11 @@ def test_staging_hostname_without_access_fires(apps: list[dict[str, Any]]) -> No
     ],
 )
 def test_staging_hostname_covered_by_access_passes(app: dict[str, Any]) -> None:
-    assert (
-        fired("staging-behind-access", [res(NS, namespace("staging")), res(DNS, dns()), res(APP, app)]) == []
-    )
+    assert fired("staging-behind-access", [res(NS, namespace("staging")), res(DNS, dns()), res(APP, app)]) == []
 
 
 def test_production_may_be_public() -> None:
-    assert (
-        fired("staging-behind-access", [res(NS, namespace("production")), res(DNS, dns("hello.example.com"))])
-        == []
-    )
+    assert fired("staging-behind-access", [res(NS, namespace("production")), res(DNS, dns("hello.example.com"))]) == []
 
 
 def test_production_namespace_must_be_protected() -> None:
@@ -439,9 +418,7 @@ def test_configmap_whose_whole_data_is_a_secret_fires() -> None:
     ["LOG_LEVEL", "KEYCLOAK_URL", "TOKEN_FILE", "secretName", "AWS_ACCESS_KEY_ID", "monkey", "keyspace"],
 )
 def test_harmless_names_pass(name: str) -> None:
-    assert (
-        fired("no-plaintext-secrets", [res(CM, {"metadata": {"name": "cfg"}, "data": {name: "plain"}})]) == []
-    )
+    assert fired("no-plaintext-secrets", [res(CM, {"metadata": {"name": "cfg"}, "data": {name: "plain"}})]) == []
 
 
 def test_plaintext_kubernetes_secret_fires_only_when_secrets_are_marked() -> None:
@@ -517,9 +494,7 @@ def test_offline_run_reports_each_violation_and_fails() -> None:
     out = io.StringIO()
     assert policy_offline.run(stack, PROJECT_DIR, out) == 1
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith(
-        "policy violation [mandatory] dns-records-proxied: DnsRecord hello.example.com"
-    )
+    assert lines[0].startswith("policy violation [mandatory] dns-records-proxied: DnsRecord hello.example.com")
     assert lines[1].startswith("policy violation [mandatory] production-namespace-protected:")
     assert lines[2] == f"policy: 2 mandatory violation(s) from {len(rules.RULES)} rules"
 
@@ -572,9 +547,7 @@ _EXPECTED_KINDS = {
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])
-def test_offline_plan_passes_every_rule(
-    stack: str, offline_plan: Callable[[str], tuple[dict[str, Any], Path]]
-) -> None:
+def test_offline_plan_passes_every_rule(stack: str, offline_plan: Callable[[str], tuple[dict[str, Any], Path]]) -> None:
     plan, _ = offline_plan(stack)
     resources = policy_offline.resources_from_plan_json(plan)
     types = {r.type for r in resources}
@@ -604,3 +577,79 @@ def test_stage_label_matches_what_the_components_use() -> None:
     from components import labels
 
     assert rules.STAGE_LABEL == labels.STAGE_LABEL
+
+
+# ---- the pack as the Pulumi engine talks to it (gRPC analyzer protocol) -----------------------
+
+
+@pytest.fixture
+def analyzer() -> Iterator[Any]:
+    """``policy/__main__.py`` served exactly as the CLI's policy host starts it; a gRPC stub to it."""
+    grpc = pytest.importorskip("grpc")
+    from pulumi.runtime.proto import analyzer_pb2_grpc
+
+    process = subprocess.Popen(
+        [sys.executable, "__main__.py"], cwd=PROJECT_DIR / "policy", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().decode().strip()
+        assert port.isdigit(), process.stderr.read().decode() if process.stderr else port
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
+        channel.close()
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _struct(props: dict[str, Any]) -> Any:
+    from google.protobuf import json_format, struct_pb2
+
+    message = struct_pb2.Struct()
+    json_format.ParseDict(props, message)
+    return message
+
+
+def test_pack_over_grpc_reports_mandatory_violations(analyzer: Any) -> None:
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+    assert info.name == "service-lifecycle"
+    assert {p.name for p in info.policies} == {r.name for r in rules.RULES if not r.needs_secret_marks}
+    assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
+
+    bad = deployment()
+    _first_container(bad)["image"] = "nginx:latest"
+    _first_container(bad)["env"].append({"name": "LATER", "value": UNKNOWN})
+    response = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(type=DEP, properties=_struct(bad), urn="urn:pulumi:s::p::x::hello", name="hello")
+    )
+    assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [
+        ("images-pinned-by-digest", analyzer_pb2.MANDATORY)
+    ]
+    assert "'nginx:latest' is not pinned by digest" in response.diagnostics[0].message
+
+    good = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(type=DEP, properties=_struct(deployment()), urn="urn:d", name="hello")
+    )
+    assert list(good.diagnostics) == []
+
+
+def test_pack_over_grpc_checks_the_whole_stack(analyzer: Any) -> None:
+    from pulumi.runtime.proto import analyzer_pb2
+
+    def resource(type_: str, props: dict[str, Any], name: str, protect: bool = False) -> Any:
+        return analyzer_pb2.AnalyzerResource(
+            type=type_, properties=_struct(props), urn=f"urn:pulumi:production::p::{type_}::{name}", name=name,
+            options=analyzer_pb2.AnalyzerResourceOptions(protect=protect),
+        )  # fmt: skip
+
+    stack = [resource(NS, namespace("production"), "ns", protect=True), resource(DEP, deployment(replicas=1), "dep")]
+    response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack))
+    found = sorted((d.policyName, d.urn) for d in response.diagnostics)
+    urn = f"urn:pulumi:production::p::{DEP}::dep"
+    assert found == [("production-availability", urn), ("production-availability", urn)]
+    messages = " ".join(d.message for d in response.diagnostics)
+    assert "1 replica(s) in production" in messages and "no PodDisruptionBudget" in messages
