@@ -149,6 +149,8 @@ class BuildSettings:
     """Git revision the image is tagged with."""
     base_image: str | None
     """Override of the Dockerfile's ``BASE_IMAGE`` build argument; None keeps the pinned default."""
+    source_url: str | None = None
+    """Source repository URL for the image's OCI source label; None leaves the label empty."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -471,6 +473,12 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
         "baseImage", required=False, check=_matches(_PINNED_IMAGE),
         expected="a base image pinned by digest (name@sha256:…)",
     )  # fmt: skip
+    source_url = r.string(
+        "sourceUrl", required=False, check=lambda v: re.match(r"^https://[^\s/]+/\S+$", v) is not None,
+        expected="the https:// URL of the source repository, e.g. https://github.com/acme/hello",
+    )  # fmt: skip
+    if source_url is None and env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
+        source_url = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
     if parts and parts.builds_image:
         revision = r.raw("sourceRevision") or env.get("SOURCE_REVISION") or env.get("GITHUB_SHA")
         if revision is None or not _REVISION.match(revision):
@@ -479,7 +487,9 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
                 "the git commit (7 to 40 hex digits); set it or export SOURCE_REVISION or GITHUB_SHA",
             )  # fmt: skip
         elif context and platform:
-            build = BuildSettings(context=context, platform=platform, revision=revision, base_image=base_image)
+            build = BuildSettings(
+                context=context, platform=platform, revision=revision, base_image=base_image, source_url=source_url
+            )
 
     promotion: PromotionSettings | None = None
     from_stack = r.string(

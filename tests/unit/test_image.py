@@ -32,9 +32,7 @@ ECR_REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
 RunComponents = Callable[..., RecordingMocks]
 
 
-def _build(
-    run_components: RunComponents, args: ContainerImageArgs, **kw: Any
-) -> tuple[RecordingMocks, list[str]]:
+def _build(run_components: RunComponents, args: ContainerImageArgs, **kw: Any) -> tuple[RecordingMocks, list[str]]:
     refs: list[str] = []
 
     def program() -> None:
@@ -89,17 +87,13 @@ def test_base_image_and_dockerfile_are_passed_only_when_set(run_components: RunC
     mocks, _ = _build(run_components, _args(version=None))
     assert mocks.one(IMAGE).plain_inputs["build"]["args"] == {"REVISION": REVISION}
     base = "python:3.12.7-slim-bookworm@sha256:" + "a" * 64
-    mocks, _ = _build(
-        run_components, _args(base_image=base, dockerfile="app/Dockerfile", platform="linux/arm64")
-    )
+    mocks, _ = _build(run_components, _args(base_image=base, dockerfile="app/Dockerfile", platform="linux/arm64"))
     build = mocks.one(IMAGE).plain_inputs["build"]
     assert build["args"]["BASE_IMAGE"] == base
     assert (build["dockerfile"], build["platform"]) == ("app/Dockerfile", "linux/arm64")
 
 
-@pytest.mark.parametrize(
-    ("missing", "message"), [("registry_password", "password"), ("registry_username", "username")]
-)
+@pytest.mark.parametrize(("missing", "message"), [("registry_password", "password"), ("registry_username", "username")])
 def test_missing_credentials_fail_before_any_resource(
     run_components: RunComponents, missing: str, message: str
 ) -> None:
@@ -154,9 +148,7 @@ def ecr_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield boto3.client("ecr", region_name="eu-west-1")
 
 
-def test_ecr_credentials_come_from_get_authorization_token(
-    run_components: RunComponents, ecr_client: Any
-) -> None:
+def test_ecr_credentials_come_from_get_authorization_token(run_components: RunComponents, ecr_client: Any) -> None:
     token = ecr_client.get_authorization_token(registryIds=["123456789012"])["authorizationData"][0]
     user, password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)
     mocks, refs = _build(
@@ -224,5 +216,23 @@ def test_service_stack_builds_the_image_only_where_the_stage_builds(
     assert is_secret(mocks.one(IMAGE).inputs["registry"])
 
     production = make_settings("production")
-    mocks = run_components(program(production), stack="production")
+    promoted = {production.promotion.from_stack: {"image_ref": f"{production.registry.repository}@sha256:{'a' * 64}"}}
+    mocks = run_components(program(production), stack="production", stack_outputs=promoted)
     assert mocks.by_type(IMAGE) == [] and mocks.by_type(TYPE) == []
+
+
+def test_source_url_setting_becomes_the_oci_source_label(
+    run_components: RunComponents, make_settings: Callable[..., Any]
+) -> None:
+    from components.service import ServiceStack, ServiceStackArgs
+
+    settings = make_settings("staging", sourceUrl="https://github.com/acme/hello")
+    mocks = run_components(lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="staging")
+    assert mocks.one(IMAGE).plain_inputs["build"]["args"]["SOURCE"] == "https://github.com/acme/hello"
+
+
+def test_bad_source_url_names_the_key(make_settings: Callable[..., Any]) -> None:
+    from components.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"service-lifecycle:sourceUrl: got 'git@github\.com:acme/hello'"):
+        make_settings("staging", sourceUrl="git@github.com:acme/hello")
