@@ -108,9 +108,7 @@ def _policy_line(policy: str | None) -> str:
 def render(diffs: list[StackDiff], *, base_ref: str, limit: int = MAX_COMMENT) -> str:
     """The comment body (Markdown), at most about ``limit`` characters."""
     lines = [MARKER, f"## Offline plan against `{base_ref}`", ""]
-    lines.append(
-        "Rendered without credentials or the Pulumi CLI (`python -m components plan`); secrets redacted."
-    )
+    lines.append("Rendered without credentials or the Pulumi CLI (`python -m components plan`); secrets redacted.")
     lines.append("")
     for d in diffs:
         summary = (
@@ -120,9 +118,7 @@ def render(diffs: list[StackDiff], *, base_ref: str, limit: int = MAX_COMMENT) -
         )
         lines.append(f"### `{d.stack}`: {summary} · {_policy_line(d.policy)}")
         if d.base_missing:
-            lines.append(
-                f"_`{base_ref}` has no offline plan for `{d.stack}`: every manifest shows as added._"
-            )
+            lines.append(f"_`{base_ref}` has no offline plan for `{d.stack}`: every manifest shows as added._")
         if d.type_changes:
             lines.append("")
             lines.append("| resource type | base | this PR |")
@@ -151,9 +147,7 @@ def render(diffs: list[StackDiff], *, base_ref: str, limit: int = MAX_COMMENT) -
         if len(text) > share:
             text = text[:share].rsplit("\n", 1)[0] + "\n"
             note = "\n_(diff truncated: the full diff is in the `offline-plan` artifact)_"
-        body.append(
-            f"<details><summary>manifest diff: {d.stack}</summary>\n\n```diff\n{text}```{note}\n</details>\n"
-        )
+        body.append(f"<details><summary>manifest diff: {d.stack}</summary>\n\n```diff\n{text}```{note}\n</details>\n")
     return "\n".join(body)
 
 

@@ -218,9 +218,7 @@ def run_checks(
             results.append(check())
         except (OSError, urllib.error.URLError) as error:
             url = _join(base, "/" if name == "version" else f"/{name}")
-            results.append(
-                CheckResult(name=name, ok=False, detail=f"{url} unreachable: {_describe_error(error)}")
-            )
+            results.append(CheckResult(name=name, ok=False, detail=f"{url} unreachable: {_describe_error(error)}"))
     return results
 
 

@@ -26,9 +26,7 @@ def _status(url: str) -> int:
         return error.code
 
 
-def test_healthy_container_passes(
-    run_app_container: Any, app_image: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_healthy_container_passes(run_app_container: Any, app_image: Any, capsys: pytest.CaptureFixture[str]) -> None:
     app = run_app_container()
     code = smoke.main(
         [
@@ -44,9 +42,7 @@ def test_healthy_container_passes(
     assert f"version {app_image.version!r}" in out
 
 
-def test_wrong_version_fails(
-    run_app_container: Any, app_image: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_wrong_version_fails(run_app_container: Any, app_image: Any, capsys: pytest.CaptureFixture[str]) -> None:
     app = run_app_container()
     code = smoke.main(["--url", app.url, "--expect-version", "9.9.9", "--retries", "1", *FAST])
     assert code == 1

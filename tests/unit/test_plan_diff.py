@@ -17,9 +17,7 @@ def write_plan(root: Path, stack: str, objects: list[dict[str, object]], policy:
     for index, obj in enumerate(objects, start=1):
         meta = obj["metadata"]
         assert isinstance(meta, dict)
-        name = "-".join(
-            str(p) for p in (f"{index:03d}", obj["kind"], meta.get("namespace"), meta["name"]) if p
-        )
+        name = "-".join(str(p) for p in (f"{index:03d}", obj["kind"], meta.get("namespace"), meta["name"]) if p)
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
         resources.append({"type": f"kubernetes:x:{obj['kind']}", "name": meta["name"]})
     (root / stack / "plan.json").write_text(json.dumps({"resources": resources}))

@@ -100,9 +100,7 @@ def test_healthy_service_passes(server: tuple[str, Behaviour], capsys: pytest.Ca
     assert _fail_lines(out) == []
 
 
-def test_wrong_version_fails_with_one_line(
-    server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_wrong_version_fails_with_one_line(server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str]) -> None:
     url, behaviour = server
     behaviour.version = "1.2.2"
     code = smoke.main(["--url", url, "--expect-version", "1.2.3", "--retries", "2", *FAST])
@@ -242,14 +240,10 @@ def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.Capt
     assert message in capsys.readouterr().err
 
 
-def test_revision_is_checked_by_prefix(
-    server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_revision_is_checked_by_prefix(server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str]) -> None:
     url, _ = server  # the server reports revision "abc" (too short to ever match)
     assert smoke.main(["--url", url, "--expect-revision", "abcdef0", "--retries", "0", *FAST]) == 1
-    assert _fail_lines(capsys.readouterr().out) == [
-        f"FAIL version: {url}/ reports revision 'abc', expected 'abcdef0'"
-    ]
+    assert _fail_lines(capsys.readouterr().out) == [f"FAIL version: {url}/ reports revision 'abc', expected 'abcdef0'"]
 
 
 @pytest.mark.parametrize(
