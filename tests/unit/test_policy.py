@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -653,3 +654,15 @@ def test_pack_over_grpc_checks_the_whole_stack(analyzer: Any) -> None:
     assert found == [("production-availability", urn), ("production-availability", urn)]
     messages = " ".join(d.message for d in response.diagnostics)
     assert "1 replica(s) in production" in messages and "no PodDisruptionBudget" in messages
+
+
+def test_pack_project_file_runs_main_in_its_own_venv() -> None:
+    import yaml
+
+    pack = yaml.safe_load((PROJECT_DIR / "policy" / "PulumiPolicy.yaml").read_text())
+    assert pack["runtime"]["name"] == "python"
+    assert pack["runtime"]["options"]["virtualenv"] == "venv"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", str(pack["version"]))
+    requirements = (PROJECT_DIR / "policy" / "requirements.txt").read_text()
+    assert re.search(r"^pulumi-policy>=1\.21,<2$", requirements, re.MULTILINE)
+    assert (PROJECT_DIR / "policy" / "__main__.py").is_file()
