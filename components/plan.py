@@ -32,6 +32,7 @@ import pulumi
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
+from components.rules import write_rule_files
 from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
 from components.testing import (
     SECRET_SIG,
@@ -382,7 +383,7 @@ def manifest(resource: RecordedResource) -> dict[str, Any]:
 
 
 def write_outputs(plan: Plan, out: Path) -> list[Path]:
-    """Write ``manifests/*.yaml`` and ``plan.json`` under ``out``; return the manifest paths."""
+    """Write ``manifests/*.yaml``, ``plan.json`` and ``rules/*.rules.yml`` under ``out``; return the manifest paths."""
     manifests_dir = out / "manifests"
     manifests_dir.mkdir(parents=True, exist_ok=True)
     for stale in manifests_dir.glob("*.yaml"):
@@ -403,6 +404,7 @@ def write_outputs(plan: Plan, out: Path) -> list[Path]:
         path.write_text(yaml.safe_dump(obj, sort_keys=False))
         written.append(path)
     (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n")
+    write_rule_files(plan.resources, out)  # rules/<service>.rules.yml: what promtool checks and tests
     return written
 
 
