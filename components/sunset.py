@@ -519,6 +519,13 @@ class Sunset:
         protected = [r for r in workload if r.protect]
         refs = _production_refs(inputs)
         report.production_image_refs = refs
+        exported = inputs.outputs.get("exposure_urn")
+        if isinstance(exported, str) and exported != inputs.urn:
+            return self._fail(
+                report, "remove access points",
+                f"the stack exports exposure_urn {exported} but this program names it {inputs.urn}: the stack "
+                "was deployed by other code; refusing to target anything. Nothing was changed.",
+            )  # fmt: skip
         stack_name = opts.stack
         sunset_already = not exposure and not workload and inputs.stage == Stage.SUNSET.value
         # The registry step is due with the rest of a sunset, or when an earlier run stopped before it.

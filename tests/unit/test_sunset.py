@@ -581,3 +581,19 @@ def test_real_automation_api_without_the_cli_stops_cleanly(project: Path, monkey
     assert code == EXIT_NO_CLI, out.getvalue()
     assert "Nothing was changed" in out.getvalue()
     assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+
+
+def test_refuses_when_the_stack_exports_another_exposure_urn(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    fake.output_values["exposure_urn"] = EXPOSURE.replace("hello-exposure", "other-exposure")
+    code, out = run[0]()
+    assert code == EXIT_FAILED and "refusing to target anything" in out
+    assert fake.changes == [] and run[1].calls == []
+
+
+def test_an_exported_exposure_urn_that_matches_is_accepted(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    fake.output_values["exposure_urn"] = EXPOSURE
+    assert run[0]()[0] == EXIT_OK
