@@ -11,9 +11,14 @@ from dataclasses import dataclass
 from typing import Final
 
 import pulumi
+import pulumi_kubernetes as k8s
 
+from components.environment import Environment, EnvironmentArgs, namespace_quota
 from components.image import ContainerImage, ContainerImageArgs
+from components.kube import kubernetes_provider
+from components.promotion import promoted_image_ref
 from components.settings import Settings
+from components.workload import Workload, WorkloadArgs
 
 TYPE: Final = "service-lifecycle:index:ServiceStack"
 
@@ -56,6 +61,12 @@ class ServiceStack(pulumi.ComponentResource):
     """Immutable ``repo@sha256:…`` deployed in this stage; None when nothing runs."""
     urls: list[str]
     """Public URLs of the service; empty when it is not exposed."""
+    kubernetes_provider: k8s.Provider | None
+    """The stack's Kubernetes provider (every Kubernetes resource uses it); None when nothing runs."""
+    environment: Environment | None
+    """The namespace and its guard rails; None when the stage runs nothing."""
+    workload: Workload | None
+    """The service's pods, Service and friends; Monitoring and Exposure take its outputs."""
 
     def __init__(self, name: str, args: ServiceStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
@@ -88,6 +99,61 @@ class ServiceStack(pulumi.ComponentResource):
             self.parts.append(ROLE_IMAGE)
 
         # --- Kubernetes provider, image promotion, Environment, Workload (issue 4) ---
+        self.kubernetes_provider = None
+        self.environment = None
+        self.workload = None
+        if parts.promotes_image and settings.promotion is not None:
+            self.image_ref = promoted_image_ref(
+                name, repository=settings.registry.repository, promotion=settings.promotion, opts=child
+            )
+        if parts.environment or parts.workload:
+            provider = kubernetes_provider(f"{name}-k8s", settings.kubernetes, child)
+            self.kubernetes_provider = provider
+            on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
+            max_replicas = 2 * settings.replicas
+            # Room for a rolling update (one surge pod each) of the app at its ceiling and of
+            # cloudflared; cloudflared is budgeted at the app's per-pod size (it asks for less).
+            tunnel_pods = settings.cloudflare.cloudflared_replicas + 1 if parts.exposure else 0
+            self.environment = Environment(
+                child_name(name, ROLE_ENVIRONMENT),
+                EnvironmentArgs(
+                    namespace=settings.namespace,
+                    service_name=settings.service_name,
+                    team=settings.team,
+                    stage=settings.stage.value,
+                    quota=namespace_quota(pods=max_replicas + 1 + tunnel_pods, per_pod=settings.resources),
+                    container_defaults=settings.resources,
+                    protect=parts.protect_environment,
+                    pod_security_version=f"v{settings.kubernetes.version}",
+                ),
+                on_cluster,
+            )
+            self.parts.append(ROLE_ENVIRONMENT)
+            if parts.workload:
+                if self.image_ref is None:
+                    raise pulumi.RunError(
+                        f"stage {settings.stage} runs a workload but neither builds nor promotes an image"
+                    )
+                self.workload = Workload(
+                    child_name(name, ROLE_WORKLOAD),
+                    WorkloadArgs(
+                        namespace=self.environment.namespace,
+                        service_name=settings.service_name,
+                        team=settings.team,
+                        stage=settings.stage.value,
+                        app_version=settings.app_version,
+                        image=self.image_ref,
+                        replicas=settings.replicas,
+                        max_replicas=max_replicas,
+                        container_port=settings.container_port,
+                        resources=settings.resources,
+                        monitoring_namespace=settings.monitoring.namespace,
+                        kubernetes_version=settings.kubernetes.version,
+                        revision=settings.build.revision if settings.build is not None else None,
+                    ),
+                    on_cluster,
+                )
+                self.parts.append(ROLE_WORKLOAD)
 
         # --- Monitoring (issue 6): takes the Workload's outputs ---
 

@@ -1,0 +1,64 @@
+"""Where a promoting stage (production) takes its image from: it never builds.
+
+Either a digest pinned in settings (rollback: ``service-lifecycle:pinnedDigest``, which wins),
+or the ``image_ref`` output of the stack that validated the image
+(``service-lifecycle:promoteFromStack``), read through a StackReference. Settings refuse a stage
+that promotes with neither. The promoted value is checked when it arrives, at deploy time: it
+must be pinned by digest, or the deployment stops with an error naming the source stack.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import pulumi
+
+from components.settings import PromotionSettings, key
+
+IMAGE_REF_OUTPUT: Final = "image_ref"
+"""The stack output a building stage exports and a promoting stage reads."""
+
+
+class PromotionError(pulumi.RunError):
+    """The source stack's ``image_ref`` cannot be deployed. A RunError: shown without a traceback."""
+
+
+def pinned_image_ref(repository: str, digest: str) -> str:
+    """The reference a pinned digest deploys: ``<repository>@<digest>``."""
+    return f"{repository}@{digest}"
+
+
+_IMAGE_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+
+
+def check_image_ref(value: object, *, source_stack: str) -> str:
+    """``value`` if it is ``<repo>[:tag]@sha256:<64 hex>``; PromotionError naming the source otherwise."""
+    where = f"stack {source_stack} output {IMAGE_REF_OUTPUT!r} ({key('promoteFromStack')})"
+    if value is None:
+        raise PromotionError(
+            f"{where} does not exist: has that stack built and deployed an image? "
+            f"To deploy a known digest without it, set {key('pinnedDigest')}"
+        )
+    if not isinstance(value, str) or not _IMAGE_REF.match(value):
+        raise PromotionError(f"{where} is {value!r}; expected an image pinned by digest, <repo>@sha256:<64 hex>")
+    return value
+
+
+def promoted_image_ref(
+    name: str, *, repository: str, promotion: PromotionSettings, opts: pulumi.ResourceOptions | None = None
+) -> pulumi.Output[str]:
+    """The image a promoting stage deploys.
+
+    A pinned digest needs no resource. Otherwise a StackReference named
+    ``f"{name}-promotion-source"`` reads the source stack's ``image_ref``; ``get_output`` (not
+    ``require_output``, whose bare KeyError names neither stack nor setting) with an explicit
+    check gives a clear error instead.
+    """
+    if promotion.pinned_digest is not None:
+        return pulumi.Output.from_input(pinned_image_ref(repository, promotion.pinned_digest))
+    source = promotion.from_stack
+    if source is None:  # settings refuse this; kept for callers building PromotionSettings themselves
+        raise PromotionError(f"set {key('promoteFromStack')} or {key('pinnedDigest')}: a promoting stage never builds")
+    reference = pulumi.StackReference(f"{name}-promotion-source", stack_name=source, opts=opts)
+    return reference.get_output(IMAGE_REF_OUTPUT).apply(lambda value: check_image_ref(value, source_stack=source))
