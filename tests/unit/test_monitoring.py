@@ -1,0 +1,432 @@
+"""Monitoring and its rules under the recording mocks: per-service objects, the cluster stack's Helm
+releases (pinned, secrets secret), the rules as data, and which stages are monitored."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pytest
+
+from components import labels, rules
+from components.monitoring import (
+    ALLOY,
+    KUBE_PROMETHEUS_STACK,
+    LOKI,
+    TUNNEL_METRICS_PORT,
+    Monitoring,
+    MonitoringArgs,
+    alertmanager_config,
+    dashboard,
+    dashboard_exprs,
+)
+from components.plan import Plan
+from components.service import ServiceStack, ServiceStackArgs
+from components.settings import Settings, SettingsError
+from components.testing import RecordedResource, RecordingMocks, is_secret, redact
+
+MONITORING = "service-lifecycle:index:Monitoring"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+WEBHOOK = "https://alerts.example.net/hooks/t0k3n-9d2f7c1e"
+PASSWORD = "grafana-pw-5b1e0c77"
+RUNBOOK = "https://runbooks.example.com/hello.md"
+SOURCE = "example-org/service-lifecycle/staging"
+STACK_OUTPUTS = {SOURCE: {"image_ref": "ghcr.io/example-org/hello@sha256:" + "c" * 64}}
+
+
+def _args(**overrides: Any) -> MonitoringArgs:
+    values: dict[str, Any] = {
+        "service_name": "hello",
+        "team": "platform",
+        "stage": "staging",
+        "namespace": "hello-staging",
+        "app_selector": labels.selector("hello", labels.COMPONENT_SERVER),
+        "app_port_name": "http",
+        "slo_availability": 99.5,
+        "latency_p95_seconds": 0.5,
+        "runbook_url": RUNBOOK,
+    }
+    values.update(overrides)
+    return MonitoringArgs(**values)
+
+
+def _cluster_args(**overrides: Any) -> MonitoringArgs:
+    return _args(
+        install_cluster_stack=True,
+        alert_webhook_url=pulumi.Output.secret(WEBHOOK),
+        grafana_admin_password=pulumi.Output.secret(PASSWORD),
+        **overrides,
+    )
+
+
+def _run(run_components: Callable[..., RecordingMocks], args: MonitoringArgs) -> RecordingMocks:
+    def program() -> None:
+        Monitoring("hello-monitoring", args)
+
+    return run_components(program, stack="staging")
+
+
+def _params(**overrides: Any) -> rules.RuleParams:
+    values: dict[str, Any] = {
+        "service": "hello",
+        "namespace": "hello-staging",
+        "team": "platform",
+        "slo_availability": 99.9,
+        "latency_p95_seconds": 0.3,
+        "app_job": "hello",
+        "tunnel_job": "hello-cloudflared",
+        "runbook_url": RUNBOOK,
+    }
+    values.update(overrides)
+    return rules.RuleParams(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules as data
+
+
+def test_every_alert_routes_and_explains_itself() -> None:
+    groups = rules.rule_groups(_params())
+    alerts = [r for g in groups["groups"] for r in g["rules"] if "alert" in r]
+    assert sorted(a["alert"] for a in alerts) == sorted(
+        [
+            "ErrorBudgetBurnFast", "ErrorBudgetBurnSlow", "HighErrorRatio", "HighLatencyP95", "ServiceDown",
+            "PodRestarting", "PodCrashLooping", "DeploymentReplicasUnavailable", "TunnelDown", "TunnelDegraded",
+            "TunnelOriginErrors",
+        ]
+    )  # fmt: skip
+    for alert in alerts:
+        assert alert["labels"]["team"] == "platform"
+        assert alert["labels"]["service"] == "hello"
+        assert alert["labels"]["severity"] in ("critical", "warning")
+        assert set(alert["annotations"]) == {"summary", "description", "runbook_url"}
+        assert alert["annotations"]["runbook_url"] == f"{RUNBOOK}#{alert['alert'].lower()}"
+        # every selector is scoped to the service's namespace: no alert about someone else's pods
+        assert 'namespace="hello-staging"' in alert["expr"] or "service:" in alert["expr"]
+    pages = {a["alert"] for a in alerts if a["labels"]["severity"] == "critical"}
+    assert pages == {"ErrorBudgetBurnFast", "ServiceDown", "PodCrashLooping", "TunnelDown"}
+
+
+def test_burn_rate_thresholds_follow_the_objective() -> None:
+    fast = next(
+        r for g in rules.rule_groups(_params())["groups"] for r in g["rules"] if r.get("alert") == "ErrorBudgetBurnFast"
+    )
+    assert "ratio_rate1h" in fast["expr"] and "ratio_rate5m" in fast["expr"]
+    assert fast["expr"].count("> (14.4 * 0.001)") == 2
+    assert fast["expr"].count("> (6 * 0.001)") == 2
+    slow = rules.rule_groups(_params(slo_availability=99.5))["groups"][1]["rules"][1]
+    assert slow["alert"] == "ErrorBudgetBurnSlow"
+    assert slow["expr"].count("> (3 * 0.005)") == 2 and slow["expr"].count("> (1 * 0.005)") == 2
+    latency = next(r for r in rules.rule_groups(_params())["groups"][1]["rules"] if r["alert"] == "HighLatencyP95")
+    assert latency["expr"].endswith("> 0.3")
+
+
+def test_every_window_an_alert_reads_is_recorded() -> None:
+    groups = rules.rule_groups(_params())
+    recorded = rules.recorded_names(groups)
+    read = set().union(*(rules.metric_names(e) for e in rules.exprs(groups)))
+    assert {n for n in read if n.startswith("service:")} <= recorded
+    for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
+        assert f"service:http_request_errors:ratio_rate{window}" in recorded
+
+
+def test_probe_and_scrape_routes_are_not_user_requests() -> None:
+    for expr in rules.exprs(rules.rule_groups(_params())):
+        if "http_request" in expr and "service:" not in expr:
+            assert 'route!~"/healthz|/readyz|/metrics"' in expr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"slo_availability": 90.0}, "slo_availability is 90.0"),
+        ({"slo_availability": 100.0}, "slo_availability is 100.0"),
+        ({"latency_p95_seconds": 0.0}, "latency_p95_seconds is 0.0"),
+        ({"namespace": 'x"} or vector(1) #'}, "namespace is"),
+        ({"team": ""}, "team is ''"),
+        ({"error_ratio_threshold": 1.5}, "error_ratio_threshold is 1.5"),
+    ],
+)
+def test_rule_parameters_that_make_no_sense_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(rules.RulesError, match=re.escape(message)):
+        rules.rule_groups(_params(**overrides))
+
+
+def test_metric_names_finds_metrics_not_labels_or_functions() -> None:
+    expr = 'sum by (namespace, job, le) (rate(http_request_duration_seconds_bucket{route!~"/a|/b",le="+Inf"}[5m]))'
+    assert rules.metric_names(expr) == {"http_request_duration_seconds_bucket"}
+    assert rules.metric_names('absent(up{job="x"} == 1)') == {"up"}
+
+
+def test_rule_file_yaml_round_trips() -> None:
+    import yaml
+
+    groups = rules.rule_groups(_params())
+    text = rules.to_yaml(groups)
+    assert yaml.safe_load(text) == groups
+    assert "&id" not in text  # no anchors: the file is read and diffed by people
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-service objects
+
+
+def test_per_service_monitors_rules_and_dashboard(run_components: Callable[..., RecordingMocks]) -> None:
+    mocks = _run(run_components, _args())
+    component = mocks.one(MONITORING)
+    objects = [mocks.one(t) for t in (SERVICE_MONITOR, POD_MONITOR, PROMETHEUS_RULE, CONFIG_MAP)]
+    for obj in objects:
+        assert obj.parent == component.urn
+        assert obj.name.startswith("hello-monitoring-")
+    assert mocks.by_type(RELEASE) == []
+
+    app = mocks.one(SERVICE_MONITOR).plain_inputs
+    assert app["apiVersion"] == "monitoring.coreos.com/v1"
+    assert app["metadata"]["namespace"] == "hello-staging"
+    assert app["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert app["metadata"]["labels"][labels.TEAM_LABEL] == "platform"
+    assert app["spec"]["selector"] == {"matchLabels": labels.selector("hello", labels.COMPONENT_SERVER)}
+    assert app["spec"]["namespaceSelector"] == {"matchNames": ["hello-staging"]}
+    (endpoint,) = app["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert endpoint["relabelings"] == [{"action": "replace", "targetLabel": "job", "replacement": "hello"}]
+
+    tunnel = mocks.one(POD_MONITOR).plain_inputs
+    assert tunnel["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert tunnel["spec"]["selector"] == {"matchLabels": labels.selector("hello", labels.COMPONENT_TUNNEL)}
+    (pod_endpoint,) = tunnel["spec"]["podMetricsEndpoints"]
+    assert pod_endpoint["port"] == TUNNEL_METRICS_PORT
+    assert pod_endpoint["relabelings"][0]["replacement"] == "hello-cloudflared"
+
+    rule = mocks.one(PROMETHEUS_RULE).plain_inputs
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    expected = rules.rule_groups(_args().rule_params("hello-staging"))
+    assert rule["spec"] == json.loads(json.dumps(expected))
+
+
+def test_dashboard_configmap_is_found_by_grafana_and_valid(run_components: Callable[..., RecordingMocks]) -> None:
+    mocks = _run(run_components, _args(monitoring_namespace="observability"))
+    config_map = mocks.one(CONFIG_MAP).plain_inputs
+    assert config_map["metadata"]["namespace"] == "observability"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    kubernetes_validate.validate(config_map, "1.31", strict=True)
+    (board_json,) = config_map["data"].values()
+    board = json.loads(board_json)
+    assert board["title"] == "hello (staging)"
+    used = set().union(*(rules.metric_names(e) for e in dashboard_exprs(board)))
+    assert used and used <= set(rules.APP_METRICS), used - set(rules.APP_METRICS)
+    assert all('namespace="hello-staging"' in e for e in dashboard_exprs(board))
+
+
+def test_the_tunnel_is_not_scraped_when_the_stage_has_no_exposure(
+    run_components: Callable[..., RecordingMocks],
+) -> None:
+    mocks = _run(run_components, _args(monitor_tunnel=False))
+    assert mocks.by_type(POD_MONITOR) == []
+    assert len(mocks.by_type(SERVICE_MONITOR)) == 1
+
+
+def test_the_tunnel_port_name_is_the_one_exposure_gives_cloudflared() -> None:
+    from components.exposure import METRICS_PORT_NAME
+
+    assert TUNNEL_METRICS_PORT == METRICS_PORT_NAME
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"install_cluster_stack": True, "grafana_admin_password": "x"}, "alert_webhook_url: required"),
+        ({"install_cluster_stack": True, "alert_webhook_url": "https://x"}, "grafana_admin_password: required"),
+        ({"app_selector": {}}, "app_selector: empty"),
+        ({"slo_availability": 80.0}, "slo_availability is 80.0"),
+    ],
+)
+def test_bad_arguments_fail_before_anything_is_registered(
+    run_components: Callable[..., RecordingMocks], overrides: dict[str, Any], message: str
+) -> None:
+    mocks = RecordingMocks()
+    with pytest.raises(Exception, match=re.escape(message)):
+        _run(lambda fn, **kw: run_components(fn, mocks=mocks, **kw), _args(**overrides))
+    assert [r for r in mocks.resources if r.type != "pulumi:pulumi:Stack"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The cluster stack
+
+
+def _releases(mocks: RecordingMocks) -> dict[str, RecordedResource]:
+    return {r.plain_inputs["chart"]: r for r in mocks.by_type(RELEASE)}
+
+
+def test_cluster_stack_charts_are_pinned(run_components: Callable[..., RecordingMocks]) -> None:
+    releases = _releases(_run(run_components, _cluster_args()))
+    assert set(releases) == {"kube-prometheus-stack", "loki", "alloy"}
+    for chart in (KUBE_PROMETHEUS_STACK, LOKI, ALLOY):
+        inputs = releases[chart.chart].plain_inputs
+        assert re.fullmatch(r"\d+\.\d+\.\d+", inputs["version"]), inputs["version"]
+        assert inputs["version"] == chart.version
+        assert inputs["repositoryOpts"] == {"repo": chart.repo}
+        assert inputs["namespace"] == "monitoring"
+    # the release name is what the monitors' `release` label points at, so it must not be auto-named
+    assert releases["kube-prometheus-stack"].plain_inputs["name"] == "kube-prometheus-stack"
+    assert releases["loki"].plain_inputs["name"] == "loki"
+
+
+def test_secrets_stay_secret_in_the_release_and_the_plan(run_components: Callable[..., RecordingMocks]) -> None:
+    mocks = _run(run_components, _cluster_args())
+    kps = _releases(mocks)["kube-prometheus-stack"]
+    assert is_secret(kps.inputs["values"]) or is_secret(kps.inputs["values"]["alertmanager"]["config"])
+    admin = mocks.one("kubernetes:core/v1:Secret")
+    string_data = admin.inputs["stringData"]
+    assert is_secret(string_data) or is_secret(string_data["admin-password"])
+    assert admin.plain_inputs["stringData"]["admin-password"] == PASSWORD
+    plan = Plan(project="p", stack="s", stage="staging", resources=mocks.resources, invokes=[], outputs={}, notes=[])
+    dumped = json.dumps(plan.to_json())
+    assert WEBHOOK not in dumped and "t0k3n" not in dumped
+    assert PASSWORD not in dumped
+    assert WEBHOOK not in json.dumps([redact(r.inputs) for r in mocks.resources])
+
+
+def test_alertmanager_routes_the_team_to_its_webhook(run_components: Callable[..., RecordingMocks]) -> None:
+    values = _releases(_run(run_components, _cluster_args()))["kube-prometheus-stack"].plain_inputs["values"]
+    config = values["alertmanager"]["config"]
+    routes = config["route"]["routes"]
+    assert {"receiver": "team-platform", "matchers": ['team = "platform"']} in routes
+    receiver = next(r for r in config["receivers"] if r["name"] == "team-platform")
+    assert receiver["webhook_configs"] == [{"url": WEBHOOK, "send_resolved": True}]
+    assert values["prometheus"]["prometheusSpec"]["retention"] == "15d"
+    assert values["prometheus"]["prometheusSpec"]["resources"]["requests"]
+    grafana = values["grafana"]
+    assert grafana["admin"]["existingSecret"] == "grafana-admin"
+    assert "adminPassword" not in grafana
+    assert grafana["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+
+
+def test_slack_urls_get_a_slack_receiver() -> None:
+    config = alertmanager_config(team="payments", webhook_url="https://hooks.slack.com/services/T0/B0/x")
+    receiver = config["receivers"][1]
+    assert receiver["name"] == "team-payments"
+    assert receiver["slack_configs"][0]["api_url"] == "https://hooks.slack.com/services/T0/B0/x"
+    assert "webhook_configs" not in receiver
+
+
+def test_logs_of_the_service_namespace_go_to_loki(run_components: Callable[..., RecordingMocks]) -> None:
+    releases = _releases(_run(run_components, _cluster_args()))
+    alloy = releases["alloy"].plain_inputs["values"]
+    content = alloy["alloy"]["configMap"]["content"]
+    assert 'names = ["hello-staging"]' in content
+    assert "http://loki.monitoring.svc.cluster.local:3100/loki/api/v1/push" in content
+    assert alloy["rbac"]["rules"][0]["resources"] == ["pods", "pods/log", "namespaces"]
+    loki = releases["loki"].plain_inputs["values"]
+    assert loki["deploymentMode"] == "Monolithic"
+    assert loki["loki"]["limits_config"]["retention_period"] == "168h"
+    assert loki["loki"]["auth_enabled"] is False
+
+
+def test_shared_stack_survives_a_sunset_and_monitors_wait_for_its_crds(
+    run_components: Callable[..., RecordingMocks],
+) -> None:
+    mocks = _run(run_components, _cluster_args())
+    shared = [
+        *mocks.by_type(RELEASE),
+        mocks.one("kubernetes:core/v1:Namespace"),
+        mocks.one("kubernetes:core/v1:Secret"),
+    ]
+    assert all(r.retain_on_delete for r in shared)
+    per_service = [mocks.one(t) for t in (SERVICE_MONITOR, POD_MONITOR, PROMETHEUS_RULE, CONFIG_MAP)]
+    assert not any(r.retain_on_delete for r in per_service)
+    kps = _releases(mocks)["kube-prometheus-stack"]
+    for resource in per_service:
+        assert kps.urn in resource.dependencies
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+def test_staging_and_production_are_monitored_and_sunset_is_not(
+    make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks]
+) -> None:
+    for stage in ("staging", "production"):
+        settings = make_settings(stage)
+        mocks = run_components(
+            lambda s=settings: ServiceStack("hello", ServiceStackArgs(settings=s)) and None,
+            stack=stage,
+            stack_outputs=STACK_OUTPUTS,
+        )
+        component = mocks.one(MONITORING, "hello-monitoring")
+        assert component.parent == mocks.one("service-lifecycle:index:ServiceStack").urn
+        rule = mocks.one(PROMETHEUS_RULE).plain_inputs
+        assert rule["metadata"]["namespace"] == f"hello-{stage}"
+        fast = rule["spec"]["groups"][1]["rules"][0]
+        budget = rules._num(rules.error_budget(settings.monitoring.slo_availability))
+        assert f"(14.4 * {budget})" in fast["expr"]
+        workload = mocks.one("service-lifecycle:index:Workload")
+        assert workload.urn not in component.dependencies  # nothing depends on Monitoring, it on them
+        monitors = [mocks.one(SERVICE_MONITOR), mocks.one(POD_MONITOR), mocks.one(PROMETHEUS_RULE)]
+        assert all(m.provider and "-k8s::" in m.provider for m in monitors)
+    sunset = make_settings("production", stage="sunset", promoteFromStack=None, replicas=1)
+    mocks = run_components(lambda: ServiceStack("hello", ServiceStackArgs(settings=sunset)) and None, stack="sunset")
+    assert mocks.by_type(MONITORING) == []
+    assert [r for r in mocks.resources if r.type.startswith("kubernetes:monitoring.coreos.com")] == []
+    assert mocks.by_type(CONFIG_MAP) == []
+
+
+def test_a_cluster_stack_without_its_secrets_is_a_settings_error(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError, match="service-lifecycle:alertWebhookUrl"):
+        make_settings("production", monitoringInstallClusterStack=True, grafanaAdminPassword="pw")
+
+
+def test_slo_too_low_for_the_fast_burn_page_is_a_settings_error(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError, match=r"service-lifecycle:sloAvailabilityTarget: got '90\.0'"):
+        make_settings("staging", sloAvailabilityTarget="90")
+    with pytest.raises(SettingsError, match="service-lifecycle:monitoringRunbookUrl"):
+        make_settings("staging", monitoringRunbookUrl="http://insecure.example.com/rb")
+
+
+def test_production_with_the_cluster_stack_keeps_secrets_out_of_the_plan(
+    make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks]
+) -> None:
+    settings = make_settings(
+        "production", monitoringInstallClusterStack=True, alertWebhookUrl=WEBHOOK, grafanaAdminPassword=PASSWORD
+    )
+    mocks = run_components(
+        lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None,
+        stack="production",
+        stack_outputs=STACK_OUTPUTS,
+    )
+    assert set(_releases(mocks)) == {"kube-prometheus-stack", "loki", "alloy"}
+    plan = Plan(project="p", stack="production", stage="production", resources=mocks.resources, invokes=[],
+                outputs={}, notes=[])  # fmt: skip
+    dumped = json.dumps(plan.to_json())
+    assert WEBHOOK not in dumped and PASSWORD not in dumped
+
+
+def test_the_plan_writes_the_rule_file_the_cluster_gets(
+    offline_plan: Callable[[str], tuple[dict[str, Any], Path]],
+) -> None:
+    import yaml
+
+    plan_json, out = offline_plan("staging")
+    (rule,) = [r for r in plan_json["resources"] if r["type"] == PROMETHEUS_RULE]
+    written = out / "rules" / "hello.rules.yml"
+    assert yaml.safe_load(written.read_text()) == rule["inputs"]["spec"]
+
+
+def test_dashboard_builder_reads_only_app_metrics() -> None:
+    board = dashboard(service="hello", stage="production", namespace="hello-production", slo_availability=99.9,
+                      latency_p95_seconds=0.3)  # fmt: skip
+    names = set().union(*(rules.metric_names(e) for e in dashboard_exprs(board)))
+    assert names == {
+        "http_requests_total", "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum",
+        "http_request_duration_seconds_count", "app_ready", "app_build_info",
+    }  # fmt: skip
