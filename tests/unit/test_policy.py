@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from components import policy_offline
+from components.service import ROLE_ENVIRONMENT, ROLE_EXPOSURE, ROLE_WORKLOAD
 from components.testing import SECRET_SIG, SECRET_VALUE_SIG, RecordedResource
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -541,9 +542,9 @@ def test_plan_json_round_trip_keeps_secrets_marked() -> None:
 # What each part the stage table lists must have put in the plan, so "no violation" cannot come
 # from the rules having nothing to look at.
 _EXPECTED_KINDS = {
-    "environment": [NS],
-    "workload": [DEP, PDB],
-    "exposure": [DNS],
+    ROLE_ENVIRONMENT: [NS],
+    ROLE_WORKLOAD: [DEP, PDB, HPA],
+    ROLE_EXPOSURE: [DNS, DEP, PDB],
 }
 
 
@@ -552,13 +553,15 @@ def test_offline_plan_passes_every_rule(stack: str, offline_plan: Callable[[str]
     plan, _ = offline_plan(stack)
     resources = policy_offline.resources_from_plan_json(plan)
     types = {r.type for r in resources}
-    for part in plan["outputs"].get("parts") or []:
+    parts = plan["outputs"].get("parts") or []
+    assert {ROLE_ENVIRONMENT, ROLE_WORKLOAD} <= set(parts), f"{stack}: parts {parts}"
+    for part in parts:
         for kind in _EXPECTED_KINDS.get(part, []):
             assert kind in types, f"{stack}: part {part} registered no {kind}"
-    if "environment" in (plan["outputs"].get("parts") or []):
+    if ROLE_ENVIRONMENT in parts:
         checked = policy_offline.checked_resources(resources, rules)
         assert rules.namespace_stages(checked), f"{stack}: no Namespace carries the {STAGE} label"
-    if stack == "staging" and "exposure" in (plan["outputs"].get("parts") or []):
+    if stack == "staging" and ROLE_EXPOSURE in parts:
         assert APP in types, "staging exposure without an Access application"
     violations = policy_offline.check(resources, PROJECT_DIR)
     assert violations == [], "\n".join(f"{v.policy}: {v.message}" for v in violations)
