@@ -14,8 +14,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.environment import Environment, EnvironmentArgs, namespace_quota
+from components.exposure import Exposure, ExposureArgs
 from components.image import ContainerImage, ContainerImageArgs
 from components.kube import kubernetes_provider
+from components.monitoring import Monitoring, MonitoringArgs
 from components.promotion import promoted_image_ref
 from components.settings import Settings
 from components.workload import Workload, WorkloadArgs
@@ -67,6 +69,14 @@ class ServiceStack(pulumi.ComponentResource):
     """The namespace and its guard rails; None when the stage runs nothing."""
     workload: Workload | None
     """The service's pods, Service and friends; Monitoring and Exposure take its outputs."""
+    exposure: Exposure | None
+    """Tunnel, DNS, Access and cloudflared: the only access points; None when not exposed."""
+    exposure_urn: pulumi.Output[str] | None
+    """URN of the Exposure, what the sunset destroys (``--target``); None when not exposed."""
+    access_client_id: pulumi.Output[str] | None
+    """Client ID of the Access service token for automation (smoke test); None without Access."""
+    access_client_secret: pulumi.Output[str] | None
+    """Client secret of that service token (a secret); None without Access."""
 
     def __init__(self, name: str, args: ServiceStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
@@ -156,10 +166,72 @@ class ServiceStack(pulumi.ComponentResource):
                 self.parts.append(ROLE_WORKLOAD)
 
         # --- Monitoring (issue 6): takes the Workload's outputs ---
+        if parts.monitoring and self.workload is not None:
+            watch = settings.monitoring
+            Monitoring(
+                child_name(name, ROLE_MONITORING),
+                MonitoringArgs(
+                    service_name=settings.service_name,
+                    team=settings.team,
+                    stage=settings.stage.value,
+                    namespace=self.workload.namespace,
+                    app_selector=self.workload.selector,
+                    app_port_name=self.workload.port_name,
+                    monitor_tunnel=parts.exposure,
+                    monitoring_namespace=watch.namespace,
+                    slo_availability=watch.slo_availability,
+                    latency_p95_seconds=watch.latency_p95_seconds,
+                    runbook_url=watch.runbook_url,
+                    install_cluster_stack=watch.install_cluster_stack,
+                    alert_webhook_url=watch.alert_webhook_url,
+                    grafana_admin_password=watch.grafana_admin_password,
+                    kubernetes_provider=self.kubernetes_provider,
+                ),
+                child,
+            )
+            self.parts.append(ROLE_MONITORING)
 
         # --- Exposure (issue 5): takes the Workload's outputs ---
-
+        self.exposure = None
+        self.exposure_urn = self.access_client_id = self.access_client_secret = None
+        if parts.exposure:
+            if self.workload is None:
+                raise pulumi.RunError(f"stage {settings.stage} exposes the service but runs no workload")
+            cloudflare = settings.cloudflare
+            self.exposure = Exposure(
+                child_name(name, ROLE_EXPOSURE),
+                ExposureArgs(
+                    service_name=settings.service_name,
+                    team=settings.team,
+                    stage=settings.stage.value,
+                    namespace=self.workload.namespace,
+                    origin_url=self.workload.url,
+                    app_port=self.workload.container_port,
+                    account_id=cloudflare.account_id,
+                    zone_id=cloudflare.zone_id,
+                    hostnames=cloudflare.hostnames,
+                    cloudflared_image=cloudflare.cloudflared_image,
+                    cloudflared_replicas=cloudflare.cloudflared_replicas,
+                    access_enabled=cloudflare.access_enabled,
+                    access_allow_emails=cloudflare.access_allow_emails,
+                    access_allow_email_domains=cloudflare.access_allow_email_domains,
+                    monitoring_namespace=settings.monitoring.namespace,
+                    api_token=cloudflare.api_token,
+                    kubernetes_provider=self.kubernetes_provider,
+                ),
+                child,
+            )
+            self.exposure_urn = self.exposure.urn
+            self.access_client_id = self.exposure.access_client_id
+            self.access_client_secret = self.exposure.access_client_secret
+            self.parts.append(ROLE_EXPOSURE)
 
         self.register_outputs(
-            {"parts": self.parts, "namespace": self.namespace, "image_ref": self.image_ref, "urls": self.urls}
+            {
+                "parts": self.parts,
+                "namespace": self.namespace,
+                "image_ref": self.image_ref,
+                "urls": self.urls,
+                "exposure_urn": self.exposure_urn,
+            }
         )
