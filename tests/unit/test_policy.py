@@ -669,3 +669,16 @@ def test_pack_project_file_runs_main_in_its_own_venv() -> None:
     requirements = (PROJECT_DIR / "policy" / "requirements.txt").read_text()
     assert re.search(r"^pulumi-policy>=1\.21,<2$", requirements, re.MULTILINE)
     assert (PROJECT_DIR / "policy" / "__main__.py").is_file()
+
+
+def test_the_real_production_plan_fails_once_broken(offline_plan: Callable[[str], tuple[dict[str, Any], Path]]) -> None:
+    plan, _ = offline_plan("production")
+    resources = policy_offline.resources_from_plan_json(plan)
+    namespace_ = next(r for r in resources if r.type == NS)
+    namespace_.protect = False
+    deployment_ = next(r for r in resources if r.type == DEP)
+    deployment_.inputs["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/example-org/hello:1.0.0"
+    hpa_ = next(r for r in resources if r.type == HPA)
+    hpa_.inputs["spec"]["minReplicas"] = 1.0
+    fired_ = sorted({v.policy for v in policy_offline.check(resources, PROJECT_DIR)})
+    assert fired_ == ["images-pinned-by-digest", "production-availability", "production-namespace-protected"]
