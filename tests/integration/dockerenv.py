@@ -82,19 +82,16 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
     check: bool = True,
-    input_bytes: bytes | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure raise with its output, which is what one needs to debug CI."""
-    proc = subprocess.run(
+    result = subprocess.run(
         list(args),
         env=dict(env) if env is not None else None,
         capture_output=True,
+        text=True,
+        errors="replace",
         timeout=timeout,
         check=False,
-        input=input_bytes,
-    )
-    result = subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     )
     if check and result.returncode != 0:
         raise RuntimeError(
