@@ -466,3 +466,20 @@ def test_sunset_refuses_when_the_stage_cannot_be_pushed(clone: tuple[Path, Path]
     assert result.returncode == 1
     assert "could not push 'stage: sunset' for production to main; nothing was changed" in result.stdout
     assert _stage_on_origin(origin) == "production"
+
+
+def test_stack_outputs_the_workflows_read_are_exported(
+    offline_plan: Callable[[str], tuple[dict[str, Any], Path]],
+) -> None:
+    exported = set(offline_plan("staging")[0]["outputs"]) | set(offline_plan("production")[0]["outputs"])
+    read: set[str] = set()
+    for path in FILES:
+        wf = load(path.name)
+        for job in wf["jobs"].values():
+            pulumi_ids = {s["id"] for s in pulumi_steps(job) if "id" in s}
+            text = yaml.safe_dump(job)
+            for step_id, output in re.findall(r"steps\.([\w-]+)\.outputs\.([\w-]+)", text):
+                if step_id in pulumi_ids and output != "output":
+                    read.add(output)
+    assert read >= {"image_ref", "urls", "access_client_id", "access_client_secret"}
+    assert read <= exported, f"workflows read stack outputs the program does not export: {read - exported}"
