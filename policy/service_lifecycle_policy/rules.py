@@ -408,13 +408,28 @@ def check_no_public_service_types(resource: CheckedResource) -> list[str]:
 
 
 def check_namespace_pod_security(resource: CheckedResource) -> list[str]:
-    """Namespaces enforce the Pod Security 'restricted' profile."""
+    """The service's Namespaces enforce Pod Security 'restricted'; any other Namespace states its level.
+
+    A service namespace is one labelled with ``STAGE_LABEL``. Shared cluster infrastructure (the
+    optional monitoring stack, whose node-exporter reads the host) may need a laxer level, but it
+    must say so with an explicit ``enforce`` label rather than inherit the cluster default.
+    """
     if resource.type != NAMESPACE:
         return []
-    value = labels(resource).get(POD_SECURITY_LABEL)
-    if value == "restricted" or is_unknown(value):
+    namespace_labels = labels(resource)
+    value = namespace_labels.get(POD_SECURITY_LABEL)
+    if is_unknown(value) or is_unknown(namespace_labels):
         return []
-    return [f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected 'restricted'"]
+    if STAGE_LABEL in namespace_labels:
+        if value == "restricted":
+            return []
+        return [f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected 'restricted'"]
+    if value in ("restricted", "baseline", "privileged"):
+        return []
+    return [
+        f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected an explicit level "
+        "('restricted' for anything that runs the service)"
+    ]
 
 
 def check_dns_proxied(resource: CheckedResource) -> list[str]:
@@ -486,7 +501,10 @@ def check_secret_values_are_pulumi_secrets(resource: CheckedResource) -> list[st
         if raw is None or is_secret(raw):
             continue
         for data_key, value in _mapping(raw).items():
-            if not is_secret(value) and not is_unknown(value):
+            if is_secret(value) or is_unknown(value):
+                continue
+            # Plain non-credentials (a user name, a file name) are fine; a credential is not.
+            if secret_like_name(str(data_key)) or credential_kind(str(value)) is not None:
                 problems.append(
                     f"{display(resource)}: {section}.{data_key} is plaintext; expected a Pulumi secret "
                     "(config get_secret/require_secret or Output.secret)"
@@ -651,7 +669,7 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         name="namespace-pod-security-restricted",
-        description="Namespaces carry pod-security.kubernetes.io/enforce=restricted.",
+        description="Service namespaces carry pod-security.kubernetes.io/enforce=restricted; others an explicit level.",
         scope="resource",
         check=check_namespace_pod_security,
     ),

@@ -330,6 +330,13 @@ def test_namespace_without_restricted_pod_security_fires(enforce: str | None) ->
     assert fired("namespace-pod-security-restricted", [res(NS, namespace("staging"))]) == []
 
 
+def test_infrastructure_namespace_must_state_its_level() -> None:
+    monitoring = {"metadata": {"name": "monitoring", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
+    assert fired("namespace-pod-security-restricted", [res(NS, monitoring)]) == []
+    unlabelled = {"metadata": {"name": "monitoring", "labels": {"team": "platform"}}}
+    assert "expected an explicit level" in fired("namespace-pod-security-restricted", [res(NS, unlabelled)])[0]
+
+
 @pytest.mark.parametrize("proxied", [False, None])
 def test_unproxied_dns_record_fires(proxied: Any) -> None:
     record = dns(proxied=proxied)
@@ -421,6 +428,16 @@ def test_configmap_whose_whole_data_is_a_secret_fires() -> None:
 )
 def test_harmless_names_pass(name: str) -> None:
     assert fired("no-plaintext-secrets", [res(CM, {"metadata": {"name": "cfg"}, "data": {name: "plain"}})]) == []
+
+
+def test_plain_non_credentials_in_a_secret_pass() -> None:
+    grafana = {
+        "metadata": {"name": "grafana-admin"},
+        "stringData": {"admin-user": "admin", "admin-password": secret("x")},
+    }
+    assert fired("secret-values-are-pulumi-secrets", [res(SEC, grafana)]) == []
+    leaked = {"metadata": {"name": "grafana-admin"}, "stringData": {"admin-user": "admin", "admin-password": "x"}}
+    assert "stringData.admin-password is plaintext" in fired("secret-values-are-pulumi-secrets", [res(SEC, leaked)])[0]
 
 
 def test_plaintext_kubernetes_secret_fires_only_when_secrets_are_marked() -> None:
