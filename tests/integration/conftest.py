@@ -27,20 +27,6 @@ import dockerenv
 import pytest
 
 
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def require_real_tools() -> None:
-    """Skip (locally) or fail (CI) when this machine cannot run the real tools."""
-    reason = dockerenv.unavailable_reason()
-    if reason is None:
-        return
-    if _on_ci():
-        pytest.fail(f"CI must run the integration tests, but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Everything in this folder talks to real tools: mark it so `-m "not integration"` works.
     for item in items:
@@ -50,7 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[dockerenv.DockerEngine]:
-    require_real_tools()
+    dockerenv.require_real_tools()
     engine = dockerenv.start_dockerd()
     previous = os.environ.get("DOCKER_HOST")
     os.environ["DOCKER_HOST"] = engine.host
@@ -66,7 +52,7 @@ def docker_engine() -> Iterator[dockerenv.DockerEngine]:
 
 @pytest.fixture(scope="session")
 def oci_registry() -> Iterator[dockerenv.OciRegistry]:
-    require_real_tools()
+    dockerenv.require_real_tools()
     registry = dockerenv.start_registry()
     try:
         yield registry

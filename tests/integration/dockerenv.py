@@ -61,6 +61,23 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def on_ci() -> bool:
+    """True when env CI says this is a CI run (GitHub Actions and .ci/run set CI=true)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_real_tools() -> None:
+    """Skip (locally) or fail (CI) the calling test when this machine cannot run the real tools."""
+    import pytest
+
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if on_ci():
+        pytest.fail(f"CI must run the integration tests, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def cache_dir() -> Path:
     """Where the debootstrapped base survives between runs (CI caches this folder)."""
     explicit = os.environ.get("SERVICE_LIFECYCLE_CACHE")

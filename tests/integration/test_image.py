@@ -140,3 +140,13 @@ def test_push_and_resolve_digest(oci_registry: dockerenv.OciRegistry, pushed: tu
         assert resp.headers["Docker-Content-Digest"] == digest
     status, _ = _get(f"{oci_registry.url}/v2/sample-service/manifests/{digest}")
     assert status == 200
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_tools_fail_on_ci_and_skip_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(dockerenv.shutil, "which", lambda tool: None if tool == "dockerd" else f"/usr/bin/{tool}")
+    with pytest.raises(outcome, match="missing tools: dockerd"):
+        dockerenv.require_real_tools()
