@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -699,3 +700,27 @@ def test_the_real_production_plan_fails_once_broken(offline_plan: Callable[[str]
     hpa_.inputs["spec"]["minReplicas"] = 1.0
     fired_ = sorted({v.policy for v in policy_offline.check(resources, PROJECT_DIR)})
     assert fired_ == ["images-pinned-by-digest", "production-availability", "production-namespace-protected"]
+
+
+def test_production_with_the_cluster_monitoring_stack_passes_every_rule(tmp_path: Path) -> None:
+    # The optional shared monitoring stack brings a privileged namespace and Helm releases.
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    stack_file = (PROJECT_DIR / "Pulumi.production.yaml").read_text()
+    assert 'service-lifecycle:monitoringInstallClusterStack: "false"' in stack_file
+    (tmp_path / "Pulumi.production.yaml").write_text(
+        stack_file.replace(
+            'service-lifecycle:monitoringInstallClusterStack: "false"',
+            'service-lifecycle:monitoringInstallClusterStack: "true"',
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "plan", "--stack", "production", "--policy",
+         "--project-dir", str(tmp_path)],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "SOURCE_REVISION": "0123456789abcdef0123456789abcdef01234567"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    if "kubernetes:helm.sh/v3:Release" not in result.stdout:
+        pytest.skip("monitoring is not wired into ServiceStack yet")
+    assert result.stdout.strip().endswith(f"policy: all {len(rules.RULES)} rules pass")
