@@ -282,9 +282,7 @@ class Handler(BaseHTTPRequestHandler):
             if math.isfinite(delay) and delay > 0:
                 time.sleep(min(delay, MAX_TEST_DELAY_SECONDS))
 
-    def _reply(
-        self, code: int, ctype: str, data: bytes, body: bool, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def _reply(self, code: int, ctype: str, data: bytes, body: bool, headers: Mapping[str, str] | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -300,8 +298,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = int(code) if str(code).isdigit() else 0
         elapsed = time.monotonic() - self._started
+        # A request rejected while parsing (400, 414) has no method, path or headers yet.
         method = self.command if self.command in METHODS else "other"
-        path = urlsplit(self.path).path if self.path else ""
+        path = urlsplit(getattr(self, "path", "")).path
+        headers = getattr(self, "headers", None)
         route = route_of(path)
         self.server.metrics.observe(method, route, status, elapsed)
         self.server.logger.log(
@@ -312,7 +312,7 @@ class Handler(BaseHTTPRequestHandler):
             status=status,
             duration_seconds=round(elapsed, 6),
             remote_addr=self.client_address[0] if self.client_address else "",
-            user_agent=(self.headers.get("User-Agent", "") if self.headers else "")[:200],
+            user_agent=(headers.get("User-Agent", "") if headers else "")[:200],
         )
 
     def log_error(self, format: str, *args: Any) -> None:

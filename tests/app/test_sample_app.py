@@ -6,6 +6,7 @@ import importlib.util
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -136,6 +137,30 @@ def test_unsupported_method_is_counted_and_logged(start_app: Any) -> None:
         urllib.request.urlopen(req, timeout=5)
     assert err.value.code == 405
     assert app.wait_for_event("request", method="POST")["status"] == 405
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "route"),
+    [
+        (b"GET /x HTTP/1.0 extra\r\n\r\n", 400, "other"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n", 414, "other"),
+        (b"BREW / HTTP/1.0\r\n\r\n", 501, "/"),
+    ],
+    ids=["bad-request-line", "uri-too-long", "unknown-method"],
+)
+def test_malformed_requests_get_an_answer_a_log_line_and_a_count(
+    start_app: Any, raw: bytes, status: int, route: str
+) -> None:
+    app = start_app()
+    with socket.create_connection(("127.0.0.1", app.port), timeout=5) as sock:
+        sock.sendall(raw)
+        answer = b"".join(iter(lambda: sock.recv(4096), b""))
+    assert f"Error code: {status}".encode() in answer  # the stdlib's error page
+    record = app.wait_for_event("request", status=status)
+    assert (record["method"], record["route"]) == ("other", route)
+    metrics = app.get("/metrics")[2].decode()
+    assert f'http_requests_total{{method="other",route="{route}",code="{status}"}} 1' in metrics
+    assert app.proc.poll() is None
 
 
 def test_delay_parameter_is_ignored_unless_enabled(start_app: Any) -> None:
