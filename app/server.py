@@ -189,7 +189,7 @@ class Server(ThreadingHTTPServer):
     """HTTP server that knows its readiness and counts requests in flight for a graceful stop."""
 
     daemon_threads = True
-    # The accept loop must not outlive shutdown by more than a blink.
+    # Listen backlog: room for a burst while handler threads start (the stdlib default is 5).
     request_queue_size = 64
 
     def __init__(self, config: Config, logger: Logger | None = None) -> None:
