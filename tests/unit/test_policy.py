@@ -572,7 +572,7 @@ def test_offline_plan_passes_every_rule(stack: str, offline_plan: Callable[[str]
     resources = policy_offline.resources_from_plan_json(plan)
     types = {r.type for r in resources}
     parts = plan["outputs"].get("parts") or []
-    assert {ROLE_ENVIRONMENT, ROLE_WORKLOAD} <= set(parts), f"{stack}: parts {parts}"
+    assert {ROLE_ENVIRONMENT, ROLE_WORKLOAD, ROLE_EXPOSURE} <= set(parts), f"{stack}: parts {parts}"
     for part in parts:
         for kind in _EXPECTED_KINDS.get(part, []):
             assert kind in types, f"{stack}: part {part} registered no {kind}"
@@ -721,6 +721,5 @@ def test_production_with_the_cluster_monitoring_stack_passes_every_rule(tmp_path
         env={**os.environ, "SOURCE_REVISION": "0123456789abcdef0123456789abcdef01234567"},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    if "kubernetes:helm.sh/v3:Release" not in result.stdout:
-        pytest.skip("monitoring is not wired into ServiceStack yet")
+    assert "kubernetes:helm.sh/v3:Release" in result.stdout and "[monitoring" in result.stdout
     assert result.stdout.strip().endswith(f"policy: all {len(rules.RULES)} rules pass")
