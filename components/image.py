@@ -78,7 +78,10 @@ def ecr_login(repository: str, *, client: ECRClient | None = None) -> RegistryLo
         ) from None
     except (KeyError, IndexError):
         raise RegistryCredentialsError(f"ECR returned no authorization data for {server}") from None
-    username, sep, password = base64.b64decode(token).decode().partition(":")
+    try:
+        username, sep, password = base64.b64decode(token, validate=True).decode().partition(":")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        sep = password = ""
     if not sep or not password:
         raise RegistryCredentialsError(f"ECR authorization token for {server} is not 'user:password'")
     return RegistryLogin(

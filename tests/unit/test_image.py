@@ -236,3 +236,12 @@ def test_bad_source_url_names_the_key(make_settings: Callable[..., Any]) -> None
 
     with pytest.raises(SettingsError, match=r"service-lifecycle:sourceUrl: got 'git@github\.com:acme/hello'"):
         make_settings("staging", sourceUrl="git@github.com:acme/hello")
+
+
+@pytest.mark.parametrize("token", ["bm90LWEtcGFpcg==", "%%%not-base64%%%"])
+def test_ecr_token_that_is_not_user_password_is_rejected(token: str) -> None:
+    client = boto3.client("ecr", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with Stubber(client) as stub:
+        stub.add_response("get_authorization_token", {"authorizationData": [{"authorizationToken": token}]})
+        with pytest.raises(RegistryCredentialsError, match="is not 'user:password'"):
+            ecr_login(ECR_REPO, client=client)
