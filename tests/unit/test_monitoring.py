@@ -430,3 +430,9 @@ def test_dashboard_builder_reads_only_app_metrics() -> None:
         "http_requests_total", "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum",
         "http_request_duration_seconds_count", "app_ready", "app_build_info",
     }  # fmt: skip
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbooks" / "monitoring.md").read_text()
+    headings = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
+    assert set(map(str.lower, rules.alert_names(rules.rule_groups(_params())))) <= headings
