@@ -328,8 +328,12 @@ def install_mocks(
 
 def run_program(fn: Callable[[], None]) -> None:
     """Run ``fn`` as a Pulumi program under the installed mocks and wait for every registration."""
+    from pulumi.runtime.settings import SETTINGS
     from pulumi.runtime.stack import run_pulumi_func
 
+    # A previous program that failed leaves work queued in the global runtime; as @pulumi.runtime.test does.
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
     _sync_await(run_pulumi_func(fn))
 
 
