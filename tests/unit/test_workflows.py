@@ -483,3 +483,84 @@ def test_stack_outputs_the_workflows_read_are_exported(
                     read.add(output)
     assert read >= {"image_ref", "urls", "access_client_id", "access_client_secret"}
     assert read <= exported, f"workflows read stack outputs the program does not export: {read - exported}"
+
+
+# Inputs of each pinned action, from its action.yml at that commit. actionlint checks the inputs of
+# popular actions only when they are referenced by tag, so SHA pins need this check instead.
+ACTION_INPUTS: dict[str, tuple[set[str], set[str]]] = {
+    "actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd": (
+        {
+            "clean", "fetch-depth", "fetch-tags", "filter", "github-server-url", "lfs", "path", "persist-credentials",
+            "ref", "repository", "set-safe-directory", "show-progress", "sparse-checkout", "sparse-checkout-cone-mode",
+            "ssh-key", "ssh-known-hosts", "ssh-strict", "ssh-user", "submodules", "token",
+        },
+        set(),
+    ),
+    "actions/setup-python@a309ff8b426b58ec0e2a45f0f869d46889d02405": (
+        {
+            "allow-prereleases", "architecture", "cache", "cache-dependency-path", "check-latest", "freethreaded",
+            "pip-install", "pip-version", "python-version", "python-version-file", "token", "update-environment",
+        },
+        set(),
+    ),
+    "actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f": (
+        {
+            "compression-level", "if-no-files-found", "include-hidden-files", "name", "overwrite", "path",
+            "retention-days",
+        },
+        {"path"},
+    ),
+    "actions/download-artifact@37930b1c2abaa49bbe596cd826c3c89aef350131": (
+        {"artifact-ids", "github-token", "merge-multiple", "name", "path", "pattern", "repository", "run-id"},
+        set(),
+    ),
+    "actions/github-script@ed597411d8f924073f98dfc5c65a23a2325f34cd": (
+        {
+            "base-url", "debug", "github-token", "previews", "result-encoding", "retries", "retry-exempt-status-codes",
+            "script", "user-agent",
+        },
+        {"script"},
+    ),
+    "pulumi/actions@8582a9e8cc630786854029b4e09281acd6794b58": (
+        {
+            "always-include-summary", "cloud-url", "color", "command", "comment-on-pr", "comment-on-pr-number",
+            "comment-on-summary", "config-map", "continue-on-error", "debug", "diff", "edit-pr-comment", "exclude",
+            "exclude-dependents", "exclude-protected", "expect-no-changes", "github-token", "log-flow", "log-verbosity",
+            "message", "parallel", "plan", "policyPackConfigs", "policyPacks", "pulumi-version", "pulumi-version-file",
+            "refresh", "remove", "replace", "secrets-provider", "stack-name", "suppress-outputs", "suppress-progress",
+            "target", "target-dependents", "upsert", "work-dir",
+        },
+        set(),
+    ),
+}  # fmt: skip
+
+
+def input_problems(wf: Workflow) -> list[str]:
+    problems: list[str] = []
+    for name, job in wf["jobs"].items():
+        for step in steps(job):
+            uses = step.get("uses")
+            if uses is None:
+                continue
+            if uses not in ACTION_INPUTS:
+                problems.append(f"{name}: {uses} is not a known pin")
+                continue
+            known, required = ACTION_INPUTS[uses]
+            given = set(step.get("with") or {})
+            problems += [f"{name}: {uses.split('@')[0]} has no input {key!r}" for key in sorted(given - known)]
+            problems += [f"{name}: {uses.split('@')[0]} needs input {key!r}" for key in sorted(required - given)]
+            if uses.startswith(PULUMI_ACTION) and "command" in given and "stack-name" not in given:
+                problems.append(f"{name}: pulumi/actions with a command needs stack-name")
+    return problems
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
+def test_action_inputs_exist_at_the_pinned_version(path: Path) -> None:
+    assert input_problems(load(path.name)) == []
+
+
+def test_input_check_catches_a_misspelt_input() -> None:
+    wf = copy.deepcopy(load("deploy.yml"))
+    up = pulumi_steps(wf["jobs"]["staging"], "up")[0]
+    up["with"]["policy-packs"] = up["with"].pop("policyPacks")
+    assert "staging: pulumi/actions has no input 'policy-packs'" in input_problems(wf)
