@@ -664,6 +664,8 @@ class Sunset:
                 return self._fail(report, step.name, f"{len(result.errors)} error(s); run sunset again to retry")
             step.status = "done"
             step.detail += f": deleted {len(result.deleted)}, kept {len(result.kept)}"
+            if len(refs) < inputs.retain:  # the state only knows what production runs now
+                step.detail += f" (only {len(refs)} digest(s) production ran are known)"
         elif inputs.previous:
             report.registry_deleted = list(inputs.previous.get("registry_deleted") or [])
             report.registry_kept = list(inputs.previous.get("registry_kept") or [])
