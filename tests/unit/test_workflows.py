@@ -159,6 +159,12 @@ def deploy_problems(wf: Workflow) -> list[str]:
                 problems.append(f"the staging smoke test does not send {header} from the environment")
     if not any(by_stack["production"] in ancestors(wf, n) for n in smoke_jobs):
         problems.append("no smoke test of production after its up")
+    for stack in ("staging", "production"):
+        job_steps = steps(jobs[by_stack[stack]])
+        guard = next((i for i, st in enumerate(job_steps) if "?ref=main" in str(st.get("run", ""))), None)
+        up = next(i for i, st in enumerate(job_steps) if st in pulumi_steps(jobs[by_stack[stack]], "up"))
+        if guard is None or guard > up:
+            problems.append(f"{by_stack[stack]}: no check, before up, that main does not say {stack} is sunset")
     if "test" not in ancestors(wf, by_stack["staging"]):
         problems.append("staging is deployed without the tests passing first")
     for name, stack in (("staging", "staging"), ("production", "production")):
@@ -265,9 +271,15 @@ def _token_on_command_line(wf: Workflow) -> None:
             step["run"] = step["run"].replace("--header-from-env CF-Access-Client-Secret=", "--header x=")
 
 
+def _drop_sunset_guard(wf: Workflow) -> None:
+    job = wf["jobs"]["production"]
+    job["steps"] = [s for s in job["steps"] if "?ref=main" not in str(s.get("run", ""))]
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
+        (_drop_sunset_guard, "production: no check, before up, that main does not say production is sunset"),
         (_drop_environment, "`production` environment"),
         (_add_build, "production builds an image"),
         (_skip_staging_smoke, "production does not depend on the staging smoke test"),
@@ -564,3 +576,25 @@ def test_input_check_catches_a_misspelt_input() -> None:
     up = pulumi_steps(wf["jobs"]["staging"], "up")[0]
     up["with"]["policy-packs"] = up["with"].pop("policyPacks")
     assert "staging: pulumi/actions has no input 'policy-packs'" in input_problems(wf)
+
+
+@pytest.mark.parametrize(("stage_on_main", "code"), [("production", 0), ("sunset", 1)])
+def test_deploy_refuses_a_stack_that_main_says_is_sunset(tmp_path: Path, stage_on_main: str, code: int) -> None:
+    step = step_named(load("deploy.yml")["jobs"]["production"], "Refuse if main now says production is sunset")
+    stack_file = (PROJECT_DIR / "Pulumi.production.yaml").read_text()
+    (tmp_path / "main.yaml").write_text(
+        stack_file.replace("service-lifecycle:stage: production", f"service-lifecycle:stage: {stage_on_main}")
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_gh = bin_dir / "gh"  # stands in for the GitHub API: answers the file at ?ref=main
+    fake_gh.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/gh-args\ncat {tmp_path}/main.yaml\n')
+    fake_gh.chmod(0o755)
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").symlink_to(sys.executable)
+    env = {**step["env"], "GH_TOKEN": "x", "GITHUB_REPOSITORY": "acme/hello", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = _run_step(step, tmp_path, env)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "repos/acme/hello/contents/Pulumi.production.yaml?ref=main" in (tmp_path / "gh-args").read_text()
+    if code:
+        assert "main says stack production is sunset" in result.stdout
