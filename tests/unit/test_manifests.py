@@ -178,3 +178,17 @@ def test_quota_admits_every_pod_the_plan_runs_during_a_rollout(offline_plan: Pla
         assert totals[name] <= cpu_millicores(hard[name]), name
     for name in ("requests.memory", "limits.memory"):
         assert totals[name] <= memory_bytes(hard[name]), name
+
+
+@pytest.mark.parametrize("version", ["1.25", "1.29", "1.30", "1.37"])
+def test_environment_and_workload_validate_for_every_supported_version_they_may_target(
+    make_settings: Callable[..., Any], run_components: Callable[..., Any], version: str
+) -> None:
+    from components.service import ServiceStack, ServiceStackArgs
+
+    settings = make_settings("staging", kubernetesVersion=version)
+    mocks = run_components(lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="staging")
+    mine = [r for r in mocks.kubernetes_objects() if ":Environment$" in r.urn or ":Workload$" in r.urn]
+    assert len(mine) == 11
+    for resource in mine:
+        kubernetes_validate.validate(resource.plain_inputs, version, strict=True)

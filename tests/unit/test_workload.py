@@ -424,6 +424,8 @@ def test_every_object_is_named_and_parented(stage_run: StageRun) -> None:
         assert metadata["namespace"] == "hello-staging"
         assert metadata["name"].startswith("hello")
         assert metadata["labels"][labels.STAGE_LABEL] == "staging"
+        # created only once the namespace exists
+        assert mocks.one("kubernetes:core/v1:Namespace").urn in child.dependencies
 
 
 @pytest.mark.parametrize(
