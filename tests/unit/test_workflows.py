@@ -598,3 +598,15 @@ def test_deploy_refuses_a_stack_that_main_says_is_sunset(tmp_path: Path, stage_o
     assert "repos/acme/hello/contents/Pulumi.production.yaml?ref=main" in (tmp_path / "gh-args").read_text()
     if code:
         assert "main says stack production is sunset" in result.stdout
+
+
+def test_make_targets_the_workflows_run_exist() -> None:
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    variables = dict(re.findall(r"^(\w+)\s*[:?]?=\s*(\S+)", makefile, re.MULTILINE))
+    targets = {
+        re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), t)
+        for t in re.findall(r"^([^\s#:=][^:=]*?)\s*:(?!=)", makefile, re.MULTILINE)
+    }
+    used = {t for path in FILES for t in re.findall(r"\bmake\s+([\w./-]+)", path.read_text())}
+    assert used >= {"test", "venv/.installed"}
+    assert used <= targets, f"workflows run make targets the Makefile lacks: {used - targets}"
