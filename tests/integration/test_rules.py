@@ -152,3 +152,12 @@ def test_alertmanager_routes_a_team_alert_to_the_team(amtool: str, tmp_path: Pat
 
     assert route("alertname=ErrorBudgetBurnFast", "team=platform", "service=hello") == "team-platform"
     assert route("alertname=Watchdog") == "null"
+
+
+def test_a_missing_tool_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the rule tests"):
+        _tool("promtool-not-installed-here", "prometheus")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="promtool-not-installed-here is missing"):
+        _tool("promtool-not-installed-here", "prometheus")
