@@ -242,12 +242,12 @@ def namespace_stages(resources: Sequence[CheckedResource]) -> dict[str, str]:
 def stage_of(resource: CheckedResource, stages: Mapping[str, str]) -> str | None:
     """The stage a namespaced resource belongs to.
 
-    Its namespace's label when the namespace is known; otherwise, when every labelled namespace
-    of the stack agrees, that stage (a namespace name can be unknown during preview).
+    Its namespace's label when the namespace is known (None for a namespace this stack does not
+    label); when it is unknown (during preview), the stage every labelled namespace agrees on.
     """
     namespace = _get(resource.props, "metadata", "namespace")
-    if isinstance(namespace, str) and not is_unknown(namespace) and namespace in stages:
-        return stages[namespace]
+    if isinstance(namespace, str) and not is_unknown(namespace):
+        return stages.get(namespace)
     distinct = set(stages.values())
     return distinct.pop() if len(distinct) == 1 else None
 

@@ -723,3 +723,13 @@ def test_production_with_the_cluster_monitoring_stack_passes_every_rule(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     assert "kubernetes:helm.sh/v3:Release" in result.stdout and "[monitoring" in result.stdout
     assert result.stdout.strip().endswith(f"policy: all {len(rules.RULES)} rules pass")
+
+
+def test_stage_comes_from_the_deployments_own_namespace() -> None:
+    elsewhere = deployment(namespace="tools", replicas=1)
+    stack = [res(NS, namespace("production"), protect=True), res(DEP, elsewhere)]
+    assert fired("production-availability", stack) == []  # "tools" is not a production namespace
+    unknown_ns = deployment(replicas=1)
+    unknown_ns["metadata"]["namespace"] = UNKNOWN
+    messages = fired("production-availability", [res(NS, namespace("production"), protect=True), res(DEP, unknown_ns)])
+    assert any("1 replica(s)" in m for m in messages)  # preview: the stack's only stage applies
