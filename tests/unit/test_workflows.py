@@ -377,6 +377,29 @@ def test_permissions_are_minimal_per_job(path: Path) -> None:
 def test_pr_comment_never_runs_pull_request_code() -> None:
     wf = load("pr-comment.yml")
     assert set(wf["on"]) == {"workflow_run"}
+    assert wf["on"]["workflow_run"]["workflows"] == [load("pull-request.yml")["name"]]
+    uploaded = {
+        (s.get("with") or {}).get("name")
+        for job in load("pull-request.yml")["jobs"].values()
+        for s in steps(job)
+        if str(s.get("uses", "")).startswith("actions/upload-artifact@")
+    }
+    downloaded = {
+        (s.get("with") or {}).get("name")
+        for job in wf["jobs"].values()
+        for s in steps(job)
+        if str(s.get("uses", "")).startswith("actions/download-artifact@")
+    }
+    assert downloaded and downloaded <= uploaded
+    script = next(
+        str((s.get("with") or {}).get("script"))
+        for j in wf["jobs"].values()
+        for s in steps(j)
+        if "with" in s and "script" in s["with"]
+    )
+    from components.plan_diff import MARKER
+
+    assert MARKER in script, "the comment step must recognise plan-diff's marker"
     for job in wf["jobs"].values():
         for step in steps(job):
             assert "run" not in step, "pr-comment runs no shell: the artifact is untrusted"
