@@ -330,11 +330,23 @@ def alertmanager_config(*, team: str, webhook_url: str) -> dict[str, Any]:
             ],
         },
         "inhibit_rules": [
+            # The chart's own rule: a critical alert silences the warning of the same name.
             {
                 "source_matchers": ['severity = "critical"'],
                 "target_matchers": ['severity = "warning"'],
-                "equal": ["namespace", "service", "alertname"],
-            }
+                "equal": ["namespace", "alertname"],
+            },
+            # While the page is on, its symptoms need no tickets of their own.
+            {
+                "source_matchers": ['alertname = "ErrorBudgetBurnFast"'],
+                "target_matchers": ['alertname =~ "ErrorBudgetBurnSlow|HighErrorRatio"'],
+                "equal": ["namespace", "service"],
+            },
+            {
+                "source_matchers": ['alertname = "TunnelDown"'],
+                "target_matchers": ['alertname =~ "TunnelDegraded|TunnelOriginErrors"'],
+                "equal": ["namespace", "service"],
+            },
         ],
         "receivers": [{"name": "null"}, {"name": receiver, **target}],
     }
