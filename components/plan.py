@@ -229,8 +229,8 @@ class Plan:
             "stack": self.stack,
             "stage": self.stage,
             "notes": self.notes,
-            "outputs": redact(self.outputs),
-            "resources": [r.to_json() for r in self.resources],
+            "outputs": whole_numbers(redact(self.outputs)),
+            "resources": [whole_numbers(r.to_json()) for r in self.resources],
             "invokes": self.invokes,
         }
 
@@ -318,7 +318,7 @@ _SUMMARY_FIELDS = ("imageName", "name", "content", "type", "proxied", "chart", "
 
 def summary(resource: RecordedResource) -> str:
     """The few fields a reviewer needs, on one line."""
-    inputs = redact(resource.inputs)
+    inputs = whole_numbers(redact(resource.inputs))
     parts: list[str] = []
     metadata = inputs.get("metadata")
     if resource.type.startswith("kubernetes:") and isinstance(metadata, dict):
@@ -370,9 +370,20 @@ def render_tree(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def whole_numbers(value: Any) -> Any:
+    """Pulumi's wire format carries every number as a double: give integral ones back as ints."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 def manifest(resource: RecordedResource) -> dict[str, Any]:
     """The Kubernetes object a resource would apply, secrets redacted."""
-    obj: dict[str, Any] = redact(resource.inputs)
+    obj: dict[str, Any] = whole_numbers(redact(resource.inputs))
     if obj.get("kind") == "Secret":
         # Every Secret value is redacted, secret-marked or not; the keys stay for reviewers.
         plain = unwrap(resource.inputs)

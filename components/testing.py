@@ -236,6 +236,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif record.type.startswith("cloudflare:") and "Tunnel" in record.type and "Config" not in record.type:
             resource_id = str(uuid.UUID(_digest(record.urn)[:32]))
             outputs["id"] = resource_id
+        elif record.type == "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken":
+            resource_id = _digest(record.urn)[:32]
+            outputs["clientId"] = f"{_digest('client-id', record.urn)[:32]}.access"
+            outputs["clientSecret"] = _digest("client-secret", record.urn)
         elif record.type.startswith("cloudflare:"):
             resource_id = _digest(record.urn)[:32]
         elif record.type.startswith("kubernetes:") and record.custom:
