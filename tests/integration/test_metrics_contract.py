@@ -9,12 +9,16 @@ request has been timed, so a few requests go first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,3 +122,91 @@ def test_the_app_from_source_exports_what_rules_and_dashboard_read(offline_plan:
 def test_a_metric_the_app_does_not_export_is_caught(app_process: str) -> None:
     with pytest.raises(AssertionError, match="http_requests_seconds_total"):
         check_contract(scrape(app_process), {"http_requests_total", "http_requests_seconds_total"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The recording rules on real samples: a real Prometheus scrapes the running app.
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _query(base: str, promql: str) -> list[dict[str, Any]]:
+    status, body = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+    assert status == 200, body
+    result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
+    return result
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    path = shutil.which("prometheus")
+    if path is None:
+        reason = "prometheus is missing (apt-get install prometheus; scripts/install-system-deps.sh installs it)"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"CI must run this test, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def test_the_recording_rules_work_on_the_real_apps_metrics(
+    offline_plan: PlanFn, app_process: str, prometheus_binary: str, tmp_path: Path
+) -> None:
+    """Scraped every second and evaluated every second (the file says 1m), the staging rules record
+    a request rate, a 0 error ratio (not an empty one: the app has answered no 5xx) and a p95."""
+    _, out = offline_plan("staging")
+    rule_doc = yaml.safe_load((out / "rules" / "hello.rules.yml").read_text())
+    for group in rule_doc["groups"]:
+        group["interval"] = "1s"
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rule_doc, sort_keys=False))
+    target = app_process.removeprefix("http://")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(tmp_path / "rules.yml")],
+        "scrape_configs": [
+            {"job_name": "hello", "static_configs": [{"targets": [target], "labels": {"namespace": "hello-staging"}}]}
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "prometheus.log"
+    log_file = log.open("w")
+    server = subprocess.Popen(
+        [prometheus_binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=log_file,
+    )  # fmt: skip
+    try:
+        selector = '{namespace="hello-staging",job="hello",service="hello"}'
+        wanted = {
+            "rate": f"service:http_requests:rate5m{selector}",
+            "errors": f"service:http_request_errors:ratio_rate5m{selector}",
+            "errors_3d": f"service:http_request_errors:ratio_rate3d{selector}",
+            "p95": f"service:http_request_duration_seconds:p95_5m{selector}",
+        }
+        found: dict[str, float] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(found) < len(wanted):
+            _get(app_process + "/")  # user traffic between scrapes: rates and the histogram move
+            with contextlib.suppress(OSError):
+                for name, promql in wanted.items():
+                    result = _query(base, promql)
+                    if result and result[0]["value"][1] not in ("NaN",):
+                        found[name] = float(result[0]["value"][1])
+            time.sleep(0.3)
+        assert set(found) == set(wanted), f"recorded: {found}; Prometheus log:\n{log.read_text()[-3000:]}"
+        assert found["rate"] > 0
+        assert found["errors"] == 0 and found["errors_3d"] == 0
+        assert 0 < found["p95"] <= 0.5
+        up = _query(base, 'up{namespace="hello-staging",job="hello"}')
+        assert [sample["value"][1] for sample in up] == ["1"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log_file.close()
