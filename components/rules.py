@@ -396,13 +396,9 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
             ),
         ),
     ]
-    prefix = f"{svc}.{ns}"
-    return {
-        "groups": [
-            {"name": f"{prefix}.recording", "interval": "1m", "rules": recording},
-            {"name": f"{prefix}.alerts", "interval": "1m", "rules": alerts},
-        ]
-    }
+    # One group: rules of a group run in order, so every alert reads the series recorded in the same
+    # evaluation. In separate groups (evaluated concurrently) an alert could read last minute's value.
+    return {"groups": [{"name": f"{svc}.{ns}", "interval": "1m", "rules": [*recording, *alerts]}]}
 
 
 def alert_names(groups: dict[str, Any]) -> list[str]:

@@ -123,10 +123,14 @@ def test_burn_rate_thresholds_follow_the_objective() -> None:
     assert "ratio_rate1h" in fast["expr"] and "ratio_rate5m" in fast["expr"]
     assert fast["expr"].count("> (14.4 * 0.001)") == 2
     assert fast["expr"].count("> (6 * 0.001)") == 2
-    slow = rules.rule_groups(_params(slo_availability=99.5))["groups"][1]["rules"][1]
+    slow = next(
+        r
+        for r in rules.rule_groups(_params(slo_availability=99.5))["groups"][0]["rules"]
+        if r.get("alert") == "ErrorBudgetBurnSlow"
+    )
     assert slow["alert"] == "ErrorBudgetBurnSlow"
     assert slow["expr"].count("> (3 * 0.005)") == 2 and slow["expr"].count("> (1 * 0.005)") == 2
-    latency = next(r for r in rules.rule_groups(_params())["groups"][1]["rules"] if r["alert"] == "HighLatencyP95")
+    latency = next(r for r in rules.rule_groups(_params())["groups"][0]["rules"] if r.get("alert") == "HighLatencyP95")
     assert latency["expr"].endswith("> 0.3")
 
 
@@ -367,7 +371,7 @@ def test_staging_and_production_are_monitored_and_sunset_is_not(
         assert component.parent == mocks.one("service-lifecycle:index:ServiceStack").urn
         rule = mocks.one(PROMETHEUS_RULE).plain_inputs
         assert rule["metadata"]["namespace"] == f"hello-{stage}"
-        fast = rule["spec"]["groups"][1]["rules"][0]
+        fast = next(r for r in rule["spec"]["groups"][0]["rules"] if r.get("alert") == "ErrorBudgetBurnFast")
         budget = rules._num(rules.error_budget(settings.monitoring.slo_availability))
         assert f"(14.4 * {budget})" in fast["expr"]
         workload = mocks.one("service-lifecycle:index:Workload")
@@ -436,3 +440,13 @@ def test_every_alert_has_a_runbook_section() -> None:
     runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbooks" / "monitoring.md").read_text()
     headings = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
     assert set(map(str.lower, rules.alert_names(rules.rule_groups(_params())))) <= headings
+
+
+def test_alerts_come_after_the_series_they_read_in_one_group() -> None:
+    (group,) = rules.rule_groups(_params())["groups"]
+    seen: set[str] = set()
+    for rule in group["rules"]:
+        if "record" in rule:
+            seen.add(rule["record"])
+        else:
+            assert {n for n in rules.metric_names(rule["expr"]) if n.startswith("service:")} <= seen, rule["alert"]
