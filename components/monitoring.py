@@ -164,6 +164,17 @@ def _relabel_job(job: str) -> list[dict[str, str]]:
     return [{"action": "replace", "targetLabel": "job", "replacement": job}]
 
 
+def _scrape_endpoint(*, port: str, job: str, interval: str) -> dict[str, Any]:
+    return {
+        "port": port,
+        "path": "/metrics",
+        "scheme": "http",
+        "interval": interval,
+        "scrapeTimeout": "10s",
+        "relabelings": _relabel_job(job),
+    }
+
+
 def service_monitor_spec(
     *, namespace: str | pulumi.Output[str], selector: Mapping[str, str], port: str, job: str, interval: str
 ) -> dict[str, Any]:
@@ -171,16 +182,7 @@ def service_monitor_spec(
     return {
         "selector": {"matchLabels": dict(selector)},
         "namespaceSelector": {"matchNames": [namespace]},
-        "endpoints": [
-            {
-                "port": port,
-                "path": "/metrics",
-                "scheme": "http",
-                "interval": interval,
-                "scrapeTimeout": "10s",
-                "relabelings": _relabel_job(job),
-            }
-        ],
+        "endpoints": [_scrape_endpoint(port=port, job=job, interval=interval)],
     }
 
 
@@ -191,16 +193,7 @@ def pod_monitor_spec(
     return {
         "selector": {"matchLabels": dict(selector)},
         "namespaceSelector": {"matchNames": [namespace]},
-        "podMetricsEndpoints": [
-            {
-                "port": port,
-                "path": "/metrics",
-                "scheme": "http",
-                "interval": interval,
-                "scrapeTimeout": "10s",
-                "relabelings": _relabel_job(job),
-            }
-        ],
+        "podMetricsEndpoints": [_scrape_endpoint(port=port, job=job, interval=interval)],
     }
 
 

@@ -88,7 +88,7 @@ class ServiceStack(pulumi.ComponentResource):
         self.urls = [f"https://{host}" for host in settings.cloudflare.hostnames] if parts.exposure else []
         child = pulumi.ResourceOptions(parent=self)
 
-        # --- image: ContainerImage when the stage builds (issue 3) ---
+        # Image: built and pushed where the stage builds.
         if parts.builds_image and settings.build is not None:
             image = ContainerImage(
                 child_name(settings.service_name, ROLE_IMAGE),
@@ -108,7 +108,7 @@ class ServiceStack(pulumi.ComponentResource):
             self.image_ref = image.image_ref
             self.parts.append(ROLE_IMAGE)
 
-        # --- Kubernetes provider, image promotion, Environment, Workload (issue 4) ---
+        # Kubernetes: provider, promoted image, namespace with guard rails, the workload.
         self.kubernetes_provider = None
         self.environment = None
         self.workload = None
@@ -165,7 +165,7 @@ class ServiceStack(pulumi.ComponentResource):
                 )
                 self.parts.append(ROLE_WORKLOAD)
 
-        # --- Monitoring (issue 6): takes the Workload's outputs ---
+        # Monitoring and Exposure take the Workload's outputs; nothing depends on them.
         if parts.monitoring and self.workload is not None:
             watch = settings.monitoring
             Monitoring(
@@ -191,7 +191,6 @@ class ServiceStack(pulumi.ComponentResource):
             )
             self.parts.append(ROLE_MONITORING)
 
-        # --- Exposure (issue 5): takes the Workload's outputs ---
         self.exposure = None
         self.exposure_urn = self.access_client_id = self.access_client_secret = None
         if parts.exposure:

@@ -278,18 +278,26 @@ class RecordingMonitor(_mocks.MockMonitor):
                 type_ = f"{qualified}${type_}"
         return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
 
+    def _record(self, request: Any, *, inputs: Any, custom: bool, **options: Any) -> None:
+        self.mocks._pending.record = RecordedResource(
+            type=request.type,
+            name=request.name,
+            urn=self.make_urn(request.parent, request.type, request.name),
+            parent=request.parent or None,
+            inputs=dict(rpc.deserialize_properties(inputs)),
+            custom=custom,
+            provider=request.provider or None,
+            dependencies=sorted(set(request.dependencies)),
+            **options,
+        )
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.type != "pulumi:pulumi:Stack":
             _ensure_event_loop()
-            self.mocks._pending.record = RecordedResource(
-                type=request.type,
-                name=request.name,
-                urn=self.make_urn(request.parent, request.type, request.name),
-                parent=request.parent or None,
-                inputs=dict(rpc.deserialize_properties(request.object)),
+            self._record(
+                request,
+                inputs=request.object,
                 custom=bool(request.custom),
-                provider=request.provider or None,
-                dependencies=sorted(set(request.dependencies)),
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 delete_before_replace=bool(request.deleteBeforeReplace),
@@ -301,17 +309,7 @@ class RecordingMonitor(_mocks.MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         _ensure_event_loop()
-        self.mocks._pending.record = RecordedResource(
-            type=request.type,
-            name=request.name,
-            urn=self.make_urn(request.parent, request.type, request.name),
-            parent=request.parent or None,
-            inputs=dict(rpc.deserialize_properties(request.properties)),
-            custom=True,
-            id=request.id,
-            provider=request.provider or None,
-            dependencies=sorted(set(request.dependencies)),
-        )
+        self._record(request, inputs=request.properties, custom=True, id=request.id)
         return super().ReadResource(request)  # type: ignore[no-untyped-call]
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
