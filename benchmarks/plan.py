@@ -77,16 +77,16 @@ def main() -> int:
     args = parser.parse_args()
     python = sys.executable
     print(f"offline plan benchmark ({args.repeat} runs each, median; {os.cpu_count()} cores)")
-    print(f"{'what':<44} {'wall s':>8} {'peak MiB':>9}")
+    print(f"{'what':<48} {'wall s':>8} {'peak MiB':>9}")
 
     floor = median_of(args.repeat, [python, "-c", "import pulumi, pulumi_kubernetes, pulumi_cloudflare, pulumi_docker"])
-    print(f"{'floor: import the four Pulumi SDKs':<44} {floor[0]:>8.2f} {floor[1]:>9.0f}")
+    print(f"{'floor: import the four Pulumi SDKs':<48} {floor[0]:>8.2f} {floor[1]:>9.0f}")
     with tempfile.TemporaryDirectory() as tmp:
         for stack in ("staging", "production"):
             seconds, peak, _ = median_of(
                 args.repeat, [python, "-m", "components", "plan", "--stack", stack, "--out", f"{tmp}/{stack}"]
             )
-            print(f"{'plan --stack ' + stack:<44} {seconds:>8.2f} {peak:>9.0f}")
+            print(f"{'plan --stack ' + stack:<48} {seconds:>8.2f} {peak:>9.0f}")
         results = {}
         for count in (1, 5, 20):
             program = Path(tmp) / f"many_{count}.py"
@@ -96,7 +96,7 @@ def main() -> int:
             )
             results[count] = seconds
             label = f"production plan, {count} service(s), {out.strip()} resources"
-            print(f"{label:<44} {seconds:>8.2f} {peak:>9.0f}")
+            print(f"{label:<48} {seconds:>8.2f} {peak:>9.0f}")
         per_service = (results[20] - results[1]) / 19
         print(f"growth: {per_service * 1000:.0f} ms per extra service beyond the first "
               f"(floor {floor[0]:.2f} s is {floor[0] / results[1]:.0%} of a one-service plan)")  # fmt: skip
