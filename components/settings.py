@@ -31,6 +31,7 @@ SECRET_MARK: Final = "[secret]"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_INTEGER = re.compile(r"-?[0-9]+")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -279,11 +280,11 @@ class _Reader:
         if value is None:
             self.problem(name, None, what)
             return None
-        try:
-            number = int(value)
-        except ValueError:
+        # Only ASCII digits: int() would also take "1_0", " 3" and other scripts' digits.
+        if not _INTEGER.fullmatch(value):
             self.problem(name, value, what)
             return None
+        number = int(value)
         if not low <= number <= high:
             self.problem(name, value, what)
             return None
@@ -299,7 +300,8 @@ class _Reader:
         except InvalidOperation:
             self.problem(name, value, expected)
             return None
-        if not (Decimal(str(low)) < number < Decimal(str(high))):
+        # NaN would raise on comparison (a traceback instead of a problem line).
+        if not number.is_finite() or not (Decimal(str(low)) < number < Decimal(str(high))):
             self.problem(name, value, expected)
             return None
         return float(number)
@@ -349,12 +351,13 @@ class _Reader:
 
 
 def _matches(pattern: re.Pattern[str]) -> Callable[[str], bool]:
-    return lambda value: pattern.match(value) is not None
+    # fullmatch: "$" alone also matches before a trailing newline (a YAML block scalar keeps one).
+    return lambda value: pattern.fullmatch(value) is not None
 
 
 def cpu_millicores(quantity: str) -> Decimal:
     """``500m`` → 500, ``1.5`` → 1500. Raises ValueError on anything else."""
-    match = _CPU.match(quantity)
+    match = _CPU.fullmatch(quantity)
     if not match:
         raise ValueError(quantity)
     number = Decimal(match.group("n"))
@@ -363,7 +366,7 @@ def cpu_millicores(quantity: str) -> Decimal:
 
 def memory_bytes(quantity: str) -> Decimal:
     """``256Mi`` → 268435456. Raises ValueError on anything else."""
-    match = _MEMORY.match(quantity)
+    match = _MEMORY.fullmatch(quantity)
     if not match:
         raise ValueError(quantity)
     return Decimal(match.group("n")) * _MEMORY_UNITS[match.group("unit") or ""]
@@ -402,7 +405,7 @@ def _resources(r: _Reader) -> Resources | None:
 
 
 def _in_zone(zone: str) -> Callable[[str], bool]:
-    return lambda host: _HOSTNAME.match(host) is not None and (host == zone or host.endswith("." + zone))
+    return lambda host: _HOSTNAME.fullmatch(host) is not None and (host == zone or host.endswith("." + zone))
 
 
 def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
@@ -427,11 +430,11 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
     service_name = r.string(
         "serviceName",
         required=True,
-        check=lambda v: len(v) <= MAX_SERVICE_NAME and _DNS_LABEL.match(v) is not None,
+        check=lambda v: len(v) <= MAX_SERVICE_NAME and _DNS_LABEL.fullmatch(v) is not None,
         expected=f"a DNS-1123 label (lower-case letters, digits, '-'; at most {MAX_SERVICE_NAME} characters)",
     )
     team = r.string(
-        "team", required=True, check=lambda v: len(v) <= 63 and _DNS_LABEL.match(v) is not None,
+        "team", required=True, check=lambda v: len(v) <= 63 and _DNS_LABEL.fullmatch(v) is not None,
         expected="a DNS-1123 label naming the owning team",
     )  # fmt: skip
     app_version = r.string(
@@ -466,7 +469,7 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
     build: BuildSettings | None = None
     context = r.string("buildContext", required=True, expected="the Docker build context directory, e.g. app")
     platform = r.string(
-        "buildPlatform", required=True, check=lambda v: re.match(r"^linux/(amd64|arm64)$", v) is not None,
+        "buildPlatform", required=True, check=lambda v: re.fullmatch(r"linux/(amd64|arm64)", v) is not None,
         expected="linux/amd64 or linux/arm64",
     )  # fmt: skip
     base_image = r.string(
@@ -474,14 +477,14 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
         expected="a base image pinned by digest (name@sha256:…)",
     )  # fmt: skip
     source_url = r.string(
-        "sourceUrl", required=False, check=lambda v: re.match(r"^https://[^\s/]+/\S+$", v) is not None,
+        "sourceUrl", required=False, check=lambda v: re.fullmatch(r"https://[^\s/]+/\S+", v) is not None,
         expected="the https:// URL of the source repository, e.g. https://github.com/acme/hello",
     )  # fmt: skip
     if source_url is None and env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
         source_url = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
     if parts and parts.builds_image:
         revision = r.raw("sourceRevision") or env.get("SOURCE_REVISION") or env.get("GITHUB_SHA")
-        if revision is None or not _REVISION.match(revision):
+        if revision is None or not _REVISION.fullmatch(revision):
             r.problem(
                 "sourceRevision", revision,
                 "the git commit (7 to 40 hex digits); set it or export SOURCE_REVISION or GITHUB_SHA",
@@ -581,7 +584,7 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
             "above 93.06: a 14.4x burn of a larger error budget needs more than 100% errors, so the page never fires",
         )  # fmt: skip
     runbook = r.string(
-        "monitoringRunbookUrl", required=True, check=lambda v: re.match(r'^https://[^\s"]+$', v) is not None,
+        "monitoringRunbookUrl", required=True, check=lambda v: re.fullmatch(r'https://[^\s"]+', v) is not None,
         expected="an https:// URL of the alerts' runbook",
     )  # fmt: skip
 

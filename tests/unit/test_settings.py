@@ -67,6 +67,24 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("staging", "sloAvailabilityTarget", "100", "above 50 and below 100"),
     ("staging", "sloAvailabilityTarget", "high", "above 50 and below 100"),
     ("staging", "latencyP95Seconds", "0", "above 0 and below 60"),
+    ("staging", "latencyP95Seconds", "60", "above 0 and below 60"),
+    # Not numbers, though Python's int()/Decimal() take them (NaN used to raise, not report).
+    ("staging", "replicas", "1_0", "an integer from 1 to 50"),
+    ("staging", "replicas", " 3", "an integer from 1 to 50"),
+    ("staging", "containerPort", "\u0668\u0660\u0668\u0660", "unprivileged port"),
+    ("staging", "sloAvailabilityTarget", "NaN", "above 50 and below 100"),
+    ("staging", "latencyP95Seconds", "sNaN", "above 0 and below 60"),
+    # "$" also matches before a trailing newline, which a YAML block scalar keeps.
+    ("staging", "cloudflareZoneId", "fedcba9876543210fedcba9876543210\n", "32 lower-case hex"),
+    ("production", "pinnedDigest", GOOD_DIGEST + "\n", "sha256: followed by 64 hex digits"),
+    ("staging", "serviceName", "hello-world-services\n", "DNS-1123 label"),
+    # Rules that had no row here.
+    ("staging", "imageRetainDigests", 101, "from 1 to 100"),
+    ("staging", "buildContext", None, "the Docker build context directory"),
+    ("staging", "sourceRevision", "main", "the git commit (7 to 40 hex digits)"),
+    ("staging", "sourceUrl", "http://github.com/acme/hello", "the https:// URL of the source repository"),
+    ("staging", "sloAvailabilityTarget", "93", "above 93.06"),
+    ("staging", "monitoringRunbookUrl", "http://example.com/runbook", "an https:// URL of the alerts' runbook"),
 ]
 
 
