@@ -57,6 +57,7 @@ EXIT_NOT_CONFIRMED: Final = 4
 
 STAGE_KEY: Final = key("stage")
 REGISTRY_STEP: Final = "registry decommission"
+SECRET_MASK: Final = "[secret]"
 _STACK_TYPE: Final = "pulumi:pulumi:Stack"
 _PROVIDER_PREFIX: Final = "pulumi:providers:"
 _COMPONENT_PREFIX: Final = "service-lifecycle:index:ServiceStack"
@@ -84,6 +85,8 @@ class StateResource:
     protect: bool = False
     image_refs: tuple[str, ...] = ()
     """Container images of a Kubernetes workload (``repo@sha256:…``), for the registry retention."""
+    retain_on_delete: bool = False
+    """Deleting it only drops it from the stack: the object itself stays (the shared cluster stack)."""
 
 
 class StackOps(Protocol):
@@ -131,7 +134,8 @@ class AutomationStack:
         self._stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
 
     def outputs(self) -> dict[str, Any]:
-        return {name: value.value for name, value in self._stack.outputs().items()}
+        # The report is saved and published (job summary, artifact): secret outputs never reach it in clear.
+        return {name: SECRET_MASK if value.secret else value.value for name, value in self._stack.outputs().items()}
 
     def resources(self) -> list[StateResource]:
         deployment = self._stack.export_stack().deployment or {}
@@ -182,6 +186,7 @@ def _state_resource(raw: Mapping[str, Any]) -> StateResource:
         parent=raw.get("parent") or None,
         protect=bool(raw.get("protect", False)),
         image_refs=tuple(images),
+        retain_on_delete=bool(raw.get("retainOnDelete", False)),
     )
 
 
@@ -300,6 +305,8 @@ class Report:
     stage_after: str = ""
     steps: list[Step] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    retained: list[str] = field(default_factory=list)
+    """Dropped from the stack but left in place (``retain_on_delete``: the shared cluster stack)."""
     kept: list[str] = field(default_factory=list)
     production_image_refs: list[str] = field(default_factory=list)
     registry_deleted: list[str] = field(default_factory=list)
@@ -517,6 +524,7 @@ class Sunset:
         exposure_urns = {r.urn for r in exposure}
         workload = [r for r in _workload_like(inputs.resources) if r.urn not in exposure_urns]
         protected = [r for r in workload if r.protect]
+        retained = [r.urn for r in workload if r.retain_on_delete]
         refs = _production_refs(inputs)
         report.production_image_refs = refs
         exported = inputs.outputs.get("exposure_urn")
@@ -569,7 +577,8 @@ class Sunset:
             Step(
                 "decommission workload and monitoring",
                 "planned" if up_due else "skipped",
-                f"pulumi up with stage sunset removes {len(workload)} resource(s)",
+                f"pulumi up with stage sunset removes {len(workload) - len(retained)} resource(s)"
+                + (f" and leaves {len(retained)} retained one(s) in place" if retained else ""),
                 f"pulumi up --stack {stack_name} --yes" if up_due else "",
                 [r.urn for r in workload],
             ),
@@ -640,7 +649,10 @@ class Sunset:
             except Exception as error:
                 return self._fail(report, step.name, f"up failed: {error}")
             step.status, step.detail = "done", f"removed ({_summary(changes)})"
-            report.removed += [r.urn for r in workload]
+            report.removed += [r.urn for r in workload if r.urn not in retained]
+            report.retained = retained
+        elif inputs.previous:  # an earlier run did the up: what it left in place is still there
+            report.retained = [u for u in inputs.previous.get("retained") or [] if isinstance(u, str)]
         # 5. registry
         step = report.step(REGISTRY_STEP)
         if step.status == "planned":
@@ -697,6 +709,7 @@ class Sunset:
         report.kept = [
             f"stack {report.stack}, its state and update history",
             f"{stack_file(self.options.project_dir, report.stack).name} (stage: sunset)",
+            *[f"{urn} (retain_on_delete: out of the stack, still running)" for urn in report.retained],
             *[f"image {ref}" for ref in report.registry_kept],
         ]
         if report.remaining:

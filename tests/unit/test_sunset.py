@@ -278,6 +278,30 @@ def test_report_is_saved_and_printed(run: tuple[Runner, FakeRegistry, list[int]]
     assert "sunset of stack production (service-lifecycle): done" in out
 
 
+def test_report_says_what_the_sunset_left_in_place(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    """The shared cluster stack is retain_on_delete: out of the stack, still running; never 'removed'."""
+    mon_type = "service-lifecycle:index:Monitoring"
+    monitoring = _child(SVC, SERVICE_STACK, mon_type, "hello-monitoring")
+    release = _child(monitoring.urn, f"{SERVICE_STACK}${mon_type}", "kubernetes:helm.sh/v3:Release",
+                     "hello-monitoring-kube-prometheus-stack", retain_on_delete=True)  # fmt: skip
+    fake.state += [monitoring, release]
+    code, out = run[0]()
+    assert code == EXIT_OK, out
+    report = json.loads((project / "sunset-production.json").read_text())
+    assert release.urn not in report["removed"] and monitoring.urn in report["removed"]
+    assert report["retained"] == [release.urn]
+    assert f"{release.urn} (retain_on_delete: out of the stack, still running)" in report["kept"]
+    assert "leaves 1 retained one(s) in place" in out
+
+
+def test_state_export_reads_retain_on_delete() -> None:
+    raw = {"urn": "urn:x::r", "type": "kubernetes:helm.sh/v3:Release", "retainOnDelete": True}
+    assert sunset._state_resource(raw).retain_on_delete is True
+    assert sunset._state_resource({"urn": "urn:x::s", "type": "t"}).retain_on_delete is False
+
+
 def test_second_run_changes_nothing_and_says_so(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack) -> None:
     go, registry, _ = run
     assert go()[0] == EXIT_OK
@@ -495,7 +519,10 @@ class _AutoStack:
     def outputs(self) -> dict[str, Any]:
         from pulumi.automation import OutputValue
 
-        return {"image_ref": OutputValue(value=RUNNING, secret=False)}
+        return {
+            "image_ref": OutputValue(value=RUNNING, secret=False),
+            "access_client_secret": OutputValue(value="cf-client-secret-value", secret=True),
+        }
 
     def export_stack(self) -> Any:
         from pulumi.automation import Deployment
@@ -546,7 +573,8 @@ def test_automation_adapter_passes_targets_and_reads_results(monkeypatch: pytest
     monkeypatch.setattr(automation, "select_stack", select_stack)
     ops = sunset.AutomationStack(STACK, project, echo=lambda _: None)
     assert selected == [(STACK, str(project))]
-    assert ops.outputs() == {"image_ref": RUNNING}
+    # The report (saved, published as artifact and job summary) carries outputs: secrets stay masked.
+    assert ops.outputs() == {"image_ref": RUNNING, "access_client_secret": "[secret]"}
     resources = ops.resources()
     assert [r.protect for r in resources] == [False, False, False, True]
     assert resources[2].image_refs == (RUNNING,)  # only digest-pinned images count
