@@ -11,8 +11,9 @@ pods that need it (the Workload admits traffic to the app; Exposure lets cloudfl
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
 import pulumi
@@ -51,20 +52,26 @@ def _memory(amount: float) -> str:
     return f"{math.ceil(mib)}Mi"
 
 
-def namespace_quota(*, pods: int, per_pod: Resources) -> dict[str, str]:
-    """ResourceQuota ``hard`` for at most ``pods`` pods of one container sized ``per_pod``.
+def namespace_quota(*, pods: int, per_pod: Resources, more: Sequence[tuple[int, Resources]] = ()) -> dict[str, str]:
+    """ResourceQuota ``hard`` for at most ``pods`` pods of one container sized ``per_pod``, plus
+    ``n`` pods sized ``size`` for every ``(n, size)`` in ``more`` (other deployments, e.g. cloudflared).
 
     Memory is rounded up to whole MiB and CPU to whole millicores. LoadBalancer and NodePort
     Services are capped at 0: the cluster itself refuses them, not only the policy pack.
     """
-    if pods < 1:
-        raise ValueError(f"pods is {pods}; expected at least 1")
+    groups = [(pods, per_pod), *more]
+    if any(count < 1 for count, _ in groups):
+        raise ValueError(f"pods is {min(count for count, _ in groups)}; expected at least 1")
+
+    def total(size: Callable[[Resources], Decimal]) -> float:
+        return float(sum((size(r) * count for count, r in groups), Decimal(0)))
+
     return {
-        "pods": str(pods),
-        "requests.cpu": _cpu(float(cpu_millicores(per_pod.cpu_request)) * pods),
-        "limits.cpu": _cpu(float(cpu_millicores(per_pod.cpu_limit)) * pods),
-        "requests.memory": _memory(float(memory_bytes(per_pod.memory_request)) * pods),
-        "limits.memory": _memory(float(memory_bytes(per_pod.memory_limit)) * pods),
+        "pods": str(sum(count for count, _ in groups)),
+        "requests.cpu": _cpu(total(lambda r: cpu_millicores(r.cpu_request))),
+        "limits.cpu": _cpu(total(lambda r: cpu_millicores(r.cpu_limit))),
+        "requests.memory": _memory(total(lambda r: memory_bytes(r.memory_request))),
+        "limits.memory": _memory(total(lambda r: memory_bytes(r.memory_limit))),
         "services.loadbalancers": "0",
         "services.nodeports": "0",
     }

@@ -19,7 +19,7 @@ from components.image import ContainerImage, ContainerImageArgs
 from components.kube import kubernetes_provider
 from components.monitoring import Monitoring, MonitoringArgs
 from components.promotion import promoted_image_ref
-from components.settings import Settings
+from components.settings import Resources, Settings
 from components.workload import Workload, WorkloadArgs
 
 TYPE: Final = "service-lifecycle:index:ServiceStack"
@@ -29,6 +29,11 @@ ROLE_ENVIRONMENT: Final = "env"
 ROLE_WORKLOAD: Final = "workload"
 ROLE_MONITORING: Final = "monitoring"
 ROLE_EXPOSURE: Final = "exposure"
+
+CLOUDFLARED_RESOURCES: Final = Resources(
+    cpu_request="50m", cpu_limit="500m", memory_request="64Mi", memory_limit="256Mi"
+)
+"""cloudflared's requests and limits: the Exposure runs with them and the namespace quota counts them."""
 
 
 def child_name(service: str, role: str) -> str:
@@ -122,8 +127,8 @@ class ServiceStack(pulumi.ComponentResource):
             on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
             max_replicas = 2 * settings.replicas
             # Room for a rolling update (one surge pod each) of the app at its ceiling and of
-            # cloudflared; cloudflared is budgeted at the app's per-pod size (it asks for less).
-            tunnel_pods = settings.cloudflare.cloudflared_replicas + 1 if parts.exposure else 0
+            # cloudflared, each at its own size (cloudflared's limits can exceed a small app's).
+            tunnel = [(settings.cloudflare.cloudflared_replicas + 1, CLOUDFLARED_RESOURCES)] if parts.exposure else []
             self.environment = Environment(
                 child_name(name, ROLE_ENVIRONMENT),
                 EnvironmentArgs(
@@ -131,7 +136,7 @@ class ServiceStack(pulumi.ComponentResource):
                     service_name=settings.service_name,
                     team=settings.team,
                     stage=settings.stage.value,
-                    quota=namespace_quota(pods=max_replicas + 1 + tunnel_pods, per_pod=settings.resources),
+                    quota=namespace_quota(pods=max_replicas + 1, per_pod=settings.resources, more=tunnel),
                     container_defaults=settings.resources,
                     protect=parts.protect_environment,
                     pod_security_version=f"v{settings.kubernetes.version}",
@@ -215,6 +220,10 @@ class ServiceStack(pulumi.ComponentResource):
                     access_allow_emails=cloudflare.access_allow_emails,
                     access_allow_email_domains=cloudflare.access_allow_email_domains,
                     monitoring_namespace=settings.monitoring.namespace,
+                    cpu_request=CLOUDFLARED_RESOURCES.cpu_request,
+                    cpu_limit=CLOUDFLARED_RESOURCES.cpu_limit,
+                    memory_request=CLOUDFLARED_RESOURCES.memory_request,
+                    memory_limit=CLOUDFLARED_RESOURCES.memory_limit,
                     api_token=cloudflare.api_token,
                     kubernetes_provider=self.kubernetes_provider,
                 ),

@@ -10,7 +10,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import labels
 from components.environment import Environment, EnvironmentArgs, namespace_quota
-from components.service import ServiceStack, ServiceStackArgs
+from components.service import CLOUDFLARED_RESOURCES, ServiceStack, ServiceStackArgs
 from components.settings import Resources, Settings
 from components.testing import RecordingMocks, is_secret
 
@@ -111,11 +111,13 @@ def test_quota_caps_the_namespace_and_forbids_public_services(stage_run: StageRu
     hard = mocks.one(QUOTA).plain_inputs["spec"]["hard"]
     assert hard["services.loadbalancers"] == "0"
     assert hard["services.nodeports"] == "0"
-    # room for the app at its autoscaling ceiling and cloudflared, each with one surge pod
+    # room for the app at its autoscaling ceiling and cloudflared, each with one surge pod at its own size
     app_pods = 2 * settings.replicas + 1
     tunnel_pods = settings.cloudflare.cloudflared_replicas + 1
     assert int(hard["pods"]) == app_pods + tunnel_pods
-    assert hard == namespace_quota(pods=app_pods + tunnel_pods, per_pod=settings.resources)
+    assert hard == namespace_quota(
+        pods=app_pods, per_pod=settings.resources, more=[(tunnel_pods, CLOUDFLARED_RESOURCES)]
+    )
 
 
 def test_namespace_quota_arithmetic() -> None:
@@ -135,6 +137,10 @@ def test_namespace_quota_arithmetic() -> None:
     assert quota["limits.memory"] == "2048Mi"
     with pytest.raises(ValueError, match="pods is 0"):
         namespace_quota(pods=0, per_pod=RESOURCES)
+    small = Resources(cpu_request="50m", cpu_limit="100m", memory_request="32Mi", memory_limit="64Mi")
+    mixed = namespace_quota(pods=3, per_pod=small, more=[(2, RESOURCES)])
+    assert (mixed["pods"], mixed["requests.cpu"], mixed["limits.cpu"]) == ("5", "350m", "1300m")
+    assert (mixed["requests.memory"], mixed["limits.memory"]) == ("352Mi", "704Mi")
 
 
 def test_limit_range_defaults_are_the_service_resources(stage_run: StageRun) -> None:

@@ -152,8 +152,22 @@ def test_app_and_its_guard_rails_are_in_the_plan(offline_plan: Plan, stack: str)
 @pytest.mark.parametrize("stack", STACKS)
 def test_quota_admits_every_pod_the_plan_runs_during_a_rollout(offline_plan: Plan, stack: str) -> None:
     """The app at its autoscaling ceiling and cloudflared, each with a surge pod, fit the quota."""
-    objects = manifests(offline_plan, stack)
-    namespace = f"hello-{stack}"
+    assert_rollout_fits_quota(manifests(offline_plan, stack), f"hello-{stack}")
+
+
+def test_quota_fits_cloudflared_when_the_app_is_smaller_than_it(
+    make_settings: Callable[..., Any], run_components: Callable[..., Any]
+) -> None:
+    """cloudflared's own requests and limits count, not the app's per-pod size (it can be bigger)."""
+    from components.service import ServiceStack, ServiceStackArgs
+
+    settings = make_settings("staging", cpuRequest="50m", cpuLimit="100m", memoryRequest="32Mi", memoryLimit="64Mi")
+    mocks = run_components(lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="staging")
+    objects = [r.plain_inputs for r in mocks.kubernetes_objects()]
+    assert_rollout_fits_quota(objects, "hello-staging")
+
+
+def assert_rollout_fits_quota(objects: list[dict[str, Any]], namespace: str) -> None:
     hard = named(objects, "ResourceQuota", "hello-quota")["spec"]["hard"]
     ceilings = {
         h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
