@@ -50,6 +50,9 @@ ACCESS_APP_TYPES: Final = frozenset(
         "cloudflare:index/accessApplication:AccessApplication",
     }
 )
+ACCESS_POLICY_TYPES: Final = frozenset(
+    {"cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy", "cloudflare:index/accessPolicy:AccessPolicy"}
+)
 DOCKER_IMAGE_REF_TYPES: Final = {
     "docker:index/remoteImage:RemoteImage": "name",
     "docker:index/container:Container": "image",
@@ -331,6 +334,11 @@ def check_restricted_security_context(resource: CheckedResource) -> list[str]:
             return pod_ctx.get(key) if value is None else value
 
         where = f"{who} {label}"
+        # A host port publishes the pod on the node's address, around Cloudflare (PSS baseline forbids it).
+        for port in _list(_get(container, "ports")):
+            host_port = _get(port, "hostPort")
+            if host_port not in (None, 0) and not is_unknown(host_port):
+                problems.append(f"{where}: hostPort {host_port} is set; expected none")
         values = {
             "runAsNonRoot": effective("runAsNonRoot"),
             "runAsUser": effective("runAsUser"),
@@ -552,16 +560,37 @@ def _covers(pattern: str, hostname: str) -> bool:
     return pattern == hostname or pattern.startswith(hostname + ".")  # relative record names
 
 
+def _admits_anyone(policy: Any) -> str | None:
+    """Why an Access policy lets anyone through (a bypass, or an include of everyone), or None."""
+    decision = _get(policy, "decision")
+    if decision == "bypass":
+        return "decision is bypass (no check at all)"
+    if decision == "deny":
+        return None
+    for include in _list(_get(policy, "includes")) + _list(_get(policy, "include")):
+        if isinstance(include, Mapping) and _open(include).get("everyone") is not None:
+            return "includes everyone"
+    return None
+
+
 def check_staging_behind_access(resources: Sequence[CheckedResource]) -> list[tuple[str, str | None]]:
-    """In staging, every DNS record is covered by a Cloudflare Access application."""
+    """In staging, every DNS record is covered by a Cloudflare Access application that admits no one at large."""
     stages = set(namespace_stages(resources).values())
     if "staging" not in stages:
         return []
     apps = [r for r in resources if r.type in ACCESS_APP_TYPES]
+    # An application whose policy bypasses Access or includes everyone covers a hostname in name only.
+    open_policies = [(r, _admits_anyone(r.props)) for r in resources if r.type in ACCESS_POLICY_TYPES]
+    open_policies += [(app, _admits_anyone(p)) for app in apps for p in _list(_get(app.props, "policies"))]
+    opened: list[tuple[str, str | None]] = [
+        (f"{display(r)}: staging Access policy {why}; expected an allow list of people or service tokens", r.urn)
+        for r, why in open_policies
+        if why is not None
+    ]
     if any(is_unknown(_get(a.props, "domain")) for a in apps):
-        return []
+        return opened
     coverage = [host for app in apps for host in _access_coverage(app)]
-    problems: list[tuple[str, str | None]] = []
+    problems: list[tuple[str, str | None]] = opened
     for record in resources:
         if record.type not in DNS_RECORD_TYPES:
             continue
@@ -595,6 +624,20 @@ def _selects(pdb: CheckedResource, deployment: CheckedResource) -> bool:
     return all(pod_labels.get(k) == v for k, v in match.items())
 
 
+def _limits_disruption(pdb: CheckedResource, replicas: Any) -> bool:
+    """False for a budget that lets a drain evict every pod at once (minAvailable 0, maxUnavailable all)."""
+    min_available = _get(pdb.props, "spec", "minAvailable")
+    max_unavailable = _get(pdb.props, "spec", "maxUnavailable")
+    if min_available in (0, "0%") or max_unavailable == "100%":
+        return False
+    return not (
+        isinstance(max_unavailable, int | float)
+        and not isinstance(max_unavailable, bool)
+        and isinstance(replicas, int)
+        and max_unavailable >= replicas
+    )
+
+
 def _min_replicas(deployment: CheckedResource, hpas: Sequence[CheckedResource]) -> Any:
     name = _get(deployment.props, "metadata", "name")
     for hpa in hpas:
@@ -626,11 +669,13 @@ def check_production_availability(resources: Sequence[CheckedResource]) -> list[
                     deployment.urn,
                 )
             )
-        if not any(_same_namespace(p, deployment) and _selects(p, deployment) for p in pdbs):
+        if not any(
+            _same_namespace(p, deployment) and _selects(p, deployment) and _limits_disruption(p, replicas) for p in pdbs
+        ):
             problems.append(
                 (
                     f"{display(deployment)}: no PodDisruptionBudget selects its pods in production; "
-                    "expected one whose matchLabels match the pod template labels",
+                    "expected one whose matchLabels match the pod template labels and that keeps a pod up",
                     deployment.urn,
                 )
             )

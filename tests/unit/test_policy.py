@@ -256,6 +256,11 @@ def _first_container(d: dict[str, Any]) -> dict[str, Any]:
             "seccompProfile",
         ),
         (
+            "restricted-security-context",
+            lambda d: _first_container(d).update(ports=[{"containerPort": 8080, "hostPort": 80}]),
+            "hostPort 80 is set",
+        ),
+        (
             "requests-and-limits",
             lambda d: _first_container(d)["resources"]["limits"].pop("memory"),
             "limits.memory",
@@ -387,6 +392,45 @@ def test_staging_hostname_without_access_fires(apps: list[dict[str, Any]]) -> No
 )
 def test_staging_hostname_covered_by_access_passes(app: dict[str, Any]) -> None:
     assert fired("staging-behind-access", [res(NS, namespace("staging")), res(DNS, dns()), res(APP, app)]) == []
+
+
+ACCESS_POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+
+
+@pytest.mark.parametrize(
+    ("policy", "why"),
+    [
+        ({"decision": "bypass", "includes": [{"emailDomain": {"domain": "example.com"}}]}, "decision is bypass"),
+        ({"decision": "allow", "includes": [{"email": {"email": "a@example.com"}}, {"everyone": {}}]}, "everyone"),
+        ({"decision": "non_identity", "includes": [{"everyone": {}}]}, "everyone"),
+    ],
+)
+def test_staging_access_that_admits_anyone_fires(policy: dict[str, Any], why: str) -> None:
+    """An Access application in front of the hostname is not enough when its policy lets everybody in."""
+    covered = [res(NS, namespace("staging")), res(DNS, dns()), res(APP, access_app(), name="app")]
+    standalone = fired("staging-behind-access", [*covered, res(ACCESS_POLICY, {"accountId": "0" * 32, **policy})])
+    assert len(standalone) == 1 and why in standalone[0], standalone
+    inline = fired("staging-behind-access", [*covered[:2], res(APP, {**access_app(), "policies": [policy]})])
+    assert len(inline) == 1 and why in inline[0], inline
+    allow_list = {"decision": "allow", "includes": [{"email": {"email": "a@example.com"}}]}
+    assert fired("staging-behind-access", [*covered, res(ACCESS_POLICY, allow_list)]) == []
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [{"minAvailable": 0}, {"minAvailable": "0%"}, {"maxUnavailable": "100%"}, {"maxUnavailable": 3}],
+)
+def test_production_pdb_that_allows_evicting_every_pod_does_not_count(budget: dict[str, Any]) -> None:
+    stack = good_production()
+    loose = pdb()
+    loose["spec"].pop("minAvailable")
+    loose["spec"].update(budget)
+    stack[2] = res(PDB, loose)
+    messages = fired("production-availability", stack)
+    assert len(messages) == 1 and "no PodDisruptionBudget" in messages[0], messages
+    loose["spec"] = {**loose["spec"], "maxUnavailable": 1}
+    loose["spec"].pop("minAvailable", None)
+    assert fired("production-availability", [*stack[:2], res(PDB, loose), *stack[3:]]) == []
 
 
 def test_production_may_be_public() -> None:
