@@ -135,6 +135,7 @@ class MonitoringArgs:
             app_job=self.service_name,
             tunnel_job=tunnel_job(self.service_name),
             runbook_url=self.runbook_url,
+            tunnel=self.monitor_tunnel,
         )
 
     def problems(self) -> list[str]:

@@ -125,6 +125,8 @@ class RuleParams:
     """5xx share of requests that fires the error-ratio alert. Default 0.05."""
     restarts_threshold: int = 3
     """Container restarts within an hour that fire the restart alert. Default 3."""
+    tunnel: bool = True
+    """Alert on tunnel health; only where cloudflared is scraped, or ``absent()`` pages forever. Default True."""
 
     def problems(self) -> list[str]:
         """What is wrong with these parameters (empty when they make sense)."""
@@ -352,6 +354,8 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
                 "for 10 minutes (failed rollout, unschedulable or crashing pods)."
             ),
         ),
+    ]
+    tunnel_alerts: list[dict[str, Any]] = [
         _alert(
             "TunnelDown",
             (
@@ -396,6 +400,8 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
             ),
         ),
     ]
+    if params.tunnel:
+        alerts += tunnel_alerts
     # One group: rules of a group run in order, so every alert reads the series recorded in the same
     # evaluation. In separate groups (evaluated concurrently) an alert could read last minute's value.
     return {"groups": [{"name": f"{svc}.{ns}", "interval": "1m", "rules": [*recording, *alerts]}]}

@@ -237,6 +237,12 @@ def test_the_tunnel_is_not_scraped_when_the_stage_has_no_exposure(
     mocks = _run(run_components, _args(monitor_tunnel=False))
     assert mocks.by_type(POD_MONITOR) == []
     assert len(mocks.by_type(SERVICE_MONITOR)) == 1
+    # Nothing scrapes cloudflared, so TunnelDown's absent() would page forever: no tunnel alerts either.
+    spec = mocks.one(PROMETHEUS_RULE).plain_inputs["spec"]
+    names = rules.alert_names(spec)
+    assert names and not [n for n in names if n.startswith("Tunnel")], names
+    assert not any("cloudflared" in e for e in rules.exprs(spec))
+    assert "TunnelDown" in rules.alert_names(rules.rule_groups(_args().rule_params("hello-staging")))
 
 
 def test_the_tunnel_port_name_is_the_one_exposure_gives_cloudflared() -> None:
