@@ -265,6 +265,9 @@ class Workload(pulumi.ComponentResource):
                 "topology_key": "kubernetes.io/hostname",
                 "when_unsatisfiable": "DoNotSchedule",
                 "label_selector": {"match_labels": selector},
+                # Nodes the pods cannot run on (tainted: control plane, GPU pools) count as empty
+                # domains by default, and DoNotSchedule then leaves pods Pending.
+                "node_taints_policy": "Honor",
             },
             {  # clusters in one zone (or without zone labels) still schedule
                 "max_skew": 1,

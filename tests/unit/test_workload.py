@@ -215,6 +215,11 @@ def test_pods_spread_across_nodes_and_zones(stage_run: StageRun) -> None:
     for constraint in spread.values():
         assert constraint["labelSelector"]["matchLabels"] == labels.selector("hello", labels.COMPONENT_SERVER)
         assert constraint["maxSkew"] == 1
+    # one pod per node is a hard rule, zones a preference (single-zone clusters still schedule)
+    assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    # a tainted node (control plane, GPU pool) must not count as an empty domain the pods cannot reach
+    assert spread["kubernetes.io/hostname"]["nodeTaintsPolicy"] == "Honor"
 
 
 # ---------------------------------------------------------------------------------------------
