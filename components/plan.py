@@ -326,7 +326,7 @@ def summary(resource: RecordedResource) -> str:
         parts.append(f"{ns}/{metadata.get('name')}" if ns else str(metadata.get("name")))
         spec = inputs.get("spec")
         if isinstance(spec, dict):
-            for field_name in ("replicas", "type", "minReplicas", "maxReplicas", "minAvailable"):
+            for field_name in ("replicas", "type", "minReplicas", "maxReplicas", "minAvailable", "maxUnavailable"):
                 if field_name in spec:
                     parts.append(f"{field_name}={spec[field_name]}")
             template = spec.get("template")

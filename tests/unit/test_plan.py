@@ -49,6 +49,19 @@ def test_plan_text_shows_the_tree(project_dir: Path) -> None:
     assert lines[1] == "└─ ServiceStack  hello"
     assert "StackReference example-org/service-lifecycle/staging answered offline" in result.stdout
 
+    def line(name: str) -> str:
+        found = [text for text in lines if f"  {name}  [" in text or text.endswith(f"  {name}")]
+        assert len(found) == 1, f"no tree line for {name}"
+        return found[0]
+
+    # The fields a reviewer checks before approving production.
+    assert line("hello-env-namespace").endswith("[hello-production  protect]")
+    assert "image=ghcr.io/example-org/hello@sha256:" in line("hello-workload-deployment")
+    assert line("hello-workload-autoscaler").endswith("minReplicas=3  maxReplicas=6]")
+    assert line("hello-workload-disruption-budget").endswith("[hello-production/hello  maxUnavailable=1]")
+    assert line("hello-workload-service").endswith("type=ClusterIP]")
+    assert "type=CNAME  proxied=True" in line("hello-exposure-dns-hello.example.com")
+
 
 def test_plan_json_format_is_parseable(project_dir: Path) -> None:
     result = run_cli("plan", "--stack", "staging", "--format", "json", cwd=project_dir)
