@@ -42,6 +42,9 @@ SERVICE: Final = "kubernetes:core/v1:Service"
 CONFIG_MAP: Final = "kubernetes:core/v1:ConfigMap"
 K8S_SECRET: Final = "kubernetes:core/v1:Secret"
 PDB: Final = "kubernetes:policy/v1:PodDisruptionBudget"
+INGRESS_TYPES: Final = frozenset(
+    {"kubernetes:networking.k8s.io/v1:Ingress", "kubernetes:networking.k8s.io/v1beta1:Ingress"}
+)
 HPA_TYPES: Final = frozenset({"kubernetes:autoscaling/v2:HorizontalPodAutoscaler"})
 DNS_RECORD_TYPES: Final = frozenset({"cloudflare:index/dnsRecord:DnsRecord", "cloudflare:index/record:Record"})
 ACCESS_APP_TYPES: Final = frozenset(
@@ -400,7 +403,9 @@ def check_requests_and_limits(resource: CheckedResource) -> list[str]:
 
 
 def check_no_public_service_types(resource: CheckedResource) -> list[str]:
-    """No Service of type LoadBalancer or NodePort, and no externalIPs: traffic enters via Cloudflare."""
+    """No Service of type LoadBalancer or NodePort, no externalIPs, no Ingress: traffic enters via Cloudflare."""
+    if resource.type in INGRESS_TYPES:
+        return [f"{display(resource)}: an Ingress is a public way into the cluster; expected none (Cloudflare Tunnel)"]
     if resource.type != SERVICE:
         return []
     problems: list[str] = []
@@ -475,6 +480,17 @@ def check_no_plaintext_secrets(resource: CheckedResource) -> list[str]:
     if spec is None:
         return []
     for label, container in containers(spec):
+        for field_name in ("command", "args"):
+            raw_list = container.get(field_name)
+            in_clear = f"{who} {label}: {field_name} holds a secret; pass it through env valueFrom.secretKeyRef"
+            if resource.secrets_marked and is_secret(raw_list):
+                problems.append(in_clear)
+                continue
+            for raw_arg in _list(_open(raw_list)):
+                if resource.secrets_marked and is_secret(raw_arg):
+                    problems.append(in_clear)
+                elif not is_unknown(raw_arg) and (kind := credential_kind(str(reveal(raw_arg)))) is not None:
+                    problems.append(f"{who} {label}: {field_name} holds what looks like {kind}; use a Secret")
         for env in _list(_get(container, "env")):
             if not isinstance(env, Mapping) or "value" not in env:
                 continue  # valueFrom (secretKeyRef) is the right way
@@ -578,7 +594,8 @@ def check_staging_behind_access(resources: Sequence[CheckedResource]) -> list[tu
     stages = set(namespace_stages(resources).values())
     if "staging" not in stages:
         return []
-    apps = [r for r in resources if r.type in ACCESS_APP_TYPES]
+    # Bookmark and SaaS applications put nothing in front of a hostname.
+    apps = [r for r in resources if r.type in ACCESS_APP_TYPES and _get(r.props, "type") not in ("bookmark", "saas")]
     # An application whose policy bypasses Access or includes everyone covers a hostname in name only.
     open_policies = [(r, _admits_anyone(r.props)) for r in resources if r.type in ACCESS_POLICY_TYPES]
     open_policies += [(app, _admits_anyone(p)) for app in apps for p in _list(_get(app.props, "policies"))]
@@ -708,7 +725,8 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         name="no-loadbalancer-or-nodeport",
-        description="No Service of type LoadBalancer or NodePort: users come in through Cloudflare only.",
+        description="No Service of type LoadBalancer or NodePort and no Ingress: users come in through "
+        "Cloudflare only.",
         scope="resource",
         check=check_no_public_service_types,
     ),
@@ -726,8 +744,8 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         name="no-plaintext-secrets",
-        description="No credentials in ConfigMaps or plain container env values (names or values that look "
-        "like tokens, passwords, secrets or keys).",
+        description="No credentials in ConfigMaps, plain container env values or command lines (names or "
+        "values that look like tokens, passwords, secrets or keys).",
         scope="resource",
         check=check_no_plaintext_secrets,
     ),
@@ -746,7 +764,8 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         name="staging-behind-access",
-        description="In staging every DNS record is covered by a Cloudflare Access application.",
+        description="In staging every DNS record is covered by a Cloudflare Access application, and no Access "
+        "policy bypasses it or includes everyone.",
         scope="stack",
         check=check_staging_behind_access,
     ),

@@ -286,6 +286,21 @@ def _first_container(d: dict[str, Any]) -> dict[str, Any]:
             lambda d: _first_container(d)["env"].append({"name": "OPAQUE", "value": secret("s3cr3t")}),
             "is a secret passed as a plain value",
         ),
+        (
+            "no-plaintext-secrets",
+            lambda d: _first_container(d).update(args=["tunnel", "run", "--token", secret("eyJhIjoiMTIz")]),
+            "args holds a secret",
+        ),
+        (
+            "no-plaintext-secrets",
+            lambda d: _first_container(d).update(args=secret(["tunnel", "run", "--token", "eyJhIjoiMTIz"])),
+            "args holds a secret",
+        ),
+        (
+            "no-plaintext-secrets",
+            lambda d: _first_container(d).update(command=["sh", "-c", "curl https://u:p4ss@db.internal/x"]),
+            "command holds what looks like a URL with a password",
+        ),
         ("production-availability", lambda d: d["spec"].update(replicas=1), "1 replica(s)"),
         ("production-availability", lambda d: d["spec"].pop("replicas"), "1 replica(s)"),
         (
@@ -328,6 +343,13 @@ def test_public_service_types_fire(service_type: str) -> None:
     assert f"type {service_type}" in fired("no-loadbalancer-or-nodeport", [bad])[0]
     ok = res(SVC, {"metadata": {"name": "hello"}, "spec": {"type": "ClusterIP"}})
     assert fired("no-loadbalancer-or-nodeport", [ok]) == []
+
+
+def test_an_ingress_fires() -> None:
+    """DESIGN.md step 9: no public ingress on the cluster, whatever serves it."""
+    ingress = {"metadata": {"name": "hello", "namespace": "hello-production"}, "spec": {"rules": [{"host": "x"}]}}
+    messages = fired("no-loadbalancer-or-nodeport", [res("kubernetes:networking.k8s.io/v1:Ingress", ingress)])
+    assert len(messages) == 1 and "Ingress" in messages[0], messages
 
 
 @pytest.mark.parametrize("enforce", [None, "baseline", "privileged"])
@@ -375,6 +397,12 @@ def test_staging_hostname_without_access_fires(apps: list[dict[str, Any]]) -> No
         "DnsRecord hello.staging.example.com: staging hostname is not behind Cloudflare Access; "
         "expected a ZeroTrustAccessApplication whose domain covers it"
     ]
+
+
+@pytest.mark.parametrize("app_type", ["bookmark", "saas"])
+def test_a_bookmark_or_saas_app_protects_no_staging_hostname(app_type: str) -> None:
+    stack = [res(NS, namespace("staging")), res(DNS, dns()), res(APP, {**access_app(), "type": app_type})]
+    assert len(fired("staging-behind-access", stack)) == 1
 
 
 @pytest.mark.parametrize(
