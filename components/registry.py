@@ -516,8 +516,12 @@ def _expect(response: requests.Response, status: int, repository: str, action: s
 def _error_detail(response: requests.Response) -> str:
     """The registry's own error codes (``MANIFEST_UNKNOWN``, ``DENIED``…), when it sent any."""
     try:
-        errors = response.json().get("errors") or []
+        body = response.json()
     except ValueError:
+        return ""
+    # Not every server (or proxy in front of one) sends the spec's object: never crash mid-deletion.
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
         return ""
     codes = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
     return f" ({'; '.join(codes)})" if codes else ""

@@ -46,6 +46,8 @@ class FakeRegistry:
     password: str = "pw-123"
     delete_enabled: bool = True
     fail_delete: set[str] = field(default_factory=set)
+    fail_body: bytes | None = None
+    """Body of the failed deletes' answer instead of the spec's error object."""
     page_size: int = 2
     tags: dict[str, str] = field(default_factory=dict)
     manifests: dict[str, bytes] = field(default_factory=dict)
@@ -138,6 +140,8 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                     if not reg.delete_enabled:
                         return self._error(405, "UNSUPPORTED")
                     if digest in reg.fail_delete:
+                        if reg.fail_body is not None:
+                            return self._send(502, reg.fail_body, {"Content-Type": "application/json"})
                         return self._error(500, "UNKNOWN")
                     del reg.manifests[digest]
                     for tag in [t for t, d in reg.tags.items() if d == digest]:
@@ -273,6 +277,17 @@ def test_partial_failure_is_reported_and_the_rest_still_goes(fake_registry: Fake
     assert [m.digest for m in report.deleted] == [mid]
     assert set(fake_registry.manifests) == {old, new}
     assert json.loads(report.to_json_text())["ok"] is False
+
+
+@pytest.mark.parametrize("body", [b'"bad gateway"', b"[]", b'{"errors": "none"}', b"<html>bad gateway</html>"])
+def test_a_failed_delete_with_an_odd_error_body_is_still_a_reported_failure(
+    fake_registry: FakeRegistry, body: bytes
+) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.fail_delete, fake_registry.fail_body = {mid}, body
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert [(f.digest, f.error) for f in report.failures] == [(mid, "HTTP 502")]
+    assert [m.digest for m in report.deleted] == [old] and not report.ok
 
 
 def test_delete_disabled_is_explained(fake_registry: FakeRegistry) -> None:
