@@ -15,6 +15,7 @@ DESIGN.md steps 12 to 14, with the Pulumi Automation API:
 5. **Registry decommission** (:mod:`components.registry`): images are deleted except the last
    ``imageRetainDigests`` digests production ran (read from the stack's ``image_ref`` output and its
    Deployments before anything is removed, and from an earlier report of an interrupted sunset).
+   Skipped, every image kept, while another stack file still deploys from the same repository.
 6. **Report**: what was removed, what was kept, when, which commands ran; JSON saved to a file
    (default ``sunset-<stack>.json``) and text printed.
 
@@ -381,6 +382,31 @@ class Inputs:
     resources: list[StateResource]
     outputs: dict[str, Any]
     previous: dict[str, Any] | None
+    sharing: list[str] = field(default_factory=list)
+    """Other stacks whose stack file still deploys from ``repository`` (not sunset): images stay."""
+
+
+def sharing_stacks(project_dir: Path, stack: str, repository: str) -> list[str]:
+    """The project's other stacks whose committed stack file still deploys images of ``repository``.
+
+    Staging and production share one repository: a sunset of one must not delete what the other runs.
+    A stack file that cannot be read counts as sharing (keeping images is the safe side).
+    """
+    mine = stack_file(project_dir, stack).name
+    found: list[str] = []
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        if path.name == mine:
+            continue
+        other = path.name[len("Pulumi.") : -len(".yaml")]
+        try:
+            values = load_stack_config(project_dir, other).values
+        except StackFileError:
+            found.append(f"{other} (unreadable stack file)")
+            continue
+        stage = values.get(STAGE_KEY)
+        if values.get(key("imageRepository")) == repository and stage != Stage.SUNSET.value:
+            found.append(f"{other} (stage {stage})")
+    return found
 
 
 def exposure_urn(stack: str, service: str) -> str:
@@ -494,6 +520,7 @@ class Sunset:
                 resources=ops.resources(),
                 outputs=ops.outputs(),
                 previous=self._previous_report(),
+                sharing=sharing_stacks(opts.project_dir, opts.stack, repository),
             )
         except FileNotFoundError as error:
             self.say(f"error: the Pulumi CLI could not be run ({error}). Nothing was changed.")
@@ -541,6 +568,8 @@ class Sunset:
             None,
             "done",
         )
+        # Another live stack deploys from the same repository: deleting "all but ours" would delete its images.
+        registry_due = registry_due and not inputs.sharing
         registry_done = not registry_due
 
         if sunset_already and not registry_due:
@@ -585,7 +614,10 @@ class Sunset:
             Step(
                 REGISTRY_STEP,
                 "skipped" if registry_done else "planned",
-                "done by an earlier run"
+                f"every image kept: {', '.join(inputs.sharing)} still deploy(s) from {inputs.repository}; "
+                "the last stack of it to sunset decommissions the images"
+                if inputs.sharing
+                else "done by an earlier run"
                 if registry_done
                 else f"{inputs.repository}: keep the last {inputs.retain} digest(s) production ran, delete the rest",
             ),
@@ -711,6 +743,11 @@ class Sunset:
             f"{stack_file(self.options.project_dir, report.stack).name} (stage: sunset)",
             *[f"{urn} (retain_on_delete: out of the stack, still running)" for urn in report.retained],
             *[f"image {ref}" for ref in report.registry_kept],
+            *(
+                [f"every image of {inputs.repository}: {', '.join(inputs.sharing)} still deploy(s) from it"]
+                if inputs.sharing
+                else []
+            ),
         ]
         if report.remaining:
             return self._fail(report, "confirm", f"{len(report.remaining)} resource(s) are still in the stack")

@@ -302,6 +302,29 @@ def test_state_export_reads_retain_on_delete() -> None:
     assert sunset._state_resource({"urn": "urn:x::s", "type": "t"}).retain_on_delete is False
 
 
+def test_images_stay_while_another_stack_deploys_from_the_same_repository(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path, project_dir: Path
+) -> None:
+    """Staging and production share one repository: sunsetting one must not delete what the other runs."""
+    go, registry, _ = run
+    staging_file = project / "Pulumi.staging.yaml"
+    shutil.copy(project_dir / "Pulumi.staging.yaml", staging_file)
+    code, out = go()
+    assert code == EXIT_OK, out
+    assert registry.calls == []  # nothing deleted while staging still deploys from the repository
+    report = json.loads((project / "sunset-production.json").read_text())
+    (step,) = [s for s in report["steps"] if s["name"] == "registry decommission"]
+    assert step["status"] == "skipped" and "staging (stage staging)" in step["detail"], step
+    assert f"every image of {REPO}: staging (stage staging) still deploy(s) from it" in report["kept"]
+    fake.calls.clear()
+    code, out = go()  # idempotent meanwhile
+    assert (code, fake.changes, registry.calls) == (EXIT_OK, [], []) and "Nothing to do" in out
+    # Once staging is sunset too, a rerun decommissions with the digests the first run recorded.
+    write_stage(staging_file, "sunset")
+    assert go()[0] == EXIT_OK
+    assert [c["refs"] for c in registry.calls] == [[RUNNING]] and fake.changes == []
+
+
 def test_second_run_changes_nothing_and_says_so(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack) -> None:
     go, registry, _ = run
     assert go()[0] == EXIT_OK
