@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,6 +51,18 @@ def split_repository(repository: str) -> tuple[str, str]:
     return server, path
 
 
+def boto3_ecr_client(region: str) -> ECRClient:
+    """boto3's ECR client for ``region``, with whatever credentials the AWS SDK finds."""
+    import boto3
+
+    return boto3.client("ecr", region_name=region)
+
+
+ecr_client_factory: Callable[[str], Any] = boto3_ecr_client
+"""Makes the ECR client for a region when none is given. The offline plan swaps in
+:class:`components.testing.OfflineEcrClient`: no network and no AWS credentials there."""
+
+
 def ecr_login(repository: str, *, client: ECRClient | None = None) -> RegistryLogin:
     """Log in to the ECR registry of ``repository`` with boto3; the password is wrapped as a secret.
 
@@ -63,9 +75,7 @@ def ecr_login(repository: str, *, client: ECRClient | None = None) -> RegistryLo
         raise ValueError(f"{repository!r} is not an Amazon ECR repository URL")
     account, region = match.group("account"), match.group("region")
     if client is None:
-        import boto3
-
-        client = boto3.client("ecr", region_name=region)
+        client = ecr_client_factory(region)
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:

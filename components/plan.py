@@ -32,11 +32,13 @@ import pulumi
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
+from components import image
 from components.rules import write_rule_files
 from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
 from components.testing import (
     SECRET_SIG,
     SECRET_VALUE_SIG,
+    OfflineEcrClient,
     RecordedResource,
     RecordingMocks,
     install_mocks,
@@ -185,6 +187,8 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
             config.values[key("sourceRevision")] = revision
             config.notes.append(f"{key('sourceRevision')} taken from the working copy: {revision}")
         settings = load_settings(config.source(), environ=environ)
+    if settings.build is not None and settings.registry.is_ecr:
+        config.notes.append(f"ECR login for {settings.registry.server} answered offline with a stand-in token")
     if settings.promotion and settings.promotion.from_stack and not settings.promotion.pinned_digest:
         config.notes.append(
             f"StackReference {settings.promotion.from_stack} answered offline with a stand-in image_ref"
@@ -252,14 +256,17 @@ def run_plan(
     main = program or project_dir / "__main__.py"
     sys.path.insert(0, str(project_dir))
     cwd = Path.cwd()
+    online_ecr = image.ecr_client_factory
     try:
         os.chdir(project_dir)
+        image.ecr_client_factory = OfflineEcrClient  # never AWS: no network, no credentials
 
         def run_main() -> None:
             runpy.run_path(str(main), run_name="__main__")
 
         run_program(run_main)
     finally:
+        image.ecr_client_factory = online_ecr
         os.chdir(cwd)
         sys.path.remove(str(project_dir))
     plan = Plan(

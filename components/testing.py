@@ -258,6 +258,19 @@ def tunnel_token(account_id: str, tunnel_id: str) -> str:
     return base64.b64encode(json.dumps({"a": account_id, "t": tunnel_id, "s": secret}).encode()).decode()
 
 
+class OfflineEcrClient:
+    """Stands in for boto3's ECR client where AWS is out of reach (the offline plan): answers
+    ``get_authorization_token`` with a token shaped like ECR's (``AWS:<password>``, base64)."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def get_authorization_token(self, registryIds: list[str]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        password = _digest("offline-ecr-password", self.region, *registryIds)
+        token = base64.b64encode(f"AWS:{password}".encode()).decode()
+        return {"authorizationData": [{"authorizationToken": token}]}
+
+
 # Deserialising resource references needs an event loop on the monitor's worker thread.
 _ensure_event_loop: Callable[[], None] = getattr(_mocks, "_ensure_event_loop")  # noqa: B009 - private helper
 

@@ -120,6 +120,27 @@ def test_unknown_and_mistyped_keys_are_refused(tmp_path: Path, project_dir: Path
     assert "plain-text-token" not in text
 
 
+def test_an_ecr_stack_plans_without_aws(tmp_path: Path, project_dir: Path) -> None:
+    """The ECR login (boto3) is a stand-in offline: no network, no AWS credentials (fork PRs)."""
+    config = yaml.safe_load((project_dir / "Pulumi.staging.yaml").read_text())["config"]
+    config["service-lifecycle:imageRepository"] = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
+    del config["service-lifecycle:registryUsername"]
+    project = _broken_project(tmp_path, project_dir, config)
+    no_aws = {
+        "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true", "SOURCE_REVISION": "0123456789abcdef0123456789abcdef01234567",
+    }  # fmt: skip
+    result = run_cli("plan", "--stack", "broken", "--project-dir", str(project), "--format", "json",
+                     cwd=project_dir, env=no_aws)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    plan = json.loads(result.stdout)
+    images = [r for r in plan["resources"] if r["type"] == "docker:index/image:Image"]
+    assert len(images) == 1 and images[0]["inputs"]["registry"] == "[secret]"
+    note = "ECR login for 123456789012.dkr.ecr.eu-west-1.amazonaws.com answered offline"
+    assert any(note in n for n in plan["notes"])
+
+
 def test_missing_stack_file_exits_2(project_dir: Path) -> None:
     result = run_cli("plan", "--stack", "qa", cwd=project_dir)
     assert result.returncode == 2
