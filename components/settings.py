@@ -404,6 +404,12 @@ def _resources(r: _Reader) -> Resources | None:
     return Resources(cpu_request=cpu_req[0], cpu_limit=cpu_lim[0], memory_request=mem_req[0], memory_limit=mem_lim[0])
 
 
+def _is_repository(value: str) -> bool:
+    # A first part without "." or ":" (Docker Hub's "acme/hello") names no registry host to log in to.
+    host = value.split("/", 1)[0]
+    return _REPOSITORY.fullmatch(value) is not None and ("." in host or ":" in host or host == "localhost")
+
+
 def _in_zone(zone: str) -> Callable[[str], bool]:
     return lambda host: _HOSTNAME.fullmatch(host) is not None and (host == zone or host.endswith("." + zone))
 
@@ -453,8 +459,8 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
 
     # Registry: needed in every stage (sunset decommissions images there).
     repository = r.string(
-        "imageRepository", required=True, check=_matches(_REPOSITORY),
-        expected="an image repository without tag or digest, such as ghcr.io/acme/hello",
+        "imageRepository", required=True, check=_is_repository,
+        expected="an image repository with its registry host, without tag or digest, such as ghcr.io/acme/hello",
     )  # fmt: skip
     username = r.string("registryUsername", required=False)
     password = r.secret("registryPassword")

@@ -34,6 +34,7 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("staging", "imageRepository", "ghcr.io/acme/hello:1.0", "without tag or digest"),
     ("staging", "imageRepository", "ghcr.io/acme/hello@" + GOOD_DIGEST, "without tag or digest"),
     ("staging", "imageRepository", "hello", "without tag or digest"),
+    ("production", "imageRepository", "acme/hello", "with its registry host"),
     ("staging", "imageRetainDigests", 0, "from 1 to 100"),
     ("staging", "registryUsername", None, "the user that pushes to ghcr.io"),
     ("staging", "registryPassword", None, "pulumi config set --secret registryPassword"),
