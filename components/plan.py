@@ -56,8 +56,10 @@ EXIT_BAD_SETTINGS = 2
 class StackFileError(Exception):
     """A project or stack file that cannot be read; carries one problem per line."""
 
-    def __init__(self, problems: list[SettingProblem]) -> None:
+    def __init__(self, problems: list[SettingProblem], config: StackConfig | None = None) -> None:
         self.problems = problems
+        self.config = config
+        """What could be read (values of the wrong type kept as text), to validate the rest too."""
         super().__init__("\n".join(str(p) for p in problems))
 
 
@@ -157,6 +159,7 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
                 ok = True  # YAML reads 1.31 as a number; the CLI keeps the text
             if not ok:
                 problems.append(SettingProblem(full, repr(value), f"a value of type {declared_type} (Pulumi.yaml)"))
+                config.values[full] = _to_config_string(value)  # settings still check the other keys
                 continue
             if declared[short].get("secret"):
                 problems.append(
@@ -165,7 +168,7 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
                 continue
         config.values[full] = _to_config_string(value)
     if problems:
-        raise StackFileError(problems)
+        raise StackFileError(problems, config)
     return config
 
 
@@ -247,7 +250,16 @@ def run_plan(
     Raises :class:`StackFileError` or :class:`SettingsError` on bad configuration.
     """
     env = dict(os.environ if environ is None else environ)
-    config = load_stack_config(project_dir, stack)
+    try:
+        config = load_stack_config(project_dir, stack)
+    except StackFileError as error:
+        if error.config is not None:  # every bad key at once, not the stack file's first
+            reported = {p.key for p in error.problems}
+            try:
+                _offline_stand_ins(error.config, project_dir, env)
+            except SettingsError as invalid:
+                error.problems += [p for p in invalid.problems if p.key not in reported]
+        raise
     _offline_stand_ins(config, project_dir, env)
     mocks = RecordingMocks(stack_outputs=offline_stack_outputs(config))
     pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))

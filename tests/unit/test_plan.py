@@ -105,6 +105,19 @@ def test_broken_stack_file_exits_2_with_one_line_per_bad_key(tmp_path: Path, pro
     assert "service-lifecycle:replicas: got '1'; expected an integer from 2 to 50" in lines[2]
 
 
+def test_stack_file_and_settings_problems_are_reported_together(tmp_path: Path, project_dir: Path) -> None:
+    good = yaml.safe_load((project_dir / "Pulumi.production.yaml").read_text())["config"]
+    bad = {**good, "service-lifecycle:replicas": "three", "service-lifecycle:Team": "x",
+           "service-lifecycle:serviceName": "Hello World", "service-lifecycle:cloudflareZoneId": "xyz"}  # fmt: skip
+    project = _broken_project(tmp_path, project_dir, bad)
+    result = run_cli("plan", "--stack", "broken", "--project-dir", str(project), cwd=project_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "error: stack broken: 4 invalid setting(s):"
+    keys = [line.split(":")[1] for line in lines[1:]]
+    assert sorted(keys) == ["Team", "cloudflareZoneId", "replicas", "serviceName"], lines
+
+
 def test_unknown_and_mistyped_keys_are_refused(tmp_path: Path, project_dir: Path) -> None:
     good = yaml.safe_load((project_dir / "Pulumi.staging.yaml").read_text())["config"]
     bad = {**good, "service-lifecycle:Replicas": 3, "service-lifecycle:hostnames": "one.example.com",
