@@ -628,6 +628,14 @@ class Sunset:
                 report.step("remove access points").detail += f" (engine preview: {_summary(summary)})"
             except Exception as error:
                 return self._fail(report, "remove access points", f"preview failed: {error}. Nothing was changed.")
+            # --target-dependents also takes whatever depends on the Exposure: only the access points may go.
+            if summary.get("delete", 0) > len(exposure):
+                return self._fail(
+                    report, "remove access points",
+                    f"the engine would delete {summary['delete']} resources but the Exposure holds {len(exposure)}: "
+                    "something outside it depends on it; refusing to remove more than the access points. "
+                    "Nothing was changed.",
+                )  # fmt: skip
         self.say(report.render())
 
         if opts.dry_run:

@@ -325,6 +325,18 @@ def test_images_stay_while_another_stack_deploys_from_the_same_repository(
     assert [c["refs"] for c in registry.calls] == [[RUNNING]] and fake.changes == []
 
 
+def test_refuses_when_the_destroy_would_reach_beyond_the_exposure(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    """A resource outside the Exposure that depends on it would go with --target-dependents: refuse."""
+    exposure_size = len(fake._subtree(EXPOSURE))
+    fake.preview_destroy = lambda targets: {"delete": exposure_size + 1}  # type: ignore[method-assign]
+    code, out = run[0]()
+    assert code == EXIT_FAILED
+    assert f"would delete {exposure_size + 1} resources but the Exposure holds {exposure_size}" in out
+    assert fake.changes == [] and run[1].calls == []
+
+
 def test_second_run_changes_nothing_and_says_so(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack) -> None:
     go, registry, _ = run
     assert go()[0] == EXIT_OK
