@@ -513,6 +513,30 @@ def test_sunset_refuses_when_the_stage_cannot_be_pushed(clone: tuple[Path, Path]
     assert _stage_on_origin(origin) == "production"
 
 
+def test_sunset_report_is_committed_where_a_rerun_finds_it(clone: tuple[Path, Path], tmp_path: Path) -> None:
+    """A rerun on a fresh runner resumes from the committed report (after a failed registry step the
+    state no longer knows production's digests); without it, it would say 'nothing to do'."""
+    from components.sunset import Options, Sunset
+
+    origin, work = clone
+    job = load("sunset.yml")["jobs"]["sunset"]
+    run_line = str(step_named(job, "python -m components sunset")["run"])
+    assert '--report "sunset-$STACK.json"' in run_line
+    assert Sunset(Options(stack="production", project_dir=work)).report_path == work / "sunset-production.json"
+    step = step_named(job, "Commit the report to main")
+    assert step.get("if") == "always()"  # a failed sunset's report is what a rerun needs most
+    (work / "sunset-production.json").write_text('{"stack": "production", "result": "failed"}\n')
+    env = {"STACK": "production", "REPORT_DIR": str(tmp_path / "report")}
+    (tmp_path / "report").mkdir()
+    result = _run_step(step, work, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"result": "failed"' in _git(origin, "show", "main:sunset-production.json")
+    assert (tmp_path / "report" / "sunset-production.json").is_file()  # the artifact has it too
+    again = _run_step(step, work, env)
+    assert again.returncode == 0 and "already this report" in again.stdout
+    assert _git(origin, "rev-list", "--count", "main") == "2"
+
+
 def test_stack_outputs_the_workflows_read_are_exported(
     offline_plan: Callable[[str], tuple[dict[str, Any], Path]],
 ) -> None:
