@@ -160,3 +160,17 @@ def test_check_image_ref_accepts_only_digest_references() -> None:
     for bad in (f"{REPOSITORY}:latest", "sha256:" + "c" * 64, f"{REPOSITORY}@sha256:" + "C" * 64, None):
         with pytest.raises(PromotionError):
             check_image_ref(bad, source_stack=SOURCE)
+
+
+def test_a_library_caller_without_source_or_digest_is_refused_before_any_resource(
+    run_components: Callable[..., RecordingMocks],
+) -> None:
+    from components.promotion import promoted_image_ref
+    from components.settings import PromotionSettings
+
+    neither = PromotionSettings(from_stack=None, pinned_digest=None)
+    mocks = RecordingMocks()
+    with settled(), pytest.raises(PromotionError, match="promoteFromStack or service-lifecycle:pinnedDigest"):
+        run_components(lambda: promoted_image_ref("hello", repository=REPOSITORY, promotion=neither) and None,
+                       mocks=mocks)  # fmt: skip
+    assert mocks.resources == []
