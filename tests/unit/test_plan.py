@@ -72,11 +72,19 @@ def test_plan_json_format_is_parseable(project_dir: Path) -> None:
 
 
 def test_secrets_never_reach_plan_files(offline_plan: PlanFn) -> None:
+    from components.testing import TUNNEL_TOKEN_INVOKE, tunnel_token
+
     for stack in ("staging", "production"):
-        _, out = offline_plan(stack)
-        for path in [out / "plan.json", *(out / "manifests").glob("*.yaml")]:
+        plan, out = offline_plan(stack)
+        # The tunnel token is the one real secret value an offline plan holds (the mocks make it):
+        # it must not appear anywhere, wrapped or not.
+        tokens = [tunnel_token(i["args"]["accountId"], i["args"]["tunnelId"])
+                  for i in plan["invokes"] if i["token"] == TUNNEL_TOKEN_INVOKE]  # fmt: skip
+        assert tokens, f"{stack}: no tunnel-token invoke recorded"
+        for path in [out / "plan.json", *(out / "manifests").glob("*.yaml"), *(out / "rules").glob("*")]:
             text = path.read_text()
             assert "1b47061264138c4ac30d75fd1eb44270" not in text, f"unredacted secret wrapper in {path}"
+            assert not [t for t in tokens if t in text], f"tunnel token in plain text in {path}"
 
 
 def _broken_project(tmp_path: Path, project_dir: Path, config: dict[str, Any]) -> Path:
