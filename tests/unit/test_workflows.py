@@ -436,11 +436,54 @@ def test_stages_step_reads_the_committed_stack_files(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     values = dict(line.split("=", 1) for line in output.read_text().splitlines())
     staging = yaml.safe_load((PROJECT_DIR / "Pulumi.staging.yaml").read_text())["config"]
+    production = yaml.safe_load((PROJECT_DIR / "Pulumi.production.yaml").read_text())["config"]
     assert values == {
         "staging": "staging",
         "production": "production",
         "version": staging["service-lifecycle:appVersion"],
+        "production_version": production["service-lifecycle:appVersion"],
+        "pinned": "",
     }
+
+
+PIN = "sha256:" + "b" * 64
+VALIDATED = "ghcr.io/example-org/hello@sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("pinned", "deployed", "code"),
+    [
+        ("", VALIDATED, 0),
+        ("", f"ghcr.io/example-org/hello@{PIN}", 1),
+        (PIN, f"ghcr.io/example-org/hello@{PIN}", 0),  # a rollback (DESIGN.md step 8) is a success
+        (PIN, VALIDATED, 1),
+    ],
+)
+def test_production_digest_check_accepts_a_rollback_pin(pinned: str, deployed: str, code: int, tmp_path: Path) -> None:
+    production = load("deploy.yml")["jobs"]["production"]
+    step = step_named(production, "Production runs exactly the validated digest")
+    result = _run_step(step, tmp_path, {"VALIDATED": VALIDATED, "PINNED": pinned, "DEPLOYED": deployed})
+    assert result.returncode == code, result.stdout + result.stderr
+    stack_file = tmp_path / "Pulumi.production.yaml"
+    stack_file.write_text(
+        (PROJECT_DIR / "Pulumi.production.yaml")
+        .read_text()
+        .replace("config:\n", f"config:\n  service-lifecycle:pinnedDigest: {PIN}\n", 1)
+    )
+    shutil.copy(PROJECT_DIR / "Pulumi.staging.yaml", tmp_path)
+    output = tmp_path / "github_output"
+    stages = step_named(load("deploy.yml")["jobs"]["stages"], "Stage of each stack")
+    assert _run_step(stages, tmp_path, {"GITHUB_OUTPUT": str(output)}).returncode == 0
+    assert f"pinned={PIN}" in output.read_text().splitlines()
+    # The production smoke test does not expect this run's revision from a rollback's older image.
+    smoke = step_named(load("deploy.yml")["jobs"]["smoke-production"], "python -m components smoke")
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "URL": "https://x", "VERSION": "1", "REVISION": "abcdef0"}
+    assert "--expect-revision abcdef0" in _run_step(smoke, tmp_path, {**env, "PINNED": ""}).stdout
+    assert "--expect-revision" not in _run_step(smoke, tmp_path, {**env, "PINNED": PIN}).stdout
 
 
 @pytest.mark.parametrize(("typed", "code"), [("hello", 0), ("hello-production", 1)])
