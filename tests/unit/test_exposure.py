@@ -111,7 +111,7 @@ def test_ingress_rule_per_hostname_to_the_origin_and_catch_all_last(production: 
     ingresses = config["config"]["ingresses"]
     assert ingresses == [
         {"hostname": "hello.example.com", "service": ORIGIN},
-        {"hostname": "www.hello.example.com", "service": ORIGIN},
+        {"hostname": "hi.example.com", "service": ORIGIN},
         {"service": CATCH_ALL_SERVICE},
     ]
     assert CATCH_ALL_SERVICE == "http_status:404"
@@ -119,7 +119,7 @@ def test_ingress_rule_per_hostname_to_the_origin_and_catch_all_last(production: 
 
 def test_dns_records_are_proxied_cnames_to_the_tunnel(production: RecordingMocks) -> None:
     records = production.by_type(DNS)
-    assert sorted(r.plain_inputs["name"] for r in records) == ["hello.example.com", "www.hello.example.com"]
+    assert sorted(r.plain_inputs["name"] for r in records) == ["hello.example.com", "hi.example.com"]
     for record in records:
         assert record.plain_inputs == {
             "zoneId": "fedcba9876543210fedcba9876543210",
@@ -190,8 +190,8 @@ def test_staging_has_access_limited_to_the_allow_list(staging: RecordingMocks) -
     assert machines["includes"] == [{"serviceToken": {"tokenId": staging.one(SERVICE_TOKEN).id}}]
     app = staging.one(ACCESS_APP).plain_inputs
     assert app["type"] == "self_hosted"
-    assert app["domain"] == "hello.staging.example.com"
-    assert app["destinations"] == [{"type": "public", "uri": "hello.staging.example.com"}]
+    assert app["domain"] == "hello-staging.example.com"
+    assert app["destinations"] == [{"type": "public", "uri": "hello-staging.example.com"}]
     # v6 links reusable policies to the application by ID, with a precedence each
     assert app["policies"] == [
         {"id": policies["allow"].id, "precedence": 1},
@@ -214,7 +214,7 @@ def test_production_gets_access_when_settings_enable_it(expose: Callable[..., Re
     assert policy.plain_inputs["includes"] == [{"email": {"email": "ops@example.com"}}]
     assert mocks.by_type(SERVICE_TOKEN) == []
     app = mocks.one(ACCESS_APP).plain_inputs
-    assert [d["uri"] for d in app["destinations"]] == ["hello.example.com", "www.hello.example.com"]
+    assert [d["uri"] for d in app["destinations"]] == ["hello.example.com", "hi.example.com"]
 
 
 # -- cloudflared ------------------------------------------------------------------------------

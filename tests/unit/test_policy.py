@@ -124,7 +124,7 @@ def hpa(min_replicas: int, namespace: str = "hello-production") -> dict[str, Any
     }
 
 
-def dns(name: str = "hello.staging.example.com", proxied: Any = True) -> dict[str, Any]:
+def dns(name: str = "hello-staging.example.com", proxied: Any = True) -> dict[str, Any]:
     return {
         "zoneId": "f" * 32,
         "name": name,
@@ -135,7 +135,7 @@ def dns(name: str = "hello.staging.example.com", proxied: Any = True) -> dict[st
     }
 
 
-def access_app(domain: str = "hello.staging.example.com") -> dict[str, Any]:
+def access_app(domain: str = "hello-staging.example.com") -> dict[str, Any]:
     return {"accountId": "0" * 32, "name": "hello", "type": "self_hosted", "domain": domain}
 
 
@@ -383,7 +383,7 @@ def test_deprecated_record_type_is_checked_too() -> None:
     [
         [],
         [access_app("other.staging.example.com")],
-        [access_app("hello.staging.example.com/admin")],  # only a path: the rest of the host is open
+        [access_app("hello-staging.example.com/admin")],  # only a path: the rest of the host is open
     ],
 )
 def test_staging_hostname_without_access_fires(apps: list[dict[str, Any]]) -> None:
@@ -394,7 +394,7 @@ def test_staging_hostname_without_access_fires(apps: list[dict[str, Any]]) -> No
     ]
     messages = fired("staging-behind-access", stack)
     assert messages == [
-        "DnsRecord hello.staging.example.com: staging hostname is not behind Cloudflare Access; "
+        "DnsRecord hello-staging.example.com: staging hostname is not behind Cloudflare Access; "
         "expected a ZeroTrustAccessApplication whose domain covers it"
     ]
 
@@ -408,14 +408,14 @@ def test_a_bookmark_or_saas_app_protects_no_staging_hostname(app_type: str) -> N
 @pytest.mark.parametrize(
     "app",
     [
-        access_app("hello.staging.example.com"),
-        access_app("*.staging.example.com"),
+        access_app("hello-staging.example.com"),
+        access_app("*.example.com"),
         {
             "name": "x",
             "type": "self_hosted",
-            "destinations": [{"type": "public", "uri": "hello.staging.example.com"}],
+            "destinations": [{"type": "public", "uri": "hello-staging.example.com"}],
         },
-        {"name": "x", "type": "self_hosted", "selfHostedDomains": ["hello.staging.example.com/*"]},
+        {"name": "x", "type": "self_hosted", "selfHostedDomains": ["hello-staging.example.com/*"]},
     ],
 )
 def test_staging_hostname_covered_by_access_passes(app: dict[str, Any]) -> None:

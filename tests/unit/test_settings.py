@@ -56,7 +56,7 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("staging", "hostnames", ["a.example.com", "a.example.com"], "without duplicates"),
     ("staging", "hostnames", [], "a non-empty list"),
     ("staging", "hostnames", None, "a non-empty list"),
-    ("staging", "hostnames", "hello.staging.example.com", "a list of"),
+    ("staging", "hostnames", "hello-staging.example.com", "a list of"),
     ("staging", "accessEnabled", False, "stage staging is always behind Cloudflare Access"),
     ("staging", "accessEnabled", "maybe", "true or false"),
     ("staging", "accessAllowEmails", ["not-an-email"], "email addresses"),
