@@ -12,7 +12,6 @@ The Cloudflare provider is a child too, so it goes with the resources it manages
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -22,6 +21,7 @@ import pulumi_cloudflare as cloudflare
 import pulumi_kubernetes as k8s
 
 from components.labels import COMPONENT_SERVER, COMPONENT_TUNNEL, selector, standard
+from components.refs import DIGEST_REF
 
 TYPE: Final = "service-lifecycle:index:Exposure"
 
@@ -44,8 +44,6 @@ _PUBLIC_IPV4: Final = (
 _PUBLIC_IPV6: Final = ("::/0", ("fc00::/7", "fe80::/10"))
 EDGE_PORTS: Final = ((7844, "TCP"), (7844, "UDP"), (443, "TCP"))
 """Tunnel connections (QUIC on UDP, HTTP/2 on TCP) and the Cloudflare API."""
-
-_PINNED = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +110,7 @@ class ExposureArgs:
             found.append(f"hostnames: duplicates in {list(self.hostnames)}")
         if self.cloudflared_replicas < 2:
             found.append(f"cloudflared_replicas: got {self.cloudflared_replicas}; expected at least 2")
-        if not _PINNED.match(self.cloudflared_image):
+        if not DIGEST_REF.match(self.cloudflared_image):
             found.append(f"cloudflared_image: got {self.cloudflared_image!r}; expected an image pinned by digest")
         if self.access_enabled and not (self.access_allow_emails or self.access_allow_email_domains):
             found.append("access_allow_emails: Access is on and the allow list is empty (would admit nobody)")

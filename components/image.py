@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any, Final
 import pulumi
 import pulumi_docker as docker
 
+from components.refs import DIGEST_REF
 from components.registry import ECR_HOST
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
 TYPE: Final = "service-lifecycle:index:ContainerImage"
-
-_DIGEST_REF: Final = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
 class RegistryCredentialsError(pulumi.RunError):
@@ -116,7 +115,7 @@ def token_login(
 
 def require_digest_ref(ref: str) -> str:
     """Pass ``repo@sha256:<64 hex>`` through; anything else (a tag, an empty string) is an error."""
-    if not _DIGEST_REF.match(ref or ""):
+    if not DIGEST_REF.match(ref or ""):
         raise ValueError(f"expected an image reference pinned by digest (repo@sha256:…), got {ref!r}")
     return ref
 

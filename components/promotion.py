@@ -9,11 +9,11 @@ must be pinned by digest, or the deployment stops with an error naming the sourc
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import pulumi
 
+from components.refs import DIGEST_REF
 from components.settings import PromotionSettings, key
 
 IMAGE_REF_OUTPUT: Final = "image_ref"
@@ -29,9 +29,6 @@ def pinned_image_ref(repository: str, digest: str) -> str:
     return f"{repository}@{digest}"
 
 
-_IMAGE_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
-
-
 def check_image_ref(value: object, *, source_stack: str) -> str:
     """``value`` if it is ``<repo>[:tag]@sha256:<64 hex>``; PromotionError naming the source otherwise."""
     where = f"stack {source_stack} output {IMAGE_REF_OUTPUT!r} ({key('promoteFromStack')})"
@@ -40,7 +37,7 @@ def check_image_ref(value: object, *, source_stack: str) -> str:
             f"{where} does not exist: has that stack built and deployed an image? "
             f"To deploy a known digest without it, set {key('pinnedDigest')}"
         )
-    if not isinstance(value, str) or not _IMAGE_REF.match(value):
+    if not isinstance(value, str) or not DIGEST_REF.match(value):
         raise PromotionError(f"{where} is {value!r}; expected an image pinned by digest, <repo>@sha256:<64 hex>")
     return value
 

@@ -39,6 +39,8 @@ from urllib.parse import urljoin
 
 import requests
 
+from components.refs import DIGEST
+
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
@@ -50,7 +52,6 @@ MANIFEST_MEDIA_TYPES: Final = (
 )
 """Accept header for manifest requests: without it registries answer (and hash) a legacy schema."""
 _INDEX_TYPES: Final = MANIFEST_MEDIA_TYPES[0], MANIFEST_MEDIA_TYPES[2]
-_DIGEST: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 ECR_HOST: Final = re.compile(  # the host part of an Amazon ECR repository URL
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"
 )
@@ -152,7 +153,7 @@ class DecommissionReport:
 def normalize_digest(ref: str) -> str:
     """``sha256:…`` or ``repo@sha256:…`` → ``sha256:…``; ValueError for anything else (a tag)."""
     digest = ref.rsplit("@", 1)[-1]
-    if not _DIGEST.match(digest):
+    if not DIGEST.match(digest):
         raise ValueError(f"{ref!r} is not a digest (sha256:<64 hex>) or a repo@sha256:… reference")
     return digest
 

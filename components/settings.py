@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol, TypeVar
 import pulumi
 
 from components.lifecycle import Stage, StageParts, parts_for
+from components.refs import DIGEST
 
 PROJECT: Final = "service-lifecycle"
 """The Pulumi project name, and so the configuration namespace."""
@@ -33,7 +34,6 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _INTEGER = re.compile(r"-?[0-9]+")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _REVISION = re.compile(r"^[0-9a-f]{7,40}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -506,7 +506,7 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
         expected="a stack name such as acme/service-lifecycle/staging",
     )  # fmt: skip
     pinned = r.string(
-        "pinnedDigest", required=False, check=_matches(_DIGEST), expected="sha256: followed by 64 hex digits"
+        "pinnedDigest", required=False, check=_matches(DIGEST), expected="sha256: followed by 64 hex digits"
     )
     if parts and parts.promotes_image:
         if (

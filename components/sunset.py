@@ -47,6 +47,7 @@ import yaml
 from components.exposure import TYPE as EXPOSURE_TYPE
 from components.lifecycle import Stage
 from components.plan import StackFileError, load_stack_config
+from components.refs import DIGEST_REF
 from components.service import ROLE_EXPOSURE, component_urn
 from components.settings import PROJECT, SettingsError, key
 
@@ -62,7 +63,6 @@ SECRET_MASK: Final = "[secret]"
 _STACK_TYPE: Final = "pulumi:pulumi:Stack"
 _PROVIDER_PREFIX: Final = "pulumi:providers:"
 _COMPONENT_PREFIX: Final = "service-lifecycle:index:ServiceStack"
-_DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 _STAGE_LINE = re.compile(
     rf"^(?P<head>\s+(?:{re.escape(PROJECT)}:)?stage:\s*)(?P<value>[\"']?[\w-]+[\"']?)(?P<tail>\s*(?:#.*)?)$"
 )
@@ -179,7 +179,7 @@ def _state_resource(raw: Mapping[str, Any]) -> StateResource:
         template = ((inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
         for container in template.get("containers") or []:
             image = container.get("image") if isinstance(container, dict) else None
-            if isinstance(image, str) and _DIGEST_REF.match(image):
+            if isinstance(image, str) and DIGEST_REF.match(image):
                 images.append(image)
     return StateResource(
         urn=str(raw["urn"]),
@@ -441,7 +441,7 @@ def _workload_like(resources: Sequence[StateResource]) -> list[StateResource]:
 def _production_refs(inputs: Inputs) -> list[str]:
     refs: list[str] = []
     image_ref = inputs.outputs.get("image_ref")
-    if isinstance(image_ref, str) and _DIGEST_REF.match(image_ref):
+    if isinstance(image_ref, str) and DIGEST_REF.match(image_ref):
         refs.append(image_ref)
     for resource in inputs.resources:
         refs += [r for r in resource.image_refs if r.startswith(inputs.repository + "@")]

@@ -28,6 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
+from components.refs import DIGEST_REF
 from components.settings import Resources
 
 TYPE: Final = "service-lifecycle:index:Workload"
@@ -40,7 +41,6 @@ TERMINATION_MARGIN_SECONDS: Final = 5
 SLEEP_ACTION_MINOR: Final = 30
 """First Kubernetes minor version where the ``sleep`` lifecycle handler is on by default (beta)."""
 CONFIG_CHECKSUM_ANNOTATION: Final = "service-lifecycle/config-checksum"
-_PINNED = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 _VERSION = re.compile(r"^1\.(\d+)$")
 
 
@@ -50,7 +50,7 @@ class WorkloadError(ValueError):
 
 def require_pinned(image: str) -> str:
     """``image`` if it is pinned by digest (``repo[:tag]@sha256:<64 hex>``); WorkloadError otherwise."""
-    if not _PINNED.match(image):
+    if not DIGEST_REF.match(image):
         raise WorkloadError(f"image {image!r} is not pinned by digest; expected repo@sha256:<64 hex> (tags can move)")
     return image
 
@@ -139,7 +139,7 @@ def _check(args: WorkloadArgs) -> None:
         problems.append(f"target_cpu_utilization is {args.target_cpu_utilization}; expected 1 to 100")
     if args.run_as_user < 1:
         problems.append(f"run_as_user is {args.run_as_user}; expected a non-root UID (1 or more)")
-    if isinstance(args.image, str) and not _PINNED.match(args.image):
+    if isinstance(args.image, str) and not DIGEST_REF.match(args.image):
         problems.append(f"image {args.image!r} is not pinned by digest; expected repo@sha256:<64 hex>")
     try:
         sleep_action_supported(args.kubernetes_version)
