@@ -36,8 +36,6 @@ from components import image
 from components.rules import write_rule_files
 from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
 from components.testing import (
-    SECRET_SIG,
-    SECRET_VALUE_SIG,
     OfflineEcrClient,
     RecordedResource,
     RecordingMocks,
@@ -46,6 +44,7 @@ from components.testing import (
     release_worker_loops,
     run_program,
     unwrap,
+    wrap_secret,
 )
 
 EXIT_OK = 0
@@ -320,7 +319,7 @@ def _stack_outputs() -> dict[str, Any]:
         output = pulumi.Output.from_input(value)
         plain = _sync_await(output.future())
         secret = _sync_await(output.is_secret())
-        resolved[name] = {SECRET_SIG: SECRET_VALUE_SIG, "value": plain} if secret else plain
+        resolved[name] = wrap_secret(plain) if secret else plain
     return resolved
 
 

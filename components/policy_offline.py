@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
-from components.testing import REDACTED, SECRET_SIG, SECRET_VALUE_SIG, RecordedResource
+from components.testing import REDACTED, RecordedResource, wrap_secret
 
 RULES_MODULE: Final = "service_lifecycle_policy.rules"
 POLICY_DIR: Final = "policy"
@@ -76,7 +76,7 @@ def resources_from_plan_json(plan: dict[str, Any]) -> list[RecordedResource]:
 
     def remark(value: Any) -> Any:
         if value == REDACTED:
-            return {SECRET_SIG: SECRET_VALUE_SIG, "value": REDACTED}
+            return wrap_secret(REDACTED)
         if isinstance(value, dict):
             return {k: remark(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -49,6 +49,11 @@ def is_secret(value: object) -> bool:
     return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE_SIG
 
 
+def wrap_secret(value: Any) -> dict[str, Any]:
+    """``value`` in the wrapped form a secret has on the wire (the inverse of :func:`unwrap`)."""
+    return {SECRET_SIG: SECRET_VALUE_SIG, "value": value}
+
+
 def unwrap(value: Any) -> Any:
     """Replace every wrapped secret in ``value`` with its plain value (for assertions only)."""
     if is_secret(value):
