@@ -283,20 +283,18 @@ def duplicate_key_problems(text: str, file_name: str) -> list[RuleProblem]:
     while pending:
         node = pending.pop()
         if isinstance(node, yaml.MappingNode):
-            seen: dict[tuple[type, str], int] = {}
-            for key_node, value_node in node.value:
-                identity = (type(key_node), str(key_node.value))
-                line = key_node.start_mark.line + 1
-                if identity in seen and isinstance(key_node, yaml.ScalarNode):
-                    quoted = json.dumps(key_node.value)
-                    cli = f"line {line}: mapping key {quoted} already defined at line {seen[identity]}"
-                    problem = RuleProblem(
-                        f"{file_name}: {key_node.value}", f"a second value at line {line}", "each key once", cli
-                    )
-                    problems.append((line, problem))
-                else:
-                    seen.setdefault(identity, line)
-                pending.append(value_node)
+            keys = [k for k, _ in node.value]
+            # As yaml.v3 does: every later key equal to an earlier one (kind and text), pair by pair.
+            for i, first in enumerate(keys):
+                for later in keys[i + 1 :]:
+                    if isinstance(first, yaml.ScalarNode) and type(later) is type(first) and later.value == first.value:
+                        line, at = later.start_mark.line + 1, first.start_mark.line + 1
+                        cli = f"line {line}: mapping key {json.dumps(later.value)} already defined at line {at}"
+                        problem = RuleProblem(
+                            f"{file_name}: {later.value}", f"a second value at line {line}", "each key once", cli
+                        )
+                        problems.append((line, problem))
+            pending.extend(value for _, value in node.value)
         elif isinstance(node, yaml.SequenceNode):
             pending.extend(node.value)
     return [problem for _, problem in sorted(problems, key=lambda found: found[0])]

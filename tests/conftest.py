@@ -231,3 +231,9 @@ def make_venv_stand_in(directory: Path) -> Path:
 def venv_stand_in() -> Callable[[Path], Path]:
     """``venv_stand_in(dir)`` makes ``dir/venv/bin/python`` for scripts that run ``venv/bin/python``."""
     return make_venv_stand_in
+
+
+@pytest.fixture
+def interpreter_check() -> Callable[..., str | None]:
+    """The guard's check itself (:func:`foreign_interpreter`), for the tests that show it firing."""
+    return foreign_interpreter

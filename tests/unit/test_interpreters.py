@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import foreign_interpreter
 
+Check = Callable[..., "str | None"]
 IN_VENV = Path(sys.prefix).resolve() != Path(sys.base_prefix).resolve()
 
 
@@ -64,7 +64,7 @@ def test_guard_fails_a_workflow_step_that_runs_a_linked_binary(tmp_path: Path) -
         subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=tmp_path, check=False)
 
 
-def test_guard_fails_a_bare_python3_that_is_not_this_interpreter(tmp_path: Path) -> None:
+def test_guard_fails_a_bare_python3_that_is_not_this_interpreter(tmp_path: Path, interpreter_check: Check) -> None:
     """``python3`` from PATH (the machine's base interpreter) is refused in argv and in scripts."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -74,24 +74,24 @@ def test_guard_fails_a_bare_python3_that_is_not_this_interpreter(tmp_path: Path)
     if not IN_VENV:
         pytest.skip("outside a venv the base interpreter is this run's")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    assert foreign_interpreter(["python3", "-c", "pass"], tmp_path, env)
-    assert foreign_interpreter(["bash", "-c", "echo hi | python3 -m json.tool"], tmp_path, env)
+    assert interpreter_check(["python3", "-c", "pass"], tmp_path, env)
+    assert interpreter_check(["bash", "-c", "echo hi | python3 -m json.tool"], tmp_path, env)
     with pytest.raises(AssertionError, match="python3"):
         subprocess.run(["python3", "-c", "pass"], env=env, check=False)
 
 
-def test_guard_lets_this_interpreter_and_other_programs_run(tmp_path: Path) -> None:
-    assert foreign_interpreter([sys.executable, "-c", "pass"]) is None
-    assert foreign_interpreter(["git", "status"]) is None
-    assert foreign_interpreter(["bash", "-c", "echo python3 is not started here; ls"], tmp_path) is None
-    assert foreign_interpreter(["bash", "-c", "venv/bin/python -c pass"], tmp_path) is None  # absent: skipped
+def test_guard_lets_this_interpreter_and_other_programs_run(tmp_path: Path, interpreter_check: Check) -> None:
+    assert interpreter_check([sys.executable, "-c", "pass"]) is None
+    assert interpreter_check(["git", "status"]) is None
+    assert interpreter_check(["bash", "-c", "echo python3 is not started here; ls"], tmp_path) is None
+    assert interpreter_check(["bash", "-c", "venv/bin/python -c pass"], tmp_path) is None  # absent: skipped
     fake = tmp_path / "python"
     fake.write_text('#!/bin/sh\necho "$@"\n')  # a test's fake python: answers no prefix
     fake.chmod(0o755)
-    assert foreign_interpreter([str(fake), "-c", "pass"], tmp_path) is None
+    assert interpreter_check([str(fake), "-c", "pass"], tmp_path) is None
 
 
-def test_guard_reads_commands_in_every_shell_position(tmp_path: Path) -> None:
+def test_guard_reads_commands_in_every_shell_position(tmp_path: Path, interpreter_check: Check) -> None:
     python = _old_stand_in(tmp_path) if IN_VENV else None
     if python is None:
         pytest.skip("outside a venv a link to the binary is this interpreter")
@@ -102,4 +102,4 @@ def test_guard_reads_commands_in_every_shell_position(tmp_path: Path) -> None:
         "if true; then PYTHONPATH=. venv/bin/python -c pass; fi",
         "cat f | venv/bin/python -c pass",
     ):
-        assert foreign_interpreter(["bash", "-c", script], tmp_path), script
+        assert interpreter_check(["bash", "-c", script], tmp_path), script

@@ -281,6 +281,13 @@ def test_duplicate_keys_in_yaml_v3_wording() -> None:
         'line 8: mapping key "b" already defined at line 3',
     ]
     assert duplicate_key_problems("config:\n  a: 1\n  b: 1\n", "x") == []
+    # Three times: yaml.v3 pairs each later key with each earlier one (decode_test.go has the same shape).
+    thrice = [p.cli for p in duplicate_key_problems("a: 1\na: 2\na: 3\n", "x")]
+    assert thrice == [
+        'line 2: mapping key "a" already defined at line 1',
+        'line 3: mapping key "a" already defined at line 1',
+        'line 3: mapping key "a" already defined at line 2',
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
