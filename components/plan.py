@@ -3,10 +3,12 @@
 ``python -m components plan --stack staging|production [--out DIR] [--format text|json]``
 
 It reads ``Pulumi.yaml`` (declared settings and their defaults, as the Pulumi CLI merges them)
-and ``Pulumi.<stack>.yaml`` (``secure:`` values become ``[secret]``), validates the settings
-(exit 2 with one line per bad key), runs ``__main__.py`` under :mod:`components.testing`, prints
-the resource tree, and with ``--out`` writes every Kubernetes object as YAML under
-``DIR/manifests`` and the whole plan as ``DIR/plan.json``. No network, credentials or Pulumi CLI.
+and ``Pulumi.<stack>.yaml`` (``secure:`` values become ``[secret]``), applies the Pulumi CLI's config
+rules (:mod:`components.stack_rules`) and validates the settings (exit 2 with one line per bad key),
+runs ``__main__.py`` under :mod:`components.testing` (exit 1 on what the engine would refuse, one
+line: :class:`components.testing.EngineRuleError`), prints the resource tree, and with ``--out``
+writes every Kubernetes object as YAML under ``DIR/manifests`` and the whole plan as
+``DIR/plan.json``. No network, credentials or Pulumi CLI.
 
 What the plan cannot know offline it says so in its notes: secrets that are not in the stack file
 (planned as ``[secret]``), the promoted stack's ``image_ref`` (answered by the mocks), the git
@@ -118,6 +120,7 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     problems += stack_rules.duplicate_key_problems(project_text, project_file.name)
     problems += stack_rules.duplicate_key_problems(stack_text, stack_file.name)
     declared: dict[str, dict[str, Any]] = project.get("config") or {}
+    problems += stack_rules.project_file_problems(project.get("name", PROJECT), declared, project_file.name)
     config = StackConfig(stack=stack, values={}, declared=declared)
     for short, declaration in declared.items():
         if "default" in declaration:

@@ -180,6 +180,14 @@ def project_problems(project: str, declared: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def project_file_problems(project: str, declared: Mapping[str, Any], file_name: str) -> list[RuleProblem]:
+    """:func:`project_problems` as problem lines (the CLI refuses such a project before any stack)."""
+    return [
+        RuleProblem(file_name, "config", "a project the Pulumi CLI loads", cli)
+        for cli in project_problems(project, declared)
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # The stack file against the project's declarations
 

@@ -369,3 +369,17 @@ def test_load_stack_config_raises_with_what_it_could_read(tmp_path: Path) -> Non
     assert raised.value.config is not None
     assert raised.value.config.values[key("stage")] == "staging"
     assert {p.key for p in raised.value.problems} >= {key(name) for name in REQUIRED if name != "stage"}
+
+
+def test_the_plan_refuses_a_project_file_the_cli_would_not_load(tmp_path: Path) -> None:
+    """pulumi/pulumi sdk/go/common/workspace/project.go ``(*Project).Validate``, applied by the plan too."""
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    project["config"]["replicas"]["value"] = 3  # beside its default
+    project["config"]["hostnames"].pop("items")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    shutil.copy(PROJECT_DIR / "Pulumi.staging.yaml", tmp_path)
+    with pytest.raises(StackFileError) as raised:
+        load_stack_config(tmp_path, "staging")
+    lines = [getattr(p, "cli", "") for p in raised.value.problems]
+    assert "project config 'replicas' cannot have both a 'default' and 'value' attribute" in lines
+    assert any("'hostnames' declares an array but does not specify the underlying type" in line for line in lines)
