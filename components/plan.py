@@ -3,10 +3,12 @@
 ``python -m components plan --stack staging|production [--out DIR] [--format text|json]``
 
 It reads ``Pulumi.yaml`` (declared settings and their defaults, as the Pulumi CLI merges them)
-and ``Pulumi.<stack>.yaml`` (``secure:`` values become ``[secret]``), validates the settings
-(exit 2 with one line per bad key), runs ``__main__.py`` under :mod:`components.testing`, prints
-the resource tree, and with ``--out`` writes every Kubernetes object as YAML under
-``DIR/manifests`` and the whole plan as ``DIR/plan.json``. No network, credentials or Pulumi CLI.
+and ``Pulumi.<stack>.yaml`` (``secure:`` values become ``[secret]``), applies the Pulumi CLI's config
+rules (:mod:`components.stack_rules`) and validates the settings (exit 2 with one line per bad key),
+runs ``__main__.py`` under :mod:`components.testing` (exit 1 on what the engine would refuse, one
+line: :class:`components.testing.EngineRuleError`), prints the resource tree, and with ``--out``
+writes every Kubernetes object as YAML under ``DIR/manifests`` and the whole plan as
+``DIR/plan.json``. No network, credentials or Pulumi CLI.
 
 What the plan cannot know offline it says so in its notes: secrets that are not in the stack file
 (planned as ``[secret]``), the promoted stack's ``image_ref`` (answered by the mocks), the git
@@ -19,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import runpy
 import subprocess
 import sys
@@ -32,10 +33,11 @@ import pulumi
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components import image
+from components import image, stack_rules
 from components.rules import write_rule_files
 from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
 from components.testing import (
+    EngineRuleError,
     OfflineEcrClient,
     RecordedResource,
     RecordingMocks,
@@ -95,17 +97,8 @@ class DictConfig:
 
 
 def _to_config_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
-_TYPE_CHECKS: dict[str, type | tuple[type, ...]] = {
-    "string": str, "integer": int, "boolean": bool, "array": list,
-}  # fmt: skip
-_STRINGLY = {"integer": re.compile(r"^-?\d+$"), "boolean": re.compile(r"^(true|false)$")}
+    """A project default as the CLI's ``createConfigValue`` turns it into a config value."""
+    return stack_rules.cli_text(value)
 
 
 def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
@@ -119,53 +112,37 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
             [SettingProblem(f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}")]
         )
     try:
-        project = yaml.safe_load(project_file.read_text()) or {}
-        stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+        project_text, stack_text = project_file.read_text(), stack_file.read_text()
+        project = yaml.safe_load(project_text) or {}
+        stack_doc = yaml.safe_load(stack_text) or {}
     except (OSError, yaml.YAMLError) as error:
         raise StackFileError([SettingProblem(str(stack_file), "unreadable YAML", f"valid YAML ({error})")]) from error
+    problems += stack_rules.duplicate_key_problems(project_text, project_file.name)
+    problems += stack_rules.duplicate_key_problems(stack_text, stack_file.name)
     declared: dict[str, dict[str, Any]] = project.get("config") or {}
+    problems += stack_rules.project_file_problems(project.get("name", PROJECT), declared, project_file.name)
     config = StackConfig(stack=stack, values={}, declared=declared)
     for short, declaration in declared.items():
         if "default" in declaration:
             config.values[key(short)] = _to_config_string(declaration["default"])
         if declaration.get("secret"):
             config.secret_keys.add(key(short))
+    config.secret_keys |= {key(short) for short, setting in stack_rules.PROGRAM_SETTINGS.items() if setting.secret}
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
         raise StackFileError([SettingProblem(f"{stack_file.name}: config", repr(raw), "a mapping of settings")])
+    # The CLI's own rules first (missing, type, secret), with its wording; then ours (undeclared keys).
+    problems += stack_rules.stack_problems(stack, declared, raw)
     for given, value in raw.items():
         full = str(given)
         namespace, _, short = full.partition(":")
         if not short:  # Pulumi treats a bare key as the project's
-            namespace, short, full = PROJECT, namespace, key(namespace)
-        if isinstance(value, dict) and set(value) == {"secure"}:
+            full = key(namespace)
+        if stack_rules.is_secure(value):
             config.values[full] = SECRET_MARK
             config.secret_keys.add(full)
             continue
-        if namespace == PROJECT:
-            if short not in declared:
-                close = [k for k in declared if k.lower() == short.lower()]
-                hint = f" (did you mean {key(close[0])}?)" if close else ""
-                problems.append(SettingProblem(full, repr(value), f"a setting declared in Pulumi.yaml{hint}"))
-                continue
-            declared_type = declared[short].get("type", "string")
-            expected_type = _TYPE_CHECKS.get(declared_type, str)
-            stringly = _STRINGLY.get(declared_type)
-            ok = isinstance(value, expected_type) and not (declared_type == "integer" and isinstance(value, bool))
-            if not ok and isinstance(value, str) and stringly is not None and stringly.match(value.lower()):
-                ok = True
-            if not ok and declared_type == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                ok = True  # YAML reads 1.31 as a number; the CLI keeps the text
-            if not ok:
-                problems.append(SettingProblem(full, repr(value), f"a value of type {declared_type} (Pulumi.yaml)"))
-                config.values[full] = _to_config_string(value)  # settings still check the other keys
-                continue
-            if declared[short].get("secret"):
-                problems.append(
-                    SettingProblem(full, SECRET_MARK, f"an encrypted value: pulumi config set --secret {short} …")
-                )
-                continue
-        config.values[full] = _to_config_string(value)
+        config.values[full] = stack_rules.cli_text(value)  # settings still check the other keys
     if problems:
         raise StackFileError(problems, config)
     return config
@@ -246,7 +223,8 @@ def run_plan(
 ) -> tuple[Plan, RecordingMocks]:
     """Validate the stack's settings and run the program under recording mocks.
 
-    Raises :class:`StackFileError` or :class:`SettingsError` on bad configuration.
+    Raises :class:`StackFileError` or :class:`SettingsError` on bad configuration, and
+    :class:`components.testing.EngineRuleError` when the program breaks a rule the engine enforces.
     """
     env = dict(os.environ if environ is None else environ)
     try:
@@ -452,10 +430,19 @@ def main(argv: list[str]) -> int:
     project_dir: Path = args.project_dir.resolve()
     try:
         plan, _ = run_plan(project_dir, args.stack)
+    except EngineRuleError as error:  # what the engine would refuse: one line, no traceback
+        release_worker_loops()
+        print(f"error: stack {args.stack}: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except (StackFileError, SettingsError) as error:
         problems = error.problems
         print(f"error: stack {args.stack}: {len(problems)} invalid setting(s):", file=sys.stderr)
+        said: set[str] = set()
         for problem in problems:
+            cli = getattr(problem, "cli", "")
+            if cli and cli not in said:  # the Pulumi CLI's own line, as `pulumi up` would print it
+                said.add(cli)
+                print(f"  {cli}", file=sys.stderr)
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     release_worker_loops()

@@ -259,7 +259,9 @@ class _Reader:
         self.problems.append(SettingProblem(key(name), shown, expected))
 
     def raw(self, name: str) -> str | None:
-        return self._config.get(name)
+        # Pulumi.yaml gives optional settings an empty default: "" is exactly "not set" ([] is an empty list).
+        value = self._config.get(name)
+        return None if value == "" else value
 
     def string(
         self, name: str, *, required: bool, check: Callable[[str], bool] | None = None, expected: str = ""

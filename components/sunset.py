@@ -513,7 +513,7 @@ class Sunset:
             inputs = Inputs(
                 service=service,
                 repository=repository,
-                username=config.values.get(key("registryUsername")),
+                username=config.values.get(key("registryUsername")) or None,  # Pulumi.yaml's "" is unset
                 retain=int(retain_raw),
                 stage=read_stage(path) or "",
                 urn=exposure_urn(opts.stack, service),

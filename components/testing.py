@@ -16,6 +16,11 @@ delete_before_replace, ignore_changes, provider). Every invoke is recorded too. 
 answered plausibly and deterministically: docker images get a ``repo@sha256:…`` digest,
 Cloudflare tunnels a UUID, StackReferences the outputs given to the mocks, and the Cloudflare
 tunnel-token invoke a token-shaped string.
+
+The engine's own refusals are enforced too (:class:`EngineRuleError`, one line naming the URN):
+a duplicate URN, a parent or dependency or provider that was never registered, and what the
+providers would refuse at create time: two Kubernetes objects with one identity, two DNS records
+that cannot coexist in one zone. The run stops instead of recording a plan no engine would run.
 """
 
 from __future__ import annotations
@@ -74,6 +79,52 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+class EngineRuleError(Exception):
+    """A registration the Pulumi engine (or the provider it calls) would refuse; one line, naming the URN."""
+
+
+def kubernetes_identity(record: RecordedResource) -> tuple[str, ...] | None:
+    """What the API server keys an object by: group, kind, namespace, name (and the cluster: the
+    provider). None for anything that is not a whole, named object (Patch resources, Helm, yaml)."""
+    if not record.type.startswith("kubernetes:") or not record.custom or record.type.endswith("Patch"):
+        return None
+    if record.type.startswith(("kubernetes:helm.sh", "kubernetes:yaml")):
+        return None
+    inputs = unwrap(record.inputs)
+    metadata = inputs.get("metadata")
+    api_version, kind = inputs.get("apiVersion"), inputs.get("kind")
+    if not (isinstance(metadata, dict) and isinstance(metadata.get("name"), str) and api_version and kind):
+        return None  # auto-named: the provider adds a random suffix
+    # The version is a view of the object, not part of its identity: apps/v1 and apps/v1beta2 name one Deployment.
+    group = str(api_version).rsplit("/", 1)[0] if "/" in str(api_version) else ""
+    cluster = record.provider.rsplit("::", 1)[0] if record.provider else "default"  # provider ref: <urn>::<id>
+    return (cluster, group, str(kind), str(metadata.get("namespace") or ""), metadata["name"])
+
+
+DNS_RECORD_TYPES: Final = ("cloudflare:index/dnsRecord:DnsRecord", "cloudflare:index/record:Record")
+
+
+def dns_conflict(new: RecordedResource, old: RecordedResource) -> str | None:
+    """Why Cloudflare would refuse ``new`` beside ``old``, or None. Cloudflare API, Create DNS Record:
+    "A/AAAA records cannot exist on the same name as CNAME records. NS records cannot exist on the
+    same name as any other record type"; RFC 1034 section 3.6.2: a CNAME has no other data beside
+    it (one CNAME per name); and an identical record (type, name, content) is refused."""
+    a, b = unwrap(new.inputs), unwrap(old.inputs)
+    if a.get("zoneId") != b.get("zoneId"):
+        return None
+    name_a, name_b = (str(r.get("name", "")).lower().rstrip(".") for r in (a, b))
+    if name_a != name_b:
+        return None
+    type_a, type_b = str(a.get("type", "")).upper(), str(b.get("type", "")).upper()
+    if "CNAME" in (type_a, type_b):
+        return f"a CNAME cannot coexist with another record named {name_a} ({type_b} {old.urn})"
+    if "NS" in (type_a, type_b) and type_a != type_b:
+        return f"an NS record cannot coexist with another type named {name_a} ({type_b} {old.urn})"
+    if type_a == type_b and a.get("content") == b.get("content"):
+        return f"an identical {type_a} record named {name_a} exists ({old.urn})"
+    return None
 
 
 def _digest(*parts: str) -> str:
@@ -164,6 +215,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         # (registrations run concurrently on an executor), hence thread-local.
         self._pending = threading.local()
         self._lock = threading.Lock()
+        self.urns: set[str] = set()
+        """URNs registered so far (the engine's ``stepGenerator.urns``)."""
+        self.violations: list[str] = []
+        """Engine refusals met during the run; :func:`run_program` raises the first."""
+        self._kubernetes: dict[tuple[str, ...], str] = {}
+        self._dns: list[RecordedResource] = []
 
     # -- queries -------------------------------------------------------------------------
 
@@ -310,7 +367,10 @@ class RecordingMonitor(_mocks.MockMonitor):
         )
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        if request.type != "pulumi:pulumi:Stack":
+        if request.type == "pulumi:pulumi:Stack":
+            with self.mocks._lock:
+                self.mocks.urns.add(self.make_urn(request.parent, request.type, request.name))
+        else:
             _ensure_event_loop()
             self._record(
                 request,
@@ -323,12 +383,59 @@ class RecordingMonitor(_mocks.MockMonitor):
                 aliases=[a.urn for a in getattr(request, "aliases", []) if getattr(a, "urn", "")],
                 replace_on_changes=list(request.replaceOnChanges),
             )
+            providers = [request.provider, *dict(getattr(request, "providers", {}) or {}).values()]
+            self._check(self.mocks._pending.record, providers, create=True)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         _ensure_event_loop()
         self._record(request, inputs=request.properties, custom=True, id=request.id)
+        self._check(self.mocks._pending.record, [request.provider], create=False)
         return super().ReadResource(request)  # type: ignore[no-untyped-call]
+
+    def _check(self, record: RecordedResource, providers: list[str], *, create: bool) -> None:
+        """The engine's refusals, in its words (pulumi/pulumi sources named in tests/unit/test_testing.py)."""
+        mocks = self.mocks
+        with mocks._lock:
+            problem = self._violation(record, providers, create=create)
+            if problem is None:
+                mocks.urns.add(record.urn)
+                return
+            mocks.violations.append(problem)
+        mocks._pending.record = None
+        raise EngineRuleError(problem)
+
+    def _violation(self, record: RecordedResource, providers: list[str], *, create: bool) -> str | None:
+        mocks, urn = self.mocks, record.urn
+        if urn in mocks.urns:
+            return f"Duplicate resource URN '{urn}'; try giving it a unique name"
+        if record.parent and record.parent not in mocks.urns and "::pulumi:pulumi:Stack::" not in record.parent:
+            return f"could not find parent resource {record.parent} (registering {urn})"
+        for dependency in record.dependencies:
+            if dependency not in mocks.urns:
+                return f"resource {urn}'s dependency {dependency} refers to missing resource"
+        for reference in filter(None, providers):
+            if reference.rsplit("::", 1)[0] not in mocks.urns:
+                return f"resource {urn} refers to unknown provider {reference}"
+        if not create:
+            return None
+        identity = kubernetes_identity(record)
+        if identity is not None:
+            if identity in mocks._kubernetes:
+                group_kind = f"{identity[2]}.{identity[1]}" if identity[1] else identity[2]
+                where = f"{identity[3]}/{identity[4]}" if identity[3] else identity[4]
+                return (
+                    f"{group_kind} {where} is created twice: {urn} and {mocks._kubernetes[identity]} "
+                    "(the API server refuses the second: AlreadyExists)"
+                )
+            mocks._kubernetes[identity] = urn
+        if record.type in DNS_RECORD_TYPES:
+            for other in mocks._dns:
+                conflict = dns_conflict(record, other)
+                if conflict:
+                    return f"DNS record {urn} cannot be created: {conflict}"
+            mocks._dns.append(record)
+        return None
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
@@ -354,7 +461,12 @@ def run_program(fn: Callable[[], None]) -> None:
     # A previous program that failed leaves work queued in the global runtime; as @pulumi.runtime.test does.
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
+    monitor = SETTINGS.monitor
+    before = len(monitor.mocks.violations) if isinstance(monitor, RecordingMonitor) else 0
     _sync_await(run_pulumi_func(fn))
+    # A refusal the SDK swallowed (logged, not raised) still stops the run.
+    if isinstance(monitor, RecordingMonitor) and len(monitor.mocks.violations) > before:
+        raise EngineRuleError(monitor.mocks.violations[before])
 
 
 def release_worker_loops() -> None:

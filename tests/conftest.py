@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,125 @@ def offline_plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         return _PLAN_CACHE[stack]
 
     yield plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpreters that tests start: only this run's own (it has the project's requirements)
+
+_PYTHON = re.compile(r"python[0-9.]*")
+# A python command where a shell starts a command: line start, after ; & | ( ` $( or "then"/"do",
+# behind optional VAR=value assignments. "echo python3" starts nothing.
+_SCRIPT_PYTHON = re.compile(
+    r"(?:^|[;&|(`]|\bthen\b|\bdo\b)\s*(?:\w+=\S*\s+)*((?:[\w.~-]*/)*python[0-9.]*)(?=[\s;&|)`]|$)", re.MULTILINE
+)
+
+
+def _effective_prefix(executable: Path) -> Path:
+    """The sys.prefix ``executable`` would run with, found the way CPython's getpath does it:
+    a ``pyvenv.cfg`` beside the executable or one directory up, looked for WITHOUT resolving the
+    executable's own symlink (a link to a venv's python elsewhere is not in that venv); without
+    one, the base installation the resolved executable belongs to."""
+    for candidate in (executable.parent, executable.parent.parent):
+        if (candidate / "pyvenv.cfg").is_file():
+            return candidate.resolve()
+    return Path(os.path.realpath(executable)).parent.parent
+
+
+def _script_prefix(script: Path, env: Mapping[str, str] | None) -> Path | None:
+    """The prefix of the Python a wrapper script (a pyenv shim, a test's fake) runs, by asking it."""
+    probe = "import sys; print(sys.prefix)"
+    try:  # through sh: the guard sees no python command in 'exec "$0" ...' and does not recurse
+        out = subprocess.run(
+            ["/bin/sh", "-c", 'exec "$0" -c "$1"', str(script), probe],
+            env=env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    answer = out.stdout.strip()
+    return Path(answer).resolve() if out.returncode == 0 and answer.startswith("/") and Path(answer).is_dir() else None
+
+
+def _own_prefix() -> Path:
+    return Path(sys.prefix).resolve()
+
+
+def foreign_interpreter(argv: Any, cwd: Any = None, env: Mapping[str, str] | None = None) -> str | None:
+    """Why a subprocess with this argv would run a Python other than this test run's, or None.
+
+    Looks at argv[0] and, for ``bash``/``sh -c SCRIPT``, at every ``python*`` command in SCRIPT
+    (workflow steps run that way), resolved against ``cwd`` and the child's PATH.
+    """
+    if isinstance(argv, (str, bytes, os.PathLike)):
+        return None  # a shell string: no test here starts one
+    args = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in argv]
+    if not args:
+        return None
+    programs: list[str] = []
+    if _PYTHON.fullmatch(Path(args[0]).name):
+        programs.append(args[0])
+    elif Path(args[0]).name in ("bash", "sh") and "-c" in args[1:-1]:
+        programs += _SCRIPT_PYTHON.findall(args[args.index("-c", 1) + 1])
+    directory = Path(os.fsdecode(cwd)) if cwd is not None else Path.cwd()
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    for program in programs:
+        if "/" in program:
+            executable = directory / program
+        else:
+            found = shutil.which(program, path=path)
+            executable = Path(found) if found else None  # type: ignore[assignment]
+        if executable is None or not executable.is_file():
+            continue  # not there (the script creates it, or that line never runs)
+        with executable.open("rb") as head:
+            script = head.read(2) == b"#!"
+        prefix = _script_prefix(executable, env) if script else _effective_prefix(Path(os.path.abspath(executable)))
+        if prefix is None:
+            continue  # a test's fake python (it does not answer like an interpreter)
+        if prefix != _own_prefix():
+            return (
+                f"a test starts {program} ({executable}), which runs the Python of {prefix}, not this test run's "
+                f"({_own_prefix()}, which has the project's requirements): use sys.executable, or link the whole "
+                f"venv directory (the venv_stand_in fixture)"
+            )
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _only_this_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every subprocess a test starts is checked: a Python without the project's requirements fails
+    the test here instead of failing (or passing) by what the machine's base python3 happens to have."""
+    original = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        problem = foreign_interpreter(args, kwargs.get("cwd"), kwargs.get("env"))
+        if problem:
+            raise AssertionError(problem)
+        original(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+def make_venv_stand_in(directory: Path) -> Path:
+    """``directory/venv`` whose ``bin/python`` runs this test run's interpreter with its packages.
+
+    A venv's identity is its directory (pyvenv.cfg), not its python binary: link the directory.
+    Outside a venv the base interpreter itself is the one with the packages: link the binary.
+    """
+    venv = directory / "venv"
+    if _own_prefix() != Path(sys.base_prefix).resolve():
+        venv.symlink_to(sys.prefix, target_is_directory=True)
+    else:
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").symlink_to(sys.executable)
+    return venv / "bin" / "python"
+
+
+@pytest.fixture
+def venv_stand_in() -> Callable[[Path], Path]:
+    """``venv_stand_in(dir)`` makes ``dir/venv/bin/python`` for scripts that run ``venv/bin/python``."""
+    return make_venv_stand_in
+
+
+@pytest.fixture
+def interpreter_check() -> Callable[..., str | None]:
+    """The guard's check itself (:func:`foreign_interpreter`), for the tests that show it firing."""
+    return foreign_interpreter

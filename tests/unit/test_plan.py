@@ -122,8 +122,10 @@ def test_stack_file_and_settings_problems_are_reported_together(tmp_path: Path, 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "error: stack broken: 4 invalid setting(s):"
-    keys = [line.split(":")[1] for line in lines[1:]]
+    keys = [line.split(":")[1] for line in lines[1:] if line.startswith("  service-lifecycle:")]
     assert sorted(keys) == ["Team", "cloudflareZoneId", "replicas", "serviceName"], lines
+    # The Pulumi CLI's own line comes first (pkg/workspace/config.go validateStackConfigValue).
+    assert "  Stack 'broken' with configuration key 'replicas' must be of type 'integer'" in lines
 
 
 def test_unknown_and_mistyped_keys_are_refused(tmp_path: Path, project_dir: Path) -> None:
@@ -135,7 +137,8 @@ def test_unknown_and_mistyped_keys_are_refused(tmp_path: Path, project_dir: Path
         load_stack_config(project, "broken")
     text = str(raised.value)
     hint = "(did you mean service-lifecycle:replicas?)"
-    assert f"service-lifecycle:Replicas: got 3; expected a setting declared in Pulumi.yaml {hint}" in text
+    declared = "a setting declared in Pulumi.yaml or components/stack_rules.py PROGRAM_SETTINGS"
+    assert f"service-lifecycle:Replicas: got 3; expected {declared} {hint}" in text
     assert "service-lifecycle:hostnames: got 'one.example.com'; expected a value of type array" in text
     assert "service-lifecycle:registryPassword: got [secret]; expected an encrypted value" in text
     assert "plain-text-token" not in text
@@ -176,3 +179,25 @@ def test_secure_values_are_planned_as_secret(tmp_path: Path, project_dir: Path) 
     assert loaded.values["service-lifecycle:registryPassword"] == "[secret]"
     assert "service-lifecycle:registryPassword" in loaded.secret_keys
     assert loaded.values["service-lifecycle:containerPort"] == "8080", "Pulumi.yaml defaults are merged"
+
+
+def test_a_duplicate_service_stack_stops_the_plan(tmp_path: Path, project_dir: Path) -> None:
+    """pulumi/pulumi pkg/resource/deploy/step_generator.go ``generateURN``: the engine refuses a second
+    resource with one URN ("Duplicate resource URN '<urn>'; try giving it a unique name"); the plan stops
+    on the same line, exit 1, no traceback, nothing written."""
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
+        shutil.copy(project_dir / name, tmp_path)
+    (tmp_path / "app").symlink_to(project_dir / "app")
+    program = (project_dir / "__main__.py").read_text()
+    line = "service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings))\n"
+    assert line in program
+    (tmp_path / "__main__.py").write_text(program.replace(line, line + line.replace("service = ", "")))
+    out = tmp_path / "out"
+    result = run_cli("plan", "--stack", "staging", "--project-dir", str(tmp_path), "--out", str(out),
+                     cwd=project_dir, env={"SOURCE_REVISION": "0" * 40})  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    urn = "urn:pulumi:staging::service-lifecycle::service-lifecycle:index:ServiceStack::hello"
+    assert result.stderr.strip().splitlines() == [
+        f"error: stack staging: Duplicate resource URN '{urn}'; try giving it a unique name"
+    ]
+    assert "Traceback" not in result.stderr and not out.exists()

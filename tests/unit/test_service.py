@@ -32,7 +32,8 @@ def test_two_services_in_one_program_do_not_collide(
     first = make_settings(stage, serviceName="hello")
     second = make_settings(
         stage, serviceName="world", imageRepository="ghcr.io/example-org/world",
-        hostnames=[h.replace("hello", "world") for h in first.cloudflare.hostnames],
+        # every hostname its own (production's hi.example.com once stayed shared: the mocks now refuse that)
+        hostnames=[h.replace(".example.com", "-world.example.com") for h in first.cloudflare.hostnames],
     )  # fmt: skip
 
     def program() -> None:

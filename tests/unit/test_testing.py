@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pulumi
+import pulumi_cloudflare as cloudflare
 import pulumi_kubernetes as k8s
+import pytest
+from pulumi.resource import DependencyProviderResource, DependencyResource
 
 from components.testing import (
     STACK_REFERENCE,
     TUNNEL_TOKEN_INVOKE,
+    EngineRuleError,
     RecordingMocks,
+    install_mocks,
     is_secret,
     redact,
     unwrap,
@@ -98,3 +104,170 @@ def test_docker_images_get_digest_references(run_components: Callable[..., Recor
     run_components(program)
     repository, _, digest = seen["digest"].partition("@sha256:")
     assert repository == "ghcr.io/acme/hello" and len(digest) == 64
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine invariants: the run stops with the engine's line instead of recording an impossible plan
+
+GHOST = "urn:pulumi:test::service-lifecycle::test:index:Box::ghost"
+
+
+def _refused(run_components: Callable[..., RecordingMocks], program: Callable[[], None]) -> tuple[str, RecordingMocks]:
+    mocks = RecordingMocks()
+    with pytest.raises(EngineRuleError) as raised:
+        run_components(program, mocks=mocks)
+    assert "\n" not in str(raised.value)
+    return str(raised.value), mocks
+
+
+def test_duplicate_urn_is_refused(run_components: Callable[..., RecordingMocks]) -> None:
+    """pulumi/pulumi pkg/resource/deploy/step_generator.go ``generateURN`` with sdk/go/common/diag/errors.go
+    ``GetDuplicateResourceURNError``: "Duplicate resource URN '<urn>'; try giving it a unique name"."""
+
+    def program() -> None:
+        Box("box")
+        Box("box")
+
+    message, mocks = _refused(run_components, program)
+    assert message == (
+        "Duplicate resource URN 'urn:pulumi:test::service-lifecycle::test:index:Box::box'; try giving it a unique name"
+    )
+    assert len(mocks.by_type("test:index:Box")) == 1  # the second was never recorded
+
+
+def test_dependency_on_a_missing_resource_is_refused(run_components: Callable[..., RecordingMocks]) -> None:
+    """pulumi/pulumi pkg/resource/deploy/snapshot.go ``VerifyIntegrity``: "resource <urn>'s dependency
+    <dep> refers to missing resource" (a state the engine never writes)."""
+
+    def program() -> None:
+        k8s.core.v1.ConfigMap(
+            "cm", metadata={"name": "cm"}, opts=pulumi.ResourceOptions(depends_on=[DependencyResource(GHOST)])
+        )
+
+    message, _ = _refused(run_components, program)
+    assert message.endswith(f"'s dependency {GHOST} refers to missing resource")
+    assert "kubernetes:core/v1:ConfigMap::cm" in message
+
+
+def test_unknown_provider_is_refused(run_components: Callable[..., RecordingMocks]) -> None:
+    """pulumi/pulumi pkg/resource/deploy/snapshot.go ``VerifyIntegrity``: "resource <urn> refers to unknown
+    provider <ref>" (the step generator fails earlier, looking the provider up to register the resource)."""
+    ref = "urn:pulumi:test::service-lifecycle::pulumi:providers:kubernetes::elsewhere::0000"
+
+    def program() -> None:
+        provider = DependencyProviderResource(ref)
+        k8s.core.v1.ConfigMap("cm", metadata={"name": "cm"}, opts=pulumi.ResourceOptions(provider=provider))
+
+    message, _ = _refused(run_components, program)
+    assert message.endswith(f"refers to unknown provider {ref}")
+
+
+def test_parent_never_registered_is_refused() -> None:
+    """pulumi/pulumi pkg/resource/deploy/step_generator.go ``checkParent``: "could not find parent resource
+    <urn>". The SDK cannot send one on its own (it waits for the parent's URN), so the request is sent
+    to the monitor as a language host would."""
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import resource_pb2
+
+    mocks = RecordingMocks()
+    monitor = install_mocks(mocks)
+    request = resource_pb2.RegisterResourceRequest(
+        type="test:index:Box", name="orphan", parent=GHOST, custom=False, object=struct_pb2.Struct()
+    )
+    with pytest.raises(EngineRuleError, match=f"could not find parent resource {GHOST}"):
+        monitor.RegisterResource(request)
+    assert mocks.violations and not mocks.resources
+
+
+def test_registered_provider_and_parent_pass(run_components: Callable[..., RecordingMocks]) -> None:
+    def program() -> None:
+        provider = k8s.Provider("cluster")
+        Box("box", pulumi.ResourceOptions(providers=[provider]))
+
+    mocks = run_components(program)
+    assert mocks.one("kubernetes:core/v1:ConfigMap").provider
+    assert mocks.violations == []
+
+
+def _config_map(name: str, namespace: str | None, api_version: str = "v1", **opts: Any) -> None:
+    k8s.core.v1.ConfigMap(
+        name,
+        api_version=api_version,
+        metadata={"name": "shared", **({"namespace": namespace} if namespace else {})},
+        opts=pulumi.ResourceOptions(**opts),
+    )
+
+
+def test_two_kubernetes_objects_with_one_identity_are_refused(run_components: Callable[..., RecordingMocks]) -> None:
+    """The Kubernetes API server keys an object by group, kind, namespace and name (the version is a
+    view of it): a second create answers 409 AlreadyExists, which pulumi-kubernetes reports as a failed
+    create. Different namespaces, kinds or clusters (providers) are different objects."""
+
+    def program() -> None:
+        _config_map("one", "ns")
+        _config_map("two", "ns")
+
+    message, _ = _refused(run_components, program)
+    assert message.startswith("ConfigMap ns/shared is created twice: ")
+    assert "::two and " in message and "::one" in message and "AlreadyExists" in message
+
+    def fine() -> None:
+        _config_map("one", "ns")
+        _config_map("two", "other")
+        k8s.core.v1.Secret("three", metadata={"name": "shared", "namespace": "ns"})
+        _config_map("four", "ns", provider=k8s.Provider("second-cluster"))
+
+    assert run_components(fine).violations == []
+
+
+def _record(name: str, record_type: str, content: str, zone: str = "z1", host: str = "hello.example.com") -> None:
+    cloudflare.DnsRecord(name, zone_id=zone, name=host, type=record_type, content=content, ttl=1, proxied=True)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "refused"),
+    [
+        (("CNAME", "t.cfargotunnel.com"), ("CNAME", "u.cfargotunnel.com"), True),
+        (("CNAME", "t.cfargotunnel.com"), ("A", "192.0.2.1"), True),
+        (("A", "192.0.2.1"), ("CNAME", "t.cfargotunnel.com"), True),
+        (("NS", "ns1.example.net"), ("TXT", "x"), True),
+        (("A", "192.0.2.1"), ("A", "192.0.2.1"), True),
+        (("A", "192.0.2.1"), ("A", "192.0.2.2"), False),
+        (("TXT", "a"), ("MX", "mail.example.com"), False),
+    ],
+    ids=["cname-cname", "cname-a", "a-cname", "ns-other", "identical-a", "round-robin-a", "txt-mx"],
+)
+def test_dns_records_that_cannot_coexist_are_refused(
+    run_components: Callable[..., RecordingMocks], first: tuple[str, str], second: tuple[str, str], refused: bool
+) -> None:
+    """Cloudflare API, Create DNS Record (developers.cloudflare.com/api/resources/dns/subresources/records/
+    methods/create): "A/AAAA records cannot exist on the same name as CNAME records. NS records cannot
+    exist on the same name as any other record type"; RFC 1034 section 3.6.2: nothing beside a CNAME;
+    Cloudflare refuses an identical record (81058) but keeps several A records (round robin)."""
+
+    def program() -> None:
+        _record("first", *first)
+        _record("second", *second)
+
+    if refused:
+        message, _ = _refused(run_components, program)
+        assert message.startswith("DNS record urn:") and "::second cannot be created" in message
+    else:
+        assert run_components(program).violations == []
+
+
+def test_dns_records_in_other_zones_or_names_coexist(run_components: Callable[..., RecordingMocks]) -> None:
+    def program() -> None:
+        _record("first", "CNAME", "t.cfargotunnel.com")
+        _record("other-zone", "CNAME", "t.cfargotunnel.com", zone="z2")
+        _record("other-name", "CNAME", "t.cfargotunnel.com", host="hi.example.com")
+        _record("case-and-dot", "A", "192.0.2.1", zone="z3", host="Hello.Example.com.")
+        _record("same-as-above", "CNAME", "t.cfargotunnel.com", zone="z4", host="hello.example.com")
+
+    assert run_components(program).violations == []
+
+    def case_insensitive() -> None:
+        _record("first", "CNAME", "t.cfargotunnel.com")
+        _record("second", "CNAME", "t.cfargotunnel.com", host="HELLO.example.com.")
+
+    _refused(run_components, case_insensitive)

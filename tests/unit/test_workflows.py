@@ -421,8 +421,11 @@ def test_pr_comment_never_runs_pull_request_code() -> None:
 
 def _run_step(step: dict[str, Any], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     script = str(step["run"])
+    merged = {**os.environ, **env}
+    if "PATH" not in env:  # a step's bare `python` is setup-python's on a runner; here, this run's
+        merged["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', os.defpath)}"
     return subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env={**os.environ, **env},
+        ["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env=merged,
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -503,7 +506,7 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def clone(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+def clone(tmp_path: Path, venv_stand_in: Callable[[Path], Path]) -> Iterator[tuple[Path, Path]]:
     """A clone of a bare 'origin' whose main holds the production stack file, and a venv stand-in."""
     origin, work = tmp_path / "origin.git", tmp_path / "work"
     _git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(origin))
@@ -512,8 +515,7 @@ def clone(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     _git(work, "add", "Pulumi.production.yaml")
     _git(work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "init")
     _git(work, "push", "--quiet", "origin", "HEAD:main")
-    (work / "venv" / "bin").mkdir(parents=True)
-    (work / "venv" / "bin" / "python").symlink_to(sys.executable)
+    venv_stand_in(work)
     yield origin, work
 
 
@@ -679,7 +681,9 @@ def test_input_check_catches_a_misspelt_input() -> None:
 
 
 @pytest.mark.parametrize(("stage_on_main", "code"), [("production", 0), ("sunset", 1)])
-def test_deploy_refuses_a_stack_that_main_says_is_sunset(tmp_path: Path, stage_on_main: str, code: int) -> None:
+def test_deploy_refuses_a_stack_that_main_says_is_sunset(
+    tmp_path: Path, stage_on_main: str, code: int, venv_stand_in: Callable[[Path], Path]
+) -> None:
     step = step_named(load("deploy.yml")["jobs"]["production"], "Refuse if main now says production is sunset")
     stack_file = (PROJECT_DIR / "Pulumi.production.yaml").read_text()
     (tmp_path / "main.yaml").write_text(
@@ -690,8 +694,7 @@ def test_deploy_refuses_a_stack_that_main_says_is_sunset(tmp_path: Path, stage_o
     fake_gh = bin_dir / "gh"  # stands in for the GitHub API: answers the file at ?ref=main
     fake_gh.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/gh-args\ncat {tmp_path}/main.yaml\n')
     fake_gh.chmod(0o755)
-    (tmp_path / "venv" / "bin").mkdir(parents=True)
-    (tmp_path / "venv" / "bin" / "python").symlink_to(sys.executable)
+    venv_stand_in(tmp_path)
     env = {**step["env"], "GH_TOKEN": "x", "GITHUB_REPOSITORY": "acme/hello", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     result = _run_step(step, tmp_path, env)
     assert result.returncode == code, result.stdout + result.stderr
