@@ -34,7 +34,15 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import image
 from components.rules import write_rule_files
-from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
+from components.settings import (
+    PROJECT,
+    SECRET_MARK,
+    UNDECLARED_SECRETS,
+    SettingProblem,
+    SettingsError,
+    key,
+    load_settings,
+)
 from components.testing import (
     OfflineEcrClient,
     RecordedResource,
@@ -130,6 +138,7 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
             config.values[key(short)] = _to_config_string(declaration["default"])
         if declaration.get("secret"):
             config.secret_keys.add(key(short))
+    config.secret_keys.update(key(short) for short in UNDECLARED_SECRETS)
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
         raise StackFileError([SettingProblem(f"{stack_file.name}: config", repr(raw), "a mapping of settings")])

@@ -30,6 +30,10 @@ PROJECT: Final = "service-lifecycle"
 SECRET_MARK: Final = "[secret]"
 """How a secret value is shown in errors and plans."""
 
+UNDECLARED_SECRETS: Final = ("registryPullPassword",)
+"""Optional secrets read here but not declared in Pulumi.yaml (the Pulumi CLI refuses an optional key
+without a default there); the offline plan treats them as secrets like the declared ones."""
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -118,6 +122,10 @@ class RegistrySettings:
     """Registry password or token, a Pulumi secret; None for ECR."""
     retain_digests: int
     """How many production digests the sunset decommission keeps."""
+    pull_secret: bool = False
+    """Pods pull with a ``kubernetes.io/dockerconfigjson`` Secret (private registries other than ECR)."""
+    pull_password: pulumi.Output[str] | None = field(default=None, repr=False)
+    """Read-only registry token for that Secret, a Pulumi secret; None without :attr:`pull_secret`."""
 
     @property
     def server(self) -> str:
@@ -471,6 +479,18 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
             r.problem("registryUsername", None, f"the user that pushes to {repository.split('/', 1)[0]}")
         if password is None:
             r.problem("registryPassword", None, "a secret: pulumi config set --secret registryPassword <token>")
+    pull_secret = r.boolean("imagePullSecret")
+    pull_password = r.secret("registryPullPassword")
+    if pull_secret and is_ecr:
+        r.problem("imagePullSecret", "true", "false for ECR: EKS nodes pull with their IAM role (see README)")
+    elif pull_secret and parts and parts.workload:
+        if username is None:
+            r.problem("registryUsername", None, "the user the pods pull as (imagePullSecret is true)")
+        if pull_password is None:
+            r.problem(
+                "registryPullPassword", None,
+                "a secret read-only token: pulumi config set --secret registryPullPassword <token>",
+            )  # fmt: skip
 
     build: BuildSettings | None = None
     context = r.string("buildContext", required=True, expected="the Docker build context directory, e.g. app")
@@ -611,7 +631,14 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
         replicas=replicas,
         container_port=container_port,
         resources=resources,
-        registry=RegistrySettings(repository=repository, username=username, password=password, retain_digests=retain),
+        registry=RegistrySettings(
+            repository=repository,
+            username=username,
+            password=password,
+            retain_digests=retain,
+            pull_secret=bool(pull_secret),
+            pull_password=pull_password if pull_secret else None,
+        ),
         build=build,
         promotion=promotion,
         kubernetes=KubernetesSettings(version=k8s_version, context=kube_context, kubeconfig=kubeconfig),
