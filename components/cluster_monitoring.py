@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components import labels
 from components.monitoring import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE
@@ -220,7 +222,7 @@ def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
 
 
 def kube_prometheus_stack_values(
-    args: ClusterMonitoringArgs, alertmanager: pulumi.Output[dict[str, Any]]
+    args: ClusterMonitoringArgs, alertmanager: pulumi.Input[dict[str, Any]]
 ) -> dict[str, Any]:
     """Values of the kube-prometheus-stack release (``alertmanager`` is the secret config)."""
     loki_url = f"http://loki.{args.monitoring_namespace}.svc.cluster.local:{LOKI_PORT}"
@@ -450,3 +452,43 @@ class LogCollector(pulumi.ComponentResource):
         )  # fmt: skip
         self.release = "alloy"
         self.register_outputs({"release": self.release})
+
+
+# ---------------------------------------------------------------------------------------------
+# What `helm template` checks (the deploy workflow's chart-render job)
+
+RENDER_PLACEHOLDER_WEBHOOK: Final = "https://alerts.invalid/hook"
+"""Stands in for the secret webhook URL when values are written for a render: never a real secret."""
+
+
+def chart_values(*, namespaces: Sequence[str], team: str, monitoring_namespace: str = "monitoring") -> dict[str, Any]:
+    """Release name → (chart, values) exactly as the components build them, secrets replaced by placeholders."""
+    args = ClusterMonitoringArgs(
+        # The Grafana password lives in a Secret the chart only names: it is not part of any render.
+        team=team, alert_webhook_url=RENDER_PLACEHOLDER_WEBHOOK, grafana_admin_password="",
+        monitoring_namespace=monitoring_namespace,
+    )  # fmt: skip
+    alertmanager = alertmanager_config(team=team, webhook_url=RENDER_PLACEHOLDER_WEBHOOK)
+    push_url = f"http://loki.{monitoring_namespace}.svc.cluster.local:{LOKI_PORT}/loki/api/v1/push"
+    config = alloy_config(namespaces=namespaces, loki_push_url=push_url)
+    return {
+        args.prometheus_release: (KUBE_PROMETHEUS_STACK, kube_prometheus_stack_values(args, alertmanager)),
+        "loki": (LOKI, loki_values(args)),
+        "alloy": (ALLOY, alloy_values(config, list(namespaces))),
+    }
+
+
+def write_chart_values(
+    out: Path, *, namespaces: Sequence[str], team: str, monitoring_namespace: str = "monitoring"
+) -> Path:
+    """Write ``<release>.values.yaml`` per release and ``charts.tsv`` (release, repo, chart, version, namespace)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for release, (chart, values) in chart_values(
+        namespaces=namespaces, team=team, monitoring_namespace=monitoring_namespace
+    ).items():
+        (out / f"{release}.values.yaml").write_text(yaml.safe_dump(values, sort_keys=True))
+        rows.append("\t".join((release, chart.repo, chart.chart, chart.version, monitoring_namespace)))
+    listing = out / "charts.tsv"
+    listing.write_text("\n".join(rows) + "\n")
+    return listing

