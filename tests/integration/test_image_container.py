@@ -173,7 +173,7 @@ def test_a_cold_runner_builds_a_code_patch_from_the_registry_cache(
 
     def forget() -> None:
         images = docker_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-        docker_engine.docker("rmi", "-f", *[i for i in images if i.startswith(repo)])
+        docker_engine.docker("rmi", "-f", *[i for i in images if i.startswith(repo) and not i.endswith(":<none>")])
         docker_engine.docker("image", "prune", "-f")
 
     first = tag()

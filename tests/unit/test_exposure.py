@@ -411,3 +411,19 @@ def _plan_id(plan: dict[str, Any], tunnel: dict[str, Any]) -> str:
     content = str(records[0]["inputs"]["content"])
     assert content.endswith(".cfargotunnel.com")
     return content.removesuffix(".cfargotunnel.com")
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_plan_json_shows_dns_and_cloudflared_after_the_tunnel_configuration(
+    offline_plan: Callable[[str], tuple[dict[str, Any], Any]], stack: str
+) -> None:
+    plan, _ = offline_plan(stack)
+    (config,) = [r for r in plan["resources"] if r["type"] == TUNNEL_CONFIG]
+    dns = [r for r in plan["resources"] if r["type"] == DNS]
+    cloudflared = [
+        r for r in plan["resources"]
+        if r["type"] == DEPLOYMENT and r["inputs"]["metadata"]["name"].endswith("-cloudflared")
+    ]  # fmt: skip
+    assert dns and len(cloudflared) == 1
+    for resource in [*dns, *cloudflared]:
+        assert config["urn"] in resource["dependencies"], resource["name"]
