@@ -5,13 +5,21 @@ PY     := $(VENV)/bin/python
 STACK  ?= staging
 OUT    ?= out
 
-.PHONY: plan test unit integration lint typecheck bench system-deps clean
+.PHONY: plan test unit integration lint typecheck bench system-deps clean lock
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# Installs exactly requirements.lock (hash-checked), then the project itself without dependencies.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+## lock: re-resolve requirements.lock from requirements.txt and requirements-dev.txt (needs PyPI)
+lock: $(VENV)/.installed
+	$(PY) -m pip install --quiet "pip-tools>=7.4"
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+		--no-emit-index-url --output-file requirements.lock requirements-dev.txt
 
 ## plan: offline plan of $(STACK) (default staging): tree on stdout, manifests and plan.json under out/$(STACK)
 plan: $(VENV)/.installed

@@ -2,16 +2,45 @@
 
 import pulumi
 
+from components.cluster_monitoring import ClusterMonitoring, ClusterMonitoringArgs, LogCollector, LogCollectorArgs
+from components.kube import kubernetes_provider
 from components.service import ServiceStack, ServiceStackArgs
 from components.settings import load_settings
 
 settings = load_settings()
-service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings))
+watch = settings.monitoring
+# The cluster's monitoring stack, when this stack is the one that owns it (monitoringInstallClusterStack):
+# registered here once, beside the service, never inside it.
+cluster = cluster_k8s = None
+if watch.install_cluster_stack and settings.parts.monitoring:
+    cluster_k8s = kubernetes_provider("cluster-monitoring-k8s", settings.kubernetes)
+    assert watch.alert_webhook_url is not None and watch.grafana_admin_password is not None  # load_settings checked
+    cluster = ClusterMonitoring(
+        "cluster-monitoring",
+        ClusterMonitoringArgs(
+            team=settings.team,
+            alert_webhook_url=watch.alert_webhook_url,
+            grafana_admin_password=watch.grafana_admin_password,
+            monitoring_namespace=watch.namespace,
+            kubernetes_provider=cluster_k8s,
+        ),
+    )
+service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))
+if cluster is not None and service.environment is not None:
+    LogCollector(
+        "cluster-logs",
+        LogCollectorArgs(
+            cluster=cluster,
+            namespaces=[service.environment.namespace],
+            kubernetes_provider=cluster_k8s,
+        ),
+    )
 
 pulumi.export("stage", settings.stage.value)
 pulumi.export("parts", service.parts)
 pulumi.export("namespace", service.namespace)
 pulumi.export("image_ref", service.image_ref)
+pulumi.export("image_tag", service.image_tag)
 pulumi.export("urls", service.urls)
 pulumi.export("exposure_urn", service.exposure_urn)
 pulumi.export("access_client_id", service.access_client_id)

@@ -30,6 +30,11 @@ CATCH_ALL_SERVICE: Final = "http_status:404"
 """The last ingress rule: anything not matching a hostname gets a 404 from the edge."""
 TOKEN_KEY: Final = "token"
 """Key of the tunnel token in the Kubernetes Secret."""
+TOKEN_DIR: Final = "/etc/cloudflared/tunnel"
+"""Where the token Secret is mounted read-only in the cloudflared pods."""
+TOKEN_VOLUME: Final = "tunnel-token"
+TOKEN_FILE_MODE: Final = 0o440
+"""Owner and group (the pod's fsGroup) may read the token; nobody may write it."""
 METRICS_PORT_NAME: Final = "metrics"
 """Name of cloudflared's metrics port (``/metrics``, ``/ready``) on its pods."""
 CLOUDFLARED_UID: Final = 65532
@@ -170,7 +175,7 @@ class Exposure(pulumi.ComponentResource):
             for host in args.hostnames
         ]
         ingresses.append(cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(service=CATCH_ALL_SERVICE))
-        cloudflare.ZeroTrustTunnelCloudflaredConfig(
+        tunnel_config = cloudflare.ZeroTrustTunnelCloudflaredConfig(
             f"{name}-tunnel-config",
             account_id=args.account_id,
             tunnel_id=tunnel.id,
@@ -179,6 +184,9 @@ class Exposure(pulumi.ComponentResource):
             opts=cf,
         )
 
+        # The edge routes a hostname as soon as its CNAME exists, and connectors serve whatever ingress
+        # rules the tunnel has: both wait for the rules, or first requests get 503s from a tunnel without them.
+        after_config = pulumi.ResourceOptions(depends_on=[tunnel_config])
         for host in args.hostnames:
             cloudflare.DnsRecord(
                 f"{name}-dns-{host}",
@@ -189,7 +197,7 @@ class Exposure(pulumi.ComponentResource):
                 proxied=True,
                 ttl=1,  # automatic: required for proxied records
                 comment=f"{service} ({args.stage}) through Cloudflare Tunnel; managed by service-lifecycle",
-                opts=cf,
+                opts=pulumi.ResourceOptions.merge(cf, after_config),
             )
 
         self.access_application_aud = None
@@ -208,7 +216,7 @@ class Exposure(pulumi.ComponentResource):
 
         self.metrics_port = args.metrics_port
         self.urls = [f"https://{host}" for host in args.hostnames]
-        self.cloudflared_name = self._connectors(name, args, tunnel_token, tunnel.id)
+        self.cloudflared_name = self._connectors(name, args, tunnel_token, tunnel.id, after_config)
 
         self.register_outputs(
             {
@@ -287,9 +295,20 @@ class Exposure(pulumi.ComponentResource):
     # -- cloudflared in the cluster ---------------------------------------------------------
 
     def _connectors(
-        self, name: str, args: ExposureArgs, tunnel_token: pulumi.Output[str], tunnel_id: pulumi.Output[str]
+        self,
+        name: str,
+        args: ExposureArgs,
+        tunnel_token: pulumi.Output[str],
+        tunnel_id: pulumi.Output[str],
+        after_config: pulumi.ResourceOptions,
     ) -> pulumi.Output[str]:
-        """Token Secret, cloudflared Deployment, disruption budget and network policy."""
+        """Token Secret, cloudflared Deployment, disruption budget and network policy.
+
+        The token reaches cloudflared as a read-only file (``tunnel run --token-file``, in
+        cloudflare/cloudflared since 2025.4.0: ``cmd/cloudflared/tunnel/subcommands.go``,
+        ``tunnelTokenFileFlag`` in ``buildRunCommand``), not as an environment variable: environment
+        variables leak into crash dumps, ``/proc/<pid>/environ`` and ``kubectl describe`` habits.
+        """
         service = args.service_name
         kube = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider)
         labels = standard(service, team=args.team, stage=args.stage, component=COMPONENT_TUNNEL)
@@ -314,15 +333,16 @@ class Exposure(pulumi.ComponentResource):
             image=args.cloudflared_image,
             image_pull_policy="IfNotPresent",
             command=["cloudflared"],
-            args=["tunnel", "--no-autoupdate", "--metrics", f"0.0.0.0:{port}", "run"],
-            env=[
-                k8s.core.v1.EnvVarArgs(
-                    name="TUNNEL_TOKEN",
-                    value_from=k8s.core.v1.EnvVarSourceArgs(
-                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=TOKEN_KEY)
-                    ),
-                )
+            args=[
+                "tunnel",
+                "--no-autoupdate",
+                "--metrics",
+                f"0.0.0.0:{port}",
+                "run",
+                "--token-file",
+                f"{TOKEN_DIR}/{TOKEN_KEY}",
             ],
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name=TOKEN_VOLUME, mount_path=TOKEN_DIR, read_only=True)],
             ports=[k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME, container_port=port, protocol="TCP")],
             readiness_probe=k8s.core.v1.ProbeArgs(
                 http_get=probe_action, initial_delay_seconds=5, period_seconds=10, failure_threshold=3
@@ -370,6 +390,7 @@ class Exposure(pulumi.ComponentResource):
                             run_as_non_root=True,
                             run_as_user=CLOUDFLARED_UID,
                             run_as_group=CLOUDFLARED_UID,
+                            fs_group=CLOUDFLARED_UID,  # group owner of the token file
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
                         ),
                         topology_spread_constraints=[
@@ -381,10 +402,20 @@ class Exposure(pulumi.ComponentResource):
                             )
                         ],
                         containers=[container],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name=TOKEN_VOLUME,
+                                secret=k8s.core.v1.SecretVolumeSourceArgs(
+                                    secret_name=secret.metadata.name,
+                                    default_mode=TOKEN_FILE_MODE,
+                                    items=[k8s.core.v1.KeyToPathArgs(key=TOKEN_KEY, path=TOKEN_KEY)],
+                                ),
+                            )
+                        ],
                     ),
                 ),
             ),
-            opts=kube,
+            opts=pulumi.ResourceOptions.merge(kube, after_config),
         )
 
         k8s.policy.v1.PodDisruptionBudget(

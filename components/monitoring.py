@@ -1,4 +1,4 @@
-"""Monitoring: what watches one service in one stage, and optionally the cluster's monitoring stack.
+"""Monitoring: what watches one service in one stage.
 
 Per service (DESIGN.md steps 5 and 10), all Prometheus Operator custom resources labelled
 ``release: <prometheus_release>`` so kube-prometheus-stack's default selectors
@@ -14,13 +14,9 @@ Per service (DESIGN.md steps 5 and 10), all Prometheus Operator custom resources
 - a Grafana dashboard ConfigMap in the monitoring namespace, found by Grafana's sidecar through
   the ``grafana_dashboard: "1"`` label. Its panels read only the app's own metrics.
 
-Optionally (``install_cluster_stack``), the shared cluster stack: kube-prometheus-stack (Prometheus,
-Alertmanager routing the team's alerts to its webhook, Grafana, kube-state-metrics), Loki and
-Grafana Alloy shipping the service namespace's pod logs, all from pinned chart versions. Those
-objects are ``retain_on_delete``: a sunset removes this service's monitors, rules and dashboard
-but leaves the shared stack running for the other services of the cluster.
-
-Secrets (the webhook URL, the Grafana admin password) stay Pulumi secrets end to end.
+Nothing cluster-wide: the monitoring stack these objects need (kube-prometheus-stack, Loki, Alloy)
+belongs to the cluster and is registered once, by :mod:`components.cluster_monitoring`; when the
+same program registers it, pass its ``ready`` release as ``after`` so the objects wait for their CRDs.
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -44,29 +39,6 @@ TUNNEL_METRICS_PORT: Final = "metrics"
 """Name of cloudflared's metrics port on its pods (``components.exposure.METRICS_PORT_NAME``)."""
 DASHBOARD_LABEL: Final = "grafana_dashboard"
 DASHBOARD_LABEL_VALUE: Final = "1"
-GRAFANA_ADMIN_SECRET: Final = "grafana-admin"
-GRAFANA_USER_KEY: Final = "admin-user"
-GRAFANA_PASSWORD_KEY: Final = "admin-password"
-LOKI_PORT: Final = 3100
-
-
-@dataclass(frozen=True)
-class HelmChart:
-    """A chart pinned to one version in one repository."""
-
-    repo: str
-    chart: str
-    version: str
-
-
-KUBE_PROMETHEUS_STACK: Final = HelmChart(
-    "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3"
-)
-"""Prometheus Operator, Prometheus, Alertmanager, Grafana, kube-state-metrics (operator v0.93)."""
-LOKI: Final = HelmChart("https://grafana-community.github.io/helm-charts", "loki", "18.11.0")
-"""Loki 3.7. The OSS chart moved from grafana/helm-charts to grafana-community in March 2026."""
-ALLOY: Final = HelmChart("https://grafana.github.io/helm-charts", "alloy", "1.11.1")
-"""Grafana Alloy 1.18, the log collector (Promtail's chart is deprecated)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,23 +76,9 @@ class MonitoringArgs:
     Default ``kube-prometheus-stack``."""
     scrape_interval: str = "30s"
     """How often Prometheus scrapes the app and cloudflared. Default ``30s``."""
-    install_cluster_stack: bool = False
-    """Also install kube-prometheus-stack, Loki and Alloy (once per cluster). Default False."""
-    alert_webhook_url: pulumi.Input[str] | None = None
-    """Alertmanager receiver URL, a secret: Slack incoming webhook or generic webhook. Required with
-    ``install_cluster_stack``. Default None."""
-    grafana_admin_password: pulumi.Input[str] | None = None
-    """Grafana admin password, a secret. Required with ``install_cluster_stack``. Default None."""
-    prometheus_retention: str = "15d"
-    """How long Prometheus keeps samples. Default ``15d`` (the SLO's 3d window fits easily)."""
-    prometheus_retention_size: str = "40GB"
-    """Size cap of Prometheus' TSDB, below its volume. Default ``40GB``."""
-    prometheus_storage: str = "50Gi"
-    """Prometheus volume size. Default ``50Gi``."""
-    log_retention: str = "168h"
-    """How long Loki keeps logs. Default ``168h`` (7 days)."""
-    loki_storage: str = "20Gi"
-    """Loki volume size. Default ``20Gi``."""
+    after: Sequence[pulumi.Resource] = ()
+    """Resources the monitors, rules and dashboard wait for: the cluster stack's kube-prometheus-stack
+    release when this program installs it (it brings the CRDs). Default empty."""
     kubernetes_provider: pulumi.ProviderResource | None = None
     """Kubernetes provider for every object. Default None: the inherited/ambient one."""
 
@@ -143,11 +101,6 @@ class MonitoringArgs:
         found = self.rule_params("namespace-checked-later").problems()
         if not self.app_selector:
             found.append("app_selector: empty; it would select every Service in the namespace")
-        if self.install_cluster_stack:
-            if self.alert_webhook_url is None:
-                found.append("alert_webhook_url: required when install_cluster_stack is true")
-            if self.grafana_admin_password is None:
-                found.append("grafana_admin_password: required when install_cluster_stack is true")
         return found
 
 
@@ -287,247 +240,12 @@ def dashboard_exprs(board: Mapping[str, Any]) -> list[str]:
     return [t["expr"] for p in board["panels"] for t in p["targets"]]
 
 
-def alertmanager_config(*, team: str, webhook_url: str) -> dict[str, Any]:
-    """Alertmanager configuration: alerts labelled ``team=<team>`` go to the team's receiver.
-
-    A Slack incoming-webhook URL becomes a ``slack_configs`` receiver, anything else a generic
-    ``webhook_configs`` one. Alerts without a team (the chart's cluster alerts) go to the same
-    receiver: the team that installs the cluster stack owns it. ``Watchdog`` (always firing, the
-    dead man's switch) and ``InfoInhibitor`` go nowhere.
-    """
-    receiver = f"team-{team}"
-    host = urlsplit(webhook_url).hostname or ""
-    if host == "hooks.slack.com":
-        target: dict[str, Any] = {
-            "slack_configs": [
-                {
-                    "api_url": webhook_url,
-                    "send_resolved": True,
-                    "title": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.service }})",
-                    "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.runbook_url }}\n{{ end }}",
-                }
-            ]
-        }
-    else:
-        target = {"webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-    return {
-        "global": {"resolve_timeout": "5m"},
-        "route": {
-            "receiver": receiver,
-            "group_by": ["alertname", "namespace", "service"],
-            "group_wait": "30s",
-            "group_interval": "5m",
-            "repeat_interval": "4h",
-            "routes": [
-                {"receiver": "null", "matchers": ['alertname =~ "Watchdog|InfoInhibitor"']},
-                {"receiver": receiver, "matchers": [f'team = "{team}"']},
-            ],
-        },
-        "inhibit_rules": [
-            # The chart's own rule: a critical alert silences the warning of the same name.
-            {
-                "source_matchers": ['severity = "critical"'],
-                "target_matchers": ['severity = "warning"'],
-                "equal": ["namespace", "alertname"],
-            },
-            # While the page is on, its symptoms need no tickets of their own.
-            {
-                "source_matchers": ['alertname = "ErrorBudgetBurnFast"'],
-                "target_matchers": ['alertname =~ "ErrorBudgetBurnSlow|HighErrorRatio"'],
-                "equal": ["namespace", "service"],
-            },
-            {
-                "source_matchers": ['alertname = "TunnelDown"'],
-                "target_matchers": ['alertname =~ "TunnelDegraded|TunnelOriginErrors"'],
-                "equal": ["namespace", "service"],
-            },
-        ],
-        "receivers": [{"name": "null"}, {"name": receiver, **target}],
-    }
-
-
-def alloy_config(*, namespaces: Sequence[str], loki_push_url: str) -> str:
-    """Alloy configuration: tail the pods of ``namespaces`` through the Kubernetes API into Loki.
-
-    ``loki.source.kubernetes`` reads logs from the API server, so the collector needs no host
-    mounts, no privileges and no network path into the service's namespace.
-    """
-    names = ", ".join(json.dumps(n) for n in namespaces)
-    return f"""discovery.kubernetes "pods" {{
-  role = "pod"
-  namespaces {{
-    names = [{names}]
-  }}
-}}
-
-discovery.relabel "pods" {{
-  targets = discovery.kubernetes.pods.targets
-  rule {{
-    source_labels = ["__meta_kubernetes_namespace"]
-    target_label  = "namespace"
-  }}
-  rule {{
-    source_labels = ["__meta_kubernetes_pod_name"]
-    target_label  = "pod"
-  }}
-  rule {{
-    source_labels = ["__meta_kubernetes_pod_container_name"]
-    target_label  = "container"
-  }}
-  rule {{
-    source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_part_of"]
-    target_label  = "service"
-  }}
-  rule {{
-    source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
-    target_label  = "component"
-  }}
-}}
-
-loki.source.kubernetes "pods" {{
-  targets    = discovery.relabel.pods.output
-  forward_to = [loki.process.json.receiver]
-}}
-
-// The app logs one JSON object per line: its level becomes a label.
-loki.process "json" {{
-  stage.json {{
-    expressions = {{ level = "level" }}
-  }}
-  stage.labels {{
-    values = {{ level = "" }}
-  }}
-  forward_to = [loki.write.default.receiver]
-}}
-
-loki.write "default" {{
-  endpoint {{
-    url = {json.dumps(loki_push_url)}
-  }}
-}}
-"""
-
-
-def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
-
-
-def kube_prometheus_stack_values(args: MonitoringArgs, alertmanager: pulumi.Output[dict[str, Any]]) -> dict[str, Any]:
-    """Values of the kube-prometheus-stack release (``alertmanager`` is the secret config)."""
-    loki_url = f"http://loki.{args.monitoring_namespace}.svc.cluster.local:{LOKI_PORT}"
-    return {
-        "crds": {"enabled": True},
-        "prometheus": {
-            "prometheusSpec": {
-                "retention": args.prometheus_retention,
-                "retentionSize": args.prometheus_retention_size,
-                "resources": _resources("250m", "1Gi", "2Gi"),
-                # The chart's defaults, stated: only objects labelled release=<this release> count.
-                "serviceMonitorSelectorNilUsesHelmValues": True,
-                "podMonitorSelectorNilUsesHelmValues": True,
-                "ruleSelectorNilUsesHelmValues": True,
-                "storageSpec": {
-                    "volumeClaimTemplate": {
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": args.prometheus_storage}},
-                        }
-                    }
-                },
-            }
-        },
-        "alertmanager": {
-            "config": alertmanager,
-            "alertmanagerSpec": {"retention": "120h", "resources": _resources("50m", "64Mi", "256Mi")},
-        },
-        "grafana": {
-            "admin": {
-                "existingSecret": GRAFANA_ADMIN_SECRET,
-                "userKey": GRAFANA_USER_KEY,
-                "passwordKey": GRAFANA_PASSWORD_KEY,
-            },
-            "resources": _resources("100m", "256Mi", "512Mi"),
-            "sidecar": {
-                "dashboards": {
-                    "enabled": True,
-                    "label": DASHBOARD_LABEL,
-                    "labelValue": DASHBOARD_LABEL_VALUE,
-                    "searchNamespace": "ALL",
-                }
-            },
-            "additionalDataSources": [
-                {"name": "Loki", "uid": "loki", "type": "loki", "access": "proxy", "url": loki_url}
-            ],
-        },
-        "kube-state-metrics": {"resources": _resources("50m", "128Mi", "256Mi")},
-    }
-
-
-def loki_values(args: MonitoringArgs) -> dict[str, Any]:
-    """Values of the Loki release: one monolithic Loki on a filesystem volume, no auth inside the cluster."""
-    return {
-        "deploymentMode": "Monolithic",
-        "loki": {
-            "auth_enabled": False,
-            "commonConfig": {"replication_factor": 1},
-            "storage": {"type": "filesystem"},
-            "schemaConfig": {
-                "configs": [
-                    {
-                        "from": "2024-04-01",
-                        "store": "tsdb",
-                        "object_store": "filesystem",
-                        "schema": "v13",
-                        "index": {"prefix": "loki_index_", "period": "24h"},
-                    }
-                ]
-            },
-            "limits_config": {"retention_period": args.log_retention},
-            "compactor": {"retention_enabled": True, "delete_request_store": "filesystem"},
-        },
-        "singleBinary": {
-            "replicas": 1,
-            "resources": _resources("200m", "512Mi", "1Gi"),
-            "persistence": {"enabled": True, "size": args.loki_storage},
-        },
-        # Nothing of the scalable modes, no memcached caches, no canary: one small Loki.
-        "read": {"replicas": 0},
-        "write": {"replicas": 0},
-        "backend": {"replicas": 0},
-        "gateway": {"enabled": False},
-        "chunksCache": {"enabled": False},
-        "resultsCache": {"enabled": False},
-        "lokiCanary": {"enabled": False},
-        "test": {"enabled": False},
-    }
-
-
-def alloy_values(config: pulumi.Output[str]) -> dict[str, Any]:
-    """Values of the Alloy release: one collector reading pod logs through the Kubernetes API."""
-    return {
-        "alloy": {
-            "configMap": {"create": True, "content": config},
-            "resources": _resources("100m", "128Mi", "512Mi"),
-            "enableReporting": False,
-        },
-        "controller": {"type": "deployment", "replicas": 1},
-        # Least privilege: discovering pods and reading their logs is all this config does.
-        "rbac": {
-            "create": True,
-            "rules": [
-                {"apiGroups": [""], "resources": ["pods", "pods/log", "namespaces"], "verbs": ["get", "list", "watch"]}
-            ],
-            "clusterRules": [],
-        },
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # The component
 
 
 class Monitoring(pulumi.ComponentResource):
-    """Scrape targets, alert rules and dashboard of one service (and, optionally, the cluster stack)."""
+    """Scrape targets, alert rules and dashboard of one service."""
 
     service_monitor_name: str
     """Name of the app's ServiceMonitor."""
@@ -539,8 +257,6 @@ class Monitoring(pulumi.ComponentResource):
     """Name of the dashboard ConfigMap (in the monitoring namespace)."""
     alerts: list[str]
     """Names of the alerts the rules define."""
-    cluster_stack: list[str]
-    """Helm releases installed with this stack (empty without ``install_cluster_stack``)."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         problems = args.problems()
@@ -553,12 +269,7 @@ class Monitoring(pulumi.ComponentResource):
         common = labels.standard(service, team=args.team, stage=args.stage)
         selected = {**common, "release": args.prometheus_release}
 
-        self.cluster_stack = []
-        crds: list[pulumi.Resource] = []
-        if args.install_cluster_stack:
-            crds = self._cluster_stack(name, args, namespace, common)
-
-        needs_crds = pulumi.ResourceOptions(depends_on=crds)
+        needs_crds = pulumi.ResourceOptions(depends_on=list(args.after))
         per_service = pulumi.ResourceOptions.merge(kube, needs_crds)
 
         self.service_monitor_name = service
@@ -630,70 +341,5 @@ class Monitoring(pulumi.ComponentResource):
                 "rule_name": self.rule_name,
                 "dashboard_name": self.dashboard_name,
                 "alerts": self.alerts,
-                "cluster_stack": self.cluster_stack,
             }
         )
-
-    def _cluster_stack(
-        self, name: str, args: MonitoringArgs, namespace: pulumi.Output[str], common: dict[str, str]
-    ) -> list[pulumi.Resource]:
-        """Namespace, Grafana admin Secret, kube-prometheus-stack, Loki, Alloy; returns what CRs wait for."""
-        assert args.alert_webhook_url is not None and args.grafana_admin_password is not None
-        # Shared by every service of the cluster: a sunset of this one must not take it away.
-        shared = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, retain_on_delete=True)
-        mon = args.monitoring_namespace
-        stack_labels = {"app.kubernetes.io/managed-by": labels.MANAGED_BY, labels.TEAM_LABEL: args.team}
-        ns = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": mon,
-                # node-exporter reads the host (hostNetwork, hostPID, hostPath): privileged, in this namespace only.
-                "labels": {**stack_labels, "pod-security.kubernetes.io/enforce": "privileged"},
-            },
-            opts=shared,
-        )
-        in_ns = pulumi.ResourceOptions.merge(shared, pulumi.ResourceOptions(depends_on=[ns]))
-        admin = k8s.core.v1.Secret(
-            f"{name}-grafana-admin",
-            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": mon, "labels": stack_labels},
-            type="Opaque",
-            string_data={
-                GRAFANA_USER_KEY: "admin",
-                GRAFANA_PASSWORD_KEY: pulumi.Output.secret(args.grafana_admin_password),
-            },
-            opts=in_ns,
-        )
-        alertmanager: pulumi.Output[dict[str, Any]] = pulumi.Output.secret(
-            pulumi.Output.all(url=args.alert_webhook_url).apply(
-                lambda v: alertmanager_config(team=args.team, webhook_url=str(v["url"]))
-            )
-        )
-
-        def release(
-            release_name: str, chart: HelmChart, values: dict[str, Any], after: Sequence[pulumi.Resource]
-        ) -> k8s.helm.v3.Release:
-            self.cluster_stack.append(release_name)
-            return k8s.helm.v3.Release(
-                f"{name}-{chart.chart}",
-                name=release_name,  # fixed: the monitors' ``release`` label and the service URLs depend on it
-                namespace=mon,
-                chart=chart.chart,
-                version=chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-                values=values,
-                create_namespace=False,
-                atomic=True,
-                cleanup_on_fail=True,
-                max_history=5,
-                timeout=900,
-                opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=list(after))),
-            )  # fmt: skip
-
-        prometheus = release(
-            args.prometheus_release, KUBE_PROMETHEUS_STACK, kube_prometheus_stack_values(args, alertmanager), [admin]
-        )
-        loki = release("loki", LOKI, loki_values(args), [])
-        push_url = f"http://loki.{mon}.svc.cluster.local:{LOKI_PORT}/loki/api/v1/push"
-        collector = namespace.apply(lambda service_ns: alloy_config(namespaces=[service_ns], loki_push_url=push_url))
-        release("alloy", ALLOY, alloy_values(collector), [loki])
-        return [prometheus]

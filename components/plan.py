@@ -35,7 +35,14 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import image, stack_rules
 from components.rules import write_rule_files
-from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
+from components.settings import (
+    PROJECT,
+    SECRET_MARK,
+    SettingProblem,
+    SettingsError,
+    key,
+    load_settings,
+)
 from components.testing import (
     EngineRuleError,
     OfflineEcrClient,
@@ -156,8 +163,8 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
         missing_secrets = [p for p in error.problems if p.value == "<not set>" and p.key in config.secret_keys]
         missing_revision = [p for p in error.problems if p.key == key("sourceRevision") and p.value == "<not set>"]
         real = [p for p in error.problems if p not in missing_secrets and p not in missing_revision]
-        if real:
-            raise
+        if real:  # what the plan would stand in is no problem of the stack file
+            raise SettingsError(real) from None
         for problem in missing_secrets:
             config.values[problem.key] = SECRET_MARK
             config.notes.append(f"{problem.key} is not in the stack file: planned as {SECRET_MARK}")

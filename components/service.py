@@ -13,6 +13,7 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster_monitoring import ClusterMonitoring
 from components.environment import Environment, EnvironmentArgs, namespace_quota
 from components.exposure import Exposure, ExposureArgs
 from components.image import ContainerImage, ContainerImageArgs
@@ -20,7 +21,7 @@ from components.kube import kubernetes_provider
 from components.monitoring import Monitoring, MonitoringArgs
 from components.promotion import promoted_image_ref
 from components.settings import Resources, Settings
-from components.workload import Workload, WorkloadArgs
+from components.workload import PullCredentials, Workload, WorkloadArgs
 
 TYPE: Final = "service-lifecycle:index:ServiceStack"
 
@@ -49,12 +50,24 @@ def component_urn(*, project: str, stack: str, service: str, child_type: str, ro
     return f"urn:pulumi:{stack}::{project}::{TYPE}${child_type}::{child_name(service, role)}"
 
 
+def _pull_credentials(settings: Settings) -> PullCredentials | None:
+    """The pods' registry login when the stack asks for a pull Secret (validated by the settings)."""
+    registry = settings.registry
+    if not registry.pull_secret:
+        return None
+    assert registry.username is not None and registry.pull_password is not None  # load_settings checked
+    return PullCredentials(server=registry.server, username=registry.username, password=registry.pull_password)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceStackArgs:
     """Arguments of :class:`ServiceStack`."""
 
     settings: Settings
     """Validated settings (components.settings.load_settings). Required."""
+    cluster_monitoring: ClusterMonitoring | None = None
+    """The cluster's monitoring stack when the same program registers it: the service's monitors wait
+    for its CRDs. Default None: the stack is already on the cluster (another program installed it)."""
 
 
 class ServiceStack(pulumi.ComponentResource):
@@ -66,6 +79,9 @@ class ServiceStack(pulumi.ComponentResource):
     """The service's Kubernetes namespace; None when the stage runs nothing."""
     image_ref: pulumi.Output[str] | None
     """Immutable ``repo@sha256:…`` deployed in this stage; None when nothing runs."""
+    image_tag: str | None
+    """Content tag (``ctx-<sha256>``) of the image built in this stage, which the app reports as its
+    ``revision``; None in stages that do not build."""
     urls: list[str]
     """Public URLs of the service; empty when it is not exposed."""
     kubernetes_provider: k8s.Provider | None
@@ -90,6 +106,7 @@ class ServiceStack(pulumi.ComponentResource):
         self.parts = []
         self.namespace = settings.namespace if parts.environment else None
         self.image_ref = None
+        self.image_tag = None
         self.urls = [f"https://{host}" for host in settings.cloudflare.hostnames] if parts.exposure else []
         child = pulumi.ResourceOptions(parent=self)
 
@@ -99,7 +116,6 @@ class ServiceStack(pulumi.ComponentResource):
                 child_name(settings.service_name, ROLE_IMAGE),
                 ContainerImageArgs(
                     repository=settings.registry.repository,
-                    revision=settings.build.revision,
                     context=settings.build.context,
                     platform=settings.build.platform,
                     version=settings.app_version,
@@ -111,6 +127,7 @@ class ServiceStack(pulumi.ComponentResource):
                 child,
             )
             self.image_ref = image.image_ref
+            self.image_tag = image.content_tag
             self.parts.append(ROLE_IMAGE)
 
         # Kubernetes: provider, promoted image, namespace with guard rails, the workload.
@@ -164,7 +181,7 @@ class ServiceStack(pulumi.ComponentResource):
                         resources=settings.resources,
                         monitoring_namespace=settings.monitoring.namespace,
                         kubernetes_version=settings.kubernetes.version,
-                        revision=settings.build.revision if settings.build is not None else None,
+                        pull_credentials=_pull_credentials(settings),
                     ),
                     on_cluster,
                 )
@@ -187,9 +204,7 @@ class ServiceStack(pulumi.ComponentResource):
                     slo_availability=watch.slo_availability,
                     latency_p95_seconds=watch.latency_p95_seconds,
                     runbook_url=watch.runbook_url,
-                    install_cluster_stack=watch.install_cluster_stack,
-                    alert_webhook_url=watch.alert_webhook_url,
-                    grafana_admin_password=watch.grafana_admin_password,
+                    after=[args.cluster_monitoring.ready] if args.cluster_monitoring is not None else [],
                     kubernetes_provider=self.kubernetes_provider,
                 ),
                 child,
@@ -239,6 +254,7 @@ class ServiceStack(pulumi.ComponentResource):
                 "parts": self.parts,
                 "namespace": self.namespace,
                 "image_ref": self.image_ref,
+                "image_tag": self.image_tag,
                 "urls": self.urls,
                 "exposure_urn": self.exposure_urn,
             }

@@ -118,6 +118,10 @@ class RegistrySettings:
     """Registry password or token, a Pulumi secret; None for ECR."""
     retain_digests: int
     """How many production digests the sunset decommission keeps."""
+    pull_secret: bool = False
+    """Pods pull with a ``kubernetes.io/dockerconfigjson`` Secret (private registries other than ECR)."""
+    pull_password: pulumi.Output[str] | None = field(default=None, repr=False)
+    """Read-only registry token for that Secret, a Pulumi secret; None without :attr:`pull_secret`."""
 
     @property
     def server(self) -> str:
@@ -473,6 +477,18 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
             r.problem("registryUsername", None, f"the user that pushes to {repository.split('/', 1)[0]}")
         if password is None:
             r.problem("registryPassword", None, "a secret: pulumi config set --secret registryPassword <token>")
+    pull_secret = r.boolean("imagePullSecret")
+    pull_password = r.secret("registryPullPassword")
+    if pull_secret and is_ecr:
+        r.problem("imagePullSecret", "true", "false for ECR: EKS nodes pull with their IAM role (see README)")
+    elif pull_secret and parts and parts.workload:
+        if username is None:
+            r.problem("registryUsername", None, "the user the pods pull as (imagePullSecret is true)")
+        if pull_password is None:
+            r.problem(
+                "registryPullPassword", None,
+                "a secret read-only token: pulumi config set --secret registryPullPassword <token>",
+            )  # fmt: skip
 
     build: BuildSettings | None = None
     context = r.string("buildContext", required=True, expected="the Docker build context directory, e.g. app")
@@ -613,7 +629,14 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
         replicas=replicas,
         container_port=container_port,
         resources=resources,
-        registry=RegistrySettings(repository=repository, username=username, password=password, retain_digests=retain),
+        registry=RegistrySettings(
+            repository=repository,
+            username=username,
+            password=password,
+            retain_digests=retain,
+            pull_secret=bool(pull_secret),
+            pull_password=pull_password if pull_secret else None,
+        ),
         build=build,
         promotion=promotion,
         kubernetes=KubernetesSettings(version=k8s_version, context=kube_context, kubeconfig=kubeconfig),

@@ -68,6 +68,10 @@ PROGRAM_SETTINGS: Final[Mapping[str, ProgramSetting]] = {
         type="string", secret=True,
         description="Alertmanager receiver URL (Slack or generic webhook); needed with monitoringInstallClusterStack.",
     ),
+    "registryPullPassword": ProgramSetting(
+        type="string", secret=True,
+        description="Read-only registry token the pods pull with when imagePullSecret is true.",
+    ),
     "grafanaAdminPassword": ProgramSetting(
         type="string", secret=True,
         description="Grafana admin password; needed with monitoringInstallClusterStack.",

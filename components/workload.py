@@ -18,6 +18,7 @@ Shutdown, in order (the app's contract, see app/server.py):
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -41,6 +42,8 @@ TERMINATION_MARGIN_SECONDS: Final = 5
 SLEEP_ACTION_MINOR: Final = 30
 """First Kubernetes minor version where the ``sleep`` lifecycle handler is on by default (beta)."""
 CONFIG_CHECKSUM_ANNOTATION: Final = "service-lifecycle/config-checksum"
+PULL_SECRET_TYPE: Final = "kubernetes.io/dockerconfigjson"
+PULL_SECRET_KEY: Final = ".dockerconfigjson"
 _VERSION = re.compile(r"^1\.(\d+)$")
 
 
@@ -77,6 +80,27 @@ def pre_stop_handler(seconds: int, kubernetes_version: str) -> k8s.core.v1.Lifec
 
 
 @dataclass(frozen=True, kw_only=True)
+class PullCredentials:
+    """How the pods log in to a private registry; ``password`` is made a Pulumi secret."""
+
+    server: str
+    """Registry host, e.g. ``ghcr.io``."""
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
+
+
+def docker_config_json(server: str, username: str, password: str) -> str:
+    """The ``.dockerconfigjson`` document of a ``kubernetes.io/dockerconfigjson`` Secret.
+
+    The shape the kubelet reads (kubernetes ``pkg/credentialprovider/config.go``, ``DockerConfigJSON``:
+    ``auths`` → server → ``username``, ``password``, ``auth`` = base64 of ``user:password``), the same as
+    ``kubectl create secret docker-registry`` writes.
+    """
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {server: {"username": username, "password": password, "auth": auth}}}, sort_keys=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkloadArgs:
     """Arguments of :class:`Workload`."""
 
@@ -104,8 +128,9 @@ class WorkloadArgs:
     """Targeted Kubernetes minor version, e.g. ``1.31`` (chooses the preStop handler). Required."""
     max_replicas: int | None = None
     """The autoscaler's ceiling. Default None: twice :attr:`replicas`."""
-    revision: str | None = None
-    """Git revision for ``GIT_REVISION``. Default None: the value baked into the image stays."""
+    pull_credentials: PullCredentials | None = None
+    """Registry login for a private image: a dockerconfigjson Secret the ServiceAccount hands to every pod.
+    Default None: the nodes pull on their own (public image, or ECR with the node's IAM role)."""
     drain_seconds: int = 5
     """``DRAIN_SECONDS``: after SIGTERM, serve with readiness 503 this long. Default 5."""
     shutdown_grace_seconds: int = 20
@@ -191,10 +216,15 @@ class Workload(pulumi.ComponentResource):
         def metadata(object_name: str) -> k8s.meta.v1.ObjectMetaArgsDict:
             return {"name": object_name, "namespace": namespace, "labels": common}
 
+        pull_secrets: list[k8s.core.v1.LocalObjectReferenceArgsDict] = []
+        if args.pull_credentials is not None:
+            pull_secrets.append({"name": self._pull_secret(name, args.pull_credentials, metadata(f"{service}-pull"))})
         account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
             metadata=metadata(service),
             automount_service_account_token=False,
+            # The ServiceAccount admission plugin copies these into every pod that runs as this account.
+            image_pull_secrets=pull_secrets or None,
             opts=child,
         )
 
@@ -213,8 +243,6 @@ class Workload(pulumi.ComponentResource):
             {"name": "APP_VERSION", "value": args.app_version},
             {"name": "IMAGE_REF", "value": image},
         ]
-        if args.revision is not None:
-            env.append({"name": "GIT_REVISION", "value": args.revision})
         container: k8s.core.v1.ContainerArgsDict = {
             "name": CONTAINER_NAME,
             "image": image,
@@ -398,3 +426,21 @@ class Workload(pulumi.ComponentResource):
                 "image": self.image,
             }
         )
+
+    def _pull_secret(
+        self, name: str, login: PullCredentials, metadata: k8s.meta.v1.ObjectMetaArgsDict
+    ) -> pulumi.Output[str]:
+        """The ``kubernetes.io/dockerconfigjson`` Secret for ``login``; returns its name."""
+        document: pulumi.Output[str] = pulumi.Output.all(username=login.username, password=login.password).apply(
+            lambda v: docker_config_json(login.server, str(v["username"]), str(v["password"]))
+        )
+        sealed: pulumi.Output[str] = pulumi.Output.secret(document)
+        secret = k8s.core.v1.Secret(
+            f"{name}-pull-secret",
+            metadata=metadata,
+            type=PULL_SECRET_TYPE,
+            string_data={PULL_SECRET_KEY: sealed},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        fallback = str(metadata["name"])
+        return secret.metadata.apply(lambda m: m.name or fallback)

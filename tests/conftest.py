@@ -64,6 +64,7 @@ def stack_values() -> Callable[..., dict[str, str]]:
 
 TEST_SECRETS: dict[str, str] = {
     "registryPassword": "test-registry-password-0f9e",
+    "registryPullPassword": "test-pull-token-3a7c",
 }
 """Secrets the stack files leave to `pulumi config set --secret`; tests supply known values."""
 

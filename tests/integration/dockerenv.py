@@ -340,6 +340,7 @@ def build_app_image(
     source: str = "https://example.invalid/service-lifecycle",
     context: Path = APP_DIR,
     no_cache: bool = False,
+    cache_from: str | None = None,
 ) -> str:
     """Build app/ exactly as the Dockerfile says, with the local base; returns the image ID.
 
@@ -356,6 +357,8 @@ def build_app_image(
     ]  # fmt: skip
     if no_cache:
         args.append("--no-cache")
+    if cache_from is not None:  # what pulumi-docker's cache_from does: pull it, then build against it
+        args += ["--cache-from", cache_from]
     return engine.docker(*args, str(context), timeout=600).stdout.strip()
 
 

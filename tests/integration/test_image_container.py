@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import dockerenv
 import pytest
+
+from components.image import CACHE_TAG, content_tag
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -150,3 +154,47 @@ def test_missing_tools_fail_on_ci_and_skip_elsewhere(
     monkeypatch.setattr(dockerenv.shutil, "which", lambda tool: None if tool == "dockerd" else f"/usr/bin/{tool}")
     with pytest.raises(outcome, match="missing tools: dockerd"):
         dockerenv.require_real_tools()
+
+
+def test_a_cold_runner_builds_a_code_patch_from_the_registry_cache(
+    docker_engine: dockerenv.DockerEngine, oci_registry: dockerenv.OciRegistry, base_image: str, tmp_path: Path
+) -> None:
+    """What ContainerImage asks of the engine (components/image.py): the image is pushed under its content
+    tag and re-tagged ``buildcache``; a runner that has nothing but the base pulls ``buildcache`` and
+    builds with ``--cache-from`` (pulumi-docker ``provider/image.go`` pulls ``cacheFrom`` images before
+    the build), so a code-only patch rebuilds only the layers after the code changed."""
+    context = tmp_path / "app"
+    shutil.copytree(dockerenv.APP_DIR, context)
+    repo = f"{oci_registry.host}/cache-check"
+    args = {"VERSION": "1.0.0", "SOURCE": "https://example.invalid/s", "BASE_IMAGE": base_image}
+
+    def tag() -> str:
+        return content_tag(context=context, dockerfile=context / "Dockerfile", build_args=args, platform="linux/amd64")
+
+    def forget() -> None:
+        images = docker_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        docker_engine.docker("rmi", "-f", *[i for i in images if i.startswith(repo) and not i.endswith(":<none>")])
+        docker_engine.docker("image", "prune", "-f")
+
+    first = tag()
+    dockerenv.build_app_image(docker_engine, f"{repo}:{first}", base_image=base_image, revision=first,
+                              version="1.0.0", source=args["SOURCE"], context=context, no_cache=True)  # fmt: skip
+    docker_engine.docker("tag", f"{repo}:{first}", f"{repo}:{CACHE_TAG}")
+    for pushed_tag in (first, CACHE_TAG):
+        docker_engine.docker("push", f"{repo}:{pushed_tag}", timeout=300)
+    assert _get(f"{oci_registry.url}/v2/cache-check/manifests/{first}")[0] == 200
+
+    forget()
+    (context / "server.py").write_text((context / "server.py").read_text() + "\n# patch\n")
+    second = tag()
+    assert second != first
+    docker_engine.docker("pull", f"{repo}:{CACHE_TAG}", timeout=300)
+    build = docker_engine.docker(
+        "build", "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", f"REVISION={second}",
+        "--build-arg", "VERSION=1.0.0", "--build-arg", f"SOURCE={args['SOURCE']}",
+        "--cache-from", f"{repo}:{CACHE_TAG}", "--tag", f"{repo}:{second}", str(context), timeout=600,
+    )  # fmt: skip
+    # Both stages' dependency steps came from the pulled cache, on an engine that had no layer of them.
+    assert build.stdout.count("Using cache") >= 5, build.stdout
+    labels = json.loads(docker_engine.docker("image", "inspect", f"{repo}:{second}").stdout)[0]["Config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == second  # the app reports its content tag

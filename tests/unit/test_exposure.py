@@ -249,10 +249,17 @@ def test_cloudflared_deployment(production: RecordingMocks, make_settings: Calla
     assert container["image"] == settings.cloudflare.cloudflared_image
     assert "@sha256:" in container["image"]
     assert container["command"] == ["cloudflared"]
-    assert container["args"] == ["tunnel", "--no-autoupdate", "--metrics", "0.0.0.0:2000", "run"]
-    assert container["env"] == [
-        {"name": "TUNNEL_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hello-tunnel-token", "key": "token"}}}
+    token_file = "/etc/cloudflared/tunnel/token"
+    assert container["args"] == [
+        "tunnel",
+        "--no-autoupdate",
+        "--metrics",
+        "0.0.0.0:2000",
+        "run",
+        "--token-file",
+        token_file,
     ]
+    assert "env" not in container  # no token in the environment (checkov CKV_K8S_35)
     assert container["ports"] == [{"name": "metrics", "containerPort": 2000, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
@@ -266,6 +273,42 @@ def test_cloudflared_deployment(production: RecordingMocks, make_settings: Calla
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert set(container["resources"]) == {"requests", "limits"}
+
+
+def test_cloudflared_reads_its_token_from_a_read_only_file(production: RecordingMocks) -> None:
+    """cloudflared 2025.8.1 (the pinned image) has ``tunnel run --token-file`` (env ``TUNNEL_TOKEN_FILE``):
+    cloudflare/cloudflared ``cmd/cloudflared/tunnel/subcommands.go``, ``tunnelTokenFileFlag`` in
+    ``buildRunCommand``; ``runCommand`` reads the file and trims whitespace when ``--token`` is empty
+    (added in 2025.4.0). The Secret's ``token`` key is mounted as that file, read-only, mode 0440,
+    group-owned by the pod's fsGroup so the non-root cloudflared user can read it."""
+    pod = _ints(production.one(DEPLOYMENT).plain_inputs)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["volumeMounts"] == [
+        {"name": "tunnel-token", "mountPath": "/etc/cloudflared/tunnel", "readOnly": True}
+    ]
+    (volume,) = pod["volumes"]
+    assert volume == {
+        "name": "tunnel-token",
+        "secret": {
+            "secretName": "hello-tunnel-token",
+            "defaultMode": 0o440,
+            "items": [{"key": "token", "path": "token"}],
+        },
+    }
+    assert container["args"][-1] == "/etc/cloudflared/tunnel/token"
+    assert pod["securityContext"]["fsGroup"] == 65532 == container["securityContext"]["runAsUser"]
+    secret = production.one(SECRET)
+    assert secret.plain_inputs["metadata"]["name"] == "hello-tunnel-token"
+
+
+def test_dns_and_cloudflared_wait_for_the_tunnel_configuration(production: RecordingMocks) -> None:
+    """On first creation the edge must not route to connectors of a tunnel without ingress rules (503s)."""
+    config = production.one(TUNNEL_CONFIG)
+    records = production.by_type(DNS)
+    assert len(records) == 2
+    for record in records:
+        assert config.urn in record.dependencies
+    assert config.urn in production.one(DEPLOYMENT).dependencies
 
 
 def test_cloudflared_disruption_budget(production: RecordingMocks) -> None:
@@ -368,3 +411,19 @@ def _plan_id(plan: dict[str, Any], tunnel: dict[str, Any]) -> str:
     content = str(records[0]["inputs"]["content"])
     assert content.endswith(".cfargotunnel.com")
     return content.removesuffix(".cfargotunnel.com")
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_plan_json_shows_dns_and_cloudflared_after_the_tunnel_configuration(
+    offline_plan: Callable[[str], tuple[dict[str, Any], Any]], stack: str
+) -> None:
+    plan, _ = offline_plan(stack)
+    (config,) = [r for r in plan["resources"] if r["type"] == TUNNEL_CONFIG]
+    dns = [r for r in plan["resources"] if r["type"] == DNS]
+    cloudflared = [
+        r for r in plan["resources"]
+        if r["type"] == DEPLOYMENT and r["inputs"]["metadata"]["name"].endswith("-cloudflared")
+    ]  # fmt: skip
+    assert dns and len(cloudflared) == 1
+    for resource in [*dns, *cloudflared]:
+        assert config["urn"] in resource["dependencies"], resource["name"]

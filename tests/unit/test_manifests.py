@@ -203,6 +203,6 @@ def test_environment_and_workload_validate_for_every_supported_version_they_may_
     settings = make_settings("staging", kubernetesVersion=version)
     mocks = run_components(lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="staging")
     mine = [r for r in mocks.kubernetes_objects() if ":Environment$" in r.urn or ":Workload$" in r.urn]
-    assert len(mine) == 11
+    assert len(mine) == 12  # with the pull Secret of the sample stacks' private ghcr.io images
     for resource in mine:
         kubernetes_validate.validate(resource.plain_inputs, version, strict=True)

@@ -1,5 +1,5 @@
-"""Monitoring and its rules under the recording mocks: per-service objects, the cluster stack's Helm
-releases (pinned, secrets secret), the rules as data, and which stages are monitored."""
+"""Monitoring and its rules under the recording mocks: per-service objects, the rules as data, and which
+stages are monitored (the cluster stack is in test_cluster_monitoring.py)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,15 @@ import pytest
 
 from components import labels, rules
 from components.monitoring import (
-    ALLOY,
-    KUBE_PROMETHEUS_STACK,
-    LOKI,
     TUNNEL_METRICS_PORT,
     Monitoring,
     MonitoringArgs,
-    alertmanager_config,
     dashboard,
     dashboard_exprs,
 )
-from components.plan import Plan
 from components.service import ServiceStack, ServiceStackArgs
 from components.settings import Settings, SettingsError
-from components.testing import RecordedResource, RecordingMocks, is_secret, redact
+from components.testing import RecordingMocks
 
 MONITORING = "service-lifecycle:index:Monitoring"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
@@ -57,15 +52,6 @@ def _args(**overrides: Any) -> MonitoringArgs:
     }
     values.update(overrides)
     return MonitoringArgs(**values)
-
-
-def _cluster_args(**overrides: Any) -> MonitoringArgs:
-    return _args(
-        install_cluster_stack=True,
-        alert_webhook_url=pulumi.Output.secret(WEBHOOK),
-        grafana_admin_password=pulumi.Output.secret(PASSWORD),
-        **overrides,
-    )
 
 
 def _run(run_components: Callable[..., RecordingMocks], args: MonitoringArgs) -> RecordingMocks:
@@ -254,8 +240,6 @@ def test_the_tunnel_port_name_is_the_one_exposure_gives_cloudflared() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"install_cluster_stack": True, "grafana_admin_password": "x"}, "alert_webhook_url: required"),
-        ({"install_cluster_stack": True, "alert_webhook_url": "https://x"}, "grafana_admin_password: required"),
         ({"app_selector": {}}, "app_selector: empty"),
         ({"slo_availability": 80.0}, "slo_availability is 80.0"),
     ],
@@ -269,94 +253,19 @@ def test_bad_arguments_fail_before_anything_is_registered(
     assert [r for r in mocks.resources if r.type != "pulumi:pulumi:Stack"] == []
 
 
-# ---------------------------------------------------------------------------------------------
-# The cluster stack
+def test_monitors_wait_for_what_they_are_told_to(run_components: Callable[..., RecordingMocks]) -> None:
+    """``after`` (the cluster stack's CRD-bearing release, when the same program installs it)."""
 
+    def program() -> None:
+        crds = pulumi.CustomResource("test:index:Crds", "crds", {})
+        Monitoring("hello-monitoring", _args(after=[crds]))
 
-def _releases(mocks: RecordingMocks) -> dict[str, RecordedResource]:
-    return {r.plain_inputs["chart"]: r for r in mocks.by_type(RELEASE)}
-
-
-def test_cluster_stack_charts_are_pinned(run_components: Callable[..., RecordingMocks]) -> None:
-    releases = _releases(_run(run_components, _cluster_args()))
-    assert set(releases) == {"kube-prometheus-stack", "loki", "alloy"}
-    for chart in (KUBE_PROMETHEUS_STACK, LOKI, ALLOY):
-        inputs = releases[chart.chart].plain_inputs
-        assert re.fullmatch(r"\d+\.\d+\.\d+", inputs["version"]), inputs["version"]
-        assert inputs["version"] == chart.version
-        assert inputs["repositoryOpts"] == {"repo": chart.repo}
-        assert inputs["namespace"] == "monitoring"
-    # the release name is what the monitors' `release` label points at, so it must not be auto-named
-    assert releases["kube-prometheus-stack"].plain_inputs["name"] == "kube-prometheus-stack"
-    assert releases["loki"].plain_inputs["name"] == "loki"
-
-
-def test_secrets_stay_secret_in_the_release_and_the_plan(run_components: Callable[..., RecordingMocks]) -> None:
-    mocks = _run(run_components, _cluster_args())
-    kps = _releases(mocks)["kube-prometheus-stack"]
-    assert is_secret(kps.inputs["values"]) or is_secret(kps.inputs["values"]["alertmanager"]["config"])
-    admin = mocks.one("kubernetes:core/v1:Secret")
-    string_data = admin.inputs["stringData"]
-    assert is_secret(string_data) or is_secret(string_data["admin-password"])
-    assert admin.plain_inputs["stringData"]["admin-password"] == PASSWORD
-    plan = Plan(project="p", stack="s", stage="staging", resources=mocks.resources, invokes=[], outputs={}, notes=[])
-    dumped = json.dumps(plan.to_json())
-    assert WEBHOOK not in dumped and "t0k3n" not in dumped
-    assert PASSWORD not in dumped
-    assert WEBHOOK not in json.dumps([redact(r.inputs) for r in mocks.resources])
-
-
-def test_alertmanager_routes_the_team_to_its_webhook(run_components: Callable[..., RecordingMocks]) -> None:
-    values = _releases(_run(run_components, _cluster_args()))["kube-prometheus-stack"].plain_inputs["values"]
-    config = values["alertmanager"]["config"]
-    routes = config["route"]["routes"]
-    assert {"receiver": "team-platform", "matchers": ['team = "platform"']} in routes
-    receiver = next(r for r in config["receivers"] if r["name"] == "team-platform")
-    assert receiver["webhook_configs"] == [{"url": WEBHOOK, "send_resolved": True}]
-    assert values["prometheus"]["prometheusSpec"]["retention"] == "15d"
-    assert values["prometheus"]["prometheusSpec"]["resources"]["requests"]
-    grafana = values["grafana"]
-    assert grafana["admin"]["existingSecret"] == "grafana-admin"
-    assert "adminPassword" not in grafana
-    assert grafana["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
-
-
-def test_slack_urls_get_a_slack_receiver() -> None:
-    config = alertmanager_config(team="payments", webhook_url="https://hooks.slack.com/services/T0/B0/x")
-    receiver = config["receivers"][1]
-    assert receiver["name"] == "team-payments"
-    assert receiver["slack_configs"][0]["api_url"] == "https://hooks.slack.com/services/T0/B0/x"
-    assert "webhook_configs" not in receiver
-
-
-def test_logs_of_the_service_namespace_go_to_loki(run_components: Callable[..., RecordingMocks]) -> None:
-    releases = _releases(_run(run_components, _cluster_args()))
-    alloy = releases["alloy"].plain_inputs["values"]
-    content = alloy["alloy"]["configMap"]["content"]
-    assert 'names = ["hello-staging"]' in content
-    assert "http://loki.monitoring.svc.cluster.local:3100/loki/api/v1/push" in content
-    assert alloy["rbac"]["rules"][0]["resources"] == ["pods", "pods/log", "namespaces"]
-    loki = releases["loki"].plain_inputs["values"]
-    assert loki["deploymentMode"] == "Monolithic"
-    assert loki["loki"]["limits_config"]["retention_period"] == "168h"
-    assert loki["loki"]["auth_enabled"] is False
-
-
-def test_shared_stack_survives_a_sunset_and_monitors_wait_for_its_crds(
-    run_components: Callable[..., RecordingMocks],
-) -> None:
-    mocks = _run(run_components, _cluster_args())
-    shared = [
-        *mocks.by_type(RELEASE),
-        mocks.one("kubernetes:core/v1:Namespace"),
-        mocks.one("kubernetes:core/v1:Secret"),
-    ]
-    assert all(r.retain_on_delete for r in shared)
-    per_service = [mocks.one(t) for t in (SERVICE_MONITOR, POD_MONITOR, PROMETHEUS_RULE, CONFIG_MAP)]
-    assert not any(r.retain_on_delete for r in per_service)
-    kps = _releases(mocks)["kube-prometheus-stack"]
-    for resource in per_service:
-        assert kps.urn in resource.dependencies
+    mocks = run_components(program, stack="staging")
+    crds = mocks.one("test:index:Crds")
+    for kind in (SERVICE_MONITOR, POD_MONITOR, PROMETHEUS_RULE, CONFIG_MAP):
+        resource = mocks.one(kind)
+        assert crds.urn in resource.dependencies
+        assert not resource.retain_on_delete
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,34 +300,11 @@ def test_staging_and_production_are_monitored_and_sunset_is_not(
     assert mocks.by_type(CONFIG_MAP) == []
 
 
-def test_a_cluster_stack_without_its_secrets_is_a_settings_error(make_settings: Callable[..., Settings]) -> None:
-    with pytest.raises(SettingsError, match="service-lifecycle:alertWebhookUrl"):
-        make_settings("production", monitoringInstallClusterStack=True, grafanaAdminPassword="pw")
-
-
 def test_slo_too_low_for_the_fast_burn_page_is_a_settings_error(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(SettingsError, match=r"service-lifecycle:sloAvailabilityTarget: got '90\.0'"):
         make_settings("staging", sloAvailabilityTarget="90")
     with pytest.raises(SettingsError, match="service-lifecycle:monitoringRunbookUrl"):
         make_settings("staging", monitoringRunbookUrl="http://insecure.example.com/rb")
-
-
-def test_production_with_the_cluster_stack_keeps_secrets_out_of_the_plan(
-    make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks]
-) -> None:
-    settings = make_settings(
-        "production", monitoringInstallClusterStack=True, alertWebhookUrl=WEBHOOK, grafanaAdminPassword=PASSWORD
-    )
-    mocks = run_components(
-        lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None,
-        stack="production",
-        stack_outputs=STACK_OUTPUTS,
-    )
-    assert set(_releases(mocks)) == {"kube-prometheus-stack", "loki", "alloy"}
-    plan = Plan(project="p", stack="production", stage="production", resources=mocks.resources, invokes=[],
-                outputs={}, notes=[])  # fmt: skip
-    dumped = json.dumps(plan.to_json())
-    assert WEBHOOK not in dumped and PASSWORD not in dumped
 
 
 def test_the_plan_writes_the_rule_file_the_cluster_gets(

@@ -90,6 +90,7 @@ def test_secrets_never_reach_plan_files(offline_plan: PlanFn) -> None:
 def _broken_project(tmp_path: Path, project_dir: Path, config: dict[str, Any]) -> Path:
     shutil.copy(project_dir / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     shutil.copy(project_dir / "__main__.py", tmp_path / "__main__.py")
+    shutil.copytree(project_dir / "app", tmp_path / "app")  # the image's tag is computed from its content
     (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump({"config": config}))
     return tmp_path
 
@@ -149,6 +150,7 @@ def test_an_ecr_stack_plans_without_aws(tmp_path: Path, project_dir: Path) -> No
     config = yaml.safe_load((project_dir / "Pulumi.staging.yaml").read_text())["config"]
     config["service-lifecycle:imageRepository"] = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
     del config["service-lifecycle:registryUsername"]
+    config["service-lifecycle:imagePullSecret"] = "false"  # EKS nodes pull from ECR with their IAM role
     project = _broken_project(tmp_path, project_dir, config)
     no_aws = {
         "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",

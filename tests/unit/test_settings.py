@@ -141,7 +141,7 @@ def test_missing_revision_is_refused_when_building(stack_values: Callable[..., d
     from components.plan import DictConfig
     from components.settings import load_settings
 
-    values = stack_values("staging", registryPassword="x")
+    values = stack_values("staging", registryPassword="x", registryPullPassword="y")
     with pytest.raises(SettingsError) as raised:
         load_settings(DictConfig(values, set()), environ={})
     assert "service-lifecycle:sourceRevision: got <not set>; expected the git commit" in str(raised.value)
@@ -188,7 +188,7 @@ def test_production_can_opt_into_access(make_settings: Callable[..., Settings]) 
 def test_ecr_repository_needs_no_registry_password(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(
         "staging", imageRepository="123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello",
-        registryUsername=None, registryPassword=None,
+        registryUsername=None, registryPassword=None, imagePullSecret=False,
     )  # fmt: skip
     assert settings.registry.is_ecr and settings.registry.ecr_region == "eu-west-1"
     assert settings.registry.ecr_repository_name == "hello"

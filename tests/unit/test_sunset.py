@@ -240,8 +240,9 @@ def test_full_sunset_runs_the_steps_in_order_with_exact_targets(
         ("unprotect", namespace),
         ("up", "sunset"),  # the up sees the stack file already saying sunset
     ]
+    # production names its registry user (the pods pull as it), so the decommission logs in as it too
     assert registry.calls == [{"repository": REPO, "refs": [RUNNING], "retain": 2, "dry_run": False,
-                               "username": None, "password": "registry-token-from-stack"}]  # fmt: skip
+                               "username": "example-org-ci", "password": "registry-token-from-stack"}]  # fmt: skip
     assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
     assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
     assert "git add Pulumi.production.yaml" in out

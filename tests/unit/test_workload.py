@@ -7,7 +7,9 @@ arguments a stack file cannot express.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,9 +27,11 @@ from components.testing import RecordingMocks
 from components.workload import (
     CONFIG_CHECKSUM_ANNOTATION,
     TERMINATION_MARGIN_SECONDS,
+    PullCredentials,
     Workload,
     WorkloadArgs,
     WorkloadError,
+    docker_config_json,
     pre_stop_handler,
 )
 
@@ -336,11 +340,14 @@ def test_config_change_rolls_the_pods(run_components: Callable[..., RecordingMoc
     assert checksum(first) == checksum(third)
 
 
-def test_version_and_revision_reach_the_container(stage_run: StageRun) -> None:
+def test_version_reaches_the_container_and_no_git_revision_does(stage_run: StageRun) -> None:
+    """The pods carry nothing that changes with a commit alone: the git revision is recorded by the
+    deployment (``pulumi up --message``), and the app reports its image's content tag as revision."""
     settings, mocks = stage_run("staging")
     env = {e["name"]: e.get("value") for e in container(mocks)["env"]}
     assert settings.build is not None
-    assert env["GIT_REVISION"] == settings.build.revision
+    assert "GIT_REVISION" not in env
+    assert settings.build.revision not in json.dumps(deployment_of(mocks))
     assert env["APP_VERSION"] == settings.app_version
     assert env["IMAGE_REF"] == container(mocks)["image"]
     assert container(mocks)["envFrom"] == [{"configMapRef": {"name": "hello-config"}}]
@@ -350,9 +357,81 @@ def test_version_and_revision_reach_the_container(stage_run: StageRun) -> None:
         "DRAIN_SECONDS": "5",
         "SHUTDOWN_GRACE_SECONDS": "20",
     }
-    # production deploys staging's image as built: its baked-in revision stays
     _, production = stage_run("production")
     assert "GIT_REVISION" not in {e["name"] for e in container(production)["env"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pulling from a private registry
+
+
+@pytest.mark.parametrize("stage", ["staging", "production"])
+def test_private_registry_pods_pull_with_the_service_account_secret(stage_run: StageRun, stage: str) -> None:
+    """GHCR packages are private by default: without a pull secret the pods sit in ImagePullBackOff.
+    The ServiceAccount admission plugin copies a ServiceAccount's ``imagePullSecrets`` into each pod
+    that runs as it (Kubernetes docs, "Add ImagePullSecrets to a service account")."""
+    settings, mocks = stage_run(stage)
+    assert settings.registry.pull_secret
+    secret = mocks.one("kubernetes:core/v1:Secret", "hello-workload-pull-secret")
+    inputs = secret.plain_inputs
+    assert inputs["type"] == "kubernetes.io/dockerconfigjson"
+    assert inputs["metadata"]["namespace"] == f"hello-{stage}"
+    document = json.loads(inputs["stringData"][".dockerconfigjson"])
+    login = document["auths"]["ghcr.io"]
+    assert login["username"] == settings.registry.username
+    assert login["password"] == "test-pull-token-3a7c"
+    assert base64.b64decode(login["auth"]).decode() == f"{settings.registry.username}:test-pull-token-3a7c"
+    # the token is a secret on the wire and never in the recorded plan
+    assert "test-pull-token-3a7c" not in json.dumps(secret.to_json())
+    account = mocks.one(SERVICE_ACCOUNT).plain_inputs
+    assert account["imagePullSecrets"] == [{"name": "hello-pull"}]
+    assert pod_spec(mocks)["serviceAccountName"] == account["metadata"]["name"]
+    kubernetes_validate.validate(_whole(inputs), "1.31", strict=True)
+    kubernetes_validate.validate(_whole(account), "1.31", strict=True)
+
+
+def test_without_pull_credentials_there_is_no_pull_secret(run_components: Callable[..., RecordingMocks]) -> None:
+    mocks, _ = run_workload(run_components, workload_args())
+    assert mocks.by_type("kubernetes:core/v1:Secret") == []
+    assert "imagePullSecrets" not in mocks.one(SERVICE_ACCOUNT).plain_inputs
+
+
+def test_pull_credentials_build_the_secret(run_components: Callable[..., RecordingMocks]) -> None:
+    login = PullCredentials(server="registry.example.com", username="puller", password=pulumi.Output.secret("pw-1"))
+    mocks, _ = run_workload(run_components, workload_args(pull_credentials=login))
+    secret = mocks.one("kubernetes:core/v1:Secret")
+    assert json.loads(secret.plain_inputs["stringData"][".dockerconfigjson"]) == json.loads(
+        docker_config_json("registry.example.com", "puller", "pw-1")
+    )
+    assert "pw-1" not in json.dumps(secret.to_json())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"registryPullPassword": None}, "service-lifecycle:registryPullPassword: got <not set>"),
+        ({"registryUsername": None}, "service-lifecycle:registryUsername: got <not set>"),
+        (
+            {"imageRepository": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello", "registryUsername": None},
+            "service-lifecycle:imagePullSecret: got 'true'; expected false for ECR",
+        ),
+    ],
+)
+def test_pull_secret_settings_problems_name_the_key(
+    make_settings: Callable[..., Settings], overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        make_settings("production", **overrides)
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +499,7 @@ def test_every_object_is_named_and_parented(stage_run: StageRun) -> None:
     assert workload.urn.endswith("ServiceStack$service-lifecycle:index:Workload::hello-workload")
     children = mocks.children_of(workload.urn)
     assert sorted(r.type for r in children) == sorted(
-        [DEPLOYMENT, SERVICE, HPA, PDB, NETWORK_POLICY, CONFIG_MAP, SERVICE_ACCOUNT]
+        [DEPLOYMENT, SERVICE, HPA, PDB, NETWORK_POLICY, CONFIG_MAP, SERVICE_ACCOUNT, "kubernetes:core/v1:Secret"]
     )
     for child in children:
         assert child.name.startswith("hello-workload-")
