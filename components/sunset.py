@@ -813,7 +813,12 @@ def _summary(changes: Mapping[str, int]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components sunset", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m components sunset",
+        # Plain text: the module docstring is reStructuredText (``…``, **…**) and argparse prints it raw.
+        description="Sunset a stack: remove its access points, then its workload and monitoring, then its "
+        "registry images; report what was removed and kept. Asks before changing anything.",
+    )
     parser.add_argument("--stack", required=True, help="stack to sunset (Pulumi.<stack>.yaml must exist)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (CI)")
     parser.add_argument("--dry-run", action="store_true", help="only report what would be done")
