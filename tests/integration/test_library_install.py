@@ -1,9 +1,10 @@
 """Issue 14's done-when: a new program that only installs the package builds two services, plans
 offline with the package's command and passes a test written with the package's fixtures.
 
-Nothing is copied from this repository: the program below is written into an empty temporary
-folder, and a fresh venv gets the package by ``pip install <repository>`` (a real, non-editable
-install, so only what the wheel ships is there) plus pytest. Its phases are timed and printed
+Nothing is copied from this repository into the program: it is written into an empty temporary
+folder, and a fresh venv gets the package by ``pip install`` of its source (``pyproject.toml`` and
+``components/``, what an sdist holds; a real, non-editable install, so only what the wheel ships is
+there) plus pytest. Its phases are timed and printed
 (``-s`` shows them; the figures are for the README, not asserted). Skipped when pip cannot
 install (no package index); under CI (env CI set) that fails instead: CI must run it.
 """
@@ -11,6 +12,7 @@ install (no package index); under CI (env CI set) that fails instead: CI must ru
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -112,7 +114,11 @@ def test_a_new_program_installs_the_package_plans_two_services_and_passes_its_te
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    installed = _run([python, "-m", "pip", "install", "--quiet", str(REPOSITORY), "pytest>=8,<10"], tmp_path, env)
+    # What the package's sdist holds, copied aside: setuptools would otherwise build in the source tree (build/).
+    source = tmp_path / "source"
+    shutil.copytree(REPOSITORY / "components", source / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPOSITORY / "pyproject.toml", source)
+    installed = _run([python, "-m", "pip", "install", "--quiet", str(source), "pytest>=8,<10"], tmp_path, env)
     if installed.returncode != 0:
         message = f"pip cannot install the package here:\n{installed.stderr[-2000:]}"
         if os.environ.get("CI"):
