@@ -1,6 +1,6 @@
 """Sunset a stack: ``python -m components sunset --stack production [--yes] [--dry-run] [--report PATH]``.
 
-DESIGN.md steps 12 to 14, with the Pulumi Automation API:
+docs/design.md steps 12 to 14, with the Pulumi Automation API:
 
 1. **Remove the access points**: ``destroy --target <Exposure URN> --target-dependents`` (DNS
    records, tunnel, Access, cloudflared go; the service stops being reachable). The URN comes from

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -226,3 +227,39 @@ def test_dict_config_is_still_importable_from_the_plan() -> None:
     from components import plan, testing
 
     assert plan.DictConfig is testing.DictConfig
+
+
+# -- documentation -------------------------------------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_s_library_test_runs_as_it_is(tmp_path: Path) -> None:
+    readme = (REPOSITORY / "README.md").read_text()
+    marker = "<!-- readme-example: test -->\n```python\n"
+    start = readme.index(marker) + len(marker)
+    (tmp_path / "test_readme_example.py").write_text(readme[start : readme.index("```", start)])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout and "warning" not in result.stdout.lower(), result.stdout
+
+
+def _referenced_files(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.md)\b", text))
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["README.md", "CHANGELOG.md", "docs/design.md", "docs/api.md", "examples/README.md", "components/settings.py",
+     "components/lifecycle.py", "components/sunset.py", "components/exposure.py", "components/monitoring.py"],
+)  # fmt: skip
+def test_documents_refer_only_to_files_in_the_repository(document: str) -> None:
+    missing = [
+        name
+        for name in _referenced_files((REPOSITORY / document).read_text())
+        if not (REPOSITORY / name).exists() and not (REPOSITORY / "docs" / name).exists()
+    ]
+    assert missing == []
