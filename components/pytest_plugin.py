@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from components import testing
@@ -61,6 +62,7 @@ def plan_stack(pulumi_project_dir: Path) -> Iterator[Callable[..., tuple[Any, te
         return run_plan(pulumi_project_dir, stack, environ=environ)
 
     yield plan
+    pulumi.runtime.set_all_config({}, [])  # the plan's stack configuration must not reach the next test
 
 
 @pytest.fixture

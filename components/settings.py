@@ -821,6 +821,11 @@ def load_services(
     make_source = namespace_source or pulumi.Config
     result: dict[str, Settings] = {}
     problems: list[SettingProblem] = []
+    shared_name = shared.get("serviceName")
+    if shared_name is not None:  # silently unused otherwise: each service is named by its entry
+        problems.append(
+            SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
+        )
     for service in names:
         source = _ServiceSource(service, make_source(service), shared)
         try:

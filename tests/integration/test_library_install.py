@@ -118,7 +118,8 @@ def test_a_new_program_installs_the_package_plans_two_services_and_passes_its_te
     source = tmp_path / "source"
     shutil.copytree(REPOSITORY / "components", source / "components", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPOSITORY / "pyproject.toml", source)
-    installed = _run([python, "-m", "pip", "install", "--quiet", "--no-compile", str(source), "pytest>=8,<10"], tmp_path, env)
+    pip = [python, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check"]
+    installed = _run([*pip, str(source), "pytest>=8,<10"], tmp_path, env)
     if installed.returncode != 0:
         message = f"pip cannot install the package here:\n{installed.stderr[-2000:]}"
         if os.environ.get("CI"):

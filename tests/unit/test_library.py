@@ -133,6 +133,13 @@ def test_two_services_with_one_service_name_are_refused() -> None:
     assert _lines(raised) == ["api:serviceName: got 'web'; expected a name web does not have"]
 
 
+def test_a_shared_service_name_beside_a_services_list_is_refused() -> None:
+    config = _services_config(**{"shop:serviceName": "shop"})
+    with pytest.raises(SettingsError) as raised:
+        load_services(config, namespace_source=config.view)
+    assert _lines(raised) == ["shop:serviceName: got 'shop'; expected not set: shop:services names them"]
+
+
 def test_without_a_services_key_it_is_the_one_service_of_the_project() -> None:
     values = {f"acme:{k}": (json.dumps(v) if isinstance(v, list) else str(v)) for k, v in MINIMAL.items()}
     assert list(load_services(DictConfig(values, set(), "acme"))) == ["web"]
