@@ -734,7 +734,8 @@ def _validated(
     try:
         settings = load_settings(_MappingSource(by_name), environ=environ, label=lambda name: shown(given(name)))
     except SettingsError as error:
-        raise SettingsError([*problems, *error.problems]) from None
+        reported = {p.key for p in problems}  # a refused value is not also "not set"
+        raise SettingsError([*problems, *(p for p in error.problems if p.key not in reported)]) from None
     if problems:
         raise SettingsError(problems)
     return settings

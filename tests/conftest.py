@@ -80,14 +80,8 @@ def make_settings() -> Callable[..., Settings]:
 
 @pytest.fixture
 def run_components() -> Callable[..., RecordingMocks]:
-    def run(
-        fn: Callable[[], None],
-        *,
-        stack: str = "test",
-        stack_outputs: dict[str, dict[str, Any]] | None = None,
-        mocks: RecordingMocks | None = None,
-    ) -> RecordingMocks:
-        return package_run_components(fn, stack=stack, stack_outputs=stack_outputs, mocks=mocks)
+    def run(fn: Callable[[], None], *, stack: str = "test", **options: Any) -> RecordingMocks:
+        return package_run_components(fn, stack=stack, **options)
 
     return run
 

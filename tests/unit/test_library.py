@@ -71,6 +71,27 @@ def test_keywords_are_named_as_written_in_errors() -> None:
     ]
 
 
+def test_only_secrets_may_be_outputs_in_a_mapping() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_from_mapping({**MINIMAL, "team": pulumi.Output.from_input("web")}, namespace="acme")
+    assert _lines(raised) == ["acme:team: got an Output; expected a plain value (only secrets may be Outputs)"]
+
+
+def test_run_components_hands_config_to_the_program(run_components: Callable[..., RecordingMocks]) -> None:
+    """``load_settings()`` inside the program reads the given config in the given project's namespace."""
+    seen: list[Settings] = []
+
+    def program() -> None:
+        from components.settings import load_settings
+
+        seen.append(load_settings())
+
+    run_components(program, project="acme", config={**MINIMAL, "replicas": 5}, secret_keys={"cloudflareApiToken"})
+    assert (seen[0].service_name, seen[0].replicas) == ("web", 5)
+    with pytest.raises(SettingsError, match="acme:replicas: got '1'"):
+        run_components(program, project="acme", config={**MINIMAL, "replicas": 1})
+
+
 @pulumi.runtime.test
 def test_secret_values_from_a_mapping_stay_secrets() -> pulumi.Output[None]:
     settings = settings_from_mapping({**MINIMAL, "cloudflareApiToken": "tok-123"})
