@@ -291,3 +291,13 @@ def test_documents_refer_only_to_files_in_the_repository(document: str) -> None:
         if not (REPOSITORY / name).exists() and not (REPOSITORY / "docs" / name).exists()
     ]
     assert missing == []
+
+
+def test_promotion_errors_name_the_running_project_s_keys(run_components: Callable[..., RecordingMocks]) -> None:
+    from components.promotion import PromotionError, check_image_ref
+
+    def program() -> None:
+        check_image_ref(None, source_stack="acme/shop/staging")
+
+    with pytest.raises(PromotionError, match=r"\(acme:promoteFromStack\) does not exist.*set acme:pinnedDigest"):
+        run_components(program, project="acme")
