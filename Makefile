@@ -30,13 +30,13 @@ test: system-deps $(VENV)/.installed lint typecheck
 	$(PY) -m pytest
 
 unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit tests/app
+	$(PY) -m pytest tests/unit tests/app examples
 
 integration: system-deps $(VENV)/.installed
 	$(PY) -m pytest -m integration
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check components tests benchmarks policy app __main__.py
+	$(VENV)/bin/ruff check components tests benchmarks policy app examples __main__.py
 	$(VENV)/bin/ruff format --check components
 
 typecheck: $(VENV)/.installed

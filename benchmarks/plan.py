@@ -21,19 +21,22 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 MANY_SERVICES = """
-import dataclasses
 import pulumi
+from components import schema
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import load_settings
+from components.settings import settings_from_mapping
 
-base = load_settings()
+# The stack's values for every service, then each service's own name, repository and hostname:
+# validated like a stack file (components.settings.settings_from_mapping), secrets kept secret.
+config = pulumi.Config()
+shared = {{s.name: config.get_secret(s.name) if s.secret else config.get(s.name) for s in schema.SETTINGS}}
+shared = {{k: v for k, v in shared.items() if v is not None}}
+zone = shared["zoneName"]
 for index in range({count}):
     name = f"svc{{index:02d}}"
-    settings = dataclasses.replace(
-        base,
-        service_name=name,
-        cloudflare=dataclasses.replace(base.cloudflare, hostnames=(f"{{name}}.{{base.cloudflare.zone_name}}",)),
-    )
+    repository = f"ghcr.io/example-org/{{name}}"
+    own = {{"serviceName": name, "imageRepository": repository, "hostnames": [f"{{name}}.{{zone}}"]}}
+    settings = settings_from_mapping({{**shared, **own}}, namespace=config.name)
     ServiceStack(name, ServiceStackArgs(settings=settings))
 """
 

@@ -4,3 +4,10 @@ Import the components from their modules (``components.service.ServiceStack`` an
 wires); settings come from :func:`components.settings.load_settings`. The package is imported by
 tests and the offline plan too, so it imports no provider SDK at package level.
 """
+
+from importlib import metadata as _metadata
+
+try:
+    __version__: str = _metadata.version("service-lifecycle-components")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.1.0"

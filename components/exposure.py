@@ -1,4 +1,4 @@
-"""Exposure: the only home of what makes the service reachable (DESIGN.md steps 8, 9 and 12).
+"""Exposure: the only home of what makes the service reachable (docs/design.md steps 8, 9 and 12).
 
 A remotely managed Cloudflare Tunnel with an ingress rule per hostname to the in-cluster Service
 and a final ``http_status:404``; a proxied CNAME per hostname to ``<tunnel id>.cfargotunnel.com``;

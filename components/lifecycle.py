@@ -1,7 +1,7 @@
 """Lifecycle stages and the stage → parts table.
 
 This module is the only place that knows which parts of a service exist in which stage
-(DESIGN.md, "Stages are stack configuration"). Everything else asks :func:`parts_for`.
+(docs/design.md, "Stages are stack configuration"). Everything else asks :func:`parts_for`.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ STAGE_PARTS: Final = MappingProxyType(
         ),
     }
 )
-"""The stage → parts table of DESIGN.md, as data."""
+"""The stage → parts table of docs/design.md, as data."""
 
 
 def parts_for(stage: Stage) -> StageParts:

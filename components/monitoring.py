@@ -1,6 +1,6 @@
 """Monitoring: what watches one service in one stage.
 
-Per service (DESIGN.md steps 5 and 10), all Prometheus Operator custom resources labelled
+Per service (docs/design.md steps 5 and 10), all Prometheus Operator custom resources labelled
 ``release: <prometheus_release>`` so kube-prometheus-stack's default selectors
 (``serviceMonitorSelectorNilUsesHelmValues``, ``podMonitorSelectorNilUsesHelmValues``,
 ``ruleSelectorNilUsesHelmValues``: true) pick them up in any namespace:

@@ -1,8 +1,10 @@
 """The offline plan: run the Pulumi program under the recording mocks and show what it would do.
 
-``python -m components plan --stack staging|production [--out DIR] [--format text|json]``
+``python -m components plan --stack staging|production [--project-dir DIR] [--out DIR] [--format text|json]``
 
-It reads ``Pulumi.yaml`` (declared settings and their defaults, as the Pulumi CLI merges them)
+It works for any program that uses the library. It reads ``DIR/Pulumi.yaml`` (the project's name,
+which is its configuration namespace, and its declared settings with their defaults, as the Pulumi
+CLI merges them; settings the project does not declare take :mod:`components.schema`'s defaults)
 and ``Pulumi.<stack>.yaml`` (``secure:`` values become ``[secret]``), applies the Pulumi CLI's config
 rules (:mod:`components.stack_rules`) and validates the settings (exit 2 with one line per bad key),
 runs ``__main__.py`` under :mod:`components.testing` (exit 1 on what the engine would refuse, one
@@ -33,17 +35,11 @@ import pulumi
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components import image, stack_rules
+from components import image, schema, stack_rules
 from components.rules import write_rule_files
-from components.settings import (
-    PROJECT,
-    SECRET_MARK,
-    SettingProblem,
-    SettingsError,
-    key,
-    load_settings,
-)
+from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, load_services
 from components.testing import (
+    DictConfig,
     EngineRuleError,
     OfflineEcrClient,
     RecordedResource,
@@ -83,24 +79,15 @@ class StackConfig:
     declared: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The project's declared settings (short key → declaration) from Pulumi.yaml."""
     notes: list[str] = field(default_factory=list)
+    project: str = PROJECT
+    """The project's name (Pulumi.yaml ``name``): its settings' configuration namespace."""
+
+    def key(self, short: str) -> str:
+        """The full key of one of the project's settings: ``<project>:<short>``."""
+        return f"{self.project}:{short}"
 
     def source(self) -> DictConfig:
-        return DictConfig(self.values, self.secret_keys)
-
-
-class DictConfig:
-    """A :class:`components.settings.ConfigSource` over plain values (for validation before a run)."""
-
-    def __init__(self, values: Mapping[str, str], secret_keys: set[str]) -> None:
-        self._values = values
-        self._secret_keys = secret_keys
-
-    def get(self, name: str) -> str | None:
-        return self._values.get(key(name))
-
-    def get_secret(self, name: str) -> pulumi.Output[str] | None:
-        value = self._values.get(key(name))
-        return None if value is None else pulumi.Output.secret(value)
+        return DictConfig(self.values, self.secret_keys, self.project)
 
 
 def _to_config_string(value: Any) -> str:
@@ -127,24 +114,26 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     problems += stack_rules.duplicate_key_problems(project_text, project_file.name)
     problems += stack_rules.duplicate_key_problems(stack_text, stack_file.name)
     declared: dict[str, dict[str, Any]] = project.get("config") or {}
-    problems += stack_rules.project_file_problems(project.get("name", PROJECT), declared, project_file.name)
-    config = StackConfig(stack=stack, values={}, declared=declared)
+    project_name = str(project.get("name") or PROJECT)
+    problems += stack_rules.project_file_problems(project_name, declared, project_file.name)
+    config = StackConfig(stack=stack, values={}, declared=declared, project=project_name)
+    key = config.key
     for short, declaration in declared.items():
         if "default" in declaration:
             config.values[key(short)] = _to_config_string(declaration["default"])
         if declaration.get("secret"):
             config.secret_keys.add(key(short))
-    config.secret_keys |= {key(short) for short, setting in stack_rules.PROGRAM_SETTINGS.items() if setting.secret}
+    config.secret_keys |= {key(name) for name in schema.SECRETS if name not in declared}
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
         raise StackFileError([SettingProblem(f"{stack_file.name}: config", repr(raw), "a mapping of settings")])
     # The CLI's own rules first (missing, type, secret), with its wording; then ours (undeclared keys).
-    problems += stack_rules.stack_problems(stack, declared, raw)
+    problems += stack_rules.stack_problems(stack, declared, raw, project_name)
     for given, value in raw.items():
         full = str(given)
         namespace, _, short = full.partition(":")
         if not short:  # Pulumi treats a bare key as the project's
-            full = key(namespace)
+            namespace, short, full = config.project, namespace, key(namespace)
         if stack_rules.is_secure(value):
             config.values[full] = SECRET_MARK
             config.secret_keys.add(full)
@@ -157,11 +146,20 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
 
 def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[str, str]) -> None:
     """Fill what only exists at deploy time, and say so in the notes; raise on real problems."""
+
+    def validate() -> dict[str, Any]:
+        return load_services(config.source(), namespace_source=config.source().view, environ=environ)
+
     try:
-        settings = load_settings(config.source(), environ=environ)
+        services = validate()
     except SettingsError as error:
-        missing_secrets = [p for p in error.problems if p.value == "<not set>" and p.key in config.secret_keys]
-        missing_revision = [p for p in error.problems if p.key == key("sourceRevision") and p.value == "<not set>"]
+
+        def short(problem: SettingProblem) -> str:
+            return problem.key.rpartition(":")[2]
+
+        missing = [p for p in error.problems if p.value == "<not set>"]
+        missing_secrets = [p for p in missing if short(p) in schema.SECRETS or p.key in config.secret_keys]
+        missing_revision = [p for p in missing if short(p) == "sourceRevision"]
         real = [p for p in error.problems if p not in missing_secrets and p not in missing_revision]
         if real:  # what the plan would stand in is no problem of the stack file
             raise SettingsError(real) from None
@@ -170,15 +168,17 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
             config.notes.append(f"{problem.key} is not in the stack file: planned as {SECRET_MARK}")
         if missing_revision:
             revision = _git_revision(project_dir)
-            config.values[key("sourceRevision")] = revision
-            config.notes.append(f"{key('sourceRevision')} taken from the working copy: {revision}")
-        settings = load_settings(config.source(), environ=environ)
-    if settings.build is not None and settings.registry.is_ecr:
-        config.notes.append(f"ECR login for {settings.registry.server} answered offline with a stand-in token")
-    if settings.promotion and settings.promotion.from_stack and not settings.promotion.pinned_digest:
-        config.notes.append(
-            f"StackReference {settings.promotion.from_stack} answered offline with a stand-in image_ref"
-        )
+            for problem in missing_revision:
+                config.values[problem.key] = revision
+                config.notes.append(f"{problem.key} taken from the working copy: {revision}")
+        services = validate()
+    for settings in services.values():
+        if settings.build is not None and settings.registry.is_ecr:
+            config.notes.append(f"ECR login for {settings.registry.server} answered offline with a stand-in token")
+        if settings.promotion and settings.promotion.from_stack and not settings.promotion.pinned_digest:
+            config.notes.append(
+                f"StackReference {settings.promotion.from_stack} answered offline with a stand-in image_ref"
+            )
 
 
 def _git_revision(project_dir: Path) -> str:
@@ -193,12 +193,17 @@ def _git_revision(project_dir: Path) -> str:
 
 def offline_stack_outputs(config: StackConfig) -> dict[str, dict[str, Any]]:
     """Stand-in outputs of the stack a promoting stage reads, derived from its name."""
-    source = config.values.get(key("promoteFromStack"))
-    repository = config.values.get(key("imageRepository"), "registry.invalid/unknown")
-    if not source:
-        return {}
-    digest = hashlib.sha256(f"offline-plan:{source}".encode()).hexdigest()
-    return {source: {"image_ref": f"{repository}@sha256:{digest}", "stage": "staging"}}
+    answers: dict[str, dict[str, Any]] = {}
+    for full, source in config.values.items():
+        namespace, _, short = full.rpartition(":")
+        if short != "promoteFromStack" or not source:
+            continue
+        repository = config.values.get(
+            f"{namespace}:imageRepository", config.values.get(config.key("imageRepository"), "registry.invalid/unknown")
+        )
+        digest = hashlib.sha256(f"offline-plan:{source}".encode()).hexdigest()
+        answers[source] = {"image_ref": f"{repository}@sha256:{digest}", "stage": "staging"}
+    return answers
 
 
 @dataclass
@@ -248,7 +253,7 @@ def run_plan(
     mocks = RecordingMocks(stack_outputs=offline_stack_outputs(config))
     pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
     pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
-    install_mocks(mocks, project=PROJECT, stack=stack)
+    install_mocks(mocks, project=config.project, stack=stack)
     main = program or project_dir / "__main__.py"
     sys.path.insert(0, str(project_dir))
     cwd = Path.cwd()
@@ -266,9 +271,9 @@ def run_plan(
         os.chdir(cwd)
         sys.path.remove(str(project_dir))
     plan = Plan(
-        project=PROJECT,
+        project=config.project,
         stack=stack,
-        stage=config.values.get(key("stage"), ""),
+        stage=config.values.get(config.key("stage"), ""),
         # Registrations run concurrently: sort so that plans (and their diffs in PRs) are stable.
         resources=tree_order(mocks.resources),
         invokes=[{"token": i.token, "args": redact(i.args)} for i in mocks.invocations],

@@ -14,10 +14,15 @@ from typing import Final
 import pulumi
 
 from components.refs import DIGEST_REF
-from components.settings import PromotionSettings, key
+from components.settings import PromotionSettings
 
 IMAGE_REF_OUTPUT: Final = "image_ref"
 """The stack output a building stage exports and a promoting stage reads."""
+
+
+def key(name: str) -> str:
+    """A setting's key in the running project's namespace (a library user's project is not ours)."""
+    return f"{pulumi.get_project()}:{name}"
 
 
 class PromotionError(pulumi.RunError):

@@ -38,7 +38,12 @@ CLOUDFLARED_RESOURCES: Final = Resources(
 
 
 def child_name(service: str, role: str) -> str:
-    """Name of a ServiceStack child: ``<service>-<role>``."""
+    """Name of a ServiceStack child: ``<ServiceStack name>-<role>``.
+
+    Every child (and through them every grandchild, ``f"{name}-…"``) is named from the ServiceStack's
+    resource name, never from ``settings.service_name``: one ServiceStack named differently from its
+    service gets one family of names, not two.
+    """
     return f"{service}-{role}"
 
 
@@ -113,7 +118,7 @@ class ServiceStack(pulumi.ComponentResource):
         # Image: built and pushed where the stage builds.
         if parts.builds_image and settings.build is not None:
             image = ContainerImage(
-                child_name(settings.service_name, ROLE_IMAGE),
+                child_name(name, ROLE_IMAGE),
                 ContainerImageArgs(
                     repository=settings.registry.repository,
                     context=settings.build.context,

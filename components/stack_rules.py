@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import yaml
 
+from components import schema
 from components.settings import PROJECT, SECRET_MARK, SettingProblem
 
 _GO_INT: Final = re.compile(r"[+-]?[0-9]+")
@@ -52,35 +53,16 @@ class ProgramSetting:
 
 
 PROGRAM_SETTINGS: Final[Mapping[str, ProgramSetting]] = {
-    "registryPassword": ProgramSetting(
-        type="string", secret=True,
-        description="Registry token for non-ECR registries: pulumi config set --secret registryPassword <token>.",
-    ),
-    "kubeconfig": ProgramSetting(
-        type="string", secret=True,
-        description="kubeconfig path or contents of the target cluster; unset uses the ambient kubeconfig.",
-    ),
-    "cloudflareApiToken": ProgramSetting(
-        type="string", secret=True,
-        description="Cloudflare API token; unset lets the provider read CLOUDFLARE_API_TOKEN.",
-    ),
-    "alertWebhookUrl": ProgramSetting(
-        type="string", secret=True,
-        description="Alertmanager receiver URL (Slack or generic webhook); needed with monitoringInstallClusterStack.",
-    ),
-    "registryPullPassword": ProgramSetting(
-        type="string", secret=True,
-        description="Read-only registry token the pods pull with when imagePullSecret is true.",
-    ),
-    "grafanaAdminPassword": ProgramSetting(
-        type="string", secret=True,
-        description="Grafana admin password; needed with monitoringInstallClusterStack.",
-    ),
-}  # fmt: skip
-"""Optional secrets. Pulumi.yaml cannot declare them: without a ``default`` the CLI calls them
+    setting.name: ProgramSetting(type=setting.type, secret=setting.secret, description=setting.description)
+    for setting in schema.SETTINGS
+    if not setting.declared_in_project
+}
+"""Settings of :mod:`components.schema` this repository's Pulumi.yaml does not declare: the optional
+secrets. Pulumi.yaml cannot declare them: without a ``default`` the CLI calls them
 missing when unset (``mergeConfig``); with one it merges the default in as plain text and then
 refuses it as "must be encrypted as it's secret" (``validateStackConfigValue``). So they are
-declared here, read with ``get_secret`` and checked by :func:`undeclared_problems`."""
+marked ``declared_in_project=False`` in the schema, read with ``get_secret`` and checked by
+:func:`undeclared_problems`."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,14 +178,14 @@ def project_file_problems(project: str, declared: Mapping[str, Any], file_name: 
 # The stack file against the project's declarations
 
 
-def _project_keys(stack_config: Mapping[str, Any]) -> dict[str, Any]:
+def _project_keys(stack_config: Mapping[str, Any], project: str = PROJECT) -> dict[str, Any]:
     """Stack values of the project's namespace by short key (a bare key is the project's)."""
     found: dict[str, Any] = {}
     for given, value in stack_config.items():
         namespace, _, short = str(given).partition(":")
         if not short:
-            namespace, short = PROJECT, namespace
-        if namespace == PROJECT:
+            namespace, short = project, namespace
+        if namespace == project:
             found[short] = value
     return found
 
@@ -220,14 +202,16 @@ def _has_default_or_value(declaration: Any) -> bool:
     return declaration.get("default") is not None or declaration.get("value") is not None
 
 
-def missing_problems(stack: str, declared: Mapping[str, Any], stack_config: Mapping[str, Any]) -> list[RuleProblem]:
+def missing_problems(
+    stack: str, declared: Mapping[str, Any], stack_config: Mapping[str, Any], project: str = PROJECT
+) -> list[RuleProblem]:
     """``mergeConfig``: keys of the project's namespace declared with neither ``default`` nor ``value``
     that the stack does not set; one CLI message for all of them."""
-    given = _project_keys(stack_config)
+    given = _project_keys(stack_config, project)
     missing = sorted(
         name
         for name, declaration in declared.items()
-        if (":" not in name or name.split(":", 1)[0] == PROJECT)
+        if (":" not in name or name.split(":", 1)[0] == project)
         and name.split(":")[-1] not in given
         and not _has_default_or_value(declaration)
     )
@@ -236,20 +220,22 @@ def missing_problems(stack: str, declared: Mapping[str, Any], stack_config: Mapp
     values = "value" if len(missing) == 1 else "values"
     cli = f"Stack '{stack}' is missing configuration {values} {_format_missing(missing)}"
     expected = "a value: Pulumi.yaml declares it without a default"
-    return [RuleProblem(f"{PROJECT}:{name.split(':')[-1]}", "<not set>", expected, cli) for name in missing]
+    return [RuleProblem(f"{project}:{name.split(':')[-1]}", "<not set>", expected, cli) for name in missing]
 
 
-def value_problems(stack: str, declared: Mapping[str, Any], stack_config: Mapping[str, Any]) -> list[RuleProblem]:
+def value_problems(
+    stack: str, declared: Mapping[str, Any], stack_config: Mapping[str, Any], project: str = PROJECT
+) -> list[RuleProblem]:
     """``validateStackConfigValue``: a declared-secret key must be ``secure:``; a typed key's value must
     pass ``ValidateConfigValue`` (the CLI stops at the first bad key in sorted order; we list all)."""
     problems: list[RuleProblem] = []
-    given = _project_keys(stack_config)
+    given = _project_keys(stack_config, project)
     for name in sorted(declared):
         declaration = declared[name]
         short = name.split(":")[-1]
         if short not in given or not isinstance(declaration, Mapping):
             continue
-        value, full = given[short], f"{PROJECT}:{short}"
+        value, full = given[short], f"{project}:{short}"
         if declaration.get("secret") and not is_secure(value):
             cli = f"Stack '{stack}' with configuration key '{name}' must be encrypted as it's secret"
             problems.append(
@@ -265,20 +251,24 @@ def value_problems(stack: str, declared: Mapping[str, Any], stack_config: Mappin
     return problems
 
 
-def undeclared_problems(declared: Mapping[str, Any], stack_config: Mapping[str, Any]) -> list[RuleProblem]:
-    """Our rule, not the CLI's: every key of the project's namespace is declared in Pulumi.yaml or in
-    :data:`PROGRAM_SETTINGS` (a typo names the close key), and program-declared secrets are ``secure:``."""
-    known = {name.split(":")[-1] for name in declared} | set(PROGRAM_SETTINGS)
+def undeclared_problems(
+    declared: Mapping[str, Any], stack_config: Mapping[str, Any], project: str = PROJECT
+) -> list[RuleProblem]:
+    """Our rule, not the CLI's: every key of the project's namespace is declared in the project file or
+    known to the library (:mod:`components.schema`; a typo names the close key), and a secret the
+    project file does not declare is ``secure:``."""
+    declared_short = {name.split(":")[-1] for name in declared}
+    known = declared_short | set(schema.BY_NAME)
     problems: list[RuleProblem] = []
-    for short, value in _project_keys(stack_config).items():
-        full = f"{PROJECT}:{short}"
+    for short, value in _project_keys(stack_config, project).items():
+        full = f"{project}:{short}"
         shown = SECRET_MARK if is_secure(value) else repr(value)
         if short not in known:
             close = [k for k in sorted(known) if k.lower() == short.lower()]
-            hint = f" (did you mean {PROJECT}:{close[0]}?)" if close else ""
-            where = "declared in Pulumi.yaml or components/stack_rules.py PROGRAM_SETTINGS"
+            hint = f" (did you mean {project}:{close[0]}?)" if close else ""
+            where = "declared in Pulumi.yaml or components/schema.py"
             problems.append(RuleProblem(full, shown, f"a setting {where}{hint}"))
-        elif short in PROGRAM_SETTINGS and PROGRAM_SETTINGS[short].secret and not is_secure(value):
+        elif short not in declared_short and schema.BY_NAME[short].secret and not is_secure(value):
             problems.append(RuleProblem(full, SECRET_MARK, f"an encrypted value: pulumi config set --secret {short} …"))
     return problems
 
@@ -312,10 +302,12 @@ def duplicate_key_problems(text: str, file_name: str) -> list[RuleProblem]:
     return [problem for _, problem in sorted(problems, key=lambda found: found[0])]
 
 
-def stack_problems(stack: str, declared: Mapping[str, Any], stack_config: Mapping[str, Any]) -> list[RuleProblem]:
+def stack_problems(
+    stack: str, declared: Mapping[str, Any], stack_config: Mapping[str, Any], project: str = PROJECT
+) -> list[RuleProblem]:
     """Every rule above for one stack's ``config:`` mapping, in the CLI's order."""
     return (
-        missing_problems(stack, declared, stack_config)
-        + value_problems(stack, declared, stack_config)
-        + undeclared_problems(declared, stack_config)
+        missing_problems(stack, declared, stack_config, project)
+        + value_problems(stack, declared, stack_config, project)
+        + undeclared_problems(declared, stack_config, project)
     )

@@ -1,6 +1,6 @@
 """Sunset a stack: ``python -m components sunset --stack production [--yes] [--dry-run] [--report PATH]``.
 
-DESIGN.md steps 12 to 14, with the Pulumi Automation API:
+docs/design.md steps 12 to 14, with the Pulumi Automation API:
 
 1. **Remove the access points**: ``destroy --target <Exposure URN> --target-dependents`` (DNS
    records, tunnel, Access, cloudflared go; the service stops being reachable). The URN comes from
@@ -813,7 +813,12 @@ def _summary(changes: Mapping[str, int]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components sunset", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m components sunset",
+        # Plain text: the module docstring is reStructuredText (``…``, **…**) and argparse prints it raw.
+        description="Sunset a stack: remove its access points, then its workload and monitoring, then its "
+        "registry images; report what was removed and kept. Asks before changing anything.",
+    )
     parser.add_argument("--stack", required=True, help="stack to sunset (Pulumi.<stack>.yaml must exist)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (CI)")
     parser.add_argument("--dry-run", action="store_true", help="only report what would be done")

@@ -28,16 +28,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import pulumi
 from pulumi.runtime import mocks as _mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
+
+if TYPE_CHECKING:
+    from components.settings import Settings
 
 SECRET_SIG: Final = "4dabf18193072939515e22adb298388d"
 """Key of Pulumi's special-signature field."""
@@ -483,3 +488,95 @@ def release_worker_loops() -> None:
     if not loop.is_running():
         loop.run_until_complete(loop.shutdown_default_executor())
     gc.collect()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for library users' tests (the pytest plugin, components.pytest_plugin, offers them as fixtures)
+
+
+class DictConfig:
+    """A :class:`components.settings.ConfigSource` over full keys → text (what a stack file holds).
+
+    ``namespace`` is the one :meth:`get` reads (``<namespace>:<name>``); :meth:`view` gives another.
+    """
+
+    def __init__(self, values: Mapping[str, str], secret_keys: set[str], namespace: str = "service-lifecycle") -> None:
+        self._values = values
+        self._secret_keys = secret_keys
+        self.name = namespace
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(f"{self.name}:{name}")
+
+    def get_secret(self, name: str) -> pulumi.Output[str] | None:
+        value = self._values.get(f"{self.name}:{name}")
+        return None if value is None else pulumi.Output.secret(value)
+
+    def view(self, namespace: str) -> DictConfig:
+        """The same values read in another namespace (a service's own, see ``load_services``)."""
+        return DictConfig(self._values, self._secret_keys, namespace)
+
+
+def config_values(config: Mapping[str, Any], *, project: str) -> dict[str, str]:
+    """Configuration as the CLI hands it to a program: full keys, text values (lists as JSON).
+
+    A key without ``:`` is the project's (``replicas`` → ``<project>:replicas``), as in a stack file.
+    """
+    from components.settings import config_text
+
+    return {(k if ":" in k else f"{project}:{k}"): config_text(v) for k, v in config.items()}
+
+
+def run_components(
+    fn: Callable[[], None],
+    *,
+    project: str = "service-lifecycle",
+    stack: str = "test",
+    config: Mapping[str, Any] | None = None,
+    secret_keys: set[str] | frozenset[str] = frozenset(),
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    mocks: RecordingMocks | None = None,
+) -> RecordingMocks:
+    """Run ``fn`` as a Pulumi program under fresh recording mocks; return them, everything recorded.
+
+    ``config`` (key → value; a key without ``:`` is the project's) is what ``pulumi.Config`` and
+    :func:`components.settings.load_settings` read inside ``fn``; ``secret_keys`` (full keys) are
+    secrets. ``stack_outputs`` answers StackReferences by stack name.
+    """
+    recording = mocks or RecordingMocks(stack_outputs=stack_outputs)
+    values = config_values(config or {}, project=project)
+    secrets = {k if ":" in k else f"{project}:{k}" for k in secret_keys}
+    pulumi.runtime.set_all_config(values, sorted(secrets))
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+    install_mocks(recording, project=project, stack=stack)
+    run_program(fn)
+    return recording
+
+
+def make_settings(
+    project_dir: str | os.PathLike[str],
+    stack: str,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Validated settings of a program's stack file, with overrides (key → value; None removes it).
+
+    Reads ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` under ``project_dir`` as the offline plan
+    does, in the project's own namespace; ``secrets`` (key → value) stand in for the secrets a
+    stack file leaves to ``pulumi config set --secret``; lists and booleans are encoded for you.
+    """
+    from components.plan import load_stack_config
+    from components.settings import config_text, load_settings
+
+    config = load_stack_config(Path(project_dir), stack)
+    values = dict(config.values)
+    for short, value in {**(secrets or {}), **overrides}.items():
+        full = f"{config.project}:{short}"
+        if value is None:
+            values.pop(full, None)
+        else:
+            values[full] = config_text(value)
+    source = DictConfig(values, set(config.secret_keys), config.project)
+    return load_settings(source, environ=os.environ if environ is None else environ)

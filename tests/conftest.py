@@ -2,9 +2,10 @@
 
 - ``stack_values(stack)``: the stack's configuration as the CLI would hand it (defaults merged).
 - ``make_settings(stack, **overrides)``: validated Settings from a stack file with overrides
-  (short key → value; None removes the key; lists are JSON-encoded for you).
-- ``run_components(fn, stack=…, stack_outputs=…)``: runs ``fn`` as a Pulumi program under fresh
-  recording mocks and returns the :class:`RecordingMocks`.
+  (short key → value; None removes the key; lists are JSON-encoded for you):
+  :func:`components.testing.make_settings` with this project's test secrets and revision.
+- ``run_components(fn, stack=…, stack_outputs=…)``: :func:`components.testing.run_components`
+  (also a fixture of the package's pytest plugin, components/pytest_plugin.py).
 - ``offline_plan(stack)``: session-cached result of ``python -m components plan --stack S --out DIR``
   run as a subprocess: ``(plan_json, out_dir)``.
 """
@@ -21,12 +22,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 
-from components.plan import DictConfig, load_stack_config
-from components.settings import Settings, key, load_settings
-from components.testing import RecordingMocks, install_mocks, run_program
+from components.plan import load_stack_config
+from components.settings import Settings, key
+from components.testing import RecordingMocks
+from components.testing import make_settings as package_make_settings
+from components.testing import run_components as package_run_components
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -72,28 +74,17 @@ TEST_SECRETS: dict[str, str] = {
 @pytest.fixture
 def make_settings() -> Callable[..., Settings]:
     def make(stack: str, **overrides: Any) -> Settings:
-        merged: dict[str, Any] = {k: v for k, v in TEST_SECRETS.items()}
-        merged.update(overrides)
-        values, secrets = _values(stack, merged)
-        return load_settings(DictConfig(values, secrets), environ={"SOURCE_REVISION": REVISION})
+        return package_make_settings(
+            PROJECT_DIR, stack, secrets=TEST_SECRETS, environ={"SOURCE_REVISION": REVISION}, **overrides
+        )
 
     return make
 
 
 @pytest.fixture
 def run_components() -> Callable[..., RecordingMocks]:
-    def run(
-        fn: Callable[[], None],
-        *,
-        stack: str = "test",
-        stack_outputs: dict[str, dict[str, Any]] | None = None,
-        mocks: RecordingMocks | None = None,
-    ) -> RecordingMocks:
-        recording = mocks or RecordingMocks(stack_outputs=stack_outputs)
-        pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
-        install_mocks(recording, stack=stack)
-        run_program(fn)
-        return recording
+    def run(fn: Callable[[], None], *, stack: str = "test", **options: Any) -> RecordingMocks:
+        return package_run_components(fn, stack=stack, **options)
 
     return run
 

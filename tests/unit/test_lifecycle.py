@@ -1,4 +1,4 @@
-"""The stage → parts table of DESIGN.md, as data."""
+"""The stage → parts table of docs/design.md, as data."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_only_production_is_protected_and_needs_two_replicas() -> None:
 
 
 def test_no_component_branches_on_a_stack_or_stage_name() -> None:
-    """Stage differences are values (DESIGN.md): no component compares against a stage/stack literal."""
+    """Stage differences are values (docs/design.md): no component compares against a stage/stack literal."""
     offenders = []
     names = {s.value for s in Stage}
     for path in sorted(Path("components").glob("*.py")):

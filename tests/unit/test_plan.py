@@ -138,7 +138,7 @@ def test_unknown_and_mistyped_keys_are_refused(tmp_path: Path, project_dir: Path
         load_stack_config(project, "broken")
     text = str(raised.value)
     hint = "(did you mean service-lifecycle:replicas?)"
-    declared = "a setting declared in Pulumi.yaml or components/stack_rules.py PROGRAM_SETTINGS"
+    declared = "a setting declared in Pulumi.yaml or components/schema.py"
     assert f"service-lifecycle:Replicas: got 3; expected {declared} {hint}" in text
     assert "service-lifecycle:hostnames: got 'one.example.com'; expected a value of type array" in text
     assert "service-lifecycle:registryPassword: got [secret]; expected an encrypted value" in text

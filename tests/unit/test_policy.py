@@ -346,7 +346,7 @@ def test_public_service_types_fire(service_type: str) -> None:
 
 
 def test_an_ingress_fires() -> None:
-    """DESIGN.md step 9: no public ingress on the cluster, whatever serves it."""
+    """docs/design.md step 9: no public ingress on the cluster, whatever serves it."""
     ingress = {"metadata": {"name": "hello", "namespace": "hello-production"}, "spec": {"rules": [{"host": "x"}]}}
     messages = fired("no-loadbalancer-or-nodeport", [res("kubernetes:networking.k8s.io/v1:Ingress", ingress)])
     assert len(messages) == 1 and "Ingress" in messages[0], messages

@@ -81,7 +81,7 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("staging", "serviceName", "hello-world-services\n", "DNS-1123 label"),
     # Rules that had no row here.
     ("staging", "imageRetainDigests", 101, "from 1 to 100"),
-    ("staging", "buildContext", None, "the Docker build context directory"),
+    ("staging", "buildContext", "", "the Docker build context directory"),
     ("staging", "sourceRevision", "main", "the git commit (7 to 40 hex digits)"),
     ("staging", "sourceUrl", "http://github.com/acme/hello", "the https:// URL of the source repository"),
     ("staging", "sloAvailabilityTarget", "93", "above 93.06"),

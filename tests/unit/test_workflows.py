@@ -458,7 +458,7 @@ VALIDATED = "ghcr.io/example-org/hello@sha256:" + "a" * 64
     [
         ("", VALIDATED, 0),
         ("", f"ghcr.io/example-org/hello@{PIN}", 1),
-        (PIN, f"ghcr.io/example-org/hello@{PIN}", 0),  # a rollback (DESIGN.md step 8) is a success
+        (PIN, f"ghcr.io/example-org/hello@{PIN}", 0),  # a rollback (docs/design.md step 8) is a success
         (PIN, VALIDATED, 1),
     ],
 )

@@ -1,0 +1,303 @@
+"""What a platform team imports: settings without a stack file, several services, plans of other programs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+import components
+from components.plan import StackFileError, run_plan
+from components.service import ServiceStack, ServiceStackArgs
+from components.settings import Settings, SettingsError, load_services, settings_from_mapping
+from components.testing import DictConfig, RecordingMocks, unwrap
+
+PIN = "sha256:" + "b" * 64
+MINIMAL: dict[str, Any] = {
+    "stage": "production", "serviceName": "web", "team": "web", "appVersion": "1.0.0",
+    "imageRepository": "ghcr.io/acme/web", "pinnedDigest": PIN,
+    "cloudflareAccountId": "0" * 32, "cloudflareZoneId": "1" * 32, "zoneName": "example.com",
+    "hostnames": ["web.example.com"],
+}  # fmt: skip
+
+
+def _lines(error: pytest.ExceptionInfo[SettingsError]) -> list[str]:
+    return [str(p) for p in error.value.problems]
+
+
+# -- settings without a stack file ------------------------------------------------------------
+
+
+def test_mapping_takes_python_values_and_the_schema_s_defaults() -> None:
+    settings = settings_from_mapping({**MINIMAL, "replicas": 3, "accessEnabled": False})
+    assert (settings.replicas, settings.container_port, settings.resources.cpu_limit) == (3, 8080, "500m")
+    assert settings.cloudflare.hostnames == ("web.example.com",)
+
+
+def test_mapping_errors_name_the_user_s_namespace_and_the_same_expectations() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_from_mapping({**MINIMAL, "replicas": 1, "containerPort": 80}, namespace="platform")
+    assert _lines(raised) == [
+        "platform:replicas: got '1'; expected an integer from 2 to 50 (stage production needs at least 2)",
+        "platform:containerPort: got '80'; expected an unprivileged port from 1024 to 65535",
+    ]
+
+
+def test_mapping_refuses_an_unknown_key_with_a_hint_beside_the_other_problems() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_from_mapping({**MINIMAL, "replica": 3, "team": "Web"})
+    lines = _lines(raised)
+    assert "replica: got 3; expected a setting of components.schema (did you mean replicas?)" in lines
+    assert any(line.startswith("team: got 'Web'") for line in lines)
+
+
+def test_keywords_are_named_as_written_in_errors() -> None:
+    keywords = {components.schema.BY_NAME[k].python_name: v for k, v in MINIMAL.items()}
+    settings = Settings.create(**keywords)
+    assert settings.service_name == "web" and settings.promotion and settings.promotion.pinned_digest == PIN
+    with pytest.raises(SettingsError) as raised:
+        Settings.create(**{**keywords, "cloudflare_zone_id": "nope", "zone_nmae": "x"})
+    assert _lines(raised) == [
+        "zone_nmae: got 'x'; expected a setting of components.schema (did you mean zone_name?)",
+        "cloudflare_zone_id: got 'nope'; expected 32 lower-case hex characters",
+    ]
+
+
+def test_only_secrets_may_be_outputs_in_a_mapping() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_from_mapping({**MINIMAL, "team": pulumi.Output.from_input("web")}, namespace="acme")
+    assert _lines(raised) == ["acme:team: got an Output; expected a plain value (only secrets may be Outputs)"]
+
+
+def test_run_components_hands_config_to_the_program(run_components: Callable[..., RecordingMocks]) -> None:
+    """``load_settings()`` inside the program reads the given config in the given project's namespace."""
+    seen: list[Settings] = []
+
+    def program() -> None:
+        from components.settings import load_settings
+
+        seen.append(load_settings())
+
+    run_components(program, project="acme", config={**MINIMAL, "replicas": 5}, secret_keys={"cloudflareApiToken"})
+    assert (seen[0].service_name, seen[0].replicas) == ("web", 5)
+    with pytest.raises(SettingsError, match="acme:replicas: got '1'"):
+        run_components(program, project="acme", config={**MINIMAL, "replicas": 1})
+
+
+@pulumi.runtime.test
+def test_secret_values_from_a_mapping_stay_secrets() -> pulumi.Output[None]:
+    settings = settings_from_mapping({**MINIMAL, "cloudflareApiToken": "tok-123"})
+    token = settings.cloudflare.api_token
+    assert token is not None
+
+    def check(args: list[Any]) -> None:
+        value, secret = args
+        assert (value, secret) == ("tok-123", True)
+
+    return pulumi.Output.all(token, pulumi.Output.from_input(token).is_secret()).apply(check)  # type: ignore[arg-type]
+
+
+# -- several services in one program -----------------------------------------------------------
+
+
+def _services_config(**extra: str) -> DictConfig:
+    per_service = ("serviceName", "hostnames", "imageRepository")
+    shared = {f"shop:{k}": str(v) for k, v in MINIMAL.items() if k not in per_service}
+    values = {
+        "shop:services": json.dumps(["web", "api"]),
+        **shared,
+        "web:imageRepository": "ghcr.io/acme/web", "web:hostnames": '["web.example.com"]',
+        "api:imageRepository": "ghcr.io/acme/api", "api:hostnames": '["api.example.com"]', "api:replicas": "4",
+        **extra,
+    }  # fmt: skip
+    return DictConfig(values, set(), "shop")
+
+
+def test_each_service_reads_its_own_namespace_then_the_shared_one() -> None:
+    config = _services_config()
+    services = load_services(config, namespace_source=config.view)
+    assert list(services) == ["web", "api"]
+    assert (services["web"].service_name, services["web"].replicas) == ("web", 2)
+    assert (services["api"].service_name, services["api"].replicas) == ("api", 4)
+    assert services["api"].registry.repository == "ghcr.io/acme/api"
+
+
+def test_service_problems_name_the_key_where_the_value_was_read() -> None:
+    config = _services_config(**{"api:replicas": "0", "shop:team": "Shop"})
+    with pytest.raises(SettingsError) as raised:
+        load_services(config, namespace_source=config.view)
+    lines = _lines(raised)
+    assert any(line.startswith("api:replicas: got '0'") for line in lines)
+    assert [line for line in lines if line.startswith("shop:team: got 'Shop'")] and len(lines) == 3
+
+
+@pytest.mark.parametrize("listed", ['["web", "web"]', "[]", '["kubernetes"]', '["shop"]', "web"])
+def test_a_bad_services_list_is_refused(listed: str) -> None:
+    config = _services_config(**{"shop:services": listed})
+    with pytest.raises(SettingsError) as raised:
+        load_services(config, namespace_source=config.view)
+    assert _lines(raised)[0].startswith(f"shop:services: got {listed!r}; expected a non-empty list of distinct")
+
+
+def test_two_services_with_one_service_name_are_refused() -> None:
+    config = _services_config(**{"api:serviceName": "web"})
+    with pytest.raises(SettingsError) as raised:
+        load_services(config, namespace_source=config.view)
+    assert _lines(raised) == ["api:serviceName: got 'web'; expected a name web does not have"]
+
+
+def test_a_shared_service_name_beside_a_services_list_is_refused() -> None:
+    config = _services_config(**{"shop:serviceName": "shop"})
+    with pytest.raises(SettingsError) as raised:
+        load_services(config, namespace_source=config.view)
+    assert _lines(raised) == ["shop:serviceName: got 'shop'; expected not set: shop:services names them"]
+
+
+def test_without_a_services_key_it_is_the_one_service_of_the_project() -> None:
+    values = {f"acme:{k}": (json.dumps(v) if isinstance(v, list) else str(v)) for k, v in MINIMAL.items()}
+    assert list(load_services(DictConfig(values, set(), "acme"))) == ["web"]
+
+
+# -- child names come from one place -------------------------------------------------------------
+
+
+def test_a_service_stack_named_apart_from_its_service_names_every_child_from_its_own_name(
+    run_components: Callable[..., RecordingMocks],
+) -> None:
+    """Issue 14: ``web-image`` beside ``frontend-env``. Every resource below the ServiceStack is named from it."""
+    settings = settings_from_mapping({**MINIMAL, "stage": "staging", "pinnedDigest": None, "accessEnabled": True,
+                                      "accessAllowEmailDomains": ["example.com"], "registryUsername": "ci",
+                                      "registryPassword": "pw", "sourceRevision": "abcdef1"})  # fmt: skip
+    mocks = run_components(lambda: ServiceStack("frontend", ServiceStackArgs(settings=settings)))
+    names = [r.name for r in mocks.resources if r.type != "service-lifecycle:index:ServiceStack"]
+    assert names and [n for n in names if not n.startswith("frontend-")] == []
+    assert "frontend-image" in names
+
+
+# -- the plan of any program ---------------------------------------------------------------------
+
+
+def _program(tmp_path: Path, stack_values: dict[str, Any], project: str = "acme") -> Path:
+    (tmp_path / "Pulumi.yaml").write_text(f"name: {project}\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text(json.dumps({"config": stack_values}))
+    (tmp_path / "__main__.py").write_text(
+        "from components.service import ServiceStack, ServiceStackArgs\n"
+        "from components.settings import load_settings\n"
+        "s = load_settings()\nServiceStack(s.service_name, ServiceStackArgs(settings=s))\n"
+    )
+    return tmp_path
+
+
+def test_the_plan_reads_the_program_s_own_project_name_and_namespace(tmp_path: Path) -> None:
+    program = _program(tmp_path, {f"acme:{k}": v for k, v in MINIMAL.items()})
+    plan, mocks = run_plan(program, "dev")
+    assert plan.project == "acme" and plan.stage == "production"
+    assert all("::acme::" in r.urn for r in mocks.resources)
+    deployment = unwrap(mocks.one("kubernetes:apps/v1:Deployment", "web-workload-deployment").inputs)
+    assert deployment["metadata"]["namespace"] == "web-production"
+
+
+def test_the_plan_names_the_program_s_keys_in_its_errors(tmp_path: Path) -> None:
+    program = _program(tmp_path, {f"acme:{k}": v for k, v in {**MINIMAL, "replicas": "1", "replcas": "3"}.items()})
+    with pytest.raises(StackFileError) as raised:
+        run_plan(program, "dev")
+    lines = [str(p) for p in raised.value.problems]
+    assert lines[0] == "acme:replcas: got '3'; expected a setting declared in Pulumi.yaml"
+    assert "acme:replicas: got '1'; expected an integer from 2 to 50 (stage production needs at least 2)" in lines
+
+
+def test_the_plan_command_takes_a_project_dir(tmp_path: Path) -> None:
+    program = _program(tmp_path, {f"acme:{k}": v for k, v in MINIMAL.items()})
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "plan", "--project-dir", str(program), "--stack", "dev"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("acme / dev  (stage production,")
+
+
+# -- package hygiene -----------------------------------------------------------------------------
+
+
+def test_the_version_is_the_distribution_s() -> None:
+    assert components.__version__ == metadata.version("service-lifecycle-components")
+
+
+def test_the_pytest_plugin_is_registered_by_entry_point(pytestconfig: pytest.Config) -> None:
+    points = metadata.entry_points(group="pytest11")
+    assert [p.value for p in points if p.name == "service_lifecycle"] == ["components.pytest_plugin"]
+    assert pytestconfig.pluginmanager.has_plugin("service_lifecycle")
+
+
+def test_the_sdk_deprecation_warnings_are_filtered_by_the_plugin(pytestconfig: pytest.Config) -> None:
+    from components.pytest_plugin import SDK_WARNING_FILTERS
+
+    assert set(SDK_WARNING_FILTERS) <= set(pytestconfig.getini("filterwarnings"))
+
+
+def test_sunset_help_is_plain_text() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "sunset", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert "``" not in result.stdout and "**" not in result.stdout and ":func:" not in result.stdout
+
+
+def test_dict_config_is_still_importable_from_the_plan() -> None:
+    from components import plan, testing
+
+    assert plan.DictConfig is testing.DictConfig
+
+
+# -- documentation -------------------------------------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_s_library_test_runs_as_it_is(tmp_path: Path) -> None:
+    readme = (REPOSITORY / "README.md").read_text()
+    marker = "<!-- readme-example: test -->\n```python\n"
+    start = readme.index(marker) + len(marker)
+    (tmp_path / "test_readme_example.py").write_text(readme[start : readme.index("```", start)])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout and "warning" not in result.stdout.lower(), result.stdout
+
+
+def _referenced_files(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.md)\b", text))
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["README.md", "CHANGELOG.md", "docs/design.md", "docs/api.md", "examples/README.md", "components/settings.py",
+     "components/lifecycle.py", "components/sunset.py", "components/exposure.py", "components/monitoring.py"],
+)  # fmt: skip
+def test_documents_refer_only_to_files_in_the_repository(document: str) -> None:
+    missing = [
+        name
+        for name in _referenced_files((REPOSITORY / document).read_text())
+        if not (REPOSITORY / name).exists() and not (REPOSITORY / "docs" / name).exists()
+    ]
+    assert missing == []
+
+
+def test_promotion_errors_name_the_running_project_s_keys(run_components: Callable[..., RecordingMocks]) -> None:
+    from components.promotion import PromotionError, check_image_ref
+
+    def program() -> None:
+        check_image_ref(None, source_stack="acme/shop/staging")
+
+    with pytest.raises(PromotionError, match=r"\(acme:promoteFromStack\) does not exist.*set acme:pinnedDigest"):
+        run_components(program, project="acme")
