@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,21 +17,31 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from components.registry import (
     MANIFEST_MEDIA_TYPES,
     DecommissionReport,
+    DockerHubClient,
     EcrRegistryClient,
     Manifest,
+    OciRegistryClient,
     RegistryAuthError,
+    RegistryError,
+    RegistryUnsupportedError,
     RepositoryNotFoundError,
+    client_for,
     decommission,
     keep_last,
     normalize_digest,
+    normalize_repository,
 )
+from components.registry_ghcr import GhcrRegistryClient
+from components.registry_http import Http, retry_after
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 NAME = "acme/hello"
 
 
@@ -54,6 +66,18 @@ class FakeRegistry:
     blobs: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     token_scopes: list[str] = field(default_factory=list)
+    token_queries: list[dict[str, list[str]]] = field(default_factory=list)
+    faults: list[tuple[str, str, int, dict[str, str], bytes]] = field(default_factory=list)
+    """Injected answers (method, path substring, status, headers, body), each used once, first match first."""
+    lose_delete_answer: set[str] = field(default_factory=set)
+    """Digests whose DELETE is applied but whose answer is lost (connection closed)."""
+    keep_after_delete: set[str] = field(default_factory=set)
+    """Digests whose DELETE answers 202 but changes nothing (a registry that lies, or a replica lag)."""
+    head_digest: bool = True
+    """False: no Docker-Content-Digest header (clients must hash the manifest they GET)."""
+    link_loop: bool = False
+    token_status: int = 200
+    challenge: str = ""
     port: int = 0
 
     def push(self, created: str, *tags: str) -> str:
@@ -64,6 +88,18 @@ class FakeRegistry:
         ).encode()
         digest = _sha(manifest)
         self.manifests[digest] = manifest
+        for tag in tags:
+            self.tags[tag] = digest
+        return digest
+
+    def push_index(self, *tags: str, children: tuple[str, ...], media_type: str = OCI_INDEX) -> str:
+        index = json.dumps(
+            {"schemaVersion": 2, "mediaType": media_type, "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": c, "size": len(self.manifests[c])} for c in children
+            ]}
+        ).encode()  # fmt: skip
+        digest = _sha(index)
+        self.manifests[digest] = index
         for tag in tags:
             self.tags[tag] = digest
         return digest
@@ -98,7 +134,7 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             if reg.auth == "basic":
                 if header == basic:
                     return True
-                self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="fake"'})
+                self._send(401, b"{}", {"WWW-Authenticate": reg.challenge or 'Basic realm="fake"'})
                 return False
             if header == "Bearer good-token":
                 return True
@@ -110,11 +146,19 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
         def _route(self) -> None:
             url = urlsplit(self.path)
             reg.requests.append((self.command, url.path, dict(self.headers)))
+            for fault in reg.faults:
+                method, where, status, headers, body = fault
+                if method == self.command and where in self.path:
+                    reg.faults.remove(fault)
+                    return self._send(status, body, headers)
             if url.path == "/token":
                 basic = "Basic " + base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
                 if self.headers.get("Authorization") != basic:
                     return self._send(401)
+                reg.token_queries.append(parse_qs(url.query))
                 reg.token_scopes.append(parse_qs(url.query)["scope"][0])
+                if reg.token_status != 200:
+                    return self._send(reg.token_status, b"{}")
                 return self._send(200, json.dumps({"token": "good-token"}).encode())
             if not self._authorized():
                 return None
@@ -128,7 +172,9 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 after = [t for t in names if t > last]
                 page, more = after[: reg.page_size], after[reg.page_size :]
                 headers = {"Content-Type": "application/json"}
-                if more:
+                if reg.link_loop:  # a broken server: "next" is the page just served
+                    headers["Link"] = f'<{self.path}>; rel="next"'
+                elif more:
                     headers["Link"] = f'</v2/{NAME}/tags/list?n={reg.page_size}&last={page[-1]}>; rel="next"'
                 return self._send(200, json.dumps({"name": NAME, "tags": page or None}).encode(), headers)
             kind, _, ref = rest.partition("/")
@@ -143,15 +189,24 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                         if reg.fail_body is not None:
                             return self._send(502, reg.fail_body, {"Content-Type": "application/json"})
                         return self._error(500, "UNKNOWN")
+                    if digest in reg.keep_after_delete:
+                        return self._send(202)
                     del reg.manifests[digest]
                     for tag in [t for t, d in reg.tags.items() if d == digest]:
                         del reg.tags[tag]
+                    if digest in reg.lose_delete_answer:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return None
                     return self._send(202)
                 # Like distribution: without the right Accept type, no OCI digest.
                 if OCI_MANIFEST not in self.headers.get("Accept", ""):
                     return self._error(404, "MANIFEST_UNKNOWN")
-                headers = {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": digest}
-                return self._send(200, reg.manifests[digest], headers)
+                body = reg.manifests[digest]
+                headers = {"Content-Type": json.loads(body)["mediaType"]}
+                if reg.head_digest:
+                    headers["Docker-Content-Digest"] = digest
+                return self._send(200, body, headers)
             if kind == "blobs" and ref in reg.blobs:
                 return self._send(200, reg.blobs[ref])
             return self._error(404, "BLOB_UNKNOWN")
@@ -262,7 +317,10 @@ def test_report_serialises_to_json(fake_registry: FakeRegistry) -> None:
     report = decommission(fake_registry.repository, keep=[new, missing], dry_run=True)
     data = json.loads(report.to_json_text())
     assert data["repository"] == fake_registry.repository and data["dry_run"] is True and data["ok"] is True
-    assert data["kept"] == [{"digest": new, "tags": ["1.1.0", "ccccccc", "latest"], "created": None}]
+    assert list(data) == ["repository", "registry", "dry_run", "retention", "ok", "deleted", "kept", "failures",
+                          "keep_not_found"]  # fmt: skip
+    assert data["registry"] == "oci" and data["retention"] == "keep 2 listed digest(s)"
+    assert data["kept"] == [{"digest": new, "tags": ["1.1.0", "ccccccc", "latest"], "created": None, "children": []}]
     assert len(data["deleted"]) == 2 and data["failures"] == []
     assert data["keep_not_found"] == [missing]
 
@@ -449,3 +507,383 @@ def test_report_type_is_what_decommission_returns(fake_registry: FakeRegistry) -
     report = decommission(fake_registry.repository, keep=1, dry_run=True)
     assert isinstance(report, DecommissionReport) and report.deleted == () and report.kept == ()
     assert Manifest("sha256:" + "0" * 64).tags == ()
+
+
+# ---- hostile and flaky registries (issue 12) -------------------------------------------------------------
+
+
+def _client(reg: FakeRegistry, sleeps: list[float] | None = None, **kw: Any) -> OciRegistryClient:
+    waits = sleeps if sleeps is not None else []
+    return OciRegistryClient(reg.repository, http=Http(label=reg.repository, sleep=waits.append), **kw)
+
+
+def test_self_referencing_pagination_is_an_error_not_a_loop(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.link_loop = True
+    with pytest.raises(RegistryError, match=r"pagination loops \(next page http://127\.0\.0\.1:\d+/v2/acme/hello"):
+        decommission(fake_registry.repository, keep=1, dry_run=False)
+    assert len([p for m, p, _ in fake_registry.requests if p.endswith("/tags/list")]) == 1
+    assert len(fake_registry.manifests) == 3
+
+
+def test_pagination_has_a_bound() -> None:
+    http = Http(label="r")
+    responses = iter(range(10))
+
+    def fetch(url: str) -> requests.Response:
+        response = requests.Response()
+        response.url, response.status_code = url, 200
+        response.headers["Link"] = f'<{url}x>; rel="next"'  # a new page every time
+        next(responses)
+        return response
+
+    with pytest.raises(RegistryError, match="r: more than 3 pages; refusing to go on listing"):
+        list(http.pages("http://h/p", fetch, max_pages=3))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (
+            b"<html><body>502 Bad Gateway</body></html>",
+            "text/html",
+            r"list tags: the answer is not JSON \(text/html, 41 bytes\)",
+        ),
+        (b'["a", "b"]', "application/json", "list tags: expected a JSON dict, got list"),
+        (b'{"tags": "latest"}', "application/json", "list tags: 'tags' is not a list of names"),
+        (b'{"tags": [1, 2]}', "application/json", "list tags: 'tags' is not a list of names"),
+    ],
+    ids=["html", "json_list", "tags_string", "tags_numbers"],
+)
+def test_an_unexpected_tag_list_body_is_a_registry_error(
+    fake_registry: FakeRegistry, body: bytes, content_type: str, message: str
+) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 200, {"Content-Type": content_type}, body)]
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: {message}"):
+        decommission(fake_registry.repository, keep=1, dry_run=False)
+    assert len(fake_registry.manifests) == 3
+
+
+def test_an_unexpected_manifest_or_config_body_is_a_registry_error(fake_registry: FakeRegistry) -> None:
+    old, _, _ = _three(fake_registry)
+    fake_registry.faults = [("GET", f"/manifests/{old}", 200, {}, b"<html>")]
+    with pytest.raises(RegistryError, match=f"read manifest {old}: the answer is not JSON"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    fake_registry.faults = [("GET", "/blobs/", 200, {}, b"[]")]
+    with pytest.raises(RegistryError, match=r"read config sha256:[0-9a-f]{64}: expected a JSON dict, got list"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    fake_registry.faults = [("GET", f"/manifests/{old}", 200, {}, b'{"manifests": {"digest": "x"}}')]
+    with pytest.raises(RegistryError, match=f"index {old}: 'manifests' is not a list of descriptors"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+def test_429_is_retried_after_the_time_the_registry_asks(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.faults = [
+        ("GET", "/tags/list", 429, {"Retry-After": "2"}, b""),
+        ("HEAD", "/manifests/", 503, {"Retry-After": "0"}, b""),
+        ("DELETE", f"/manifests/{old}", 429, {}, b""),
+    ]
+    sleeps: list[float] = []
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=_client(fake_registry, sleeps))
+    assert report.ok and {m.digest for m in report.deleted} == {old, mid}
+    assert sleeps == [2.0, 0.0, 1.0]  # Retry-After, then the default second when the header is missing
+    assert set(fake_registry.manifests) == {new}
+
+
+def test_retry_after_as_an_http_date() -> None:
+    response = requests.Response()
+    response.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:05 GMT"
+    assert retry_after(response, now=lambda: 1445412480.0) == 5.0
+    assert retry_after(response, now=lambda: 1445412490.0) == 0.0
+    response.headers["Retry-After"] = "soon"
+    assert retry_after(response) == 1.0
+
+
+def test_a_retry_after_beyond_the_cap_stops_with_a_clear_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 429, {"Retry-After": "31"}, b"")]
+    sleeps: list[float] = []
+    with pytest.raises(RegistryError, match=r"GET http://127\.0\.0\.1:\d+/v2/acme/hello/tags/list answered 429 with "
+                       r"Retry-After 31s, more than the 30s this client waits; run again later"):  # fmt: skip
+        decommission(fake_registry.repository, keep=1, dry_run=False, client=_client(fake_registry, sleeps))
+    assert sleeps == []
+
+
+def test_retries_are_capped(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 503, {"Retry-After": "1"}, b"")] * 4
+    sleeps: list[float] = []
+    with pytest.raises(RegistryError, match="still answered 503 after 4 attempts; run again later"):
+        decommission(fake_registry.repository, keep=1, dry_run=False, client=_client(fake_registry, sleeps))
+    assert sleeps == [1.0, 1.0, 1.0]
+
+
+def test_a_404_on_delete_means_already_deleted(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    # Someone else deletes `old` between the listing and our DELETE.
+    fake_registry.faults = [("DELETE", f"/manifests/{old}", 404, {}, b'{"errors": [{"code": "MANIFEST_UNKNOWN"}]}')]
+    del fake_registry.manifests[old]
+    for tag in ("aaaaaaa", "1.0.0"):
+        del fake_registry.tags[tag]
+    client = _client(fake_registry)
+    manifests = [Manifest(old, ("1.0.0",)), Manifest(mid, ("bbbbbbb",))]
+    assert client.delete(manifests) == []
+    assert set(fake_registry.manifests) == {new}
+
+
+def test_a_lost_delete_answer_is_reconciled_by_the_final_listing(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.lose_delete_answer = {old}
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert report.ok, report.to_json_text()
+    assert {m.digest for m in report.deleted} == {old, mid}
+    assert set(fake_registry.manifests) == {new}
+
+
+def test_an_accepted_delete_that_did_nothing_is_a_failure(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.keep_after_delete = {mid}
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert [(f.digest, f.error) for f in report.failures] == [
+        (mid, "still listed after the registry accepted its DELETE")
+    ]
+    assert [m.digest for m in report.deleted] == [old]
+
+
+def test_a_failed_final_listing_leaves_deletions_unconfirmed(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    client = _client(fake_registry)
+    original = client.list_manifests
+    calls = []
+
+    def listing(*, need_dates: bool) -> list[Manifest]:
+        calls.append(need_dates)
+        if len(calls) == 2:
+            raise RegistryError("boom")
+        return original(need_dates=need_dates)
+
+    client.list_manifests = listing  # type: ignore[method-assign]
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=client)
+    assert not report.ok and {f.digest for f in report.failures} == {old, mid}
+    assert all(f.error == "not confirmed: the final listing failed: boom" for f in report.failures)
+    assert len(report.failures) == 2 and report.deleted == ()
+
+
+def test_a_repository_emptied_by_the_decommission_counts_as_all_deleted(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    report = decommission(fake_registry.repository, keep=0, dry_run=False)
+    assert report.ok and {m.digest for m in report.deleted} == {old, mid, new} and report.kept == ()
+    assert report.retention == "keep 0 newest" and fake_registry.manifests == {}
+
+
+def test_resolve_hashes_the_manifest_when_the_registry_sends_no_digest(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.head_digest = False
+    report = decommission(fake_registry.repository, keep=[mid], dry_run=True)
+    assert {m.digest for m in report.deleted} == {old, new} and [m.digest for m in report.kept] == [mid]
+    gets = [p for m, p, _ in fake_registry.requests if m == "GET" and "/manifests/" in p and "sha256" not in p]
+    assert len(gets) == 6  # one GET per tag after the HEAD gave no digest
+
+
+def test_resolve_uses_the_get_digest_header_when_head_has_none(fake_registry: FakeRegistry) -> None:
+    mid = _three(fake_registry)[1]
+    fake_registry.faults = [("HEAD", "/manifests/bbbbbbb", 200, {}, b"")]
+    assert _client(fake_registry).resolve("bbbbbbb") == mid
+    fake_registry.faults = [("HEAD", "/manifests/bbbbbbb", 404, {}, b"")]
+    assert _client(fake_registry).resolve("bbbbbbb") == mid
+    fake_registry.faults = [("HEAD", "/manifests/x", 404, {}, b""), ("GET", "/manifests/x", 404, {}, b"")]
+    with pytest.raises(RegistryError, match="resolve x answered HTTP 404"):
+        _client(fake_registry).resolve("x")
+
+
+def test_keeping_an_index_keeps_its_platforms_and_counts_as_one_image(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "v1-amd64")
+    arm = fake_registry.push("2026-01-01T00:00:01Z", "v1-arm64")
+    index = fake_registry.push_index("v1", children=(amd, arm))
+    lone = fake_registry.push("2025-12-01T00:00:00Z", "v0")
+    report = decommission(fake_registry.repository, keep=[index], dry_run=True)
+    assert {m.digest for m in report.kept} == {index, amd, arm}
+    assert [m.digest for m in report.deleted] == [lone]
+    assert next(m for m in report.kept if m.digest == index).children == (amd, arm)
+    # keep=1 keeps the newest image: the index (and its platforms), not an index and one platform.
+    report = decommission(fake_registry.repository, keep=1, dry_run=True)
+    assert {m.digest for m in report.kept} == {index, amd, arm}
+    assert json.loads(report.to_json_text())["kept"][0]["children"] in ([], [amd, arm])
+
+
+def test_deleting_an_index_deletes_it_before_its_platforms(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "v1-amd64")
+    index = fake_registry.push_index("v1", children=(amd,), media_type=MANIFEST_MEDIA_TYPES[2])
+    new = fake_registry.push("2026-02-01T00:00:00Z", "v2")
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert report.ok and [m.digest for m in report.deleted] == [index, amd]
+    deletes = [p.rsplit("/", 1)[-1] for m, p, _ in fake_registry.requests if m == "DELETE"]
+    assert deletes == [index, amd]
+
+
+def test_a_platform_production_ran_is_kept_even_without_its_index(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "v1-amd64")
+    index = fake_registry.push_index("v1", children=(amd,))
+    report = decommission(fake_registry.repository, keep=[amd], dry_run=True)
+    assert [m.digest for m in report.kept] == [amd] and [m.digest for m in report.deleted] == [index]
+
+
+def test_a_non_bearer_challenge_is_an_auth_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth, fake_registry.challenge = "basic", 'Digest realm="fake"'
+    with pytest.raises(
+        RegistryAuthError, match=r"GET /v2/acme/hello/tags/list was refused \(401\) without credentials"
+    ):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    assert not [p for _, p, _ in fake_registry.requests if p == "/token"]
+
+
+def test_the_token_request_carries_service_and_scope(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+    assert fake_registry.token_queries[0] == {"service": ["fake"], "scope": [f"repository:{NAME}:pull,delete"]}
+
+
+@pytest.mark.parametrize(("status", "error", "message"), [
+    (403, RegistryAuthError, r"token service http://127\.0\.0\.1:\d+/token refused the given credentials \(403\)"),
+    (500, RegistryError, r"token service http://127\.0\.0\.1:\d+/token answered 500"),
+], ids=["refused", "broken"])  # fmt: skip
+def test_a_token_service_failure_is_reported(
+    fake_registry: FakeRegistry, status: int, error: type[Exception], message: str
+) -> None:
+    _three(fake_registry)
+    fake_registry.auth, fake_registry.token_status = "bearer", status
+    with pytest.raises(error, match=message):
+        decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"<html>", "token service .*: the answer is not JSON"),
+    (b'{"token": ""}', "token service .* returned no token"),
+    (b'{"access_token": 5}', "token service .* returned no token"),
+], ids=["html", "empty", "number"])  # fmt: skip
+def test_a_token_service_without_a_token_is_an_error(fake_registry: FakeRegistry, body: bytes, message: str) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    fake_registry.faults = [("GET", "/token", 200, {}, body)]
+    with pytest.raises(RegistryError, match=message):
+        decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+
+
+def test_access_token_is_accepted(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    fake_registry.faults = [("GET", "/token", 200, {}, b'{"access_token": "good-token"}')]
+    report = decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+    assert len(report.kept) == 1
+
+
+def test_a_bearer_challenge_without_realm_is_an_auth_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 401, {"WWW-Authenticate": 'Bearer service="x"'}, b"")]
+    with pytest.raises(RegistryAuthError, match="bearer challenge without a realm: 'Bearer service=\"x\"'"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+@pytest.mark.parametrize(("repository", "base"), [
+    ("127.0.0.1:5000/a/b", "http://127.0.0.1:5000"),
+    ("localhost:5000/a/b", "http://localhost:5000"),
+    ("registry.example.com/a/b", "https://registry.example.com"),
+    ("10.0.0.5:5000/a/b", "https://10.0.0.5:5000"),
+], ids=["loopback", "localhost", "remote", "private_ip"])  # fmt: skip
+def test_https_for_every_registry_but_loopback(repository: str, base: str) -> None:
+    assert OciRegistryClient(repository).base == base
+
+
+@pytest.mark.parametrize(("given", "normal"), [
+    ("GHCR.io/example-org/hello", "ghcr.io/example-org/hello"),
+    ("ghcr.io/Example-Org/hello/", "ghcr.io/example-org/hello"),
+    ("https://ghcr.io/example-org/hello", "ghcr.io/example-org/hello"),
+    ("nginx", "docker.io/library/nginx"),
+    ("index.docker.io/nginx", "docker.io/library/nginx"),
+    ("docker.io/library/nginx", "docker.io/library/nginx"),
+    ("registry-1.docker.io/acme/app", "docker.io/acme/app"),
+    ("acme/app", "docker.io/acme/app"),
+    ("localhost/app", "localhost/app"),
+    ("127.0.0.1:5000//a//b", "127.0.0.1:5000/a/b"),
+], ids=["host_case", "owner_case_slash", "scheme", "bare", "index", "library", "registry1", "hub_user",
+        "localhost", "double_slash"])  # fmt: skip
+def test_repository_identity_is_normalised(given: str, normal: str) -> None:
+    assert normalize_repository(given) == normal
+
+
+@pytest.mark.parametrize("bad", ["", "/", "ghcr.io/acme/hello:1.0", "ghcr.io/acme/hello@sha256:" + "a" * 64,
+                                 "ghcr.io/a b"], ids=["empty", "slash", "tag", "digest", "space"])  # fmt: skip
+def test_a_repository_with_a_tag_or_nothing_is_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match="repository"):
+        normalize_repository(bad)
+
+
+@pytest.mark.parametrize("repository", ["docker.io/acme/hello", "acme/hello", "index.docker.io/acme/hello"],
+                         ids=["docker_io", "implicit", "index"])  # fmt: skip
+def test_docker_hub_deletion_is_refused_with_what_to_do(repository: str) -> None:
+    with pytest.raises(RegistryUnsupportedError) as err:
+        decommission(repository, keep=1, dry_run=False, session=_NoNetwork())
+    text = str(err.value)
+    assert text.startswith("docker.io/acme/hello: Docker Hub deletes images only through its own Hub API")
+    assert "nothing was deleted" in text and "hub-tool" in text and "GHCR, ECR" in text
+
+
+def test_docker_hub_client_lists_through_the_registry_api_and_never_deletes() -> None:
+    client = client_for("acme/hello", session=_NoNetwork())
+    assert isinstance(client, DockerHubClient) and client.kind == "dockerhub"
+    assert client.base == "https://registry-1.docker.io" and client.name == "acme/hello"
+    with pytest.raises(RegistryUnsupportedError, match="Docker Hub"):
+        client.delete([Manifest("sha256:" + "a" * 64)])
+
+
+def test_backends_are_chosen_by_normalised_host() -> None:
+    assert isinstance(client_for("GHCR.io/Acme/hello", password="t", session=_NoNetwork()), GhcrRegistryClient)
+    assert isinstance(client_for(ECR_REPO), EcrRegistryClient)
+    assert type(client_for("registry.example.com/a/b")) is OciRegistryClient
+
+
+class _NoNetwork(requests.Session):
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        raise AssertionError(f"no request expected: {args}")
+
+
+def test_a_connection_failure_on_delete_is_a_failure_not_a_crash(fake_registry: FakeRegistry) -> None:
+    old, _, _ = _three(fake_registry)
+    client = OciRegistryClient(f"127.0.0.1:1/{NAME}", http=Http(label="x", sleep=lambda s: None, timeout=0.5))
+    failures = client.delete([Manifest(old, ("1.0.0",))])
+    assert len(failures) == 1 and failures[0].error.startswith("x: DELETE http://127.0.0.1:1/v2/acme/hello/manifests/")
+    assert failures[0].error.endswith("failed: ConnectionError")
+
+
+def test_reads_are_retried_after_a_connection_failure() -> None:
+    calls = []
+
+    class Flaky(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            calls.append(method)
+            if len(calls) < 3:
+                raise requests.ConnectionError("reset")
+            response = requests.Response()
+            response.status_code = 200
+            return response
+
+    sleeps: list[float] = []
+    assert Http(label="x", session=Flaky(), sleep=sleeps.append).send("GET", "http://h/").status_code == 200
+    assert calls == ["GET"] * 3 and sleeps == [1.0, 1.0]
+    calls.clear()
+    with pytest.raises(RegistryError, match=r"^x: DELETE http://h/ failed: ConnectionError$"):
+        Http(label="x", session=Flaky(), sleep=sleeps.append).send("DELETE", "http://h/?secret=1")
+    assert calls == ["DELETE"]  # a DELETE is never repeated blind
+
+
+def test_a_timeout_is_named() -> None:
+    class Slow(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            raise requests.ReadTimeout("slow")
+
+    with pytest.raises(RegistryError, match=r"^x: GET http://h/ timed out: ReadTimeout$"):
+        Http(label="x", session=Slow(), sleep=lambda s: None, max_attempts=2).send("GET", "http://h/")
