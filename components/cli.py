@@ -15,6 +15,7 @@ COMMANDS: Final = {
     "smoke": ("components.smoke", "check /healthz, /readyz and the version of a deployed service"),
     "plan-diff": ("components.plan_diff", "compare two offline plans and write the pull-request comment"),
     "sunset": ("components.sunset", "remove a stack's access points, workload, monitoring and images (Automation API)"),
+    "ledger": ("components.retention", "record a deployed digest in deployments/<stack>.txt (registry retention)"),
 }
 """Command name → (module, one-line help)."""
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import sunset
+from components import sunset, sunset_stack
 from components.exposure import TYPE as EXPOSURE_TYPE
 from components.sunset import (
     EXIT_FAILED,
@@ -25,10 +25,9 @@ from components.sunset import (
     EXIT_OK,
     Options,
     RegistryResult,
+    StackFileEditError,
     StateResource,
     Sunset,
-    SunsetError,
-    exposure_urn,
     read_stage,
     write_stage,
 )
@@ -42,6 +41,7 @@ EXPOSURE = f"urn:pulumi:{STACK}::service-lifecycle::{SERVICE_STACK}${EXPOSURE_TY
 REPO = "ghcr.io/example-org/hello"
 RUNNING = f"{REPO}@sha256:" + "1" * 64
 PREVIOUS = f"{REPO}@sha256:" + "2" * 64
+D_RUNNING, D_PREVIOUS = RUNNING.split("@")[1], PREVIOUS.split("@")[1]
 
 
 def _child(parent: str, parent_types: str, type_: str, name: str, **kw: Any) -> StateResource:
@@ -169,12 +169,11 @@ class FakeRegistry:
         self.errors: list[str] = []
 
     def __call__(
-        self, *, repository: str, production_refs: Sequence[str], retain: int, dry_run: bool,
-        username: str | None, password: str | None,
-    ) -> RegistryResult:  # fmt: skip
-        self.calls.append({"repository": repository, "refs": list(production_refs), "retain": retain,
-                           "dry_run": dry_run, "username": username, "password": password})  # fmt: skip
-        kept = list(production_refs[:retain])
+        self, *, repository: str, keep: Sequence[str], dry_run: bool, username: str | None, password: str | None
+    ) -> RegistryResult:
+        self.calls.append({"repository": repository, "keep": list(keep), "dry_run": dry_run, "username": username,
+                           "password": password})  # fmt: skip
+        kept = [f"{repository}@{d}" for d in keep]
         return RegistryResult(deleted=[f"{REPO}@sha256:" + "9" * 64], kept=kept, errors=list(self.errors))
 
 
@@ -187,7 +186,24 @@ class Tty(io.StringIO):
 def project(tmp_path: Path, project_dir: Path) -> Path:
     for name in ("Pulumi.yaml", f"Pulumi.{STACK}.yaml", "__main__.py"):
         shutil.copy(project_dir / name, tmp_path / name)
+    # A real sunset starts from a stack file whose stage sunset is on the default branch (sunset.yml commits it).
+    write_stage(tmp_path / f"Pulumi.{STACK}.yaml", "sunset")
     return tmp_path
+
+
+BRANCH: dict[str, str | None] = {}
+
+
+def _branch_stage(project_dir: Path, path: Path) -> tuple[str | None, str]:
+    """The default branch says what BRANCH says, else what the working copy says (committed and pushed)."""
+    return BRANCH.get(path.name, read_stage(path)), "origin/main"
+
+
+@pytest.fixture(autouse=True)
+def _branch() -> Any:
+    BRANCH.clear()
+    yield
+    BRANCH.clear()
 
 
 @pytest.fixture
@@ -218,6 +234,7 @@ def run(project: Path, fake: FakeStack) -> tuple[Runner, FakeRegistry, list[int]
             Options(stack=STACK, project_dir=project, yes=yes, dry_run=dry_run),
             stack_factory=factory, decommission=registry, which=which,
             stdin=stdin if stdin is not None else io.StringIO(""), out=out, clock=lambda: "2026-11-27T15:00:00+00:00",
+            branch_stage=_branch_stage,
         ).run()  # fmt: skip
         return code, out.getvalue()
 
@@ -240,17 +257,17 @@ def test_full_sunset_runs_the_steps_in_order_with_exact_targets(
         ("unprotect", namespace),
         ("up", "sunset"),  # the up sees the stack file already saying sunset
     ]
-    assert registry.calls == [{"repository": REPO, "refs": [RUNNING], "retain": 2, "dry_run": False,
+    assert registry.calls == [{"repository": REPO, "keep": [RUNNING.split("@")[1]], "dry_run": False,
                                "username": None, "password": "registry-token-from-stack"}]  # fmt: skip
     assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
     assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
-    assert "git add Pulumi.production.yaml" in out
 
 
-def test_stack_file_keeps_every_other_line(run: tuple[Runner, FakeRegistry, list[int]], project: Path) -> None:
+def test_set_stage_changes_that_value_only(project: Path, project_dir: Path) -> None:
     path = project / f"Pulumi.{STACK}.yaml"
+    shutil.copy(project_dir / path.name, path)
     before = path.read_text().splitlines()
-    assert run[0]()[0] == EXIT_OK
+    assert sunset.main(["--stack", STACK, "--project-dir", str(project), "--set-stage"]) == EXIT_OK
     after = path.read_text().splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert changed == [("  service-lifecycle:stage: production", "  service-lifecycle:stage: sunset")]
@@ -262,19 +279,20 @@ def test_report_is_saved_and_printed(run: tuple[Runner, FakeRegistry, list[int]]
     report = json.loads((project / "sunset-production.json").read_text())
     assert report["result"] == "done"
     assert report["exposure_urn"] == EXPOSURE
-    assert (report["stage_before"], report["stage_after"]) == ("production", "sunset")
+    assert (report["stage_before"], report["stage_after"]) == ("sunset", "sunset")
     assert report["started"] == report["finished"] == "2026-11-27T15:00:00+00:00"
     assert EXPOSURE in report["removed"]
     assert any("Namespace::hello-env-namespace" in urn for urn in report["removed"])
     assert report["remaining"] == []
     assert report["registry_kept"] == [RUNNING] and len(report["registry_deleted"]) == 1
+    assert report["retention"] == {"production": [RUNNING.split("@")[1]]}
     assert f"image {RUNNING}" in report["kept"]
     assert report["production_image_refs"] == [RUNNING]
     commands = [s["command"] for s in report["steps"] if s["command"]]
     assert commands[0] == f"pulumi destroy --stack production --target '{EXPOSURE}' --target-dependents --yes"
     assert any(c.startswith("pulumi state unprotect --stack production --yes") for c in commands)
     assert "pulumi up --stack production --yes" in commands
-    assert [s["status"] for s in report["steps"]] == ["done"] * 5
+    assert [s["status"] for s in report["steps"]] == ["done", "skipped", "done", "done", "done", "done"]
     assert "sunset of stack production (service-lifecycle): done" in out
 
 
@@ -322,7 +340,7 @@ def test_images_stay_while_another_stack_deploys_from_the_same_repository(
     # Once staging is sunset too, a rerun decommissions with the digests the first run recorded.
     write_stage(staging_file, "sunset")
     assert go()[0] == EXIT_OK
-    assert [c["refs"] for c in registry.calls] == [[RUNNING]] and fake.changes == []
+    assert [c["keep"] for c in registry.calls] == [[D_RUNNING]] and fake.changes == []
 
 
 def test_refuses_when_the_destroy_would_reach_beyond_the_exposure(
@@ -379,7 +397,7 @@ def test_refuses_without_a_terminal_and_without_yes(
     assert code == EXIT_NOT_CONFIRMED
     assert "refusing" in out and "--yes" in out
     assert fake.changes == [] and run[1].calls == []
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_a_wrong_answer_at_the_prompt_changes_nothing(
@@ -404,7 +422,7 @@ def test_stops_before_anything_without_the_pulumi_cli(
     assert code == EXIT_NO_CLI
     assert "Pulumi CLI is not installed" in out and "Nothing was changed" in out
     assert factory_calls == [] and fake.calls == [] and registry.calls == []
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_cli_vanishing_when_the_workspace_starts_is_a_clean_stop(project: Path) -> None:
@@ -413,7 +431,7 @@ def test_cli_vanishing_when_the_workspace_starts_is_a_clean_stop(project: Path) 
 
     out = io.StringIO()
     code = Sunset(Options(stack=STACK, project_dir=project, yes=True), stack_factory=factory,
-                  which=lambda _: "/usr/bin/pulumi", out=out).run()  # fmt: skip
+                  which=lambda _: "/usr/bin/pulumi", out=out, branch_stage=_branch_stage).run()  # fmt: skip
     assert code == EXIT_NO_CLI and "Nothing was changed" in out.getvalue()
 
 
@@ -426,7 +444,7 @@ def test_command_line_without_pulumi_on_path_exits_with_a_clear_message(project:
     )  # fmt: skip
     assert result.returncode == EXIT_NO_CLI, result.stdout + result.stderr
     assert "the Pulumi CLI is not installed" in result.stdout
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_a_failed_up_is_reported_and_a_rerun_resumes(
@@ -449,7 +467,7 @@ def test_a_failed_up_is_reported_and_a_rerun_resumes(
     assert code == EXIT_OK, out
     assert [c[0] for c in fake.changes] == ["up"]  # exposure gone, namespace already unprotected
     # the digest production ran came from the first run's report: the up removed the Deployment
-    assert registry.calls[0]["refs"] == [RUNNING]
+    assert registry.calls[0]["keep"] == [D_RUNNING]
 
 
 def test_registry_errors_fail_the_sunset_and_the_rerun_retries_them(
@@ -481,19 +499,49 @@ def test_retention_uses_every_digest_production_ran(
 ) -> None:
     fake.state = [replace(r, image_refs=(RUNNING, PREVIOUS)) if r.image_refs else r for r in fake.state]
     assert run[0]()[0] == EXIT_OK
-    assert run[1].calls[0]["refs"] == [RUNNING, PREVIOUS]
+    assert run[1].calls[0]["keep"] == [D_RUNNING, D_PREVIOUS]
 
 
 # -- the URN and the stage --------------------------------------------------------------------
 
 
-def test_target_is_the_exposure_urn_of_the_production_plan(
+def test_the_target_is_the_stacks_exported_exposure_urn_whatever_the_project_is_called(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    """Issue 14: a project renamed (or the library used by another program) names its URNs differently;
+    the sunset reads the Exposure's URN from the stack's exposure_urn output, never from a fixed name."""
+    renamed = [replace(r, urn=r.urn.replace("::service-lifecycle::", "::acme-shop::"),
+                       parent=r.parent.replace("::service-lifecycle::", "::acme-shop::") if r.parent else None)
+               for r in fake.state]  # fmt: skip
+    fake.state = renamed
+    target = EXPOSURE.replace("::service-lifecycle::", "::acme-shop::")
+    fake.output_values["exposure_urn"] = target
+    assert run[0]()[0] == EXIT_OK
+    assert ("destroy", (target,)) in fake.calls
+
+
+def test_without_an_output_the_one_exposure_in_the_state_is_the_target(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    assert "exposure_urn" not in fake.output_values
+    assert run[0]()[0] == EXIT_OK
+    assert ("destroy", (EXPOSURE,)) in fake.calls
+    assert sunset.exposure_urn_of({}, []) is None
+
+
+def test_two_exposures_and_no_output_is_a_refusal(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack) -> None:
+    fake.state.append(replace(next(r for r in fake.state if r.type == EXPOSURE_TYPE), urn=EXPOSURE + "-2"))
+    code, out = run[0]()
+    assert code == EXIT_FAILED and "2 Exposures and no exposure_urn output says which" in out
+    assert fake.changes == []
+
+
+def test_the_exposure_urn_is_exported_by_the_production_plan(
     offline_plan: Callable[[str], tuple[dict[str, Any], Path]],
 ) -> None:
     plan, _ = offline_plan("production")
     exposures = [r["urn"] for r in plan["resources"] if r["type"] == EXPOSURE_TYPE]
-    assert exposures == [exposure_urn("production", "hello")]
-    assert exposure_urn("acme/service-lifecycle/production", "hello") == exposures[0]
+    assert len(exposures) == 1 and plan["outputs"]["exposure_urn"] == exposures[0]
 
 
 def test_sunset_stage_registers_no_cloudflare_cloudflared_workload_or_monitoring(project: Path, tmp_path: Path) -> None:
@@ -516,7 +564,7 @@ def test_sunset_stage_registers_no_cloudflare_cloudflared_workload_or_monitoring
 def test_write_stage_refuses_a_file_without_one_stage_line(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config:\n  service-lifecycle:serviceName: hello\n")
-    with pytest.raises(SunsetError, match="exactly one"):
+    with pytest.raises(StackFileEditError, match="exactly one"):
         write_stage(path, "sunset")
     assert path.read_text() == "config:\n  service-lifecycle:serviceName: hello\n"
 
@@ -627,7 +675,7 @@ def test_unprotect_runs_the_cli_in_the_project(monkeypatch: pytest.MonkeyPatch, 
 
     ran: list[tuple[list[str], Path]] = []
     monkeypatch.setattr(automation, "select_stack", lambda **_: _AutoStack())
-    monkeypatch.setattr(sunset.subprocess, "run", lambda argv, cwd, **_: ran.append((argv, cwd)))
+    monkeypatch.setattr(sunset_stack.subprocess, "run", lambda argv, cwd, **_: ran.append((argv, cwd)))
     sunset.AutomationStack(STACK, project).unprotect("urn:x::ns")
     assert ran == [
         (["pulumi", "state", "unprotect", "--stack", STACK, "--yes", "--non-interactive", "urn:x::ns"], project)
@@ -640,10 +688,11 @@ def test_real_automation_api_without_the_cli_stops_cleanly(project: Path, monkey
         pytest.skip("a Pulumi CLI is installed here; this test covers machines without one")
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
     out = io.StringIO()
-    code = Sunset(Options(stack=STACK, project_dir=project, yes=True), which=lambda _: "/stale/pulumi", out=out).run()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True), which=lambda _: "/stale/pulumi", out=out,
+                  branch_stage=_branch_stage).run()  # fmt: skip
     assert code == EXIT_NO_CLI, out.getvalue()
     assert "Nothing was changed" in out.getvalue()
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_refuses_when_the_stack_exports_another_exposure_urn(
