@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import sunset, sunset_stack
+from components import sunset, sunset_checks, sunset_stack
 from components.exposure import TYPE as EXPOSURE_TYPE
 from components.sunset import (
     EXIT_FAILED,
@@ -93,8 +93,11 @@ def production_state() -> list[StateResource]:
 class FakeStack:
     """Behaves like the engine for what sunset does: targeted destroy, protect, up from the stack file."""
 
-    def __init__(self, project_dir: Path, resources: list[StateResource], outputs: dict[str, Any]) -> None:
+    def __init__(
+        self, project_dir: Path, resources: list[StateResource], outputs: dict[str, Any], stack: str = STACK
+    ) -> None:
         self.project_dir = project_dir
+        self.stack = stack
         self.state = list(resources)
         self.output_values = dict(outputs)
         self.calls: list[tuple[Any, ...]] = []
@@ -140,7 +143,7 @@ class FakeStack:
         self.state = [replace(r, protect=False) if r.urn == urn else r for r in self.state]
 
     def up(self) -> dict[str, int]:
-        stage = read_stage(self.project_dir / f"Pulumi.{STACK}.yaml")
+        stage = read_stage(self.project_dir / f"Pulumi.{self.stack}.yaml")
         self.calls.append(("up", stage))
         self._maybe_fail("up")
         if stage != "sunset":
@@ -709,3 +712,343 @@ def test_an_exported_exposure_urn_that_matches_is_accepted(
 ) -> None:
     fake.output_values["exposure_urn"] = EXPOSURE
     assert run[0]()[0] == EXIT_OK
+
+
+# -- checks before the first destructive step (issue 12) ---------------------------------------
+
+
+def test_a_report_path_that_is_a_directory_is_refused_before_anything(
+    project: Path, fake: FakeStack, tmp_path: Path
+) -> None:
+    """Before: every destructive step ran, then saving the report failed. Now: refused up front."""
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True, report_path=tmp_path),
+                  stack_factory=lambda s, d: fake, decommission=FakeRegistry(), which=lambda _: "/usr/bin/pulumi",
+                  out=out, branch_stage=_branch_stage).run()  # fmt: skip
+    assert code == sunset.EXIT_USAGE and f"--report {tmp_path} is a directory" in out.getvalue()
+    assert fake.calls == []
+
+
+def test_an_unwritable_report_folder_is_refused(tmp_path: Path) -> None:
+    from components.sunset_checks import report_path_problem
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert report_path_problem(blocker / "sub" / "r.json") is not None  # a file where a folder should be
+    assert report_path_problem(tmp_path / "new" / "r.json") is None and (tmp_path / "new").is_dir()
+    if os.geteuid() != 0:  # root writes anywhere
+        locked.chmod(0o500)
+        assert "not writable" in str(report_path_problem(locked / "r.json"))
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('config:\n  "service-lifecycle:stage": production\n  other: 1\n', None),
+    ("config:\n  service-lifecycle:stage: production\n  stage: production\n", "found 2"),
+    ("config:\n  service-lifecycle:nested:\n    stage: x\n", "found 0"),
+    ("config: {service-lifecycle:stage: production, other: 1}\n", None),
+    ("config:\n  service-lifecycle:stage: [production]\n", "not a stage name"),
+    ("config: [1]\n", "no config mapping"),
+    ("config:\n  a: [\n", "not valid YAML"),
+], ids=["quoted_key", "both_keys", "nested_only", "flow_style", "list_value", "no_mapping", "broken"])  # fmt: skip
+def test_the_stage_edit_is_unambiguous_or_refused(tmp_path: Path, text: str, problem: str | None) -> None:
+    """A quoted key is the same key (YAML); a nested unrelated `stage:` is not it; two spellings are ambiguous.
+    A refused edit leaves the file as it was."""
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text(text)
+    if problem is None:
+        assert write_stage(path, "sunset") == "production"
+        assert read_stage(path) == "sunset"
+        assert yaml.safe_load(path.read_text())["config"].get("other") == yaml.safe_load(text)["config"].get("other")
+    else:
+        with pytest.raises(StackFileEditError, match=problem):
+            write_stage(path, "sunset")
+        assert path.read_text() == text
+
+
+def test_an_edit_of_a_file_changed_meanwhile_is_refused(tmp_path: Path) -> None:
+    from components.stackfile import plan_stage_edit
+
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  service-lifecycle:stage: production\n")
+    edit = plan_stage_edit(path, "sunset")
+    path.write_text("config:\n  service-lifecycle:stage: staging\n")
+    with pytest.raises(StackFileEditError, match="changed since"):
+        edit.apply()
+
+
+def test_an_ambiguous_stage_key_stops_the_sunset_before_the_destroy(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    """Before: the exposure destroy ran, then the stage rewrite failed ("found 0"). Now: nothing runs."""
+    path = project / f"Pulumi.{STACK}.yaml"
+    path.write_text(path.read_text() + "  stage: sunset\n")
+    code, out = run[0]()
+    assert code == sunset.EXIT_USAGE and "found 2" in out and fake.calls == []
+
+
+def test_the_local_command_refuses_until_the_stage_change_is_on_the_default_branch(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    """Before: the local command destroyed first and rewrote the file after, so main still said production and
+    the next deploy recreated everything. Now: stage sunset must be committed on the default branch first."""
+    path = project / f"Pulumi.{STACK}.yaml"
+    write_stage(path, "production")
+    code, out = run[0]()
+    assert code == sunset.EXIT_USAGE and "says stage production, not sunset" in out and "--set-stage" in out
+    assert fake.calls == [] and read_stage(path) == "production"
+    # Written locally but not merged: still refused.
+    write_stage(path, "sunset")
+    BRANCH[path.name] = "production"
+    code, out = run[0]()
+    assert code == sunset.EXIT_USAGE and "on origin/main says stage production" in out and fake.calls == []
+    # A dry run only reports, whatever the branch says.
+    write_stage(path, "production")
+    code, out = run[0](dry_run=True)
+    assert code == EXIT_OK and fake.changes == [] and "commit stage sunset to the default branch first" in out
+
+
+def test_default_branch_stage_reads_origin_through_git(tmp_path: Path) -> None:
+    from components.stackfile import default_branch_stage
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    remote, work = tmp_path / "remote.git", tmp_path / "work"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "--bare", "-q", str(remote)], check=True)
+    subprocess.run([*git, "clone", "-q", str(remote), str(work)], check=True, capture_output=True)
+    path = work / "Pulumi.p.yaml"
+    path.write_text("config:\n  service-lifecycle:stage: production\n")
+    for args in (["add", "."], ["commit", "-qm", "x"], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run([*git, *args], cwd=work, check=True, capture_output=True)
+    write_stage(path, "sunset")  # local only
+    assert default_branch_stage(work, path) == ("production", "origin/main")
+    assert default_branch_stage(tmp_path, tmp_path / "nowhere.yaml")[0] is None
+
+
+def test_set_stage_refuses_an_ambiguous_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = project / f"Pulumi.{STACK}.yaml"
+    path.write_text(path.read_text() + "  stage: production\n")
+    before = path.read_text()
+    assert sunset.main(["--stack", STACK, "--project-dir", str(project), "--set-stage"]) == sunset.EXIT_USAGE
+    assert "found 2" in capsys.readouterr().err and path.read_text() == before
+
+
+def _staging_project(project: Path, project_dir: Path) -> Path:
+    shutil.copy(project_dir / "Pulumi.staging.yaml", project / "Pulumi.staging.yaml")
+    write_stage(project / f"Pulumi.{STACK}.yaml", "production")
+    write_stage(project / "Pulumi.staging.yaml", "sunset")
+    return project
+
+
+def _sunset_staging(project: Path, fake: FakeStack, registry: Any) -> tuple[int, str]:
+    out = io.StringIO()
+    code = Sunset(Options(stack="staging", project_dir=project, yes=True), stack_factory=lambda s, d: fake,
+                  decommission=registry, which=lambda _: "/usr/bin/pulumi", out=out,
+                  branch_stage=_branch_stage).run()  # fmt: skip
+    return code, out.getvalue()
+
+
+def test_staging_sunset_is_refused_while_production_promotes_from_it(
+    project: Path, project_dir: Path, fake: FakeStack
+) -> None:
+    """Before: production's StackReference lost image_ref and the deploy workflow skipped production."""
+    _staging_project(project, project_dir)
+    code, out = _sunset_staging(project, fake, FakeRegistry())
+    assert code == sunset.EXIT_USAGE and "production promote from staging" in out and "pinnedDigest" in out
+    assert fake.calls == []
+
+
+def test_staging_sunset_is_allowed_once_production_pins_a_digest_or_is_sunset(
+    project: Path, project_dir: Path, fake: FakeStack
+) -> None:
+    _staging_project(project, project_dir)
+    prod = project / f"Pulumi.{STACK}.yaml"
+    original = prod.read_text()
+    prod.write_text(original + f"  service-lifecycle:pinnedDigest: {D_RUNNING}\n")
+    fake.stack = "staging"
+    assert _sunset_staging(project, fake, FakeRegistry())[0] == EXIT_OK
+    prod.write_text(original)
+    write_stage(prod, "sunset")
+    assert sunset_checks.promoters(project, "staging") == []
+
+
+def test_sharing_is_detected_whatever_the_spelling_of_the_repository(project: Path, project_dir: Path) -> None:
+    """Before: `GHCR.io/example-org/hello` and `ghcr.io/example-org/hello` were two repositories."""
+    staging = project / "Pulumi.staging.yaml"
+    shutil.copy(project_dir / "Pulumi.staging.yaml", staging)
+    staging.write_text(staging.read_text().replace("ghcr.io/example-org/hello", "GHCR.io/Example-Org/hello/"))
+    assert sunset_checks.sharing_stacks(project, STACK, REPO) == ["staging (stage staging)"]
+
+
+# -- Alertmanager silence ------------------------------------------------------------------------
+
+
+def test_alerts_are_silenced_before_the_exposure_goes(project: Path, fake: FakeStack) -> None:
+    order: list[str] = []
+    bodies: list[tuple[str, dict[str, Any]]] = []
+
+    def silencer(url: str, body: dict[str, Any]) -> str:
+        order.append("silence")
+        bodies.append((url, body))
+        return "silence-1"
+
+    original_destroy = fake.destroy
+    fake.destroy = lambda targets: (order.append("destroy"), original_destroy(targets))[1]  # type: ignore[method-assign]
+    fake.output_values["namespace"] = "hello-production"
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True, alertmanager_url="http://am:9093"),
+                  stack_factory=lambda s, d: fake, decommission=FakeRegistry(), which=lambda _: "/usr/bin/pulumi",
+                  out=out, branch_stage=_branch_stage, silencer=silencer).run()  # fmt: skip
+    assert code == EXIT_OK, out.getvalue()
+    assert order[:2] == ["silence", "destroy"]
+    url, body = bodies[0]
+    assert url == "http://am:9093"
+    assert body["matchers"] == [
+        {"name": "service", "value": "hello", "isRegex": False, "isEqual": True},
+        {"name": "namespace", "value": "hello-production", "isRegex": False, "isEqual": True},
+    ]
+    report = json.loads((project / "sunset-production.json").read_text())
+    assert report["silence_id"] == "silence-1"
+
+
+def test_a_refused_silence_stops_the_sunset_before_anything(project: Path, fake: FakeStack) -> None:
+    def silencer(url: str, body: dict[str, Any]) -> str:
+        raise RuntimeError("Alertmanager http://am:9093/api/v2/silences answered 400: bad matcher")
+
+    fake.output_values["namespace"] = "hello-production"
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True, alertmanager_url="http://am:9093"),
+                  stack_factory=lambda s, d: fake, decommission=FakeRegistry(), which=lambda _: "/usr/bin/pulumi",
+                  out=out, branch_stage=_branch_stage, silencer=silencer).run()  # fmt: skip
+    assert code == EXIT_FAILED and "answered 400" in out.getvalue() and fake.changes == []
+
+
+# -- retention across stacks (issue 12) ------------------------------------------------------------
+
+
+class MemoryRegistry:
+    """A registry holding manifests in memory, behind the real decommission (partition, reconciliation)."""
+
+    kind = "oci"
+    delete_refusal = None
+
+    def __init__(self, digests: list[str]) -> None:
+        from components.registry import Manifest
+
+        self.manifests = {d: Manifest(d, (d[7:14],)) for d in digests}
+        self.deletes = 0
+
+    def list_manifests(self, *, need_dates: bool) -> list[Any]:
+        return list(self.manifests.values())
+
+    def delete(self, manifests: Sequence[Any]) -> list[Any]:
+        for m in manifests:
+            self.deletes += 1
+            self.manifests.pop(m.digest, None)
+        return []
+
+    def decommission(self, *, repository: str, keep: Sequence[str], dry_run: bool, username: str | None,
+                     password: str | None) -> RegistryResult:  # fmt: skip
+        from components.registry import decommission
+
+        report = decommission(repository, list(keep), dry_run, client=self)
+        return RegistryResult(deleted=[m.digest for m in report.deleted], kept=[m.digest for m in report.kept])
+
+
+def _digest(n: int) -> str:
+    return "sha256:" + str(n) * 64
+
+
+def test_production_then_staging_then_production_rerun_keeps_productions_last_digests(
+    project: Path, project_dir: Path
+) -> None:
+    """Before: production sunset (registry skipped, staging shares) -> staging sunset (kept staging's last 1)
+    -> production rerun: the registry was empty. Now the ledger keeps each stack's last imageRetainDigests."""
+    from components import retention
+
+    shutil.copy(project_dir / "Pulumi.staging.yaml", project / "Pulumi.staging.yaml")
+    prod_file = project / f"Pulumi.{STACK}.yaml"
+    prod_file.write_text(prod_file.read_text().replace("promoteFromStack", "pinnedDigest: " + _digest(3) + "\n  #"))
+    d1, d2, d3, d4, d5 = (_digest(n) for n in range(1, 6))
+    for n in (1, 2, 3):  # production ran d1, d2, d3 (retain 2: d2, d3)
+        retention.record(project, "production", f"{REPO}@{_digest(n)}")
+    for n in (1, 2, 3, 4):  # staging ran d1..d4 (retain 1: d4)
+        retention.record(project, "staging", f"{REPO}@{_digest(n)}")
+    registry = MemoryRegistry([d1, d2, d3, d4, d5])  # d5: built, never deployed
+
+    def stack_run(stack: str, fake: FakeStack) -> tuple[int, str]:
+        out = io.StringIO()
+        code = Sunset(Options(stack=stack, project_dir=project, yes=True), stack_factory=lambda s, d: fake,
+                      decommission=registry.decommission, which=lambda _: "/usr/bin/pulumi", out=out,
+                      branch_stage=_branch_stage).run()  # fmt: skip
+        return code, out.getvalue()
+
+    prod_state = [replace(r, image_refs=(f"{REPO}@{d3}",)) if r.image_refs else r for r in production_state()]
+    prod = FakeStack(project, prod_state, {"image_ref": f"{REPO}@{d3}"})
+    code, out = stack_run("production", prod)
+    assert code == EXIT_OK, out
+    assert set(registry.manifests) == {d1, d2, d3, d4, d5}  # staging still deploys from it: all kept
+
+    write_stage(project / "Pulumi.staging.yaml", "sunset")
+    staging_state = [replace(r, image_refs=(f"{REPO}@{d4}",)) if r.image_refs else r for r in production_state()]
+    staging = FakeStack(project, staging_state, {"image_ref": f"{REPO}@{d4}"}, stack="staging")
+    code, out = stack_run("staging", staging)
+    assert code == EXIT_OK, out
+    assert set(registry.manifests) == {d2, d3, d4}
+    report = json.loads((project / "sunset-staging.json").read_text())
+    assert report["retention"] == {"staging": [d4], "production": [d3, d2]}
+
+    prod.calls.clear()
+    code, out = stack_run("production", prod)  # the production rerun: its registry step is due now
+    assert code == EXIT_OK, out
+    assert prod.changes == [] and set(registry.manifests) == {d2, d3, d4}, out
+
+    deletes = registry.deletes
+    for stack, fake in (("production", prod), ("staging", staging)):  # a sunset run twice changes nothing
+        fake.calls.clear()
+        code, out = stack_run(stack, fake)
+        assert code == EXIT_OK and "Nothing to do" in out and fake.changes == []
+    assert registry.deletes == deletes and set(registry.manifests) == {d2, d3, d4}
+
+
+def test_the_ledger_records_each_new_digest_once(tmp_path: Path) -> None:
+    from components import retention
+
+    ref = f"{REPO}@{_digest(1)}"
+    assert retention.record(tmp_path, "production", ref) is True
+    assert retention.record(tmp_path, "production", ref) is False
+    assert retention.record(tmp_path, "production", f"{REPO}@{_digest(2)}") is True
+    assert retention.history(tmp_path, "org/service-lifecycle/production") == [ref, f"{REPO}@{_digest(2)}"]
+    text = (tmp_path / "deployments" / "production.txt").read_text()
+    assert text.startswith("# digests stack production deployed") and text.count("\n") == 3
+    with pytest.raises(retention.LedgerError, match="expected the image_ref output"):
+        retention.record(tmp_path, "production", f"{REPO}:latest")
+    (tmp_path / "deployments" / "production.txt").write_text("ghcr.io/x:latest\n")
+    with pytest.raises(retention.LedgerError, match=r"line 1: 'ghcr\.io/x:latest' is not repo@sha256"):
+        retention.history(tmp_path, "production")
+
+
+def test_the_ledger_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from components import retention
+
+    ref = f"{REPO}@{_digest(7)}"
+    assert retention.main(["--stack", "staging", "--image-ref", ref, "--project-dir", str(tmp_path)]) == 0
+    assert "recorded" in capsys.readouterr().out
+    assert retention.main(["--stack", "staging", "--image-ref", "nope", "--project-dir", str(tmp_path)]) == 2
+    assert retention.history(tmp_path, "staging") == [ref]
+
+
+def test_other_stacks_keep_their_last_n_matched_by_normalised_repository(project: Path, project_dir: Path) -> None:
+    from components import retention
+
+    staging = project / "Pulumi.staging.yaml"
+    shutil.copy(project_dir / "Pulumi.staging.yaml", staging)
+    staging.write_text(staging.read_text().replace("ghcr.io/example-org/hello", "GHCR.io/example-org/hello"))
+    for n in (1, 2):
+        retention.record(project, "staging", f"GHCR.io/example-org/hello@{_digest(n)}")
+    retention.record(project, "old-preview", f"ghcr.io/example-org/other@{_digest(9)}")  # another repository
+    (project / "sunset-gone.json").write_text(json.dumps({"production_image_refs": [f"{REPO}@{_digest(5)}"]}))
+    kept = retention.retained_by_others(project, STACK, REPO)
+    assert kept == {"gone": [_digest(5)], "staging": [_digest(2)]}
