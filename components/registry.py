@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
 
 import requests
 
@@ -262,19 +263,29 @@ class OciRegistryClient:
         if not realm:
             raise RegistryAuthError(f"{self.repository}: bearer challenge without a realm: {header!r}")
         query = {"service": params.get("service", ""), "scope": f"repository:{self.name}:pull,delete"}
-        url = requests.Request("GET", realm, params=query).prepare().url or realm
+        url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
         response = self._http.send("GET", url, auth=self._basic)
         if response.status_code in (401, 403):
             who = "a token without credentials" if self._basic is None else "the given credentials"
             raise RegistryAuthError(f"{self.repository}: token service {realm} refused {who} ({response.status_code})")
         if response.status_code != 200:
             raise RegistryError(f"{self.repository}: token service {realm} answered {response.status_code}")
-        body = json_body(response, dict, self.repository, f"token service {realm}")
+        body = self._json(response, f"token service {realm}")
         token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{self.repository}: token service {realm} returned no token")
         self._token = token
         return True
+
+    def _expect(self, response: requests.Response, action: str) -> None:
+        if response.status_code != 200:
+            raise RegistryError(
+                f"{self.repository}: {action} answered HTTP {response.status_code}{_error_detail(response)}"
+            )
+
+    def _json(self, response: requests.Response, action: str) -> dict[str, Any]:
+        body: dict[str, Any] = json_body(response, dict, self.repository, action)
+        return body
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -286,8 +297,8 @@ class OciRegistryClient:
                 raise RepositoryNotFoundError(
                     f"{self.repository}: repository not found in {self.base}{_error_detail(response)}"
                 )
-            _expect(response, 200, self.repository, "list tags")
-            tags = json_body(response, dict, self.repository, "list tags").get("tags") or []
+            self._expect(response, "list tags")
+            tags = self._json(response, "list tags").get("tags") or []
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                 raise RegistryError(f"{self.repository}: list tags: 'tags' is not a list of names")
             found.extend(tags)
@@ -302,7 +313,7 @@ class OciRegistryClient:
         if response.status_code == 200 and digest:
             return normalize_digest(digest)
         response = self._request("GET", path, accept=accept)
-        _expect(response, 200, self.repository, f"resolve {reference}")
+        self._expect(response, f"resolve {reference}")
         digest = (
             response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(response.content).hexdigest()
         )
@@ -311,9 +322,8 @@ class OciRegistryClient:
     def manifest(self, digest: str) -> dict[str, Any]:
         accept = ", ".join(MANIFEST_MEDIA_TYPES)
         response = self._request("GET", f"/v2/{self.name}/manifests/{digest}", accept=accept)
-        _expect(response, 200, self.repository, f"read manifest {digest}")
-        body: dict[str, Any] = json_body(response, dict, self.repository, f"read manifest {digest}")
-        return body
+        self._expect(response, f"read manifest {digest}")
+        return self._json(response, f"read manifest {digest}")
 
     def children(self, digest: str) -> tuple[str, ...]:
         """The per-platform manifests of an index; () for an image manifest."""
@@ -330,8 +340,8 @@ class OciRegistryClient:
         if not isinstance(config_digest, str):
             return None
         blob = self._request("GET", f"/v2/{self.name}/blobs/{config_digest}")
-        _expect(blob, 200, self.repository, f"read config {config_digest}")
-        stamp = json_body(blob, dict, self.repository, f"read config {config_digest}").get("created")
+        self._expect(blob, f"read config {config_digest}")
+        stamp = self._json(blob, f"read config {config_digest}").get("created")
         return _parse_time(stamp) if isinstance(stamp, str) else None
 
     def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
@@ -488,11 +498,6 @@ def _index_children(body: dict[str, Any], repository: str, digest: str) -> tuple
     return tuple(normalize_digest(str(e.get("digest"))) for e in entries)
 
 
-def _expect(response: requests.Response, status: int, repository: str, action: str) -> None:
-    if response.status_code != status:
-        raise RegistryError(f"{repository}: {action} answered HTTP {response.status_code}{_error_detail(response)}")
-
-
 def _error_detail(response: requests.Response) -> str:
     """The registry's own error codes (``MANIFEST_UNKNOWN``, ``DENIED``…), when it sent any."""
     try:
@@ -508,10 +513,9 @@ def _error_detail(response: requests.Response) -> str:
 
 
 def _parse_time(stamp: str) -> datetime | None:
-    # Go timestamps carry nanoseconds; Python takes microseconds.
-    cleaned = re.sub(r"(\.\d{6})\d+", r"\1", stamp.replace("Z", "+00:00"))
+    # Python 3.11 reads RFC 3339 with "Z" and Go's nanoseconds (digits past 6 are dropped).
     try:
-        parsed = datetime.fromisoformat(cleaned)
+        parsed = datetime.fromisoformat(stamp)
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +26,7 @@ from components.registry import (
     DecommissionReport,
     DockerHubClient,
     EcrRegistryClient,
+    Failure,
     Manifest,
     OciRegistryClient,
     RegistryAuthError,
@@ -887,3 +889,285 @@ def test_a_timeout_is_named() -> None:
 
     with pytest.raises(RegistryError, match=r"^x: GET http://h/ timed out: ReadTimeout$"):
         Http(label="x", session=Slow(), sleep=lambda s: None, max_attempts=2).send("GET", "http://h/")
+
+
+# ---- pinned details (each test kills mutants that survived `make mutation`) ------------------------------
+
+
+class _Recording(requests.Session):
+    """A session that answers from a script and records what was asked."""
+
+    def __init__(self, answers: list[tuple[int, dict[str, str], bytes]]) -> None:
+        super().__init__()
+        self.answers, self.sent = answers, []
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.sent.append((method, url, kwargs))
+        status, headers, body = self.answers.pop(0)
+        response = requests.Response()
+        response.status_code, response._content, response.url = status, body, url
+        response.headers.update(headers)
+        return response
+
+
+def test_report_json_text_and_dates() -> None:
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    report = DecommissionReport("r/x", "oci", False, "keep 1 newest", deleted=(),
+                                kept=(Manifest("sha256:" + "a" * 64, ("t",), when),),
+                                failures=(Failure("sha256:" + "b" * 64, ("u",), "boom"),))  # fmt: skip
+    assert report.to_json_text() == json.dumps(report.to_json(), indent=2)
+    data = report.to_json()
+    assert data["kept"][0]["created"] == "2026-03-01T00:00:00+00:00"
+    assert data["failures"] == [{"digest": "sha256:" + "b" * 64, "tags": ["u"], "error": "boom"}]
+    assert data["ok"] is False
+
+
+def test_keep_last_keeps_one_by_default() -> None:
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    assert keep_last([a, b]) == [b]
+
+
+def test_partition_rules() -> None:
+    from components.registry import partition
+
+    old = Manifest("sha256:" + "1" * 64, created=datetime(2026, 1, 1, tzinfo=UTC))
+    undated = Manifest("sha256:" + "2" * 64)
+    new = Manifest("sha256:" + "3" * 64, created=datetime(2026, 2, 1, tzinfo=UTC))
+    deleted, kept, _, _ = partition([undated, old, new], 2)
+    assert kept == [old, new] and deleted == [undated]  # an image without a date counts as the oldest
+    with pytest.raises(TypeError, match=r"^keep must be a list of digests or a count, got True$"):
+        partition([old], True)
+    # An index whose platform is not listed (untagged) still keeps what is listed.
+    index = Manifest("sha256:" + "4" * 64, children=("sha256:" + "5" * 64, old.digest))
+    deleted, kept, _, _ = partition([index, old, new], [index.digest])
+    assert kept == [index, old] and deleted == [new]
+
+
+def test_client_construction_details() -> None:
+    with pytest.raises(ValueError, match=r"^repository 'hostonly' must be <registry host>/<name>$"):
+        OciRegistryClient("hostonly")
+    assert OciRegistryClient("[::1]:5000/a/b").base == "http://[::1]:5000"
+    client = OciRegistryClient("registry.example.com/a/b")
+    assert client._http.timeout == 30.0 and client._http.label == "registry.example.com/a/b"
+    assert OciRegistryClient("r.example.com/a/b", timeout=5)._http.timeout == 5
+    assert OciRegistryClient("r.example.com/a/b", username="u")._basic is None  # no password: no basic auth
+    session = _Recording([(200, {}, b'{"tags": []}')])
+    assert OciRegistryClient("r.example.com/a/b", session=session).tags() == []
+    assert session.sent[0][1] == "https://r.example.com/v2/a/b/tags/list?n=1000"
+
+
+def test_client_for_passes_everything_on() -> None:
+    session = _NoNetwork()
+    hub = client_for("acme/app", username="u", password="p", session=session)
+    assert isinstance(hub, DockerHubClient) and hub._basic == ("u", "p") and hub._http.session is session
+    assert client_for("docker.io/acme/app", scheme="http").base == "http://registry-1.docker.io"  # type: ignore[attr-defined]
+    oci = client_for("r.example.com/a/b", username="u", password="p", scheme="http", session=session)
+    assert isinstance(oci, OciRegistryClient) and oci.base == "http://r.example.com" and oci._http.session is session
+    ghcr = client_for("ghcr.io/acme/app", username="bot", password="tok", session=session, github_api="http://api")
+    assert isinstance(ghcr, GhcrRegistryClient) and ghcr.api == "http://api" and ghcr._http.session is session
+    assert ghcr._reader._basic == ("bot", "tok") and ghcr._reader._http.session is session  # type: ignore[attr-defined]
+
+
+def test_decommission_passes_its_connection_settings_on() -> None:
+    session = _Recording([(200, {}, b'{"tags": []}')])
+    report = decommission("r.example.com/a/b", keep=1, dry_run=True, session=session, scheme="http")
+    assert report.kept == () and session.sent[0][1] == "http://r.example.com/v2/a/b/tags/list?n=1000"
+    api = _Recording([(200, {}, b"[]")])
+    decommission("ghcr.io/acme/app", keep=1, dry_run=True, password="tok", session=api, github_api="http://api")
+    assert api.sent[0][1] == "http://api/orgs/acme/packages/container/app/versions?per_page=100"
+
+
+def test_absolute_urls_are_used_as_they_are() -> None:
+    session = _Recording([(200, {}, b"{}")])
+    OciRegistryClient("127.0.0.1:5000/a/b", session=session)._request("GET", "https://other.example/v2/x")
+    assert session.sent[0][1] == "https://other.example/v2/x"
+
+
+def test_refusal_messages_say_whether_credentials_were_sent(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "basic"
+    with pytest.raises(RegistryAuthError, match=r"^127\.0\.0\.1:\d+/acme/hello: GET /v2/acme/hello/tags/list was "
+                       r"refused \(401\) with the given credentials$"):  # fmt: skip
+        decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="bad")
+
+
+def test_a_401_without_a_challenge_is_an_auth_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 401, {}, b"")]
+    with pytest.raises(RegistryAuthError, match=r"refused \(401\) without credentials"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+def test_a_challenge_with_spaces_and_without_service(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    realm = f"http://127.0.0.1:{fake_registry.port}/token"
+    fake_registry.faults = [("GET", "/tags/list", 401, {"WWW-Authenticate": f'Bearer realm="{realm}", scope="x"'}, b"")]
+    decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+    token_paths = [p for m, p, _ in fake_registry.requests if p == "/token"]
+    assert token_paths and fake_registry.token_queries[0]["scope"] == [f"repository:{NAME}:pull,delete"]
+
+
+def test_the_token_query_keeps_an_empty_service() -> None:
+    session = _Recording([(401, {"WWW-Authenticate": 'Bearer realm="http://t/token?x=1"'}, b""),
+                          (200, {}, b'{"token": "t"}'), (200, {}, b'{"tags": []}')])  # fmt: skip
+    OciRegistryClient("127.0.0.1:5000/a/b", session=session).tags()
+    assert session.sent[1][1] == "http://t/token?x=1&service=&scope=repository%3Aa%2Fb%3Apull%2Cdelete"
+
+
+def test_a_digest_challenge_is_not_answered_twice(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth, fake_registry.challenge = "basic", 'Digest realm="fake"'
+    with pytest.raises(RegistryAuthError):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    assert len([p for m, p, _ in fake_registry.requests if p.endswith("/tags/list")]) == 1
+
+
+def test_a_token_refused_without_credentials_says_so(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    with pytest.raises(RegistryAuthError, match=r"token service http://127\.0\.0\.1:\d+/token refused a token without "
+                       r"credentials \(401\)$"):  # fmt: skip
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+@pytest.mark.parametrize(("method", "where", "status", "body", "message"), [
+    ("GET", "/tags/list", 500, b"", "list tags answered HTTP 500"),
+    ("GET", "/manifests/sha256", 500, b"", "read manifest sha256:[0-9a-f]{64} answered HTTP 500"),
+    ("GET", "/manifests/sha256", 200, b"[]", "read manifest sha256:[0-9a-f]{64}: expected a JSON dict, got list"),
+    ("GET", "/blobs/", 500, b"", "read config sha256:[0-9a-f]{64} answered HTTP 500"),
+], ids=["tags", "manifest", "manifest_body", "config"])  # fmt: skip
+def test_errors_name_the_repository_and_the_action(
+    fake_registry: FakeRegistry, method: str, where: str, status: int, body: bytes, message: str
+) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [(method, where, status, {}, body)]
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: {message}$"):
+        decommission(fake_registry.repository, keep=1, dry_run=False)
+
+
+def test_resolve_asks_head_only_when_it_gives_the_digest(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    decommission(fake_registry.repository, keep=[], dry_run=True)
+    tag_gets = [p for m, p, _ in fake_registry.requests if m == "GET" and "/manifests/" in p and "sha256:" not in p]
+    assert tag_gets == []
+
+
+def test_resolve_trusts_the_registrys_digest_over_its_own_hash(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    claimed = "sha256:" + "e" * 64
+    fake_registry.faults = [("HEAD", "/manifests/bbbbbbb", 200, {}, b""),
+                            ("GET", "/manifests/bbbbbbb", 200, {"Docker-Content-Digest": claimed}, b"{}")]  # fmt: skip
+    assert _client(fake_registry).resolve("bbbbbbb") == claimed
+
+
+def test_created_reads_the_first_platform_and_ignores_odd_configs(fake_registry: FakeRegistry) -> None:
+    first = fake_registry.push("2026-01-01T00:00:00.123456789Z", "a")
+    second = fake_registry.push("2026-05-01T00:00:00Z", "b")
+    index = fake_registry.push_index("i", children=(first, second))
+    client = _client(fake_registry)
+    assert client.created(index) == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    odd = fake_registry.push("2026-01-01T00:00:00", "c")  # no zone: UTC
+    assert client.created(odd) == datetime(2026, 1, 1, tzinfo=UTC)
+    config = json.dumps({"created": 12}).encode()
+    fake_registry.blobs[_sha(config)] = config
+    manifest = json.dumps({"mediaType": OCI_MANIFEST, "config": {"digest": _sha(config)}}).encode()
+    fake_registry.manifests[_sha(manifest)] = manifest
+    assert client.created(_sha(manifest)) is None
+    weird = json.dumps({"mediaType": OCI_MANIFEST, "config": "sha256:x"}).encode()
+    fake_registry.manifests[_sha(weird)] = weird
+    assert client.created(_sha(weird)) is None
+    assert client.created(index, {"mediaType": OCI_MANIFEST, "config": {}}) is None  # the given body is used
+
+
+def test_children_of_an_index_and_of_an_image(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "a")
+    index = fake_registry.push_index("i", children=(amd,))
+    client = _client(fake_registry)
+    assert client.children(index) == (amd,) and client.children(amd) == ()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"mediaType": OCI_INDEX}, "'manifests' is not a list of descriptors"),
+    ({"mediaType": OCI_INDEX, "manifests": [1]}, "'manifests' is not a list of descriptors"),
+], ids=["no_manifests", "not_descriptors"])  # fmt: skip
+def test_a_broken_index_is_an_error(fake_registry: FakeRegistry, body: dict[str, Any], message: str) -> None:
+    data = json.dumps(body).encode()
+    fake_registry.manifests[_sha(data)] = data
+    fake_registry.tags["i"] = _sha(data)
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: {message}$"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+def test_delete_answers(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.faults = [
+        ("DELETE", old, 200, {}, b""),
+        ("DELETE", mid, 405, {}, b'{"errors": [{"code": "UNSUPPORTED", "message": "no"}, '
+                                 b'{"code": "X", "message": "y"}]}'),
+        ("DELETE", new, 500, {}, b'{"errors": []}'),
+    ]  # fmt: skip
+    client = _client(fake_registry)
+    failures = client.delete([Manifest(old, ("1",)), Manifest(mid, ("2",)), Manifest(new, ("3",))])
+    assert failures == [
+        Failure(mid, ("2",), f"{client.base} refuses deletes through the Distribution API (405): on a distribution "
+                "registry set storage.delete.enabled: true; a hosted registry deletes through its own API "
+                "(UNSUPPORTED: no; X: y)"),
+        Failure(new, ("3",), "HTTP 500"),
+    ]  # fmt: skip
+
+
+def test_a_delete_that_cannot_connect_keeps_its_digest_and_tags() -> None:
+    digest = "sha256:" + "a" * 64
+    client = OciRegistryClient(f"127.0.0.1:1/{NAME}", http=Http(label="x", sleep=lambda s: None, timeout=0.5))
+    (failure,) = client.delete([Manifest(digest, ("1.0.0",))])
+    assert (failure.digest, failure.tags) == (digest, ("1.0.0",))
+
+
+def test_the_final_listing_reads_no_dates_and_keeps_tags_in_failures(fake_registry: FakeRegistry) -> None:
+    old, _, new = _three(fake_registry)
+    fake_registry.keep_after_delete = {old}
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert not [p for m, p, _ in fake_registry.requests if "/blobs/" in p]
+    assert [(f.digest, f.tags) for f in report.failures] == [(old, ("1.0.0", "aaaaaaa"))]
+
+
+def test_a_failed_final_listing_keeps_tags(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    client = _client(fake_registry)
+    original = client.list_manifests
+    calls: list[bool] = []
+
+    def listing(*, need_dates: bool) -> list[Manifest]:
+        calls.append(need_dates)
+        if len(calls) == 2:
+            raise RegistryError("boom")
+        return original(need_dates=need_dates)
+
+    client.list_manifests = listing  # type: ignore[method-assign]
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=client)
+    assert {(f.digest, f.tags) for f in report.failures} == {(old, ("1.0.0", "aaaaaaa")), (mid, ("bbbbbbb",))}
+
+
+def test_a_repository_gone_with_its_last_tag_counts_as_all_deleted(fake_registry: FakeRegistry) -> None:
+    """distribution answers tags/list of a repository without tags with 404 NAME_UNKNOWN."""
+    old = _three(fake_registry)[0]
+    client = _client(fake_registry)
+    original = client.list_manifests
+    calls: list[bool] = []
+
+    def listing(*, need_dates: bool) -> list[Manifest]:
+        calls.append(need_dates)
+        if len(calls) == 2:
+            raise RepositoryNotFoundError("gone")
+        return original(need_dates=need_dates)
+
+    client.list_manifests = listing  # type: ignore[method-assign]
+    fake_registry.keep_after_delete = {old}  # would be a failure if the listing said it is still there
+    report = decommission(fake_registry.repository, keep=0, dry_run=False, client=client)
+    assert report.ok and len(report.deleted) == 3
+
+
+def test_keep_must_not_be_a_string() -> None:
+    with pytest.raises(TypeError, match=r"^keep must be a list of digests or a count, not a single string$"):
+        decommission("r.example.com/a/b", keep="sha256:x", dry_run=True)  # type: ignore[arg-type]
