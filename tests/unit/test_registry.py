@@ -11,7 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -1171,3 +1171,27 @@ def test_a_repository_gone_with_its_last_tag_counts_as_all_deleted(fake_registry
 def test_keep_must_not_be_a_string() -> None:
     with pytest.raises(TypeError, match=r"^keep must be a list of digests or a count, not a single string$"):
         decommission("r.example.com/a/b", keep="sha256:x", dry_run=True)  # type: ignore[arg-type]
+
+
+def test_a_build_time_with_an_offset_is_converted_not_relabelled(fake_registry: FakeRegistry) -> None:
+    digest = fake_registry.push("2026-01-01T02:00:00+02:00", "a")
+    assert _client(fake_registry).created(digest) == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+    assert _client(fake_registry).created(digest).utcoffset() == timedelta(hours=2)  # type: ignore[union-attr]
+
+
+def test_manifests_are_read_once_each_with_every_media_type(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    decommission(fake_registry.repository, keep=1, dry_run=True)
+    reads = [h for m, p, h in fake_registry.requests if m == "GET" and "/manifests/sha256:" in p]
+    assert len(reads) == 3 and all(h["Accept"] == ", ".join(MANIFEST_MEDIA_TYPES) for h in reads)
+
+
+def test_a_broken_index_is_named_by_every_path(fake_registry: FakeRegistry) -> None:
+    data = json.dumps({"mediaType": OCI_INDEX}).encode()
+    fake_registry.manifests[_sha(data)] = data
+    fake_registry.tags["i"] = _sha(data)
+    expected = f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: 'manifests' is not a list of descriptors$"
+    with pytest.raises(RegistryError, match=expected):
+        _client(fake_registry).children(_sha(data))
+    with pytest.raises(RegistryError, match=expected):
+        decommission(fake_registry.repository, keep=[], dry_run=True)
