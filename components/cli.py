@@ -16,6 +16,7 @@ COMMANDS: Final = {
     "plan-diff": ("components.plan_diff", "compare two offline plans and write the pull-request comment"),
     "sunset": ("components.sunset", "remove a stack's access points, workload, monitoring and images (Automation API)"),
     "schema": ("components.schema", "print the Pulumi.yaml config block of every setting, from components/schema.py"),
+    "ledger": ("components.retention", "record a deployed digest in deployments/<stack>.txt (registry retention)"),
 }
 """Command name → (module, one-line help)."""
 

@@ -1,29 +1,35 @@
-"""Registry clients that decommission a service's images at sunset (OCI Distribution API and ECR).
+"""Decommission a service's images at sunset: keep what retention selects, delete the rest, then check.
 
 Entry point for the sunset command::
 
     from components.registry import decommission
 
     report = decommission(
-        "ghcr.io/acme/hello",          # repository, no tag or digest (an ECR URL selects ECR)
-        keep=["sha256:…"],             # digests to keep (the last N production ran), or an int N:
-                                       #   keep the N most recently created/pushed manifests
+        "ghcr.io/acme/hello",          # repository, no tag or digest; the host selects the backend
+        keep=["sha256:…"],             # digests to keep (see components.retention), or an int N:
+                                       #   keep the N most recently created/pushed images
         dry_run=True,                  # list what would go, delete nothing
-        username="acme-ci",            # OCI registries: basic credentials, also used for token auth
-        password=token,                # (ECR uses boto3's credentials instead)
+        username="acme-ci",            # registry credentials (GHCR: a token with read:packages and
+        password=token,                #   delete:packages; ECR uses boto3's credentials instead)
     )
     print(report.to_json_text())      # {"deleted": [...], "kept": [...], "failures": [...], ...}
     sys.exit(0 if report.ok else 1)
 
-``keep_last(history, n)`` turns the digests production ran (oldest first) into the ``keep`` list.
+Backends, chosen by the repository's host (after :func:`normalize_repository`):
 
-Deletion is by manifest digest: every tag on a deleted digest goes with it, and a digest listed in
-``keep`` keeps all of its tags. Only manifests reachable through a tag are seen (the OCI API
-cannot list untagged manifests); the registry's garbage collector frees the blobs afterwards.
+- an ECR URL: the ECR API (:mod:`components.registry_ecr`);
+- ``ghcr.io``: the GitHub Packages REST API (:mod:`components.registry_ghcr`): GHCR answers the
+  Distribution API's DELETE with 405;
+- Docker Hub: refused with a message saying what to do (its delete API has no published spec here);
+- anything else: the OCI Distribution API (:class:`OciRegistryClient`).
 
-Errors: :class:`RegistryAuthError` (401/403, missing or refused credentials) and
-:class:`RepositoryNotFoundError` are raised before anything is deleted. A failure to delete one
-digest does not stop the others: it is listed in ``report.failures`` and ``report.ok`` is False.
+Deletion is by manifest digest: every tag on a deleted digest goes with it. An image index and
+its per-platform manifests count as one image: keeping the index keeps its children. After the
+deletions a final listing decides what really went (a lost DELETE answer, a 404 = already gone).
+
+Errors: :class:`RegistryAuthError`, :class:`RepositoryNotFoundError`, :class:`RegistryUnsupportedError`
+and :class:`RegistryError` are raised before anything is deleted. A failure to delete one digest does
+not stop the others: it is listed in ``report.failures`` and ``report.ok`` is False.
 """
 
 from __future__ import annotations
@@ -34,12 +40,29 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
 
 import requests
 
-from components.refs import DIGEST
+from components.registry_ecr import ECR_HOST, EcrRegistryClient
+from components.registry_http import (
+    Http,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnsupportedError,
+    RepositoryNotFoundError,
+    json_body,
+)
+from components.registry_model import (
+    DOCKER_HUB,
+    Failure,
+    Manifest,
+    RegistryClient,
+    RegistryKind,
+    normalize_digest,
+    normalize_repository,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -51,55 +74,19 @@ MANIFEST_MEDIA_TYPES: Final = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 """Accept header for manifest requests: without it registries answer (and hash) a legacy schema."""
-_INDEX_TYPES: Final = MANIFEST_MEDIA_TYPES[0], MANIFEST_MEDIA_TYPES[2]
-ECR_HOST: Final = re.compile(  # the host part of an Amazon ECR repository URL
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"
+INDEX_MEDIA_TYPES: Final = MANIFEST_MEDIA_TYPES[0], MANIFEST_MEDIA_TYPES[2]
+GHCR_HOST: Final = "ghcr.io"
+DOCKER_HUB_REFUSAL: Final = (
+    "Docker Hub deletes images only through its own Hub API (the registry API answers DELETE with 405), "
+    "and that API has no published specification this project could check its client against: nothing was "
+    "deleted. Delete the old tags in Docker Hub's web interface (Repository > Tags) or with Docker's "
+    "hub-tool, or move the service's images to GHCR, ECR or a registry that allows deletes."
 )
 _AUTH_PARAM: Final = re.compile(r'(\w+)="([^"]*)"')
-_ECR_AUTH_CODES: Final = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "ExpiredTokenException",
-        "SignatureDoesNotMatch",
-    }
-)
-_ECR_BATCH: Final = 100
-
-
-class RegistryError(RuntimeError):
-    """The registry could not be used (anything other than a single failed deletion)."""
-
-
-class RegistryAuthError(RegistryError):
-    """The registry refused the credentials (HTTP 401/403, or AWS access denied)."""
-
-
-class RepositoryNotFoundError(RegistryError):
-    """The repository does not exist in the registry."""
+_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 # ---- report ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One manifest in the repository, with every tag that points at it."""
-
-    digest: str
-    tags: tuple[str, ...] = ()
-    created: datetime | None = None
-    """When it was pushed (ECR) or built (OCI image config); None when unknown."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A digest that could not be deleted, and why."""
-
-    digest: str
-    tags: tuple[str, ...]
-    error: str
 
 
 @dataclass(frozen=True)
@@ -107,12 +94,12 @@ class DecommissionReport:
     """What the decommission did (or, in a dry run, would do)."""
 
     repository: str
-    registry: Literal["oci", "ecr"]
+    registry: RegistryKind
     dry_run: bool
     retention: str
-    """The rule applied, e.g. ``keep 1 newest`` or ``keep 2 listed digests``."""
+    """The rule applied, e.g. ``keep 1 newest`` or ``keep 2 listed digest(s)``."""
     deleted: tuple[Manifest, ...]
-    """Deleted manifests; in a dry run, the ones that would be deleted."""
+    """Deleted manifests (confirmed gone by the final listing); in a dry run, the ones that would go."""
     kept: tuple[Manifest, ...]
     failures: tuple[Failure, ...] = ()
     keep_not_found: tuple[str, ...] = ()
@@ -129,6 +116,7 @@ class DecommissionReport:
                 "digest": m.digest,
                 "tags": list(m.tags),
                 "created": m.created.isoformat() if m.created else None,
+                "children": list(m.children),
             }
 
         return {
@@ -150,14 +138,6 @@ class DecommissionReport:
 # ---- retention -----------------------------------------------------------------------------------------
 
 
-def normalize_digest(ref: str) -> str:
-    """``sha256:…`` or ``repo@sha256:…`` → ``sha256:…``; ValueError for anything else (a tag)."""
-    digest = ref.rsplit("@", 1)[-1]
-    if not DIGEST.match(digest):
-        raise ValueError(f"{ref!r} is not a digest (sha256:<64 hex>) or a repo@sha256:… reference")
-    return digest
-
-
 def keep_last(history: Iterable[str], n: int = 1) -> list[str]:
     """The last ``n`` distinct digests of ``history`` (oldest first, as production ran them), newest first."""
     if n < 0:
@@ -169,42 +149,54 @@ def keep_last(history: Iterable[str], n: int = 1) -> list[str]:
     return newest_first[:n]
 
 
-def _partition(
+def partition(
     manifests: Sequence[Manifest], keep: Sequence[str] | int
 ) -> tuple[list[Manifest], list[Manifest], list[str], str]:
-    """Split into (delete, keep, keep_not_found, rule description)."""
+    """Split into (delete, keep, keep_not_found, rule description).
+
+    Only images count: a manifest that is a child of a listed index goes with its index (kept when
+    any kept index holds it), so ``keep=N`` keeps N indexes, not an index and one of its platforms.
+    """
     if isinstance(keep, bool) or not isinstance(keep, (int, list, tuple)):
         raise TypeError(f"keep must be a list of digests or a count, got {keep!r}")
+    children = {c for m in manifests for c in m.children}
+    images = [m for m in manifests if m.digest not in children]
     if isinstance(keep, int):
         if keep < 0:
             raise ValueError(f"keep count must be 0 or more, got {keep}")
-        # Newest first; manifests without a date sort as oldest (deleted first) but stay in order.
+        # Newest first; images without a date sort as oldest (deleted first) but stay in order.
         floor = datetime.min.replace(tzinfo=UTC)
-        ordered = sorted(manifests, key=lambda m: m.created or floor, reverse=True)
-        return ordered[keep:], ordered[:keep], [], f"keep {keep} newest"
-    wanted = [normalize_digest(ref) for ref in keep]
-    present = {m.digest for m in manifests}
-    kept = [m for m in manifests if m.digest in wanted]
-    deleted = [m for m in manifests if m.digest not in wanted]
-    missing = [d for d in dict.fromkeys(wanted) if d not in present]
-    return deleted, kept, missing, f"keep {len(set(wanted))} listed digest(s)"
+        ordered = sorted(images, key=lambda m: m.created or floor, reverse=True)
+        keep_set = {m.digest for m in ordered[:keep]}
+        missing: list[str] = []
+        rule = f"keep {keep} newest"
+    else:
+        wanted = list(dict.fromkeys(normalize_digest(ref) for ref in keep))
+        present = {m.digest for m in manifests}
+        keep_set = {d for d in wanted if d in present}
+        missing = [d for d in wanted if d not in present]
+        rule = f"keep {len(wanted)} listed digest(s)"
+    by_digest = {m.digest: m for m in manifests}
+    pending = list(keep_set)
+    while pending:  # an index keeps its children (and an index of indexes, theirs)
+        for child in by_digest[pending.pop()].children:
+            if child in by_digest and child not in keep_set:
+                keep_set.add(child)
+                pending.append(child)
+    kept = [m for m in manifests if m.digest in keep_set]
+    # Indexes before their children: an interrupted run never leaves an index pointing at deleted platforms.
+    deleted = sorted((m for m in manifests if m.digest not in keep_set), key=lambda m: m.digest in children)
+    return deleted, kept, missing, rule
 
 
-# ---- clients ---------------------------------------------------------------------------------------------
-
-
-class RegistryClient(Protocol):
-    kind: Literal["oci", "ecr"]
-
-    def list_manifests(self, *, need_dates: bool) -> list[Manifest]: ...
-
-    def delete(self, manifests: Sequence[Manifest]) -> list[Failure]: ...
+# ---- OCI Distribution API --------------------------------------------------------------------------------
 
 
 class OciRegistryClient:
     """OCI Distribution API client for one repository, with basic and bearer-token auth."""
 
-    kind: Literal["oci", "ecr"] = "oci"
+    kind: RegistryKind = "oci"
+    delete_refusal: str | None = None
 
     def __init__(
         self,
@@ -215,26 +207,27 @@ class OciRegistryClient:
         scheme: str | None = None,
         session: requests.Session | None = None,
         timeout: float = 30.0,
+        http: Http | None = None,
+        host: str | None = None,
     ) -> None:
-        host, _, name = repository.partition("/")
+        repo_host, _, name = repository.partition("/")
         if not name:
             raise ValueError(f"repository {repository!r} must be <registry host>/<name>")
+        host = host or repo_host
         if scheme is None:
             # Loopback registries (tests, local mirrors) speak plain HTTP; everything else HTTPS.
-            bare = host.rsplit(":", 1)[0]
-            scheme = "http" if bare in ("localhost", "127.0.0.1", "[::1]") else "https"
+            scheme = "http" if host.rsplit(":", 1)[0] in _LOOPBACK else "https"
         self.repository = repository
         self.name = name
         self.base = f"{scheme}://{host}"
         self._basic = (username, password) if username is not None and password is not None else None
-        self._session = session or requests.Session()
-        self._timeout = timeout
+        self._http = http or Http(label=repository, session=session or requests.Session(), timeout=timeout)
         self._token: str | None = None
 
     # -- HTTP with auth ------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, accept: str | None = None) -> requests.Response:
-        url = path if path.startswith("http") else f"{self.base}{path}"
+        url = path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
         headers = {"Accept": accept} if accept else {}
         response = self._send(method, url, headers)
         # A bearer challenge (first call, or an expired token): fetch a token and try once more.
@@ -242,7 +235,7 @@ class OciRegistryClient:
             response = self._send(method, url, headers)
         if response.status_code in (401, 403):
             who = "without credentials" if self._basic is None else "with the given credentials"
-            where = path.split("?", maxsplit=1)[0]
+            where = url.split("?", maxsplit=1)[0].removeprefix(self.base)
             raise RegistryAuthError(
                 f"{self.repository}: {method} {where} was refused ({response.status_code}) {who}"
                 f"{_error_detail(response)}"
@@ -252,16 +245,16 @@ class OciRegistryClient:
     def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
         # Basic credentials go with every request until a token exists; requests drops them on a
         # redirect to another host.
-        auth = None if self._token else self._basic
         if self._token:
-            headers = {**headers, "Authorization": f"Bearer {self._token}"}
-        try:
-            return self._session.request(method, url, headers=headers, auth=auth, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise RegistryError(f"{self.repository}: cannot reach {self.base}: {exc}") from None
+            return self._http.send(method, url, headers={**headers, "Authorization": f"Bearer {self._token}"})
+        return self._http.send(method, url, headers=headers, auth=self._basic)
 
     def _fetch_token(self, challenge: requests.Response) -> bool:
-        """Answer a ``Bearer`` challenge with a token for pull+delete; False for any other scheme."""
+        """Answer a ``Bearer`` challenge with a token for pull+delete; False for any other scheme.
+
+        The token request follows the Docker token authentication spec (distribution
+        ``docs/spec/auth/token.md``): GET realm with ``service`` and ``scope`` query parameters.
+        """
         header = challenge.headers.get("WWW-Authenticate", "")
         if header.split(" ", 1)[0].lower() != "bearer":
             return False
@@ -270,41 +263,45 @@ class OciRegistryClient:
         if not realm:
             raise RegistryAuthError(f"{self.repository}: bearer challenge without a realm: {header!r}")
         query = {"service": params.get("service", ""), "scope": f"repository:{self.name}:pull,delete"}
-        try:
-            response = self._session.get(realm, params=query, auth=self._basic, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise RegistryError(f"{self.repository}: cannot reach token service {realm}: {exc}") from None
+        url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+        response = self._http.send("GET", url, auth=self._basic)
         if response.status_code in (401, 403):
             who = "a token without credentials" if self._basic is None else "the given credentials"
             raise RegistryAuthError(f"{self.repository}: token service {realm} refused {who} ({response.status_code})")
         if response.status_code != 200:
             raise RegistryError(f"{self.repository}: token service {realm} answered {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        body = self._json(response, f"token service {realm}")
+        token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{self.repository}: token service {realm} returned no token")
         self._token = token
         return True
 
+    def _expect(self, response: requests.Response, action: str) -> None:
+        if response.status_code != 200:
+            raise RegistryError(
+                f"{self.repository}: {action} answered HTTP {response.status_code}{_error_detail(response)}"
+            )
+
+    def _json(self, response: requests.Response, action: str) -> dict[str, Any]:
+        body: dict[str, Any] = json_body(response, dict, self.repository, action)
+        return body
+
     # -- API -----------------------------------------------------------------------------------
 
     def tags(self) -> list[str]:
         found: list[str] = []
-        path: str | None = f"/v2/{self.name}/tags/list?n=1000"
-        while path:
-            response = self._request("GET", path)
+        first = f"{self.base}/v2/{self.name}/tags/list?n=1000"
+        for response in self._http.pages(first, lambda url: self._request("GET", url)):
             if response.status_code == 404:
                 raise RepositoryNotFoundError(
                     f"{self.repository}: repository not found in {self.base}{_error_detail(response)}"
                 )
-            _expect(response, 200, self.repository, "list tags")
-            found.extend(response.json().get("tags") or [])
-            path = _next_link(response)
-            if path and not path.startswith("http"):
-                path = urljoin(self.base, path)
+            self._expect(response, "list tags")
+            tags = self._json(response, "list tags").get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise RegistryError(f"{self.repository}: list tags: 'tags' is not a list of names")
+            found.extend(tags)
         return found
 
     def resolve(self, reference: str) -> str:
@@ -314,36 +311,55 @@ class OciRegistryClient:
         response = self._request("HEAD", path, accept=accept)
         digest = response.headers.get("Docker-Content-Digest")
         if response.status_code == 200 and digest:
-            return digest
+            return normalize_digest(digest)
         response = self._request("GET", path, accept=accept)
-        _expect(response, 200, self.repository, f"resolve {reference}")
-        return response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(response.content).hexdigest()
+        self._expect(response, f"resolve {reference}")
+        digest = (
+            response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(response.content).hexdigest()
+        )
+        return normalize_digest(digest)
 
-    def created(self, digest: str) -> datetime | None:
-        """Build time from the image config (first platform of an index); None when absent."""
+    def manifest(self, digest: str) -> dict[str, Any]:
         accept = ", ".join(MANIFEST_MEDIA_TYPES)
-        manifest = self._request("GET", f"/v2/{self.name}/manifests/{digest}", accept=accept)
-        _expect(manifest, 200, self.repository, f"read manifest {digest}")
-        body = manifest.json()
-        if body.get("mediaType") in _INDEX_TYPES or "manifests" in body:
-            children = body.get("manifests") or []
-            return self.created(children[0]["digest"]) if children else None
-        config_digest = (body.get("config") or {}).get("digest")
-        if not config_digest:
+        response = self._request("GET", f"/v2/{self.name}/manifests/{digest}", accept=accept)
+        self._expect(response, f"read manifest {digest}")
+        return self._json(response, f"read manifest {digest}")
+
+    def children(self, digest: str) -> tuple[str, ...]:
+        """The per-platform manifests of an index; () for an image manifest."""
+        return _index_children(self.manifest(digest), self.repository, digest)
+
+    def created(self, digest: str, body: dict[str, Any] | None = None) -> datetime | None:
+        """Build time from the image config (first platform of an index); None when absent."""
+        body = body if body is not None else self.manifest(digest)
+        children = _index_children(body, self.repository, digest)
+        if children:
+            return self.created(children[0])
+        config = body.get("config")
+        config_digest = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(config_digest, str):
             return None
         blob = self._request("GET", f"/v2/{self.name}/blobs/{config_digest}")
-        _expect(blob, 200, self.repository, f"read config {config_digest}")
-        stamp = blob.json().get("created")
+        self._expect(blob, f"read config {config_digest}")
+        stamp = self._json(blob, f"read config {config_digest}").get("created")
         return _parse_time(stamp) if isinstance(stamp, str) else None
 
     def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
         by_digest: dict[str, list[str]] = {}
         for tag in self.tags():
             by_digest.setdefault(self.resolve(tag), []).append(tag)
-        return [
-            Manifest(digest=d, tags=tuple(sorted(t)), created=self.created(d) if need_dates else None)
-            for d, t in by_digest.items()
-        ]
+        found = []
+        for digest, tags in by_digest.items():
+            body = self.manifest(digest)
+            found.append(
+                Manifest(
+                    digest=digest,
+                    tags=tuple(sorted(tags)),
+                    created=self.created(digest, body) if need_dates else None,
+                    children=_index_children(body, self.repository, digest),
+                )
+            )
+        return found
 
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]:
         failures: list[Failure] = []
@@ -353,97 +369,34 @@ class OciRegistryClient:
             except RegistryError as exc:
                 failures.append(Failure(m.digest, m.tags, str(exc)))
                 continue
-            if response.status_code in (200, 202):
+            # 404: already gone (an earlier run, or a DELETE whose answer was lost): the end state holds.
+            if response.status_code in (200, 202, 404):
                 continue
             if response.status_code == 405:
-                reason = "the registry does not allow deletes (distribution: storage.delete.enabled)"
-            elif response.status_code == 404:
-                reason = "manifest not found (deleted meanwhile?)"
+                reason = (
+                    f"{self.base} refuses deletes through the Distribution API (405): on a distribution "
+                    "registry set storage.delete.enabled: true; a hosted registry deletes through its own API"
+                )
             else:
                 reason = f"HTTP {response.status_code}"
             failures.append(Failure(m.digest, m.tags, f"{reason}{_error_detail(response)}"))
         return failures
 
 
-class EcrRegistryClient:
-    """Amazon ECR client for one repository (``<account>.dkr.ecr.<region>.amazonaws.com/<name>``)."""
+class DockerHubClient(OciRegistryClient):
+    """Docker Hub: listing through the registry API works; deleting is refused with what to do instead."""
 
-    kind: Literal["oci", "ecr"] = "ecr"
+    kind: RegistryKind = "dockerhub"
+    delete_refusal: str | None = DOCKER_HUB_REFUSAL
 
-    def __init__(self, repository: str, *, client: ECRClient | None = None) -> None:
-        host, _, name = repository.partition("/")
-        match = ECR_HOST.match(host)
-        if match is None or not name:
-            raise ValueError(f"{repository!r} is not an Amazon ECR repository URL")
-        self.repository = repository
-        self.name = name
-        self.account = match.group("account")
-        if client is None:
-            import boto3
-
-            client = boto3.client("ecr", region_name=match.group("region"))
-        self._client = client
-
-    def _raise(self, exc: Exception, action: str) -> None:
-        from botocore.exceptions import ClientError, NoCredentialsError
-
-        if isinstance(exc, NoCredentialsError):
-            raise RegistryAuthError(f"{self.repository}: no AWS credentials to {action}") from None
-        if isinstance(exc, ClientError):
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "RepositoryNotFoundException":
-                raise RepositoryNotFoundError(
-                    f"{self.repository}: repository {self.name} not found in ECR account {self.account}"
-                ) from None
-            if code in _ECR_AUTH_CODES:
-                raise RegistryAuthError(f"{self.repository}: AWS refused to {action}: {code}") from None
-        raise RegistryError(f"{self.repository}: could not {action}: {exc}") from None
-
-    def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        tags: dict[str, set[str]] = {}
-        pushed: dict[str, datetime | None] = {}
-        try:
-            pages = self._client.get_paginator("describe_images").paginate(
-                registryId=self.account, repositoryName=self.name
-            )
-            for page in pages:
-                # One entry per digest in AWS; moto lists one per tag: merge by digest either way.
-                for detail in page.get("imageDetails", []):
-                    digest = detail["imageDigest"]
-                    tags.setdefault(digest, set()).update(detail.get("imageTags", []))
-                    pushed[digest] = detail.get("imagePushedAt")
-        except (ClientError, BotoCoreError) as exc:
-            self._raise(exc, "list images")
-        return [Manifest(digest=d, tags=tuple(sorted(t)), created=pushed.get(d)) for d, t in tags.items()]
+    def __init__(self, repository: str, **kwargs: Any) -> None:
+        super().__init__(repository, host="registry-1.docker.io", **kwargs)
 
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]:
-        from botocore.exceptions import BotoCoreError, ClientError
+        raise RegistryUnsupportedError(f"{self.repository}: {DOCKER_HUB_REFUSAL}")
 
-        failures: list[Failure] = []
-        for start in range(0, len(manifests), _ECR_BATCH):
-            batch = manifests[start : start + _ECR_BATCH]
-            try:
-                response = self._client.batch_delete_image(
-                    registryId=self.account,
-                    repositoryName=self.name,
-                    imageIds=[{"imageDigest": m.digest} for m in batch],
-                )
-            except (ClientError, BotoCoreError) as exc:
-                try:
-                    self._raise(exc, "delete images")
-                except RegistryError as err:
-                    failures.extend(Failure(m.digest, m.tags, str(err)) for m in batch)
-                continue
-            by_digest = {m.digest: m for m in batch}
-            for failure in response.get("failures", []):
-                digest = failure.get("imageId", {}).get("imageDigest", "")
-                m = by_digest.get(digest, Manifest(digest=digest))
-                failures.append(
-                    Failure(m.digest, m.tags, f"{failure.get('failureCode')}: {failure.get('failureReason')}")
-                )
-        return failures
+
+# ---- choosing a backend, and the decommission ---------------------------------------------------------------
 
 
 def client_for(
@@ -454,10 +407,19 @@ def client_for(
     ecr_client: ECRClient | None = None,
     session: requests.Session | None = None,
     scheme: str | None = None,
+    github_api: str | None = None,
 ) -> RegistryClient:
-    """The right client for ``repository``: ECR for an ECR URL, the OCI API otherwise."""
-    if ECR_HOST.match(repository.partition("/")[0]):
+    """The backend for ``repository`` (normalised first): ECR, GHCR, Docker Hub or the OCI API."""
+    repository = normalize_repository(repository)
+    host = repository.partition("/")[0]
+    if ECR_HOST.match(host):
         return EcrRegistryClient(repository, client=ecr_client)
+    if host == GHCR_HOST:
+        from components.registry_ghcr import GhcrRegistryClient
+
+        return GhcrRegistryClient(repository, username=username, token=password, session=session, api=github_api)
+    if host == DOCKER_HUB:
+        return DockerHubClient(repository, username=username, password=password, scheme=scheme, session=session)
     return OciRegistryClient(repository, username=username, password=password, scheme=scheme, session=session)
 
 
@@ -472,27 +434,29 @@ def decommission(
     ecr_client: ECRClient | None = None,
     session: requests.Session | None = None,
     scheme: str | None = None,
+    github_api: str | None = None,
 ) -> DecommissionReport:
-    """Delete every manifest of ``repository`` except those ``keep`` selects; see the module docstring.
+    """Delete every image of ``repository`` except those ``keep`` selects; see the module docstring.
 
     ``keep``: digests (``sha256:…`` or ``repo@sha256:…``) to retain, or a count N to retain the N
     newest. ``dry_run``: report only. ``client`` overrides the registry client (tests, other
-    registries). Raises :class:`RegistryAuthError`, :class:`RepositoryNotFoundError`,
-    :class:`RegistryError` before deleting anything; per-digest failures go into the report.
+    registries). Raises :class:`RegistryError` (and its subclasses) before deleting anything;
+    per-digest failures go into the report.
     """
     if isinstance(keep, str):
         raise TypeError("keep must be a list of digests or a count, not a single string")
+    repository = normalize_repository(repository)
     registry = client or client_for(
-        repository,
-        username=username,
-        password=password,
-        ecr_client=ecr_client,
-        session=session,
-        scheme=scheme,
-    )
+        repository, username=username, password=password, ecr_client=ecr_client, session=session, scheme=scheme,
+        github_api=github_api,
+    )  # fmt: skip
+    if not dry_run and registry.delete_refusal:
+        raise RegistryUnsupportedError(f"{repository}: {registry.delete_refusal}")
     manifests = registry.list_manifests(need_dates=isinstance(keep, int))
-    to_delete, to_keep, missing, rule = _partition(manifests, list(keep) if not isinstance(keep, int) else keep)
-    failures = [] if dry_run or not to_delete else registry.delete(to_delete)
+    to_delete, to_keep, missing, rule = partition(manifests, list(keep) if not isinstance(keep, int) else keep)
+    failures: list[Failure] = []
+    if not dry_run and to_delete:
+        failures = _reconcile(registry, to_delete, registry.delete(to_delete))
     failed = {f.digest for f in failures}
     return DecommissionReport(
         repository=repository,
@@ -506,12 +470,32 @@ def decommission(
     )
 
 
+def _reconcile(registry: RegistryClient, attempted: Sequence[Manifest], failures: list[Failure]) -> list[Failure]:
+    """What the final listing says: a failed DELETE whose digest is gone succeeded (its answer was lost);
+    an accepted one whose digest is still listed did not. Without a listing the failures stand."""
+    try:
+        remaining = {m.digest for m in registry.list_manifests(need_dates=False)}
+    except RepositoryNotFoundError:
+        remaining = set()  # the last tag went with the last manifest
+    except RegistryError as exc:
+        return failures + [Failure(m.digest, m.tags, f"not confirmed: the final listing failed: {exc}")
+                           for m in attempted if m.digest not in {f.digest for f in failures}]  # fmt: skip
+    failed = {f.digest for f in failures}
+    still = [Failure(m.digest, m.tags, "still listed after the registry accepted its DELETE")
+             for m in attempted if m.digest in remaining and m.digest not in failed]  # fmt: skip
+    return [f for f in failures if f.digest in remaining] + still
+
+
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
-def _expect(response: requests.Response, status: int, repository: str, action: str) -> None:
-    if response.status_code != status:
-        raise RegistryError(f"{repository}: {action} answered HTTP {response.status_code}{_error_detail(response)}")
+def _index_children(body: dict[str, Any], repository: str, digest: str) -> tuple[str, ...]:
+    if body.get("mediaType") not in INDEX_MEDIA_TYPES and "manifests" not in body:
+        return ()
+    entries = body.get("manifests")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise RegistryError(f"{repository}: index {digest}: 'manifests' is not a list of descriptors")
+    return tuple(normalize_digest(str(e.get("digest"))) for e in entries)
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -528,17 +512,10 @@ def _error_detail(response: requests.Response) -> str:
     return f" ({'; '.join(codes)})" if codes else ""
 
 
-def _next_link(response: requests.Response) -> str | None:
-    link = response.headers.get("Link", "")
-    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', link)
-    return match.group(1) if match else None
-
-
 def _parse_time(stamp: str) -> datetime | None:
-    # Go timestamps carry nanoseconds; Python takes microseconds.
-    cleaned = re.sub(r"(\.\d{6})\d+", r"\1", stamp.replace("Z", "+00:00"))
+    # Python 3.11 reads RFC 3339 with "Z" and Go's nanoseconds (digits past 6 are dropped).
     try:
-        parsed = datetime.fromisoformat(cleaned)
+        parsed = datetime.fromisoformat(stamp)
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -547,15 +524,19 @@ def _parse_time(stamp: str) -> datetime | None:
 __all__ = [
     "ECR_HOST",
     "DecommissionReport",
+    "DockerHubClient",
     "EcrRegistryClient",
     "Failure",
     "Manifest",
     "OciRegistryClient",
     "RegistryAuthError",
     "RegistryError",
+    "RegistryUnsupportedError",
     "RepositoryNotFoundError",
     "client_for",
     "decommission",
     "keep_last",
     "normalize_digest",
+    "normalize_repository",
+    "partition",
 ]

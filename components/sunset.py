@@ -1,55 +1,72 @@
 """Sunset a stack: ``python -m components sunset --stack production [--yes] [--dry-run] [--report PATH]``.
 
-docs/design.md steps 12 to 14, with the Pulumi Automation API:
+docs/design.md steps 12 to 14, with the Pulumi Automation API. Before the first destructive step it
+checks everything it will need (:mod:`components.sunset_checks`): the report path is writable; the
+stack file's stage key is unambiguous and says ``sunset`` on the default branch (``--set-stage``
+writes it, through a round-trip YAML edit, for you to commit: a deploy from a branch that still said
+``production`` would bring everything back); no live stack promotes from this one without a pinned
+digest. Then:
 
-1. **Remove the access points**: ``destroy --target <Exposure URN> --target-dependents`` (DNS
-   records, tunnel, Access, cloudflared go; the service stops being reachable). The URN comes from
-   :func:`components.service.component_urn`, the naming the program itself uses.
-2. **Stage sunset in the stack file**: the command rewrites the one ``service-lifecycle:stage``
-   line of ``Pulumi.<stack>.yaml`` (every other line kept as it is) and tells the operator to
-   commit it: a deploy from a main branch that still said ``production`` would bring everything back.
+1. **Silence** the service's alerts in Alertmanager for the sunset window (``--alertmanager-url``,
+   or env ``SUNSET_ALERTMANAGER_URL``): TunnelDown would page between steps 2 and 4.
+2. **Remove the access points**: ``destroy --target <Exposure URN> --target-dependents`` (DNS
+   records, tunnel, Access, cloudflared go). The URN is the stack's ``exposure_urn`` output, else
+   the one Exposure in its state: never computed from a project name.
 3. **Unprotect** what the stage protects (production's namespace), with
-   ``pulumi state unprotect --yes <urn>`` for each protected resource still in the stack: the
-   Automation API has no unprotect, and the sunset ``up`` deletes every one of them anyway.
+   ``pulumi state unprotect --yes <urn>``: the Automation API has no unprotect.
 4. **``up``** with stage sunset: workload, monitoring and environment go.
-5. **Registry decommission** (:mod:`components.registry`): images are deleted except the last
-   ``imageRetainDigests`` digests production ran (read from the stack's ``image_ref`` output and its
-   Deployments before anything is removed, and from an earlier report of an interrupted sunset).
-   Skipped, every image kept, while another stack file still deploys from the same repository.
+5. **Registry decommission** (:mod:`components.registry`): every image is deleted except, for every
+   stack that ever deployed from the repository, its last ``imageRetainDigests`` digests (the
+   retention ledger, :mod:`components.retention`, and this stack's state). Skipped, every image
+   kept, while another live stack file still deploys from the same repository.
 6. **Report**: what was removed, what was kept, when, which commands ran; JSON saved to a file
    (default ``sunset-<stack>.json``) and text printed.
 
-Before changing anything it shows what will go and asks for confirmation (``--yes`` skips the
-question; without a terminal and without ``--yes`` it refuses). ``--dry-run`` only reports.
-Every step is skipped when already done, so a second run on a sunset stack changes nothing and
-says so. Without the Pulumi CLI it stops before changing anything.
+It shows what will go and asks for confirmation (``--yes`` skips the question; without a terminal
+and without ``--yes`` it refuses). ``--dry-run`` only reports. Every step is skipped when already
+done, so a second run changes nothing and says so. Without the Pulumi CLI it stops before changing anything.
 
-Exit codes: 0 done or nothing to do, 1 a step failed (the report says which), 2 bad arguments or
-settings, 3 no Pulumi CLI, 4 not confirmed.
+Exit codes: 0 done or nothing to do, 1 a step failed (the report says which), 2 bad arguments,
+settings or a failed precondition, 3 no Pulumi CLI, 4 not confirmed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
-import yaml
-
+from components import retention, silence
 from components.exposure import TYPE as EXPOSURE_TYPE
 from components.lifecycle import Stage
 from components.plan import StackFileError, load_stack_config
 from components.refs import DIGEST_REF
-from components.service import ROLE_EXPOSURE, component_urn
+from components.registry_model import normalize_digest, normalize_repository
 from components.settings import PROJECT, SettingsError, key
+from components.stage_file import (
+    STAGE_KEY,
+    StackFileEditError,
+    default_branch_stage,
+    read_stage,
+    stack_file,
+    write_stage,
+)
+from components.sunset_checks import BranchStage, promoters, report_path_problem, sharing_stacks, stage_problem
+from components.sunset_report import Report, Step, _now
+from components.sunset_stack import (
+    SECRET_MASK,
+    AutomationStack,
+    StackFactory,
+    StackOps,
+    StateResource,
+    _state_resource,
+)
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -57,141 +74,22 @@ EXIT_USAGE: Final = 2
 EXIT_NO_CLI: Final = 3
 EXIT_NOT_CONFIRMED: Final = 4
 
-STAGE_KEY: Final = key("stage")
 REGISTRY_STEP: Final = "registry decommission"
-SECRET_MASK: Final = "[secret]"
+SILENCE_STEP: Final = "silence alerts"
+STAGE_STEP: Final = "stage sunset on the default branch"
+ALERTMANAGER_ENV: Final = "SUNSET_ALERTMANAGER_URL"
 _STACK_TYPE: Final = "pulumi:pulumi:Stack"
 _PROVIDER_PREFIX: Final = "pulumi:providers:"
 _COMPONENT_PREFIX: Final = "service-lifecycle:index:ServiceStack"
-_STAGE_LINE = re.compile(
-    rf"^(?P<head>\s+(?:{re.escape(PROJECT)}:)?stage:\s*)(?P<value>[\"']?[\w-]+[\"']?)(?P<tail>\s*(?:#.*)?)$"
-)
+
+__all__ = [
+    "SECRET_MASK", "STAGE_KEY", "AutomationStack", "Report", "StackFileEditError", "StackOps", "StateResource",
+    "Step", "Sunset", "_state_resource", "read_stage", "stack_file", "write_stage",
+]  # fmt: skip
 
 
 class SunsetError(Exception):
     """A sunset that cannot go on; the message says why and what to do."""
-
-
-# ---------------------------------------------------------------------------------------------
-# The boundary: the few stack operations sunset needs
-
-
-@dataclass(frozen=True)
-class StateResource:
-    """One resource of the stack's state (from ``pulumi stack export``)."""
-
-    urn: str
-    type: str
-    parent: str | None = None
-    protect: bool = False
-    image_refs: tuple[str, ...] = ()
-    """Container images of a Kubernetes workload (``repo@sha256:…``), for the registry retention."""
-    retain_on_delete: bool = False
-    """Deleting it only drops it from the stack: the object itself stays (the shared cluster stack)."""
-
-
-class StackOps(Protocol):
-    """What sunset does to a stack. :class:`AutomationStack` is the real one; tests inject fakes."""
-
-    def outputs(self) -> dict[str, Any]:
-        """The stack's outputs, plain values."""
-        ...
-
-    def resources(self) -> list[StateResource]:
-        """The resources in the stack's state."""
-        ...
-
-    def preview_destroy(self, targets: Sequence[str]) -> dict[str, int]:
-        """Preview ``destroy --target … --target-dependents``; the change summary."""
-        ...
-
-    def destroy(self, targets: Sequence[str]) -> dict[str, int]:
-        """``destroy --target … --target-dependents``; the resource changes."""
-        ...
-
-    def unprotect(self, urn: str) -> None:
-        """``pulumi state unprotect --yes <urn>``."""
-        ...
-
-    def up(self) -> dict[str, int]:
-        """``up`` with the stack file as it is now; the resource changes."""
-        ...
-
-    def secret_config(self, name: str) -> str | None:
-        """A configuration value in clear (registry credentials for the decommission)."""
-        ...
-
-
-class AutomationStack:
-    """:class:`StackOps` over ``pulumi.automation`` (a local workspace in the project directory)."""
-
-    def __init__(self, stack: str, project_dir: Path, *, echo: Callable[[str], Any] = print) -> None:
-        from pulumi import automation
-
-        self._auto = automation
-        self._name = stack
-        self._dir = project_dir
-        self._echo = echo
-        self._stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
-
-    def outputs(self) -> dict[str, Any]:
-        # The report is saved and published (job summary, artifact): secret outputs never reach it in clear.
-        return {name: SECRET_MASK if value.secret else value.value for name, value in self._stack.outputs().items()}
-
-    def resources(self) -> list[StateResource]:
-        deployment = self._stack.export_stack().deployment or {}
-        return [_state_resource(r) for r in deployment.get("resources") or []]
-
-    def preview_destroy(self, targets: Sequence[str]) -> dict[str, int]:
-        result = self._stack.preview_destroy(target=list(targets), target_dependents=True, on_output=self._echo)
-        return _changes(result.change_summary)
-
-    def destroy(self, targets: Sequence[str]) -> dict[str, int]:
-        result = self._stack.destroy(target=list(targets), target_dependents=True, on_output=self._echo)
-        return _changes(result.summary.resource_changes)
-
-    def unprotect(self, urn: str) -> None:
-        subprocess.run(
-            ["pulumi", "state", "unprotect", "--stack", self._name, "--yes", "--non-interactive", urn],
-            cwd=self._dir, check=True, timeout=300,
-        )  # fmt: skip
-
-    def up(self) -> dict[str, int]:
-        result = self._stack.up(on_output=self._echo)
-        return _changes(result.summary.resource_changes)
-
-    def secret_config(self, name: str) -> str | None:
-        try:
-            return self._stack.get_config(name, path=False).value
-        except self._auto.CommandError:
-            return None
-
-
-def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
-    """``{OpType.DELETE: 3}`` → ``{"delete": 3}``."""
-    return {str(getattr(op, "value", op)): int(count) for op, count in (summary or {}).items()}
-
-
-def _state_resource(raw: Mapping[str, Any]) -> StateResource:
-    images: list[str] = []
-    inputs = raw.get("inputs") or {}
-    if str(raw.get("type", "")).startswith("kubernetes:apps/v1:") and isinstance(inputs, dict):
-        template = ((inputs.get("spec") or {}).get("template") or {}).get("spec") or {}
-        for container in template.get("containers") or []:
-            image = container.get("image") if isinstance(container, dict) else None
-            if isinstance(image, str) and DIGEST_REF.match(image):
-                images.append(image)
-    return StateResource(
-        urn=str(raw["urn"]),
-        type=str(raw.get("type", "")),
-        parent=raw.get("parent") or None,
-        protect=bool(raw.get("protect", False)),
-        image_refs=tuple(images),
-        retain_on_delete=bool(raw.get("retainOnDelete", False)),
-    )
-
-
-StackFactory = Callable[[str, Path], StackOps]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,155 +107,26 @@ class RegistryResult:
 
 class Decommission(Protocol):
     def __call__(
-        self,
-        *,
-        repository: str,
-        production_refs: Sequence[str],
-        retain: int,
-        dry_run: bool,
-        username: str | None,
-        password: str | None,
+        self, *, repository: str, keep: Sequence[str], dry_run: bool, username: str | None, password: str | None
     ) -> RegistryResult: ...
 
 
 def registry_decommission(
-    *,
-    repository: str,
-    production_refs: Sequence[str],
-    retain: int,
-    dry_run: bool,
-    username: str | None,
-    password: str | None,
+    *, repository: str, keep: Sequence[str], dry_run: bool, username: str | None, password: str | None
 ) -> RegistryResult:
-    """Through :func:`components.registry.decommission`: keep the last ``retain`` digests production ran.
+    """Through :func:`components.registry.decommission`: keep exactly the ``keep`` digests."""
+    from components.registry import decommission
 
-    ``production_refs`` is newest first; ``keep_last`` wants the history oldest first.
-    """
-    from components.registry import decommission, keep_last
-
-    keep = keep_last(list(reversed(production_refs)), retain)
-    report = decommission(repository, keep, dry_run, username=username, password=password)
+    report = decommission(repository, list(keep), dry_run, username=username, password=password)
     return RegistryResult(
-        deleted=[f"{repository}@{m.digest}" for m in report.deleted],
-        kept=[f"{repository}@{m.digest}" for m in report.kept],
+        deleted=[f"{report.repository}@{m.digest}" for m in report.deleted],
+        kept=[f"{report.repository}@{m.digest}" for m in report.kept],
         errors=[f"{f.digest}: {f.error}" for f in report.failures],
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# The stack file
-
-
-def stack_file(project_dir: Path, stack: str) -> Path:
-    """``Pulumi.<stack>.yaml`` (a fully qualified ``org/project/stack`` uses its last part)."""
-    return project_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
-
-
-def read_stage(path: Path) -> str | None:
-    doc = yaml.safe_load(path.read_text()) or {}
-    config = doc.get("config") or {}
-    value = config.get(STAGE_KEY, config.get("stage"))
-    return None if value is None else str(value)
-
-
-def write_stage(path: Path, stage: str) -> str:
-    """Set ``service-lifecycle:stage`` to ``stage``, changing that one line only; return the old value."""
-    lines = path.read_text().splitlines(keepends=True)
-    hits = [i for i, line in enumerate(lines) if _STAGE_LINE.match(line.rstrip("\r\n"))]
-    if len(hits) != 1:
-        raise SunsetError(f"{path.name}: expected exactly one '{STAGE_KEY}:' line under config, found {len(hits)}")
-    index = hits[0]
-    ending = lines[index][len(lines[index].rstrip("\r\n")) :]
-    match = _STAGE_LINE.match(lines[index].rstrip("\r\n"))
-    assert match is not None
-    old = match.group("value").strip("\"'")
-    lines[index] = f"{match.group('head')}{stage}{match.group('tail')}{ending}"
-    path.write_text("".join(lines))
-    if read_stage(path) != stage:  # never leave a file that says something else than intended
-        raise SunsetError(f"{path.name}: rewriting the stage line did not give stage {stage}")
-    return old
-
-
-# ---------------------------------------------------------------------------------------------
-# The report
-
-
-@dataclass
-class Step:
-    name: str
-    status: str
-    """planned, done, skipped, failed."""
-    detail: str = ""
-    command: str = ""
-    items: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    stack: str
-    project: str
-    started: str
-    finished: str = ""
-    dry_run: bool = False
-    result: str = ""
-    """done, nothing-to-do, dry-run, refused, failed."""
-    exposure_urn: str = ""
-    stage_before: str = ""
-    stage_after: str = ""
-    steps: list[Step] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    retained: list[str] = field(default_factory=list)
-    """Dropped from the stack but left in place (``retain_on_delete``: the shared cluster stack)."""
-    kept: list[str] = field(default_factory=list)
-    production_image_refs: list[str] = field(default_factory=list)
-    registry_deleted: list[str] = field(default_factory=list)
-    registry_kept: list[str] = field(default_factory=list)
-    remaining: list[str] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    next_actions: list[str] = field(default_factory=list)
-
-    def step(self, name: str) -> Step:
-        for existing in self.steps:
-            if existing.name == name:
-                return existing
-        raise KeyError(name)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def render(self) -> str:
-        lines = [
-            f"sunset of stack {self.stack} ({self.project}): {self.result}",
-            f"  started {self.started}" + (f", finished {self.finished}" if self.finished else ""),
-            f"  stage in the stack file: {self.stage_before} -> {self.stage_after}",
-            f"  exposure: {self.exposure_urn}",
-            "steps:",
-        ]
-        for step in self.steps:
-            lines.append(f"  [{step.status}] {step.name}: {step.detail}")
-            if step.command:
-                lines.append(f"      $ {step.command}")
-            lines += [f"      - {item}" for item in step.items]
-        for title, values in (
-            ("removed", self.removed),
-            ("kept", self.kept),
-            ("images deleted from the registry", self.registry_deleted),
-            ("images kept in the registry", self.registry_kept),
-            ("still in the stack", self.remaining),
-            ("next", self.next_actions),
-        ):
-            if values:
-                lines.append(f"{title}:")
-                lines += [f"  - {v}" for v in values]
-        return "\n".join(lines)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------
-# The orchestration
+# What sunset reads before it decides
 
 
 @dataclass
@@ -367,6 +136,7 @@ class Options:
     yes: bool = False
     dry_run: bool = False
     report_path: Path | None = None
+    alertmanager_url: str | None = None
 
 
 @dataclass
@@ -378,46 +148,37 @@ class Inputs:
     username: str | None
     retain: int
     stage: str
-    urn: str
+    urn: str | None
+    """The Exposure's URN (stack output, else state); None when the stack has none."""
     resources: list[StateResource]
     outputs: dict[str, Any]
     previous: dict[str, Any] | None
     sharing: list[str] = field(default_factory=list)
     """Other stacks whose stack file still deploys from ``repository`` (not sunset): images stay."""
+    others: dict[str, list[str]] = field(default_factory=dict)
+    """Digests the other stacks' retention keeps (:func:`components.retention.retained_by_others`)."""
 
 
-def sharing_stacks(project_dir: Path, stack: str, repository: str) -> list[str]:
-    """The project's other stacks whose committed stack file still deploys images of ``repository``.
-
-    Staging and production share one repository: a sunset of one must not delete what the other runs.
-    A stack file that cannot be read counts as sharing (keeping images is the safe side).
-    """
-    mine = stack_file(project_dir, stack).name
-    found: list[str] = []
-    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
-        if path.name == mine:
-            continue
-        other = path.name[len("Pulumi.") : -len(".yaml")]
-        try:
-            values = load_stack_config(project_dir, other).values
-        except StackFileError:
-            found.append(f"{other} (unreadable stack file)")
-            continue
-        stage = values.get(STAGE_KEY)
-        if values.get(key("imageRepository")) == repository and stage != Stage.SUNSET.value:
-            found.append(f"{other} (stage {stage})")
-    return found
+def exposure_urn_of(outputs: Mapping[str, Any], resources: Sequence[StateResource]) -> str | None:
+    """The stack's ``exposure_urn`` output, else its one Exposure in the state; SunsetError when unclear."""
+    exposures = [r.urn for r in resources if r.type == EXPOSURE_TYPE]
+    exported = outputs.get("exposure_urn")
+    if isinstance(exported, str) and exported:
+        if exposures and exported not in exposures:
+            raise SunsetError(
+                f"the stack exports exposure_urn {exported} but its state holds Exposure(s) {', '.join(exposures)}: "
+                "refusing to target anything"
+            )
+        return exported if exported in exposures else None
+    if len(exposures) > 1:
+        raise SunsetError(f"the state holds {len(exposures)} Exposures and no exposure_urn output says which")
+    return exposures[0] if exposures else None
 
 
-def exposure_urn(stack: str, service: str) -> str:
-    """The Exposure's URN in ``stack``, by the program's own naming."""
-    return component_urn(
-        project=PROJECT, stack=stack.rsplit("/", 1)[-1], service=service, child_type=EXPOSURE_TYPE, role=ROLE_EXPOSURE
-    )
-
-
-def _descendants(resources: Sequence[StateResource], root: str) -> list[StateResource]:
-    """``root`` and everything parented (transitively) under it, plus what depends on its provider."""
+def _descendants(resources: Sequence[StateResource], root: str | None) -> list[StateResource]:
+    """``root`` and everything parented (transitively) under it."""
+    if root is None:
+        return []
     members = {root}
     changed = True
     while changed:
@@ -439,15 +200,45 @@ def _workload_like(resources: Sequence[StateResource]) -> list[StateResource]:
 
 
 def _production_refs(inputs: Inputs) -> list[str]:
+    """What this stack ran, newest first: its output, its Deployments, an earlier report."""
     refs: list[str] = []
     image_ref = inputs.outputs.get("image_ref")
     if isinstance(image_ref, str) and DIGEST_REF.match(image_ref):
         refs.append(image_ref)
+    mine = normalize_repository(inputs.repository)
     for resource in inputs.resources:
-        refs += [r for r in resource.image_refs if r.startswith(inputs.repository + "@")]
+        refs += [r for r in resource.image_refs if _same_repository(r, mine)]
     if inputs.previous:
         refs += [r for r in inputs.previous.get("production_image_refs") or [] if isinstance(r, str)]
     return list(dict.fromkeys(refs))  # first seen (the newest) first, no duplicates
+
+
+def _same_repository(ref: str, normalized: str) -> bool:
+    name = ref.rsplit("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:  # a tag before the digest
+        name = name[: name.rindex(":")]
+    try:
+        return normalize_repository(name) == normalized
+    except ValueError:
+        return False
+
+
+@dataclass
+class Plan:
+    """What this run will do, decided before anything changes."""
+
+    exposure: list[StateResource]
+    workload: list[StateResource]
+    protected: list[StateResource]
+    retained: list[str]
+    refs: list[str]
+    keep: list[str]
+    registry_due: bool
+    silence_due: bool
+
+
+Silencer = Callable[[str, dict[str, Any]], str]
 
 
 class Sunset:
@@ -463,6 +254,8 @@ class Sunset:
         stdin: IO[str] | None = None,
         out: IO[str] | None = None,
         clock: Callable[[], str] = _now,
+        branch_stage: BranchStage = default_branch_stage,
+        silencer: Silencer = silence.silence,
     ) -> None:
         self.options = options
         self._factory: StackFactory = stack_factory or AutomationStack
@@ -471,6 +264,8 @@ class Sunset:
         self._stdin = stdin if stdin is not None else sys.stdin
         self._out = out if out is not None else sys.stdout
         self._clock = clock
+        self._branch_stage = branch_stage
+        self._silencer = silencer
         self.report: Report | None = None
 
     def say(self, text: str) -> None:
@@ -481,7 +276,7 @@ class Sunset:
         name = self.options.stack.rsplit("/", 1)[-1]
         return self.options.report_path or self.options.project_dir / f"sunset-{name}.json"
 
-    # -- entry ---------------------------------------------------------------------------------
+    # -- entry: settings and preconditions -------------------------------------------------------
 
     def run(self) -> int:
         opts = self.options
@@ -508,19 +303,25 @@ class Sunset:
                 "  Nothing was changed. Install it (https://www.pulumi.com/docs/install/) and run sunset again."
             )
             return EXIT_NO_CLI
+        problem = self._precondition_problem(repository)
+        if problem:
+            self.say(f"error: {problem}")
+            return EXIT_USAGE
         try:
             ops = self._factory(opts.stack, opts.project_dir)
+            resources, outputs = ops.resources(), ops.outputs()
             inputs = Inputs(
                 service=service,
-                repository=repository,
+                repository=normalize_repository(repository),
                 username=config.values.get(key("registryUsername")) or None,  # Pulumi.yaml's "" is unset
                 retain=int(retain_raw),
                 stage=read_stage(path) or "",
-                urn=exposure_urn(opts.stack, service),
-                resources=ops.resources(),
-                outputs=ops.outputs(),
+                urn=exposure_urn_of(outputs, resources),
+                resources=resources,
+                outputs=outputs,
                 previous=self._previous_report(),
                 sharing=sharing_stacks(opts.project_dir, opts.stack, repository),
+                others=retention.retained_by_others(opts.project_dir, opts.stack, repository),
             )
         except FileNotFoundError as error:
             self.say(f"error: the Pulumi CLI could not be run ({error}). Nothing was changed.")
@@ -529,6 +330,28 @@ class Sunset:
             self.say(f"error: could not read stack {opts.stack}: {error}. Nothing was changed.")
             return EXIT_FAILED
         return self._run(ops, inputs, path)
+
+    def _precondition_problem(self, repository: str) -> str | None:
+        """Everything that would make a later step fail, checked while nothing has changed yet."""
+        opts = self.options
+        try:
+            normalize_repository(repository)
+        except ValueError as error:
+            return f"{key('imageRepository')}: {error}"
+        problem = report_path_problem(self.report_path) or stage_problem(
+            opts.project_dir, opts.stack, self._branch_stage, dry_run=opts.dry_run
+        )
+        if problem:
+            return problem
+        waiting = promoters(opts.project_dir, opts.stack)
+        if waiting:
+            names = ", ".join(waiting)
+            return (
+                f"live stack(s) {names} promote from {opts.stack} ({key('promoteFromStack')}) without "
+                f"{key('pinnedDigest')}: their StackReference would lose image_ref and their next deploy would "
+                f"break. Pin the digest they run ({key('pinnedDigest')}) or sunset {names} first. Nothing was changed."
+            )
+        return None
 
     def _previous_report(self) -> dict[str, Any] | None:
         if not self.report_path.is_file():
@@ -539,149 +362,148 @@ class Sunset:
             return None
         return loaded if isinstance(loaded, dict) and loaded.get("stack") == self.options.stack else None
 
-    # -- plan, confirm, execute ------------------------------------------------------------------
+    # -- plan -------------------------------------------------------------------------------------
+
+    def _plan(self, inputs: Inputs) -> Plan:
+        exposure = _descendants(inputs.resources, inputs.urn)
+        exposure_urns = {r.urn for r in exposure}
+        workload = [r for r in _workload_like(inputs.resources) if r.urn not in exposure_urns]
+        refs = _production_refs(inputs)
+        history = retention.newest_first(self.options.project_dir, self.options.stack, refs)
+        own = list(dict.fromkeys(normalize_digest(r) for r in history if _same_repository(r, inputs.repository)))
+        keep = list(dict.fromkeys(own[: inputs.retain] + [d for ds in inputs.others.values() for d in ds]))
+        sunset_already = not exposure and not workload and inputs.stage == Stage.SUNSET.value
+        # The registry step is due with the rest of a sunset, or when an earlier run stopped before it;
+        # never while another live stack deploys from the same repository.
+        previous = _previous_step_status(inputs.previous, REGISTRY_STEP)
+        registry_due = (not sunset_already or previous not in (None, "done")) and not inputs.sharing
+        return Plan(
+            exposure=exposure, workload=workload, protected=[r for r in workload if r.protect],
+            retained=[r.urn for r in workload if r.retain_on_delete], refs=history, keep=keep,
+            registry_due=registry_due,
+            silence_due=bool(self.options.alertmanager_url) and bool(exposure or workload),
+        )  # fmt: skip
+
+    def _steps(self, inputs: Inputs, plan: Plan, path: Path) -> list[Step]:
+        stack = self.options.stack
+        stage_ok = inputs.stage == Stage.SUNSET.value
+        unprotect_cmds = [f"pulumi state unprotect --stack {stack} --yes '{r.urn}'" for r in plan.protected]
+        removed = len(plan.workload) - len(plan.retained)
+        if inputs.sharing:
+            registry = (f"every image kept: {', '.join(inputs.sharing)} still deploy(s) from {inputs.repository}; "
+                        "the last stack of it to sunset decommissions the images")  # fmt: skip
+        elif not plan.registry_due:
+            registry = "done by an earlier run"
+        else:
+            registry = (f"{inputs.repository}: keep {len(plan.keep)} digest(s) (the last {inputs.retain} this stack "
+                        f"ran, and what the other stacks' retention keeps), delete the rest")  # fmt: skip
+        return [
+            Step(STAGE_STEP, "done" if stage_ok else "planned",
+                 f"{path.name} says sunset" if stage_ok else
+                 f"{path.name} says {inputs.stage}: commit stage sunset to the default branch first (--set-stage)"),
+            Step(SILENCE_STEP, "planned" if plan.silence_due else "skipped",
+                 f"silence service={inputs.service} in Alertmanager {self.options.alertmanager_url}"
+                 if plan.silence_due else "no Alertmanager URL given" if not self.options.alertmanager_url
+                 else "nothing left that could alert"),
+            Step("remove access points", "planned" if plan.exposure else "skipped",
+                 f"destroy the Exposure and its {len(plan.exposure) - 1} children" if plan.exposure
+                 else "no exposure left",
+                 f"pulumi destroy --stack {stack} --target '{inputs.urn}' --target-dependents --yes"
+                 if plan.exposure else "", [r.urn for r in plan.exposure]),
+            Step("unprotect", "planned" if plan.protected else "skipped",
+                 f"{len(plan.protected)} protected resource(s) the sunset up deletes" if plan.protected
+                 else "nothing protected", "; ".join(unprotect_cmds), [r.urn for r in plan.protected]),
+            Step("decommission workload and monitoring", "planned" if plan.workload else "skipped",
+                 f"pulumi up with stage sunset removes {removed} resource(s)"
+                 + (f" and leaves {len(plan.retained)} retained one(s) in place" if plan.retained else ""),
+                 f"pulumi up --stack {stack} --yes" if plan.workload else "", [r.urn for r in plan.workload]),
+            Step(REGISTRY_STEP, "planned" if plan.registry_due else "skipped", registry,
+                 items=[f"keep {d}" for d in plan.keep] if plan.registry_due else []),
+        ]  # fmt: skip
+
+    # -- preview, confirm, execute ------------------------------------------------------------------
 
     def _run(self, ops: StackOps, inputs: Inputs, path: Path) -> int:
         opts = self.options
         report = self.report = Report(
             stack=opts.stack, project=PROJECT, started=self._clock(), dry_run=opts.dry_run,
-            exposure_urn=inputs.urn, stage_before=inputs.stage, stage_after=inputs.stage,
+            exposure_urn=inputs.urn or "", stage_before=inputs.stage, stage_after=inputs.stage,
         )  # fmt: skip
-        exposure = _descendants(inputs.resources, inputs.urn)
-        exposure_urns = {r.urn for r in exposure}
-        workload = [r for r in _workload_like(inputs.resources) if r.urn not in exposure_urns]
-        protected = [r for r in workload if r.protect]
-        retained = [r.urn for r in workload if r.retain_on_delete]
-        refs = _production_refs(inputs)
-        report.production_image_refs = refs
-        exported = inputs.outputs.get("exposure_urn")
-        if isinstance(exported, str) and exported != inputs.urn:
-            return self._fail(
-                report, "remove access points",
-                f"the stack exports exposure_urn {exported} but this program names it {inputs.urn}: the stack "
-                "was deployed by other code; refusing to target anything. Nothing was changed.",
-            )  # fmt: skip
-        stack_name = opts.stack
-        sunset_already = not exposure and not workload and inputs.stage == Stage.SUNSET.value
-        # The registry step is due with the rest of a sunset, or when an earlier run stopped before it.
-        registry_due = not sunset_already or _previous_step_status(inputs.previous, REGISTRY_STEP) not in (
-            None,
-            "done",
-        )
-        # Another live stack deploys from the same repository: deleting "all but ours" would delete its images.
-        registry_due = registry_due and not inputs.sharing
-        registry_done = not registry_due
-
-        if sunset_already and not registry_due:
+        plan = self._plan(inputs)
+        report.production_image_refs = plan.refs
+        report.retention = {opts.stack: plan.keep[: inputs.retain], **inputs.others}
+        if not plan.exposure and not plan.workload and inputs.stage == Stage.SUNSET.value and not plan.registry_due:
             report.result = "nothing-to-do"
             report.finished = self._clock()
-            self.say(f"stack {stack_name} is already sunset: its stack file says stage sunset and no exposure, "
+            self.say(f"stack {opts.stack} is already sunset: its stack file says stage sunset and no exposure, "
                      "workload or monitoring is left. Nothing to do; nothing was changed.")  # fmt: skip
             return EXIT_OK
-
-        stage_change = inputs.stage != Stage.SUNSET.value
-        up_due = bool(workload) or stage_change
-        destroy_cmd = f"pulumi destroy --stack {stack_name} --target '{inputs.urn}' --target-dependents --yes"
-        unprotect_cmds = [f"pulumi state unprotect --stack {stack_name} --yes '{r.urn}'" for r in protected]
-        report.steps = [
-            Step(
-                "remove access points",
-                "planned" if exposure else "skipped",
-                f"destroy the Exposure and its {len(exposure) - 1} children" if exposure else "no exposure left",
-                destroy_cmd if exposure else "",
-                [r.urn for r in exposure],
-            ),
-            Step(
-                "set stage sunset in the stack file",
-                "planned" if stage_change else "skipped",
-                f"{path.name}: {STAGE_KEY} {inputs.stage} -> sunset" if stage_change else f"{path.name} says sunset",
-            ),
-            Step(
-                "unprotect",
-                "planned" if protected else "skipped",
-                f"{len(protected)} protected resource(s) the sunset up deletes" if protected else "nothing protected",
-                "; ".join(unprotect_cmds),
-                [r.urn for r in protected],
-            ),
-            Step(
-                "decommission workload and monitoring",
-                "planned" if up_due else "skipped",
-                f"pulumi up with stage sunset removes {len(workload) - len(retained)} resource(s)"
-                + (f" and leaves {len(retained)} retained one(s) in place" if retained else ""),
-                f"pulumi up --stack {stack_name} --yes" if up_due else "",
-                [r.urn for r in workload],
-            ),
-            Step(
-                REGISTRY_STEP,
-                "skipped" if registry_done else "planned",
-                f"every image kept: {', '.join(inputs.sharing)} still deploy(s) from {inputs.repository}; "
-                "the last stack of it to sunset decommissions the images"
-                if inputs.sharing
-                else "done by an earlier run"
-                if registry_done
-                else f"{inputs.repository}: keep the last {inputs.retain} digest(s) production ran, delete the rest",
-            ),
-        ]
-        if exposure:
-            try:
-                summary = ops.preview_destroy([inputs.urn])
-                report.step("remove access points").detail += f" (engine preview: {_summary(summary)})"
-            except Exception as error:
-                return self._fail(report, "remove access points", f"preview failed: {error}. Nothing was changed.")
-            # --target-dependents also takes whatever depends on the Exposure: only the access points may go.
-            if summary.get("delete", 0) > len(exposure):
-                return self._fail(
-                    report, "remove access points",
-                    f"the engine would delete {summary['delete']} resources but the Exposure holds {len(exposure)}: "
-                    "something outside it depends on it; refusing to remove more than the access points. "
-                    "Nothing was changed.",
-                )  # fmt: skip
+        report.steps = self._steps(inputs, plan, path)
+        if plan.exposure:
+            problem = self._preview_exposure(ops, report, inputs, plan)
+            if problem is not None:
+                return problem
         self.say(report.render())
-
         if opts.dry_run:
-            if not registry_done and refs:
-                self._registry_preview(ops, report, inputs, refs)
+            if plan.registry_due and plan.refs:
+                self._registry_preview(ops, report, inputs, plan)
             report.result = "dry-run"
             report.finished = self._clock()
             self.say("dry run: nothing was changed.")
             if opts.report_path is not None:
                 self._save(report)
             return EXIT_OK
-        if not opts.yes and not self._confirm(stack_name):
+        if not opts.yes and not self._confirm(opts.stack):
             report.result = "refused"
             return EXIT_NOT_CONFIRMED
+        return self._execute(ops, report, inputs, plan)
 
-        # 1. access points
-        if exposure:
+    def _preview_exposure(self, ops: StackOps, report: Report, inputs: Inputs, plan: Plan) -> int | None:
+        assert inputs.urn is not None
+        try:
+            summary = ops.preview_destroy([inputs.urn])
+            report.step("remove access points").detail += f" (engine preview: {_summary(summary)})"
+        except Exception as error:
+            return self._fail(report, "remove access points", f"preview failed: {error}. Nothing was changed.")
+        # --target-dependents also takes whatever depends on the Exposure: only the access points may go.
+        if summary.get("delete", 0) > len(plan.exposure):
+            return self._fail(
+                report, "remove access points",
+                f"the engine would delete {summary['delete']} resources but the Exposure holds {len(plan.exposure)}: "
+                "something outside it depends on it; refusing to remove more than the access points. "
+                "Nothing was changed.",
+            )  # fmt: skip
+        return None
+
+    def _execute(self, ops: StackOps, report: Report, inputs: Inputs, plan: Plan) -> int:
+        if plan.silence_due:
+            step = report.step(SILENCE_STEP)
+            namespace = inputs.outputs.get("namespace")
+            if not isinstance(namespace, str) or not namespace:
+                return self._fail(report, step.name, "the stack exports no namespace to match its alerts on. "
+                                  "Nothing was changed.")  # fmt: skip
+            body = silence.silence_body(service=inputs.service, namespace=namespace, stack=self.options.stack,
+                                        starts=silence.now())  # fmt: skip
+            try:
+                report.silence_id = self._silencer(str(self.options.alertmanager_url), body)
+            except Exception as error:
+                return self._fail(report, step.name, f"{error}. Nothing was changed.")
+            step.status, step.detail = "done", f"silence {report.silence_id} until {body['endsAt']}"
+        if plan.exposure:
             step = report.step("remove access points")
             try:
-                changes = ops.destroy([inputs.urn])
+                changes = ops.destroy([str(inputs.urn)])
             except Exception as error:
                 return self._fail(report, step.name, f"destroy failed: {error}")
             step.status, step.detail = "done", f"removed ({_summary(changes)})"
-            report.removed += [r.urn for r in exposure]
-        # 2. the stack file
-        if inputs.stage != Stage.SUNSET.value:
-            step = report.step("set stage sunset in the stack file")
-            try:
-                write_stage(path, Stage.SUNSET.value)
-            except (OSError, SunsetError) as error:
-                return self._fail(report, step.name, str(error))
-            step.status = "done"
-            report.stage_after = Stage.SUNSET.value
-            report.next_actions.append(
-                f"commit the stack file so main says sunset: git add {path.name} && "
-                f"git commit -m '{stack_name}: sunset'"
-            )
-        # 3. unprotect
-        for resource in protected:
+            report.removed += [r.urn for r in plan.exposure]
+        for resource in plan.protected:
             try:
                 ops.unprotect(resource.urn)
             except Exception as error:
                 return self._fail(report, "unprotect", f"{resource.urn}: {error}")
-        if protected:
+        if plan.protected:
             report.step("unprotect").status = "done"
-        # 4. up with stage sunset
         step = report.step("decommission workload and monitoring")
         if step.status == "planned":
             try:
@@ -689,48 +511,52 @@ class Sunset:
             except Exception as error:
                 return self._fail(report, step.name, f"up failed: {error}")
             step.status, step.detail = "done", f"removed ({_summary(changes)})"
-            report.removed += [r.urn for r in workload if r.urn not in retained]
-            report.retained = retained
+            report.removed += [r.urn for r in plan.workload if r.urn not in plan.retained]
+            report.retained = plan.retained
         elif inputs.previous:  # an earlier run did the up: what it left in place is still there
             report.retained = [u for u in inputs.previous.get("retained") or [] if isinstance(u, str)]
-        # 5. registry
-        step = report.step(REGISTRY_STEP)
-        if step.status == "planned":
-            if not refs:
-                return self._fail(
-                    report, step.name,
-                    "no digest production ran is known (no image_ref output, no Deployment in the state, no "
-                    "earlier report): refusing to delete images blind",
-                )  # fmt: skip
-            try:
-                result = self._decommission(
-                    repository=inputs.repository, production_refs=refs, retain=inputs.retain, dry_run=False,
-                    username=inputs.username, password=ops.secret_config(key("registryPassword")),
-                )  # fmt: skip
-            except Exception as error:
-                return self._fail(report, step.name, str(error))
-            report.registry_deleted, report.registry_kept = result.deleted, result.kept
-            step.items = [f"deleted {d}" for d in result.deleted] + [f"kept {k}" for k in result.kept]
-            if result.errors:
-                step.items += [f"error: {e}" for e in result.errors]
-                return self._fail(report, step.name, f"{len(result.errors)} error(s); run sunset again to retry")
-            step.status = "done"
-            step.detail += f": deleted {len(result.deleted)}, kept {len(result.kept)}"
-            if len(refs) < inputs.retain:  # the state only knows what production runs now
-                step.detail += f" (only {len(refs)} digest(s) production ran are known)"
-        elif inputs.previous:
-            report.registry_deleted = list(inputs.previous.get("registry_deleted") or [])
-            report.registry_kept = list(inputs.previous.get("registry_kept") or [])
-        # 6. confirm
-        return self._confirm_and_finish(ops, report, inputs)
+        failed = self._registry(ops, report, inputs, plan)
+        return failed if failed is not None else self._confirm_and_finish(ops, report, inputs)
 
-    def _registry_preview(self, ops: StackOps, report: Report, inputs: Inputs, refs: Sequence[str]) -> None:
+    def _registry(self, ops: StackOps, report: Report, inputs: Inputs, plan: Plan) -> int | None:
+        step = report.step(REGISTRY_STEP)
+        if step.status != "planned":
+            if inputs.previous:
+                report.registry_deleted = list(inputs.previous.get("registry_deleted") or [])
+                report.registry_kept = list(inputs.previous.get("registry_kept") or [])
+            return None
+        if not plan.keep:
+            return self._fail(
+                report, step.name,
+                "no digest any stack ran is known (no image_ref output, no Deployment in the state, no ledger, no "
+                "earlier report): refusing to delete images blind",
+            )  # fmt: skip
+        try:
+            result = self._decommission(
+                repository=inputs.repository, keep=plan.keep, dry_run=False, username=inputs.username,
+                password=ops.secret_config(key("registryPassword")),
+            )  # fmt: skip
+        except Exception as error:
+            return self._fail(report, step.name, str(error))
+        report.registry_deleted, report.registry_kept = result.deleted, result.kept
+        step.items = [f"deleted {d}" for d in result.deleted] + [f"kept {k}" for k in result.kept]
+        if result.errors:
+            step.items += [f"error: {e}" for e in result.errors]
+            return self._fail(report, step.name, f"{len(result.errors)} error(s); run sunset again to retry")
+        step.status = "done"
+        step.detail += f": deleted {len(result.deleted)}, kept {len(result.kept)}"
+        own = len([r for r in plan.refs if _same_repository(r, inputs.repository)])
+        if own < inputs.retain:
+            step.detail += f" (only {own} digest(s) this stack ran are known)"
+        return None
+
+    def _registry_preview(self, ops: StackOps, report: Report, inputs: Inputs, plan: Plan) -> None:
         """The decommission in its own dry-run mode: lists, deletes nothing. A failure is only noted."""
         step = report.step(REGISTRY_STEP)
         try:
             result = self._decommission(
-                repository=inputs.repository, production_refs=refs, retain=inputs.retain, dry_run=True,
-                username=inputs.username, password=ops.secret_config(key("registryPassword")),
+                repository=inputs.repository, keep=plan.keep, dry_run=True, username=inputs.username,
+                password=ops.secret_config(key("registryPassword")),
             )  # fmt: skip
         except Exception as error:
             step.items = [f"could not list the registry: {error}"]
@@ -824,10 +650,30 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="only report what would be done")
     parser.add_argument("--report", type=Path, help="where to save the JSON report (default sunset-<stack>.json)")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="directory of Pulumi.yaml (default .)")
+    parser.add_argument(
+        "--set-stage", action="store_true", help="only set stage sunset in the stack file (commit and merge it first)"
+    )
+    parser.add_argument(
+        "--alertmanager-url",
+        default=os.environ.get(ALERTMANAGER_ENV) or None,
+        help=f"silence the service's alerts there during the sunset (default env {ALERTMANAGER_ENV})",
+    )
     args = parser.parse_args(argv)
+    project_dir = args.project_dir.resolve()
+    if args.set_stage:
+        path = stack_file(project_dir, args.stack)
+        try:
+            old = write_stage(path, Stage.SUNSET.value)
+        except (OSError, StackFileEditError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{path.name}: stage {old} -> sunset. Commit it and merge it to the default branch, then run "
+              f"`python -m components sunset --stack {args.stack}`:\n  git add {path.name} && "
+              f"git commit -m '{args.stack}: stage sunset' && git push")  # fmt: skip
+        return EXIT_OK
     options = Options(
-        stack=args.stack, project_dir=args.project_dir.resolve(), yes=args.yes, dry_run=args.dry_run,
-        report_path=args.report,
+        stack=args.stack, project_dir=project_dir, yes=args.yes, dry_run=args.dry_run,
+        report_path=args.report, alertmanager_url=args.alertmanager_url,
     )  # fmt: skip
     try:
         return Sunset(options).run()

@@ -27,7 +27,9 @@ if owners:
         ),
     )
 
-stacks = {name: ServiceStack(name, ServiceStackArgs(settings=s, cluster_monitoring=cluster)) for name, s in services.items()}
+stacks = {
+    name: ServiceStack(name, ServiceStackArgs(settings=s, cluster_monitoring=cluster)) for name, s in services.items()
+}
 if cluster is not None:
     LogCollector(
         "cluster-logs",

@@ -228,13 +228,12 @@ def run_main(
     def run(stack: str, **overrides: Any) -> RecordingMocks:
         values = stack_values(stack, **{**SECRETS, "sourceRevision": REVISION, **overrides})
         secret_names = {*SECRETS, "alertWebhookUrl", "grafanaAdminPassword"}
-        secrets = [k for k in values if k.rsplit(":", 1)[-1] in secret_names]
-        pulumi.runtime.set_all_config(values, secrets)
+        secrets = {k for k in values if k.rsplit(":", 1)[-1] in secret_names}
 
         def program() -> None:
             runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
-        return run_components(program, stack=stack, stack_outputs=STACK_OUTPUTS)
+        return run_components(program, stack=stack, stack_outputs=STACK_OUTPUTS, config=values, secret_keys=secrets)
 
     yield run
     pulumi.runtime.set_all_config({}, [])

@@ -6,30 +6,44 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from components.registry import (
     MANIFEST_MEDIA_TYPES,
     DecommissionReport,
+    DockerHubClient,
     EcrRegistryClient,
+    Failure,
     Manifest,
+    OciRegistryClient,
     RegistryAuthError,
+    RegistryError,
+    RegistryUnsupportedError,
     RepositoryNotFoundError,
+    client_for,
     decommission,
     keep_last,
     normalize_digest,
+    normalize_repository,
 )
+from components.registry_ghcr import GhcrRegistryClient
+from components.registry_http import Http, retry_after
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 NAME = "acme/hello"
 
 
@@ -54,6 +68,18 @@ class FakeRegistry:
     blobs: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     token_scopes: list[str] = field(default_factory=list)
+    token_queries: list[dict[str, list[str]]] = field(default_factory=list)
+    faults: list[tuple[str, str, int, dict[str, str], bytes]] = field(default_factory=list)
+    """Injected answers (method, path substring, status, headers, body), each used once, first match first."""
+    lose_delete_answer: set[str] = field(default_factory=set)
+    """Digests whose DELETE is applied but whose answer is lost (connection closed)."""
+    keep_after_delete: set[str] = field(default_factory=set)
+    """Digests whose DELETE answers 202 but changes nothing (a registry that lies, or a replica lag)."""
+    head_digest: bool = True
+    """False: no Docker-Content-Digest header (clients must hash the manifest they GET)."""
+    link_loop: bool = False
+    token_status: int = 200
+    challenge: str = ""
     port: int = 0
 
     def push(self, created: str, *tags: str) -> str:
@@ -64,6 +90,18 @@ class FakeRegistry:
         ).encode()
         digest = _sha(manifest)
         self.manifests[digest] = manifest
+        for tag in tags:
+            self.tags[tag] = digest
+        return digest
+
+    def push_index(self, *tags: str, children: tuple[str, ...], media_type: str = OCI_INDEX) -> str:
+        index = json.dumps(
+            {"schemaVersion": 2, "mediaType": media_type, "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": c, "size": len(self.manifests[c])} for c in children
+            ]}
+        ).encode()  # fmt: skip
+        digest = _sha(index)
+        self.manifests[digest] = index
         for tag in tags:
             self.tags[tag] = digest
         return digest
@@ -98,7 +136,7 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             if reg.auth == "basic":
                 if header == basic:
                     return True
-                self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="fake"'})
+                self._send(401, b"{}", {"WWW-Authenticate": reg.challenge or 'Basic realm="fake"'})
                 return False
             if header == "Bearer good-token":
                 return True
@@ -110,11 +148,19 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
         def _route(self) -> None:
             url = urlsplit(self.path)
             reg.requests.append((self.command, url.path, dict(self.headers)))
+            for fault in reg.faults:
+                method, where, status, headers, body = fault
+                if method == self.command and where in self.path:
+                    reg.faults.remove(fault)
+                    return self._send(status, body, headers)
             if url.path == "/token":
                 basic = "Basic " + base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
                 if self.headers.get("Authorization") != basic:
                     return self._send(401)
+                reg.token_queries.append(parse_qs(url.query))
                 reg.token_scopes.append(parse_qs(url.query)["scope"][0])
+                if reg.token_status != 200:
+                    return self._send(reg.token_status, b"{}")
                 return self._send(200, json.dumps({"token": "good-token"}).encode())
             if not self._authorized():
                 return None
@@ -128,7 +174,9 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 after = [t for t in names if t > last]
                 page, more = after[: reg.page_size], after[reg.page_size :]
                 headers = {"Content-Type": "application/json"}
-                if more:
+                if reg.link_loop:  # a broken server: "next" is the page just served
+                    headers["Link"] = f'<{self.path}>; rel="next"'
+                elif more:
                     headers["Link"] = f'</v2/{NAME}/tags/list?n={reg.page_size}&last={page[-1]}>; rel="next"'
                 return self._send(200, json.dumps({"name": NAME, "tags": page or None}).encode(), headers)
             kind, _, ref = rest.partition("/")
@@ -143,15 +191,24 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                         if reg.fail_body is not None:
                             return self._send(502, reg.fail_body, {"Content-Type": "application/json"})
                         return self._error(500, "UNKNOWN")
+                    if digest in reg.keep_after_delete:
+                        return self._send(202)
                     del reg.manifests[digest]
                     for tag in [t for t, d in reg.tags.items() if d == digest]:
                         del reg.tags[tag]
+                    if digest in reg.lose_delete_answer:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return None
                     return self._send(202)
                 # Like distribution: without the right Accept type, no OCI digest.
                 if OCI_MANIFEST not in self.headers.get("Accept", ""):
                     return self._error(404, "MANIFEST_UNKNOWN")
-                headers = {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": digest}
-                return self._send(200, reg.manifests[digest], headers)
+                body = reg.manifests[digest]
+                headers = {"Content-Type": json.loads(body)["mediaType"]}
+                if reg.head_digest:
+                    headers["Docker-Content-Digest"] = digest
+                return self._send(200, body, headers)
             if kind == "blobs" and ref in reg.blobs:
                 return self._send(200, reg.blobs[ref])
             return self._error(404, "BLOB_UNKNOWN")
@@ -262,7 +319,10 @@ def test_report_serialises_to_json(fake_registry: FakeRegistry) -> None:
     report = decommission(fake_registry.repository, keep=[new, missing], dry_run=True)
     data = json.loads(report.to_json_text())
     assert data["repository"] == fake_registry.repository and data["dry_run"] is True and data["ok"] is True
-    assert data["kept"] == [{"digest": new, "tags": ["1.1.0", "ccccccc", "latest"], "created": None}]
+    assert list(data) == ["repository", "registry", "dry_run", "retention", "ok", "deleted", "kept", "failures",
+                          "keep_not_found"]  # fmt: skip
+    assert data["registry"] == "oci" and data["retention"] == "keep 2 listed digest(s)"
+    assert data["kept"] == [{"digest": new, "tags": ["1.1.0", "ccccccc", "latest"], "created": None, "children": []}]
     assert len(data["deleted"]) == 2 and data["failures"] == []
     assert data["keep_not_found"] == [missing]
 
@@ -449,3 +509,689 @@ def test_report_type_is_what_decommission_returns(fake_registry: FakeRegistry) -
     report = decommission(fake_registry.repository, keep=1, dry_run=True)
     assert isinstance(report, DecommissionReport) and report.deleted == () and report.kept == ()
     assert Manifest("sha256:" + "0" * 64).tags == ()
+
+
+# ---- hostile and flaky registries (issue 12) -------------------------------------------------------------
+
+
+def _client(reg: FakeRegistry, sleeps: list[float] | None = None, **kw: Any) -> OciRegistryClient:
+    waits = sleeps if sleeps is not None else []
+    return OciRegistryClient(reg.repository, http=Http(label=reg.repository, sleep=waits.append), **kw)
+
+
+def test_self_referencing_pagination_is_an_error_not_a_loop(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.link_loop = True
+    with pytest.raises(RegistryError, match=r"pagination loops \(next page http://127\.0\.0\.1:\d+/v2/acme/hello"):
+        decommission(fake_registry.repository, keep=1, dry_run=False)
+    assert len([p for m, p, _ in fake_registry.requests if p.endswith("/tags/list")]) == 1
+    assert len(fake_registry.manifests) == 3
+
+
+def test_pagination_has_a_bound() -> None:
+    http = Http(label="r")
+    responses = iter(range(10))
+
+    def fetch(url: str) -> requests.Response:
+        response = requests.Response()
+        response.url, response.status_code = url, 200
+        response.headers["Link"] = f'<{url}x>; rel="next"'  # a new page every time
+        next(responses)
+        return response
+
+    with pytest.raises(RegistryError, match="r: more than 3 pages; refusing to go on listing"):
+        list(http.pages("http://h/p", fetch, max_pages=3))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (
+            b"<html><body>502 Bad Gateway</body></html>",
+            "text/html",
+            r"list tags: the answer is not JSON \(text/html, 41 bytes\)",
+        ),
+        (b'["a", "b"]', "application/json", "list tags: expected a JSON dict, got list"),
+        (b'{"tags": "latest"}', "application/json", "list tags: 'tags' is not a list of names"),
+        (b'{"tags": [1, 2]}', "application/json", "list tags: 'tags' is not a list of names"),
+    ],
+    ids=["html", "json_list", "tags_string", "tags_numbers"],
+)
+def test_an_unexpected_tag_list_body_is_a_registry_error(
+    fake_registry: FakeRegistry, body: bytes, content_type: str, message: str
+) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 200, {"Content-Type": content_type}, body)]
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: {message}"):
+        decommission(fake_registry.repository, keep=1, dry_run=False)
+    assert len(fake_registry.manifests) == 3
+
+
+def test_an_unexpected_manifest_or_config_body_is_a_registry_error(fake_registry: FakeRegistry) -> None:
+    old, _, _ = _three(fake_registry)
+    fake_registry.faults = [("GET", f"/manifests/{old}", 200, {}, b"<html>")]
+    with pytest.raises(RegistryError, match=f"read manifest {old}: the answer is not JSON"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    fake_registry.faults = [("GET", "/blobs/", 200, {}, b"[]")]
+    with pytest.raises(RegistryError, match=r"read config sha256:[0-9a-f]{64}: expected a JSON dict, got list"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    fake_registry.faults = [("GET", f"/manifests/{old}", 200, {}, b'{"manifests": {"digest": "x"}}')]
+    with pytest.raises(RegistryError, match=f"index {old}: 'manifests' is not a list of descriptors"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+def test_429_is_retried_after_the_time_the_registry_asks(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.faults = [
+        ("GET", "/tags/list", 429, {"Retry-After": "2"}, b""),
+        ("HEAD", "/manifests/", 503, {"Retry-After": "0"}, b""),
+        ("DELETE", f"/manifests/{old}", 429, {}, b""),
+    ]
+    sleeps: list[float] = []
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=_client(fake_registry, sleeps))
+    assert report.ok and {m.digest for m in report.deleted} == {old, mid}
+    assert sleeps == [2.0, 0.0, 1.0]  # Retry-After, then the default second when the header is missing
+    assert set(fake_registry.manifests) == {new}
+
+
+def test_retry_after_as_an_http_date() -> None:
+    response = requests.Response()
+    response.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:05 GMT"
+    assert retry_after(response, now=lambda: 1445412480.0) == 5.0
+    assert retry_after(response, now=lambda: 1445412490.0) == 0.0
+    response.headers["Retry-After"] = "soon"
+    assert retry_after(response) == 1.0
+
+
+def test_a_retry_after_beyond_the_cap_stops_with_a_clear_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 429, {"Retry-After": "31"}, b"")]
+    sleeps: list[float] = []
+    with pytest.raises(RegistryError, match=r"GET http://127\.0\.0\.1:\d+/v2/acme/hello/tags/list answered 429 with "
+                       r"Retry-After 31s, more than the 30s this client waits; run again later"):  # fmt: skip
+        decommission(fake_registry.repository, keep=1, dry_run=False, client=_client(fake_registry, sleeps))
+    assert sleeps == []
+
+
+def test_retries_are_capped(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 503, {"Retry-After": "1"}, b"")] * 4
+    sleeps: list[float] = []
+    with pytest.raises(RegistryError, match="still answered 503 after 4 attempts; run again later"):
+        decommission(fake_registry.repository, keep=1, dry_run=False, client=_client(fake_registry, sleeps))
+    assert sleeps == [1.0, 1.0, 1.0]
+
+
+def test_a_404_on_delete_means_already_deleted(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    # Someone else deletes `old` between the listing and our DELETE.
+    fake_registry.faults = [("DELETE", f"/manifests/{old}", 404, {}, b'{"errors": [{"code": "MANIFEST_UNKNOWN"}]}')]
+    del fake_registry.manifests[old]
+    for tag in ("aaaaaaa", "1.0.0"):
+        del fake_registry.tags[tag]
+    client = _client(fake_registry)
+    manifests = [Manifest(old, ("1.0.0",)), Manifest(mid, ("bbbbbbb",))]
+    assert client.delete(manifests) == []
+    assert set(fake_registry.manifests) == {new}
+
+
+def test_a_lost_delete_answer_is_reconciled_by_the_final_listing(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.lose_delete_answer = {old}
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert report.ok, report.to_json_text()
+    assert {m.digest for m in report.deleted} == {old, mid}
+    assert set(fake_registry.manifests) == {new}
+
+
+def test_an_accepted_delete_that_did_nothing_is_a_failure(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.keep_after_delete = {mid}
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert [(f.digest, f.error) for f in report.failures] == [
+        (mid, "still listed after the registry accepted its DELETE")
+    ]
+    assert [m.digest for m in report.deleted] == [old]
+
+
+def test_a_failed_final_listing_leaves_deletions_unconfirmed(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    client = _client(fake_registry)
+    original = client.list_manifests
+    calls = []
+
+    def listing(*, need_dates: bool) -> list[Manifest]:
+        calls.append(need_dates)
+        if len(calls) == 2:
+            raise RegistryError("boom")
+        return original(need_dates=need_dates)
+
+    client.list_manifests = listing  # type: ignore[method-assign]
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=client)
+    assert not report.ok and {f.digest for f in report.failures} == {old, mid}
+    assert all(f.error == "not confirmed: the final listing failed: boom" for f in report.failures)
+    assert len(report.failures) == 2 and report.deleted == ()
+
+
+def test_a_repository_emptied_by_the_decommission_counts_as_all_deleted(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    report = decommission(fake_registry.repository, keep=0, dry_run=False)
+    assert report.ok and {m.digest for m in report.deleted} == {old, mid, new} and report.kept == ()
+    assert report.retention == "keep 0 newest" and fake_registry.manifests == {}
+
+
+def test_resolve_hashes_the_manifest_when_the_registry_sends_no_digest(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.head_digest = False
+    report = decommission(fake_registry.repository, keep=[mid], dry_run=True)
+    assert {m.digest for m in report.deleted} == {old, new} and [m.digest for m in report.kept] == [mid]
+    gets = [p for m, p, _ in fake_registry.requests if m == "GET" and "/manifests/" in p and "sha256" not in p]
+    assert len(gets) == 6  # one GET per tag after the HEAD gave no digest
+
+
+def test_resolve_uses_the_get_digest_header_when_head_has_none(fake_registry: FakeRegistry) -> None:
+    mid = _three(fake_registry)[1]
+    fake_registry.faults = [("HEAD", "/manifests/bbbbbbb", 200, {}, b"")]
+    assert _client(fake_registry).resolve("bbbbbbb") == mid
+    fake_registry.faults = [("HEAD", "/manifests/bbbbbbb", 404, {}, b"")]
+    assert _client(fake_registry).resolve("bbbbbbb") == mid
+    fake_registry.faults = [("HEAD", "/manifests/x", 404, {}, b""), ("GET", "/manifests/x", 404, {}, b"")]
+    with pytest.raises(RegistryError, match="resolve x answered HTTP 404"):
+        _client(fake_registry).resolve("x")
+
+
+def test_keeping_an_index_keeps_its_platforms_and_counts_as_one_image(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "v1-amd64")
+    arm = fake_registry.push("2026-01-01T00:00:01Z", "v1-arm64")
+    index = fake_registry.push_index("v1", children=(amd, arm))
+    lone = fake_registry.push("2025-12-01T00:00:00Z", "v0")
+    report = decommission(fake_registry.repository, keep=[index], dry_run=True)
+    assert {m.digest for m in report.kept} == {index, amd, arm}
+    assert [m.digest for m in report.deleted] == [lone]
+    assert next(m for m in report.kept if m.digest == index).children == (amd, arm)
+    # keep=1 keeps the newest image: the index (and its platforms), not an index and one platform.
+    report = decommission(fake_registry.repository, keep=1, dry_run=True)
+    assert {m.digest for m in report.kept} == {index, amd, arm}
+    assert json.loads(report.to_json_text())["kept"][0]["children"] in ([], [amd, arm])
+
+
+def test_deleting_an_index_deletes_it_before_its_platforms(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "v1-amd64")
+    index = fake_registry.push_index("v1", children=(amd,), media_type=MANIFEST_MEDIA_TYPES[2])
+    new = fake_registry.push("2026-02-01T00:00:00Z", "v2")
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert report.ok and [m.digest for m in report.deleted] == [index, amd]
+    deletes = [p.rsplit("/", 1)[-1] for m, p, _ in fake_registry.requests if m == "DELETE"]
+    assert deletes == [index, amd]
+
+
+def test_a_platform_production_ran_is_kept_even_without_its_index(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "v1-amd64")
+    index = fake_registry.push_index("v1", children=(amd,))
+    report = decommission(fake_registry.repository, keep=[amd], dry_run=True)
+    assert [m.digest for m in report.kept] == [amd] and [m.digest for m in report.deleted] == [index]
+
+
+def test_a_non_bearer_challenge_is_an_auth_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth, fake_registry.challenge = "basic", 'Digest realm="fake"'
+    with pytest.raises(
+        RegistryAuthError, match=r"GET /v2/acme/hello/tags/list was refused \(401\) without credentials"
+    ):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    assert not [p for _, p, _ in fake_registry.requests if p == "/token"]
+
+
+def test_the_token_request_carries_service_and_scope(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+    assert fake_registry.token_queries[0] == {"service": ["fake"], "scope": [f"repository:{NAME}:pull,delete"]}
+
+
+@pytest.mark.parametrize(("status", "error", "message"), [
+    (403, RegistryAuthError, r"token service http://127\.0\.0\.1:\d+/token refused the given credentials \(403\)"),
+    (500, RegistryError, r"token service http://127\.0\.0\.1:\d+/token answered 500"),
+], ids=["refused", "broken"])  # fmt: skip
+def test_a_token_service_failure_is_reported(
+    fake_registry: FakeRegistry, status: int, error: type[Exception], message: str
+) -> None:
+    _three(fake_registry)
+    fake_registry.auth, fake_registry.token_status = "bearer", status
+    with pytest.raises(error, match=message):
+        decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"<html>", "token service .*: the answer is not JSON"),
+    (b'{"token": ""}', "token service .* returned no token"),
+    (b'{"access_token": 5}', "token service .* returned no token"),
+], ids=["html", "empty", "number"])  # fmt: skip
+def test_a_token_service_without_a_token_is_an_error(fake_registry: FakeRegistry, body: bytes, message: str) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    fake_registry.faults = [("GET", "/token", 200, {}, body)]
+    with pytest.raises(RegistryError, match=message):
+        decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+
+
+def test_access_token_is_accepted(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    fake_registry.faults = [("GET", "/token", 200, {}, b'{"access_token": "good-token"}')]
+    report = decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+    assert len(report.kept) == 1
+
+
+def test_a_bearer_challenge_without_realm_is_an_auth_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 401, {"WWW-Authenticate": 'Bearer service="x"'}, b"")]
+    with pytest.raises(RegistryAuthError, match="bearer challenge without a realm: 'Bearer service=\"x\"'"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+@pytest.mark.parametrize(("repository", "base"), [
+    ("127.0.0.1:5000/a/b", "http://127.0.0.1:5000"),
+    ("localhost:5000/a/b", "http://localhost:5000"),
+    ("registry.example.com/a/b", "https://registry.example.com"),
+    ("10.0.0.5:5000/a/b", "https://10.0.0.5:5000"),
+], ids=["loopback", "localhost", "remote", "private_ip"])  # fmt: skip
+def test_https_for_every_registry_but_loopback(repository: str, base: str) -> None:
+    assert OciRegistryClient(repository).base == base
+
+
+@pytest.mark.parametrize(("given", "normal"), [
+    ("GHCR.io/example-org/hello", "ghcr.io/example-org/hello"),
+    ("ghcr.io/Example-Org/hello/", "ghcr.io/example-org/hello"),
+    ("https://ghcr.io/example-org/hello", "ghcr.io/example-org/hello"),
+    ("nginx", "docker.io/library/nginx"),
+    ("index.docker.io/nginx", "docker.io/library/nginx"),
+    ("docker.io/library/nginx", "docker.io/library/nginx"),
+    ("registry-1.docker.io/acme/app", "docker.io/acme/app"),
+    ("acme/app", "docker.io/acme/app"),
+    ("localhost/app", "localhost/app"),
+    ("127.0.0.1:5000//a//b", "127.0.0.1:5000/a/b"),
+], ids=["host_case", "owner_case_slash", "scheme", "bare", "index", "library", "registry1", "hub_user",
+        "localhost", "double_slash"])  # fmt: skip
+def test_repository_identity_is_normalised(given: str, normal: str) -> None:
+    assert normalize_repository(given) == normal
+
+
+@pytest.mark.parametrize("bad", ["", "/", "ghcr.io/acme/hello:1.0", "ghcr.io/acme/hello@sha256:" + "a" * 64,
+                                 "ghcr.io/a b"], ids=["empty", "slash", "tag", "digest", "space"])  # fmt: skip
+def test_a_repository_with_a_tag_or_nothing_is_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match="repository"):
+        normalize_repository(bad)
+
+
+@pytest.mark.parametrize("repository", ["docker.io/acme/hello", "acme/hello", "index.docker.io/acme/hello"],
+                         ids=["docker_io", "implicit", "index"])  # fmt: skip
+def test_docker_hub_deletion_is_refused_with_what_to_do(repository: str) -> None:
+    with pytest.raises(RegistryUnsupportedError) as err:
+        decommission(repository, keep=1, dry_run=False, session=_NoNetwork())
+    text = str(err.value)
+    assert text.startswith("docker.io/acme/hello: Docker Hub deletes images only through its own Hub API")
+    assert "nothing was deleted" in text and "hub-tool" in text and "GHCR, ECR" in text
+
+
+def test_docker_hub_client_lists_through_the_registry_api_and_never_deletes() -> None:
+    client = client_for("acme/hello", session=_NoNetwork())
+    assert isinstance(client, DockerHubClient) and client.kind == "dockerhub"
+    assert client.base == "https://registry-1.docker.io" and client.name == "acme/hello"
+    with pytest.raises(RegistryUnsupportedError, match="Docker Hub"):
+        client.delete([Manifest("sha256:" + "a" * 64)])
+
+
+def test_backends_are_chosen_by_normalised_host() -> None:
+    assert isinstance(client_for("GHCR.io/Acme/hello", password="t", session=_NoNetwork()), GhcrRegistryClient)
+    assert isinstance(client_for(ECR_REPO), EcrRegistryClient)
+    assert type(client_for("registry.example.com/a/b")) is OciRegistryClient
+
+
+class _NoNetwork(requests.Session):
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        raise AssertionError(f"no request expected: {args}")
+
+
+def test_a_connection_failure_on_delete_is_a_failure_not_a_crash(fake_registry: FakeRegistry) -> None:
+    old, _, _ = _three(fake_registry)
+    client = OciRegistryClient(f"127.0.0.1:1/{NAME}", http=Http(label="x", sleep=lambda s: None, timeout=0.5))
+    failures = client.delete([Manifest(old, ("1.0.0",))])
+    assert len(failures) == 1 and failures[0].error.startswith("x: DELETE http://127.0.0.1:1/v2/acme/hello/manifests/")
+    assert failures[0].error.endswith("failed: ConnectionError")
+
+
+def test_reads_are_retried_after_a_connection_failure() -> None:
+    calls = []
+
+    class Flaky(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            calls.append(method)
+            if len(calls) < 3:
+                raise requests.ConnectionError("reset")
+            response = requests.Response()
+            response.status_code = 200
+            return response
+
+    sleeps: list[float] = []
+    assert Http(label="x", session=Flaky(), sleep=sleeps.append).send("GET", "http://h/").status_code == 200
+    assert calls == ["GET"] * 3 and sleeps == [1.0, 1.0]
+    calls.clear()
+    with pytest.raises(RegistryError, match=r"^x: DELETE http://h/ failed: ConnectionError$"):
+        Http(label="x", session=Flaky(), sleep=sleeps.append).send("DELETE", "http://h/?secret=1")
+    assert calls == ["DELETE"]  # a DELETE is never repeated blind
+
+
+def test_a_timeout_is_named() -> None:
+    class Slow(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            raise requests.ReadTimeout("slow")
+
+    with pytest.raises(RegistryError, match=r"^x: GET http://h/ timed out: ReadTimeout$"):
+        Http(label="x", session=Slow(), sleep=lambda s: None, max_attempts=2).send("GET", "http://h/")
+
+
+# ---- pinned details (each test kills mutants that survived `make mutation`) ------------------------------
+
+
+class _Recording(requests.Session):
+    """A session that answers from a script and records what was asked."""
+
+    def __init__(self, answers: list[tuple[int, dict[str, str], bytes]]) -> None:
+        super().__init__()
+        self.answers, self.sent = answers, []
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.sent.append((method, url, kwargs))
+        status, headers, body = self.answers.pop(0)
+        response = requests.Response()
+        response.status_code, response._content, response.url = status, body, url
+        response.headers.update(headers)
+        return response
+
+
+def test_report_json_text_and_dates() -> None:
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    report = DecommissionReport("r/x", "oci", False, "keep 1 newest", deleted=(),
+                                kept=(Manifest("sha256:" + "a" * 64, ("t",), when),),
+                                failures=(Failure("sha256:" + "b" * 64, ("u",), "boom"),))  # fmt: skip
+    assert report.to_json_text() == json.dumps(report.to_json(), indent=2)
+    data = report.to_json()
+    assert data["kept"][0]["created"] == "2026-03-01T00:00:00+00:00"
+    assert data["failures"] == [{"digest": "sha256:" + "b" * 64, "tags": ["u"], "error": "boom"}]
+    assert data["ok"] is False
+
+
+def test_keep_last_keeps_one_by_default() -> None:
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    assert keep_last([a, b]) == [b]
+
+
+def test_partition_rules() -> None:
+    from components.registry import partition
+
+    old = Manifest("sha256:" + "1" * 64, created=datetime(2026, 1, 1, tzinfo=UTC))
+    undated = Manifest("sha256:" + "2" * 64)
+    new = Manifest("sha256:" + "3" * 64, created=datetime(2026, 2, 1, tzinfo=UTC))
+    deleted, kept, _, _ = partition([undated, old, new], 2)
+    assert kept == [old, new] and deleted == [undated]  # an image without a date counts as the oldest
+    with pytest.raises(TypeError, match=r"^keep must be a list of digests or a count, got True$"):
+        partition([old], True)
+    # An index whose platform is not listed (untagged) still keeps what is listed.
+    index = Manifest("sha256:" + "4" * 64, children=("sha256:" + "5" * 64, old.digest))
+    deleted, kept, _, _ = partition([index, old, new], [index.digest])
+    assert kept == [index, old] and deleted == [new]
+
+
+def test_client_construction_details() -> None:
+    with pytest.raises(ValueError, match=r"^repository 'hostonly' must be <registry host>/<name>$"):
+        OciRegistryClient("hostonly")
+    assert OciRegistryClient("[::1]:5000/a/b").base == "http://[::1]:5000"
+    client = OciRegistryClient("registry.example.com/a/b")
+    assert client._http.timeout == 30.0 and client._http.label == "registry.example.com/a/b"
+    assert OciRegistryClient("r.example.com/a/b", timeout=5)._http.timeout == 5
+    assert OciRegistryClient("r.example.com/a/b", username="u")._basic is None  # no password: no basic auth
+    session = _Recording([(200, {}, b'{"tags": []}')])
+    assert OciRegistryClient("r.example.com/a/b", session=session).tags() == []
+    assert session.sent[0][1] == "https://r.example.com/v2/a/b/tags/list?n=1000"
+
+
+def test_client_for_passes_everything_on() -> None:
+    session = _NoNetwork()
+    hub = client_for("acme/app", username="u", password="p", session=session)
+    assert isinstance(hub, DockerHubClient) and hub._basic == ("u", "p") and hub._http.session is session
+    assert client_for("docker.io/acme/app", scheme="http").base == "http://registry-1.docker.io"  # type: ignore[attr-defined]
+    oci = client_for("r.example.com/a/b", username="u", password="p", scheme="http", session=session)
+    assert isinstance(oci, OciRegistryClient) and oci.base == "http://r.example.com" and oci._http.session is session
+    ghcr = client_for("ghcr.io/acme/app", username="bot", password="tok", session=session, github_api="http://api")
+    assert isinstance(ghcr, GhcrRegistryClient) and ghcr.api == "http://api" and ghcr._http.session is session
+    assert ghcr._reader._basic == ("bot", "tok") and ghcr._reader._http.session is session  # type: ignore[attr-defined]
+
+
+def test_decommission_passes_its_connection_settings_on() -> None:
+    session = _Recording([(200, {}, b'{"tags": []}')])
+    report = decommission("r.example.com/a/b", keep=1, dry_run=True, session=session, scheme="http")
+    assert report.kept == () and session.sent[0][1] == "http://r.example.com/v2/a/b/tags/list?n=1000"
+    api = _Recording([(200, {}, b"[]")])
+    decommission("ghcr.io/acme/app", keep=1, dry_run=True, password="tok", session=api, github_api="http://api")
+    assert api.sent[0][1] == "http://api/orgs/acme/packages/container/app/versions?per_page=100"
+
+
+def test_absolute_urls_are_used_as_they_are() -> None:
+    session = _Recording([(200, {}, b"{}")])
+    OciRegistryClient("127.0.0.1:5000/a/b", session=session)._request("GET", "https://other.example/v2/x")
+    assert session.sent[0][1] == "https://other.example/v2/x"
+
+
+def test_refusal_messages_say_whether_credentials_were_sent(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "basic"
+    with pytest.raises(RegistryAuthError, match=r"^127\.0\.0\.1:\d+/acme/hello: GET /v2/acme/hello/tags/list was "
+                       r"refused \(401\) with the given credentials$"):  # fmt: skip
+        decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="bad")
+
+
+def test_a_401_without_a_challenge_is_an_auth_error(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [("GET", "/tags/list", 401, {}, b"")]
+    with pytest.raises(RegistryAuthError, match=r"refused \(401\) without credentials"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+def test_a_challenge_with_spaces_and_without_service(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    realm = f"http://127.0.0.1:{fake_registry.port}/token"
+    fake_registry.faults = [("GET", "/tags/list", 401, {"WWW-Authenticate": f'Bearer realm="{realm}", scope="x"'}, b"")]
+    decommission(fake_registry.repository, keep=1, dry_run=True, username="ci", password="pw-123")
+    token_paths = [p for m, p, _ in fake_registry.requests if p == "/token"]
+    assert token_paths and fake_registry.token_queries[0]["scope"] == [f"repository:{NAME}:pull,delete"]
+
+
+def test_the_token_query_keeps_an_empty_service() -> None:
+    session = _Recording([(401, {"WWW-Authenticate": 'Bearer realm="http://t/token?x=1"'}, b""),
+                          (200, {}, b'{"token": "t"}'), (200, {}, b'{"tags": []}')])  # fmt: skip
+    OciRegistryClient("127.0.0.1:5000/a/b", session=session).tags()
+    assert session.sent[1][1] == "http://t/token?x=1&service=&scope=repository%3Aa%2Fb%3Apull%2Cdelete"
+
+
+def test_a_digest_challenge_is_not_answered_twice(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth, fake_registry.challenge = "basic", 'Digest realm="fake"'
+    with pytest.raises(RegistryAuthError):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+    assert len([p for m, p, _ in fake_registry.requests if p.endswith("/tags/list")]) == 1
+
+
+def test_a_token_refused_without_credentials_says_so(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    fake_registry.auth = "bearer"
+    with pytest.raises(RegistryAuthError, match=r"token service http://127\.0\.0\.1:\d+/token refused a token without "
+                       r"credentials \(401\)$"):  # fmt: skip
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+@pytest.mark.parametrize(("method", "where", "status", "body", "message"), [
+    ("GET", "/tags/list", 500, b"", "list tags answered HTTP 500"),
+    ("GET", "/manifests/sha256", 500, b"", "read manifest sha256:[0-9a-f]{64} answered HTTP 500"),
+    ("GET", "/manifests/sha256", 200, b"[]", "read manifest sha256:[0-9a-f]{64}: expected a JSON dict, got list"),
+    ("GET", "/blobs/", 500, b"", "read config sha256:[0-9a-f]{64} answered HTTP 500"),
+], ids=["tags", "manifest", "manifest_body", "config"])  # fmt: skip
+def test_errors_name_the_repository_and_the_action(
+    fake_registry: FakeRegistry, method: str, where: str, status: int, body: bytes, message: str
+) -> None:
+    _three(fake_registry)
+    fake_registry.faults = [(method, where, status, {}, body)]
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: {message}$"):
+        decommission(fake_registry.repository, keep=1, dry_run=False)
+
+
+def test_resolve_asks_head_only_when_it_gives_the_digest(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    decommission(fake_registry.repository, keep=[], dry_run=True)
+    tag_gets = [p for m, p, _ in fake_registry.requests if m == "GET" and "/manifests/" in p and "sha256:" not in p]
+    assert tag_gets == []
+
+
+def test_resolve_trusts_the_registrys_digest_over_its_own_hash(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    claimed = "sha256:" + "e" * 64
+    fake_registry.faults = [("HEAD", "/manifests/bbbbbbb", 200, {}, b""),
+                            ("GET", "/manifests/bbbbbbb", 200, {"Docker-Content-Digest": claimed}, b"{}")]  # fmt: skip
+    assert _client(fake_registry).resolve("bbbbbbb") == claimed
+
+
+def test_created_reads_the_first_platform_and_ignores_odd_configs(fake_registry: FakeRegistry) -> None:
+    first = fake_registry.push("2026-01-01T00:00:00.123456789Z", "a")
+    second = fake_registry.push("2026-05-01T00:00:00Z", "b")
+    index = fake_registry.push_index("i", children=(first, second))
+    client = _client(fake_registry)
+    assert client.created(index) == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    odd = fake_registry.push("2026-01-01T00:00:00", "c")  # no zone: UTC
+    assert client.created(odd) == datetime(2026, 1, 1, tzinfo=UTC)
+    config = json.dumps({"created": 12}).encode()
+    fake_registry.blobs[_sha(config)] = config
+    manifest = json.dumps({"mediaType": OCI_MANIFEST, "config": {"digest": _sha(config)}}).encode()
+    fake_registry.manifests[_sha(manifest)] = manifest
+    assert client.created(_sha(manifest)) is None
+    weird = json.dumps({"mediaType": OCI_MANIFEST, "config": "sha256:x"}).encode()
+    fake_registry.manifests[_sha(weird)] = weird
+    assert client.created(_sha(weird)) is None
+    assert client.created(index, {"mediaType": OCI_MANIFEST, "config": {}}) is None  # the given body is used
+
+
+def test_children_of_an_index_and_of_an_image(fake_registry: FakeRegistry) -> None:
+    amd = fake_registry.push("2026-01-01T00:00:00Z", "a")
+    index = fake_registry.push_index("i", children=(amd,))
+    client = _client(fake_registry)
+    assert client.children(index) == (amd,) and client.children(amd) == ()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"mediaType": OCI_INDEX}, "'manifests' is not a list of descriptors"),
+    ({"mediaType": OCI_INDEX, "manifests": [1]}, "'manifests' is not a list of descriptors"),
+], ids=["no_manifests", "not_descriptors"])  # fmt: skip
+def test_a_broken_index_is_an_error(fake_registry: FakeRegistry, body: dict[str, Any], message: str) -> None:
+    data = json.dumps(body).encode()
+    fake_registry.manifests[_sha(data)] = data
+    fake_registry.tags["i"] = _sha(data)
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: {message}$"):
+        decommission(fake_registry.repository, keep=1, dry_run=True)
+
+
+def test_delete_answers(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    fake_registry.faults = [
+        ("DELETE", old, 200, {}, b""),
+        ("DELETE", mid, 405, {}, b'{"errors": [{"code": "UNSUPPORTED", "message": "no"}, '
+                                 b'{"code": "X", "message": "y"}]}'),
+        ("DELETE", new, 500, {}, b'{"errors": []}'),
+    ]  # fmt: skip
+    client = _client(fake_registry)
+    failures = client.delete([Manifest(old, ("1",)), Manifest(mid, ("2",)), Manifest(new, ("3",))])
+    assert failures == [
+        Failure(mid, ("2",), f"{client.base} refuses deletes through the Distribution API (405): on a distribution "
+                "registry set storage.delete.enabled: true; a hosted registry deletes through its own API "
+                "(UNSUPPORTED: no; X: y)"),
+        Failure(new, ("3",), "HTTP 500"),
+    ]  # fmt: skip
+
+
+def test_a_delete_that_cannot_connect_keeps_its_digest_and_tags() -> None:
+    digest = "sha256:" + "a" * 64
+    client = OciRegistryClient(f"127.0.0.1:1/{NAME}", http=Http(label="x", sleep=lambda s: None, timeout=0.5))
+    (failure,) = client.delete([Manifest(digest, ("1.0.0",))])
+    assert (failure.digest, failure.tags) == (digest, ("1.0.0",))
+
+
+def test_the_final_listing_reads_no_dates_and_keeps_tags_in_failures(fake_registry: FakeRegistry) -> None:
+    old, _, new = _three(fake_registry)
+    fake_registry.keep_after_delete = {old}
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False)
+    assert not [p for m, p, _ in fake_registry.requests if "/blobs/" in p]
+    assert [(f.digest, f.tags) for f in report.failures] == [(old, ("1.0.0", "aaaaaaa"))]
+
+
+def test_a_failed_final_listing_keeps_tags(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    client = _client(fake_registry)
+    original = client.list_manifests
+    calls: list[bool] = []
+
+    def listing(*, need_dates: bool) -> list[Manifest]:
+        calls.append(need_dates)
+        if len(calls) == 2:
+            raise RegistryError("boom")
+        return original(need_dates=need_dates)
+
+    client.list_manifests = listing  # type: ignore[method-assign]
+    report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=client)
+    assert {(f.digest, f.tags) for f in report.failures} == {(old, ("1.0.0", "aaaaaaa")), (mid, ("bbbbbbb",))}
+
+
+def test_a_repository_gone_with_its_last_tag_counts_as_all_deleted(fake_registry: FakeRegistry) -> None:
+    """distribution answers tags/list of a repository without tags with 404 NAME_UNKNOWN."""
+    old = _three(fake_registry)[0]
+    client = _client(fake_registry)
+    original = client.list_manifests
+    calls: list[bool] = []
+
+    def listing(*, need_dates: bool) -> list[Manifest]:
+        calls.append(need_dates)
+        if len(calls) == 2:
+            raise RepositoryNotFoundError("gone")
+        return original(need_dates=need_dates)
+
+    client.list_manifests = listing  # type: ignore[method-assign]
+    fake_registry.keep_after_delete = {old}  # would be a failure if the listing said it is still there
+    report = decommission(fake_registry.repository, keep=0, dry_run=False, client=client)
+    assert report.ok and len(report.deleted) == 3
+
+
+def test_keep_must_not_be_a_string() -> None:
+    with pytest.raises(TypeError, match=r"^keep must be a list of digests or a count, not a single string$"):
+        decommission("r.example.com/a/b", keep="sha256:x", dry_run=True)  # type: ignore[arg-type]
+
+
+def test_a_build_time_with_an_offset_is_converted_not_relabelled(fake_registry: FakeRegistry) -> None:
+    digest = fake_registry.push("2026-01-01T02:00:00+02:00", "a")
+    assert _client(fake_registry).created(digest) == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+    assert _client(fake_registry).created(digest).utcoffset() == timedelta(hours=2)  # type: ignore[union-attr]
+
+
+def test_manifests_are_read_once_each_with_every_media_type(fake_registry: FakeRegistry) -> None:
+    _three(fake_registry)
+    decommission(fake_registry.repository, keep=1, dry_run=True)
+    reads = [h for m, p, h in fake_registry.requests if m == "GET" and "/manifests/sha256:" in p]
+    assert len(reads) == 3 and all(h["Accept"] == ", ".join(MANIFEST_MEDIA_TYPES) for h in reads)
+
+
+def test_a_broken_index_is_named_by_every_path(fake_registry: FakeRegistry) -> None:
+    data = json.dumps({"mediaType": OCI_INDEX}).encode()
+    fake_registry.manifests[_sha(data)] = data
+    fake_registry.tags["i"] = _sha(data)
+    expected = f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: 'manifests' is not a list of descriptors$"
+    with pytest.raises(RegistryError, match=expected):
+        _client(fake_registry).children(_sha(data))
+    with pytest.raises(RegistryError, match=expected):
+        decommission(fake_registry.repository, keep=[], dry_run=True)

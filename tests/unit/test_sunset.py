@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import sunset
+from components import sunset, sunset_checks, sunset_stack
 from components.exposure import TYPE as EXPOSURE_TYPE
 from components.sunset import (
     EXIT_FAILED,
@@ -25,10 +25,9 @@ from components.sunset import (
     EXIT_OK,
     Options,
     RegistryResult,
+    StackFileEditError,
     StateResource,
     Sunset,
-    SunsetError,
-    exposure_urn,
     read_stage,
     write_stage,
 )
@@ -42,6 +41,7 @@ EXPOSURE = f"urn:pulumi:{STACK}::service-lifecycle::{SERVICE_STACK}${EXPOSURE_TY
 REPO = "ghcr.io/example-org/hello"
 RUNNING = f"{REPO}@sha256:" + "1" * 64
 PREVIOUS = f"{REPO}@sha256:" + "2" * 64
+D_RUNNING, D_PREVIOUS = RUNNING.split("@")[1], PREVIOUS.split("@")[1]
 
 
 def _child(parent: str, parent_types: str, type_: str, name: str, **kw: Any) -> StateResource:
@@ -93,8 +93,11 @@ def production_state() -> list[StateResource]:
 class FakeStack:
     """Behaves like the engine for what sunset does: targeted destroy, protect, up from the stack file."""
 
-    def __init__(self, project_dir: Path, resources: list[StateResource], outputs: dict[str, Any]) -> None:
+    def __init__(
+        self, project_dir: Path, resources: list[StateResource], outputs: dict[str, Any], stack: str = STACK
+    ) -> None:
         self.project_dir = project_dir
+        self.stack = stack
         self.state = list(resources)
         self.output_values = dict(outputs)
         self.calls: list[tuple[Any, ...]] = []
@@ -140,7 +143,7 @@ class FakeStack:
         self.state = [replace(r, protect=False) if r.urn == urn else r for r in self.state]
 
     def up(self) -> dict[str, int]:
-        stage = read_stage(self.project_dir / f"Pulumi.{STACK}.yaml")
+        stage = read_stage(self.project_dir / f"Pulumi.{self.stack}.yaml")
         self.calls.append(("up", stage))
         self._maybe_fail("up")
         if stage != "sunset":
@@ -169,12 +172,11 @@ class FakeRegistry:
         self.errors: list[str] = []
 
     def __call__(
-        self, *, repository: str, production_refs: Sequence[str], retain: int, dry_run: bool,
-        username: str | None, password: str | None,
-    ) -> RegistryResult:  # fmt: skip
-        self.calls.append({"repository": repository, "refs": list(production_refs), "retain": retain,
-                           "dry_run": dry_run, "username": username, "password": password})  # fmt: skip
-        kept = list(production_refs[:retain])
+        self, *, repository: str, keep: Sequence[str], dry_run: bool, username: str | None, password: str | None
+    ) -> RegistryResult:
+        self.calls.append({"repository": repository, "keep": list(keep), "dry_run": dry_run, "username": username,
+                           "password": password})  # fmt: skip
+        kept = [f"{repository}@{d}" for d in keep]
         return RegistryResult(deleted=[f"{REPO}@sha256:" + "9" * 64], kept=kept, errors=list(self.errors))
 
 
@@ -187,7 +189,24 @@ class Tty(io.StringIO):
 def project(tmp_path: Path, project_dir: Path) -> Path:
     for name in ("Pulumi.yaml", f"Pulumi.{STACK}.yaml", "__main__.py"):
         shutil.copy(project_dir / name, tmp_path / name)
+    # A real sunset starts from a stack file whose stage sunset is on the default branch (sunset.yml commits it).
+    write_stage(tmp_path / f"Pulumi.{STACK}.yaml", "sunset")
     return tmp_path
+
+
+BRANCH: dict[str, str | None] = {}
+
+
+def _branch_stage(project_dir: Path, path: Path) -> tuple[str | None, str]:
+    """The default branch says what BRANCH says, else what the working copy says (committed and pushed)."""
+    return BRANCH.get(path.name, read_stage(path)), "origin/main"
+
+
+@pytest.fixture(autouse=True)
+def _branch() -> Any:
+    BRANCH.clear()
+    yield
+    BRANCH.clear()
 
 
 @pytest.fixture
@@ -218,6 +237,7 @@ def run(project: Path, fake: FakeStack) -> tuple[Runner, FakeRegistry, list[int]
             Options(stack=STACK, project_dir=project, yes=yes, dry_run=dry_run),
             stack_factory=factory, decommission=registry, which=which,
             stdin=stdin if stdin is not None else io.StringIO(""), out=out, clock=lambda: "2026-11-27T15:00:00+00:00",
+            branch_stage=_branch_stage,
         ).run()  # fmt: skip
         return code, out.getvalue()
 
@@ -240,18 +260,17 @@ def test_full_sunset_runs_the_steps_in_order_with_exact_targets(
         ("unprotect", namespace),
         ("up", "sunset"),  # the up sees the stack file already saying sunset
     ]
-    # production names its registry user (the pods pull as it), so the decommission logs in as it too
-    assert registry.calls == [{"repository": REPO, "refs": [RUNNING], "retain": 2, "dry_run": False,
+    assert registry.calls == [{"repository": REPO, "keep": [RUNNING.split("@")[1]], "dry_run": False,
                                "username": "example-org-ci", "password": "registry-token-from-stack"}]  # fmt: skip
     assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
     assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
-    assert "git add Pulumi.production.yaml" in out
 
 
-def test_stack_file_keeps_every_other_line(run: tuple[Runner, FakeRegistry, list[int]], project: Path) -> None:
+def test_set_stage_changes_that_value_only(project: Path, project_dir: Path) -> None:
     path = project / f"Pulumi.{STACK}.yaml"
+    shutil.copy(project_dir / path.name, path)
     before = path.read_text().splitlines()
-    assert run[0]()[0] == EXIT_OK
+    assert sunset.main(["--stack", STACK, "--project-dir", str(project), "--set-stage"]) == EXIT_OK
     after = path.read_text().splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert changed == [("  service-lifecycle:stage: production", "  service-lifecycle:stage: sunset")]
@@ -263,19 +282,20 @@ def test_report_is_saved_and_printed(run: tuple[Runner, FakeRegistry, list[int]]
     report = json.loads((project / "sunset-production.json").read_text())
     assert report["result"] == "done"
     assert report["exposure_urn"] == EXPOSURE
-    assert (report["stage_before"], report["stage_after"]) == ("production", "sunset")
+    assert (report["stage_before"], report["stage_after"]) == ("sunset", "sunset")
     assert report["started"] == report["finished"] == "2026-11-27T15:00:00+00:00"
     assert EXPOSURE in report["removed"]
     assert any("Namespace::hello-env-namespace" in urn for urn in report["removed"])
     assert report["remaining"] == []
     assert report["registry_kept"] == [RUNNING] and len(report["registry_deleted"]) == 1
+    assert report["retention"] == {"production": [RUNNING.split("@")[1]]}
     assert f"image {RUNNING}" in report["kept"]
     assert report["production_image_refs"] == [RUNNING]
     commands = [s["command"] for s in report["steps"] if s["command"]]
     assert commands[0] == f"pulumi destroy --stack production --target '{EXPOSURE}' --target-dependents --yes"
     assert any(c.startswith("pulumi state unprotect --stack production --yes") for c in commands)
     assert "pulumi up --stack production --yes" in commands
-    assert [s["status"] for s in report["steps"]] == ["done"] * 5
+    assert [s["status"] for s in report["steps"]] == ["done", "skipped", "done", "done", "done", "done"]
     assert "sunset of stack production (service-lifecycle): done" in out
 
 
@@ -323,7 +343,7 @@ def test_images_stay_while_another_stack_deploys_from_the_same_repository(
     # Once staging is sunset too, a rerun decommissions with the digests the first run recorded.
     write_stage(staging_file, "sunset")
     assert go()[0] == EXIT_OK
-    assert [c["refs"] for c in registry.calls] == [[RUNNING]] and fake.changes == []
+    assert [c["keep"] for c in registry.calls] == [[D_RUNNING]] and fake.changes == []
 
 
 def test_refuses_when_the_destroy_would_reach_beyond_the_exposure(
@@ -380,7 +400,7 @@ def test_refuses_without_a_terminal_and_without_yes(
     assert code == EXIT_NOT_CONFIRMED
     assert "refusing" in out and "--yes" in out
     assert fake.changes == [] and run[1].calls == []
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_a_wrong_answer_at_the_prompt_changes_nothing(
@@ -405,7 +425,7 @@ def test_stops_before_anything_without_the_pulumi_cli(
     assert code == EXIT_NO_CLI
     assert "Pulumi CLI is not installed" in out and "Nothing was changed" in out
     assert factory_calls == [] and fake.calls == [] and registry.calls == []
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_cli_vanishing_when_the_workspace_starts_is_a_clean_stop(project: Path) -> None:
@@ -414,7 +434,7 @@ def test_cli_vanishing_when_the_workspace_starts_is_a_clean_stop(project: Path) 
 
     out = io.StringIO()
     code = Sunset(Options(stack=STACK, project_dir=project, yes=True), stack_factory=factory,
-                  which=lambda _: "/usr/bin/pulumi", out=out).run()  # fmt: skip
+                  which=lambda _: "/usr/bin/pulumi", out=out, branch_stage=_branch_stage).run()  # fmt: skip
     assert code == EXIT_NO_CLI and "Nothing was changed" in out.getvalue()
 
 
@@ -427,7 +447,7 @@ def test_command_line_without_pulumi_on_path_exits_with_a_clear_message(project:
     )  # fmt: skip
     assert result.returncode == EXIT_NO_CLI, result.stdout + result.stderr
     assert "the Pulumi CLI is not installed" in result.stdout
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_a_failed_up_is_reported_and_a_rerun_resumes(
@@ -450,7 +470,7 @@ def test_a_failed_up_is_reported_and_a_rerun_resumes(
     assert code == EXIT_OK, out
     assert [c[0] for c in fake.changes] == ["up"]  # exposure gone, namespace already unprotected
     # the digest production ran came from the first run's report: the up removed the Deployment
-    assert registry.calls[0]["refs"] == [RUNNING]
+    assert registry.calls[0]["keep"] == [D_RUNNING]
 
 
 def test_registry_errors_fail_the_sunset_and_the_rerun_retries_them(
@@ -482,19 +502,49 @@ def test_retention_uses_every_digest_production_ran(
 ) -> None:
     fake.state = [replace(r, image_refs=(RUNNING, PREVIOUS)) if r.image_refs else r for r in fake.state]
     assert run[0]()[0] == EXIT_OK
-    assert run[1].calls[0]["refs"] == [RUNNING, PREVIOUS]
+    assert run[1].calls[0]["keep"] == [D_RUNNING, D_PREVIOUS]
 
 
 # -- the URN and the stage --------------------------------------------------------------------
 
 
-def test_target_is_the_exposure_urn_of_the_production_plan(
+def test_the_target_is_the_stacks_exported_exposure_urn_whatever_the_project_is_called(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    """Issue 14: a project renamed (or the library used by another program) names its URNs differently;
+    the sunset reads the Exposure's URN from the stack's exposure_urn output, never from a fixed name."""
+    renamed = [replace(r, urn=r.urn.replace("::service-lifecycle::", "::acme-shop::"),
+                       parent=r.parent.replace("::service-lifecycle::", "::acme-shop::") if r.parent else None)
+               for r in fake.state]  # fmt: skip
+    fake.state = renamed
+    target = EXPOSURE.replace("::service-lifecycle::", "::acme-shop::")
+    fake.output_values["exposure_urn"] = target
+    assert run[0]()[0] == EXIT_OK
+    assert ("destroy", (target,)) in fake.calls
+
+
+def test_without_an_output_the_one_exposure_in_the_state_is_the_target(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack
+) -> None:
+    assert "exposure_urn" not in fake.output_values
+    assert run[0]()[0] == EXIT_OK
+    assert ("destroy", (EXPOSURE,)) in fake.calls
+    assert sunset.exposure_urn_of({}, []) is None
+
+
+def test_two_exposures_and_no_output_is_a_refusal(run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack) -> None:
+    fake.state.append(replace(next(r for r in fake.state if r.type == EXPOSURE_TYPE), urn=EXPOSURE + "-2"))
+    code, out = run[0]()
+    assert code == EXIT_FAILED and "2 Exposures and no exposure_urn output says which" in out
+    assert fake.changes == []
+
+
+def test_the_exposure_urn_is_exported_by_the_production_plan(
     offline_plan: Callable[[str], tuple[dict[str, Any], Path]],
 ) -> None:
     plan, _ = offline_plan("production")
     exposures = [r["urn"] for r in plan["resources"] if r["type"] == EXPOSURE_TYPE]
-    assert exposures == [exposure_urn("production", "hello")]
-    assert exposure_urn("acme/service-lifecycle/production", "hello") == exposures[0]
+    assert len(exposures) == 1 and plan["outputs"]["exposure_urn"] == exposures[0]
 
 
 def test_sunset_stage_registers_no_cloudflare_cloudflared_workload_or_monitoring(project: Path, tmp_path: Path) -> None:
@@ -517,7 +567,7 @@ def test_sunset_stage_registers_no_cloudflare_cloudflared_workload_or_monitoring
 def test_write_stage_refuses_a_file_without_one_stage_line(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config:\n  service-lifecycle:serviceName: hello\n")
-    with pytest.raises(SunsetError, match="exactly one"):
+    with pytest.raises(StackFileEditError, match="exactly one"):
         write_stage(path, "sunset")
     assert path.read_text() == "config:\n  service-lifecycle:serviceName: hello\n"
 
@@ -628,7 +678,7 @@ def test_unprotect_runs_the_cli_in_the_project(monkeypatch: pytest.MonkeyPatch, 
 
     ran: list[tuple[list[str], Path]] = []
     monkeypatch.setattr(automation, "select_stack", lambda **_: _AutoStack())
-    monkeypatch.setattr(sunset.subprocess, "run", lambda argv, cwd, **_: ran.append((argv, cwd)))
+    monkeypatch.setattr(sunset_stack.subprocess, "run", lambda argv, cwd, **_: ran.append((argv, cwd)))
     sunset.AutomationStack(STACK, project).unprotect("urn:x::ns")
     assert ran == [
         (["pulumi", "state", "unprotect", "--stack", STACK, "--yes", "--non-interactive", "urn:x::ns"], project)
@@ -641,10 +691,11 @@ def test_real_automation_api_without_the_cli_stops_cleanly(project: Path, monkey
         pytest.skip("a Pulumi CLI is installed here; this test covers machines without one")
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
     out = io.StringIO()
-    code = Sunset(Options(stack=STACK, project_dir=project, yes=True), which=lambda _: "/stale/pulumi", out=out).run()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True), which=lambda _: "/stale/pulumi", out=out,
+                  branch_stage=_branch_stage).run()  # fmt: skip
     assert code == EXIT_NO_CLI, out.getvalue()
     assert "Nothing was changed" in out.getvalue()
-    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "production"
+    assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
 def test_refuses_when_the_stack_exports_another_exposure_urn(
@@ -661,3 +712,343 @@ def test_an_exported_exposure_urn_that_matches_is_accepted(
 ) -> None:
     fake.output_values["exposure_urn"] = EXPOSURE
     assert run[0]()[0] == EXIT_OK
+
+
+# -- checks before the first destructive step (issue 12) ---------------------------------------
+
+
+def test_a_report_path_that_is_a_directory_is_refused_before_anything(
+    project: Path, fake: FakeStack, tmp_path: Path
+) -> None:
+    """Before: every destructive step ran, then saving the report failed. Now: refused up front."""
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True, report_path=tmp_path),
+                  stack_factory=lambda s, d: fake, decommission=FakeRegistry(), which=lambda _: "/usr/bin/pulumi",
+                  out=out, branch_stage=_branch_stage).run()  # fmt: skip
+    assert code == sunset.EXIT_USAGE and f"--report {tmp_path} is a directory" in out.getvalue()
+    assert fake.calls == []
+
+
+def test_an_unwritable_report_folder_is_refused(tmp_path: Path) -> None:
+    from components.sunset_checks import report_path_problem
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert report_path_problem(blocker / "sub" / "r.json") is not None  # a file where a folder should be
+    assert report_path_problem(tmp_path / "new" / "r.json") is None and (tmp_path / "new").is_dir()
+    if os.geteuid() != 0:  # root writes anywhere
+        locked.chmod(0o500)
+        assert "not writable" in str(report_path_problem(locked / "r.json"))
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('config:\n  "service-lifecycle:stage": production\n  other: 1\n', None),
+    ("config:\n  service-lifecycle:stage: production\n  stage: production\n", "found 2"),
+    ("config:\n  service-lifecycle:nested:\n    stage: x\n", "found 0"),
+    ("config: {service-lifecycle:stage: production, other: 1}\n", None),
+    ("config:\n  service-lifecycle:stage: [production]\n", "not a stage name"),
+    ("config: [1]\n", "no config mapping"),
+    ("config:\n  a: [\n", "not valid YAML"),
+], ids=["quoted_key", "both_keys", "nested_only", "flow_style", "list_value", "no_mapping", "broken"])  # fmt: skip
+def test_the_stage_edit_is_unambiguous_or_refused(tmp_path: Path, text: str, problem: str | None) -> None:
+    """A quoted key is the same key (YAML); a nested unrelated `stage:` is not it; two spellings are ambiguous.
+    A refused edit leaves the file as it was."""
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text(text)
+    if problem is None:
+        assert write_stage(path, "sunset") == "production"
+        assert read_stage(path) == "sunset"
+        assert yaml.safe_load(path.read_text())["config"].get("other") == yaml.safe_load(text)["config"].get("other")
+    else:
+        with pytest.raises(StackFileEditError, match=problem):
+            write_stage(path, "sunset")
+        assert path.read_text() == text
+
+
+def test_an_edit_of_a_file_changed_meanwhile_is_refused(tmp_path: Path) -> None:
+    from components.stage_file import plan_stage_edit
+
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  service-lifecycle:stage: production\n")
+    edit = plan_stage_edit(path, "sunset")
+    path.write_text("config:\n  service-lifecycle:stage: staging\n")
+    with pytest.raises(StackFileEditError, match="changed since"):
+        edit.apply()
+
+
+def test_an_ambiguous_stage_key_stops_the_sunset_before_the_destroy(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    """Before: the exposure destroy ran, then the stage rewrite failed ("found 0"). Now: nothing runs."""
+    path = project / f"Pulumi.{STACK}.yaml"
+    path.write_text(path.read_text() + "  stage: sunset\n")
+    code, out = run[0]()
+    assert code == sunset.EXIT_USAGE and "found 2" in out and fake.calls == []
+
+
+def test_the_local_command_refuses_until_the_stage_change_is_on_the_default_branch(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path
+) -> None:
+    """Before: the local command destroyed first and rewrote the file after, so main still said production and
+    the next deploy recreated everything. Now: stage sunset must be committed on the default branch first."""
+    path = project / f"Pulumi.{STACK}.yaml"
+    write_stage(path, "production")
+    code, out = run[0]()
+    assert code == sunset.EXIT_USAGE and "says stage production, not sunset" in out and "--set-stage" in out
+    assert fake.calls == [] and read_stage(path) == "production"
+    # Written locally but not merged: still refused.
+    write_stage(path, "sunset")
+    BRANCH[path.name] = "production"
+    code, out = run[0]()
+    assert code == sunset.EXIT_USAGE and "on origin/main says stage production" in out and fake.calls == []
+    # A dry run only reports, whatever the branch says.
+    write_stage(path, "production")
+    code, out = run[0](dry_run=True)
+    assert code == EXIT_OK and fake.changes == [] and "commit stage sunset to the default branch first" in out
+
+
+def test_default_branch_stage_reads_origin_through_git(tmp_path: Path) -> None:
+    from components.stage_file import default_branch_stage
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    remote, work = tmp_path / "remote.git", tmp_path / "work"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "--bare", "-q", str(remote)], check=True)
+    subprocess.run([*git, "clone", "-q", str(remote), str(work)], check=True, capture_output=True)
+    path = work / "Pulumi.p.yaml"
+    path.write_text("config:\n  service-lifecycle:stage: production\n")
+    for args in (["add", "."], ["commit", "-qm", "x"], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run([*git, *args], cwd=work, check=True, capture_output=True)
+    write_stage(path, "sunset")  # local only
+    assert default_branch_stage(work, path) == ("production", "origin/main")
+    assert default_branch_stage(tmp_path, tmp_path / "nowhere.yaml")[0] is None
+
+
+def test_set_stage_refuses_an_ambiguous_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = project / f"Pulumi.{STACK}.yaml"
+    path.write_text(path.read_text() + "  stage: production\n")
+    before = path.read_text()
+    assert sunset.main(["--stack", STACK, "--project-dir", str(project), "--set-stage"]) == sunset.EXIT_USAGE
+    assert "found 2" in capsys.readouterr().err and path.read_text() == before
+
+
+def _staging_project(project: Path, project_dir: Path) -> Path:
+    shutil.copy(project_dir / "Pulumi.staging.yaml", project / "Pulumi.staging.yaml")
+    write_stage(project / f"Pulumi.{STACK}.yaml", "production")
+    write_stage(project / "Pulumi.staging.yaml", "sunset")
+    return project
+
+
+def _sunset_staging(project: Path, fake: FakeStack, registry: Any) -> tuple[int, str]:
+    out = io.StringIO()
+    code = Sunset(Options(stack="staging", project_dir=project, yes=True), stack_factory=lambda s, d: fake,
+                  decommission=registry, which=lambda _: "/usr/bin/pulumi", out=out,
+                  branch_stage=_branch_stage).run()  # fmt: skip
+    return code, out.getvalue()
+
+
+def test_staging_sunset_is_refused_while_production_promotes_from_it(
+    project: Path, project_dir: Path, fake: FakeStack
+) -> None:
+    """Before: production's StackReference lost image_ref and the deploy workflow skipped production."""
+    _staging_project(project, project_dir)
+    code, out = _sunset_staging(project, fake, FakeRegistry())
+    assert code == sunset.EXIT_USAGE and "production promote from staging" in out and "pinnedDigest" in out
+    assert fake.calls == []
+
+
+def test_staging_sunset_is_allowed_once_production_pins_a_digest_or_is_sunset(
+    project: Path, project_dir: Path, fake: FakeStack
+) -> None:
+    _staging_project(project, project_dir)
+    prod = project / f"Pulumi.{STACK}.yaml"
+    original = prod.read_text()
+    prod.write_text(original + f"  service-lifecycle:pinnedDigest: {D_RUNNING}\n")
+    fake.stack = "staging"
+    assert _sunset_staging(project, fake, FakeRegistry())[0] == EXIT_OK
+    prod.write_text(original)
+    write_stage(prod, "sunset")
+    assert sunset_checks.promoters(project, "staging") == []
+
+
+def test_sharing_is_detected_whatever_the_spelling_of_the_repository(project: Path, project_dir: Path) -> None:
+    """Before: `GHCR.io/example-org/hello` and `ghcr.io/example-org/hello` were two repositories."""
+    staging = project / "Pulumi.staging.yaml"
+    shutil.copy(project_dir / "Pulumi.staging.yaml", staging)
+    staging.write_text(staging.read_text().replace("ghcr.io/example-org/hello", "GHCR.io/Example-Org/hello/"))
+    assert sunset_checks.sharing_stacks(project, STACK, REPO) == ["staging (stage staging)"]
+
+
+# -- Alertmanager silence ------------------------------------------------------------------------
+
+
+def test_alerts_are_silenced_before_the_exposure_goes(project: Path, fake: FakeStack) -> None:
+    order: list[str] = []
+    bodies: list[tuple[str, dict[str, Any]]] = []
+
+    def silencer(url: str, body: dict[str, Any]) -> str:
+        order.append("silence")
+        bodies.append((url, body))
+        return "silence-1"
+
+    original_destroy = fake.destroy
+    fake.destroy = lambda targets: (order.append("destroy"), original_destroy(targets))[1]  # type: ignore[method-assign]
+    fake.output_values["namespace"] = "hello-production"
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True, alertmanager_url="http://am:9093"),
+                  stack_factory=lambda s, d: fake, decommission=FakeRegistry(), which=lambda _: "/usr/bin/pulumi",
+                  out=out, branch_stage=_branch_stage, silencer=silencer).run()  # fmt: skip
+    assert code == EXIT_OK, out.getvalue()
+    assert order[:2] == ["silence", "destroy"]
+    url, body = bodies[0]
+    assert url == "http://am:9093"
+    assert body["matchers"] == [
+        {"name": "service", "value": "hello", "isRegex": False, "isEqual": True},
+        {"name": "namespace", "value": "hello-production", "isRegex": False, "isEqual": True},
+    ]
+    report = json.loads((project / "sunset-production.json").read_text())
+    assert report["silence_id"] == "silence-1"
+
+
+def test_a_refused_silence_stops_the_sunset_before_anything(project: Path, fake: FakeStack) -> None:
+    def silencer(url: str, body: dict[str, Any]) -> str:
+        raise RuntimeError("Alertmanager http://am:9093/api/v2/silences answered 400: bad matcher")
+
+    fake.output_values["namespace"] = "hello-production"
+    out = io.StringIO()
+    code = Sunset(Options(stack=STACK, project_dir=project, yes=True, alertmanager_url="http://am:9093"),
+                  stack_factory=lambda s, d: fake, decommission=FakeRegistry(), which=lambda _: "/usr/bin/pulumi",
+                  out=out, branch_stage=_branch_stage, silencer=silencer).run()  # fmt: skip
+    assert code == EXIT_FAILED and "answered 400" in out.getvalue() and fake.changes == []
+
+
+# -- retention across stacks (issue 12) ------------------------------------------------------------
+
+
+class MemoryRegistry:
+    """A registry holding manifests in memory, behind the real decommission (partition, reconciliation)."""
+
+    kind = "oci"
+    delete_refusal = None
+
+    def __init__(self, digests: list[str]) -> None:
+        from components.registry import Manifest
+
+        self.manifests = {d: Manifest(d, (d[7:14],)) for d in digests}
+        self.deletes = 0
+
+    def list_manifests(self, *, need_dates: bool) -> list[Any]:
+        return list(self.manifests.values())
+
+    def delete(self, manifests: Sequence[Any]) -> list[Any]:
+        for m in manifests:
+            self.deletes += 1
+            self.manifests.pop(m.digest, None)
+        return []
+
+    def decommission(self, *, repository: str, keep: Sequence[str], dry_run: bool, username: str | None,
+                     password: str | None) -> RegistryResult:  # fmt: skip
+        from components.registry import decommission
+
+        report = decommission(repository, list(keep), dry_run, client=self)
+        return RegistryResult(deleted=[m.digest for m in report.deleted], kept=[m.digest for m in report.kept])
+
+
+def _digest(n: int) -> str:
+    return "sha256:" + str(n) * 64
+
+
+def test_production_then_staging_then_production_rerun_keeps_productions_last_digests(
+    project: Path, project_dir: Path
+) -> None:
+    """Before: production sunset (registry skipped, staging shares) -> staging sunset (kept staging's last 1)
+    -> production rerun: the registry was empty. Now the ledger keeps each stack's last imageRetainDigests."""
+    from components import retention
+
+    shutil.copy(project_dir / "Pulumi.staging.yaml", project / "Pulumi.staging.yaml")
+    prod_file = project / f"Pulumi.{STACK}.yaml"
+    prod_file.write_text(prod_file.read_text().replace("promoteFromStack", "pinnedDigest: " + _digest(3) + "\n  #"))
+    d1, d2, d3, d4, d5 = (_digest(n) for n in range(1, 6))
+    for n in (1, 2, 3):  # production ran d1, d2, d3 (retain 2: d2, d3)
+        retention.record(project, "production", f"{REPO}@{_digest(n)}")
+    for n in (1, 2, 3, 4):  # staging ran d1..d4 (retain 1: d4)
+        retention.record(project, "staging", f"{REPO}@{_digest(n)}")
+    registry = MemoryRegistry([d1, d2, d3, d4, d5])  # d5: built, never deployed
+
+    def stack_run(stack: str, fake: FakeStack) -> tuple[int, str]:
+        out = io.StringIO()
+        code = Sunset(Options(stack=stack, project_dir=project, yes=True), stack_factory=lambda s, d: fake,
+                      decommission=registry.decommission, which=lambda _: "/usr/bin/pulumi", out=out,
+                      branch_stage=_branch_stage).run()  # fmt: skip
+        return code, out.getvalue()
+
+    prod_state = [replace(r, image_refs=(f"{REPO}@{d3}",)) if r.image_refs else r for r in production_state()]
+    prod = FakeStack(project, prod_state, {"image_ref": f"{REPO}@{d3}"})
+    code, out = stack_run("production", prod)
+    assert code == EXIT_OK, out
+    assert set(registry.manifests) == {d1, d2, d3, d4, d5}  # staging still deploys from it: all kept
+
+    write_stage(project / "Pulumi.staging.yaml", "sunset")
+    staging_state = [replace(r, image_refs=(f"{REPO}@{d4}",)) if r.image_refs else r for r in production_state()]
+    staging = FakeStack(project, staging_state, {"image_ref": f"{REPO}@{d4}"}, stack="staging")
+    code, out = stack_run("staging", staging)
+    assert code == EXIT_OK, out
+    assert set(registry.manifests) == {d2, d3, d4}
+    report = json.loads((project / "sunset-staging.json").read_text())
+    assert report["retention"] == {"staging": [d4], "production": [d3, d2]}
+
+    prod.calls.clear()
+    code, out = stack_run("production", prod)  # the production rerun: its registry step is due now
+    assert code == EXIT_OK, out
+    assert prod.changes == [] and set(registry.manifests) == {d2, d3, d4}, out
+
+    deletes = registry.deletes
+    for stack, fake in (("production", prod), ("staging", staging)):  # a sunset run twice changes nothing
+        fake.calls.clear()
+        code, out = stack_run(stack, fake)
+        assert code == EXIT_OK and "Nothing to do" in out and fake.changes == []
+    assert registry.deletes == deletes and set(registry.manifests) == {d2, d3, d4}
+
+
+def test_the_ledger_records_each_new_digest_once(tmp_path: Path) -> None:
+    from components import retention
+
+    ref = f"{REPO}@{_digest(1)}"
+    assert retention.record(tmp_path, "production", ref) is True
+    assert retention.record(tmp_path, "production", ref) is False
+    assert retention.record(tmp_path, "production", f"{REPO}@{_digest(2)}") is True
+    assert retention.history(tmp_path, "org/service-lifecycle/production") == [ref, f"{REPO}@{_digest(2)}"]
+    text = (tmp_path / "deployments" / "production.txt").read_text()
+    assert text.startswith("# digests stack production deployed") and text.count("\n") == 3
+    with pytest.raises(retention.LedgerError, match="expected the image_ref output"):
+        retention.record(tmp_path, "production", f"{REPO}:latest")
+    (tmp_path / "deployments" / "production.txt").write_text("ghcr.io/x:latest\n")
+    with pytest.raises(retention.LedgerError, match=r"line 1: 'ghcr\.io/x:latest' is not repo@sha256"):
+        retention.history(tmp_path, "production")
+
+
+def test_the_ledger_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from components import retention
+
+    ref = f"{REPO}@{_digest(7)}"
+    assert retention.main(["--stack", "staging", "--image-ref", ref, "--project-dir", str(tmp_path)]) == 0
+    assert "recorded" in capsys.readouterr().out
+    assert retention.main(["--stack", "staging", "--image-ref", "nope", "--project-dir", str(tmp_path)]) == 2
+    assert retention.history(tmp_path, "staging") == [ref]
+
+
+def test_other_stacks_keep_their_last_n_matched_by_normalised_repository(project: Path, project_dir: Path) -> None:
+    from components import retention
+
+    staging = project / "Pulumi.staging.yaml"
+    shutil.copy(project_dir / "Pulumi.staging.yaml", staging)
+    staging.write_text(staging.read_text().replace("ghcr.io/example-org/hello", "GHCR.io/example-org/hello"))
+    for n in (1, 2):
+        retention.record(project, "staging", f"GHCR.io/example-org/hello@{_digest(n)}")
+    retention.record(project, "old-preview", f"ghcr.io/example-org/other@{_digest(9)}")  # another repository
+    (project / "sunset-gone.json").write_text(json.dumps({"production_image_refs": [f"{REPO}@{_digest(5)}"]}))
+    kept = retention.retained_by_others(project, STACK, REPO)
+    assert kept == {"gone": [_digest(5)], "staging": [_digest(2)]}

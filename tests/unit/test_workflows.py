@@ -376,6 +376,7 @@ def test_permissions_are_minimal_per_job(path: Path) -> None:
         ("pull-request.yml", "preview"): {"pull-requests"},
         ("pr-comment.yml", "comment"): {"pull-requests"},
         ("sunset.yml", "sunset"): {"contents"},
+        ("deploy.yml", "ledger"): {"contents"},  # commits the retention ledger (deployments/<stack>.txt)
     }
     for name, job in wf["jobs"].items():
         permissions = job.get("permissions")

@@ -1,0 +1,98 @@
+"""What every registry client lists and reports: manifests, failures, digest and repository identity."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal, Protocol
+
+from components.refs import DIGEST
+
+RegistryKind = Literal["oci", "ecr", "ghcr", "dockerhub"]
+
+DOCKER_HUB: Final = "docker.io"
+_DOCKER_HUB_ALIASES: Final = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
+_NAME: Final = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+"""The Distribution spec's repository name grammar (distribution/reference, ``path-component``)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One manifest in the repository, with every tag that points at it."""
+
+    digest: str
+    tags: tuple[str, ...] = ()
+    created: datetime | None = None
+    """When it was pushed (ECR, GHCR) or built (OCI image config); None when unknown."""
+    children: tuple[str, ...] = ()
+    """For an image index: the digests of its per-platform manifests (kept and deleted with it)."""
+    ref: str = ""
+    """The backend's own handle (GHCR: the package version id); empty for OCI and ECR."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A digest that could not be deleted, and why."""
+
+    digest: str
+    tags: tuple[str, ...]
+    error: str
+
+
+class RegistryClient(Protocol):
+    kind: RegistryKind
+    delete_refusal: str | None
+    """Why this registry cannot delete at all (Docker Hub), said before anything is listed; None otherwise."""
+
+    def list_manifests(self, *, need_dates: bool) -> list[Manifest]: ...
+
+    def delete(self, manifests: Sequence[Manifest]) -> list[Failure]: ...
+
+
+def normalize_digest(ref: str) -> str:
+    """``sha256:…`` or ``repo@sha256:…`` → ``sha256:…``; ValueError for anything else (a tag)."""
+    digest = ref.rsplit("@", 1)[-1]
+    if not DIGEST.match(digest):
+        raise ValueError(f"{ref!r} is not a digest (sha256:<64 hex>) or a repo@sha256:… reference")
+    return digest
+
+
+def normalize_repository(repository: str) -> str:
+    """One spelling per repository: ``<host>/<name>``, host in lower case, Docker Hub as ``docker.io``.
+
+    ``GHCR.io/Acme/hello/``, ``https://ghcr.io/acme/hello`` → ``ghcr.io/acme/hello``;
+    ``nginx``, ``index.docker.io/nginx``, ``docker.io/library/nginx`` → ``docker.io/library/nginx``
+    (Docker's own rules: a first part without ``.`` or ``:`` and not ``localhost`` is not a host,
+    distribution/reference ``normalize.go``). Names are lower-cased: the Distribution spec allows
+    only lower case, and GHCR lower-cases owners. ValueError for a tag, a digest or an empty name.
+    """
+    text = repository.strip()
+    for scheme in ("https://", "http://"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme) :]
+    parts = [p for p in text.split("/") if p]
+    if not parts:
+        raise ValueError(f"repository {repository!r} is empty")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0].lower() == "localhost"):
+        host, names = parts[0].lower(), parts[1:]
+    else:
+        host, names = DOCKER_HUB, parts
+    if host in _DOCKER_HUB_ALIASES:
+        host = DOCKER_HUB
+        if len(names) == 1:
+            names = ["library", *names]
+    name = "/".join(names).lower()
+    if "@" in name or ":" in name or not _NAME.match(name):
+        raise ValueError(
+            f"repository {repository!r} must be <registry host>/<name> without a tag or digest "
+            "(lower-case letters, digits and . _ - separators)"
+        )
+    return f"{host}/{name}"
+
+
+def is_docker_hub(repository: str) -> bool:
+    return normalize_repository(repository).startswith(DOCKER_HUB + "/")

@@ -1,0 +1,142 @@
+"""The retention ledger: which digests each stack deployed, so a sunset keeps every stack's last N.
+
+``deployments/<stack>.txt`` holds one ``repo@sha256:…`` per line, oldest first: the deploy workflow
+appends what ``pulumi up`` deployed (``python -m components ledger --stack S --image-ref REF``) and
+commits the file to main. Why a committed file: a Pulumi stack cannot read its own previous
+outputs, the state only knows what runs now, and a sunset report exists only after a sunset. The
+file survives the stack, is reviewed like code, and its git history says when each digest went out.
+
+:func:`retained_by_others` is what a decommission must keep for the other stacks: for every stack
+that ever deployed from the same repository (a stack file, a ledger or a sunset report names it),
+its last ``imageRetainDigests`` digests (from its ledger and its sunset report), plus what a live
+stack runs. Repositories are compared after :func:`components.registry_model.normalize_repository`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Final
+
+from components.plan import StackFileError, load_stack_config
+from components.refs import DIGEST_REF
+from components.registry_model import normalize_digest, normalize_repository
+from components.settings import key
+
+LEDGER_DIR: Final = "deployments"
+DEFAULT_RETAIN: Final = 1
+
+
+class LedgerError(ValueError):
+    """A ledger line or an image reference that is not ``repo@sha256:<64 hex>``."""
+
+
+def ledger_path(project_dir: Path, stack: str) -> Path:
+    return project_dir / LEDGER_DIR / f"{stack.rsplit('/', 1)[-1]}.txt"
+
+
+def history(project_dir: Path, stack: str) -> list[str]:
+    """The references ``stack`` deployed, oldest first; [] without a ledger."""
+    path = ledger_path(project_dir, stack)
+    if not path.is_file():
+        return []
+    refs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if not DIGEST_REF.match(text):
+            raise LedgerError(f"{path}: line {number}: {text!r} is not repo@sha256:<64 hex>")
+        refs.append(text)
+    return refs
+
+
+def record(project_dir: Path, stack: str, image_ref: str) -> bool:
+    """Append ``image_ref`` to the stack's ledger unless it is already the last line; True when appended."""
+    if not DIGEST_REF.match(image_ref):
+        raise LedgerError(f"--image-ref {image_ref!r}: expected the image_ref output, repo@sha256:<64 hex>")
+    refs = history(project_dir, stack)
+    if refs and refs[-1] == image_ref:
+        return False
+    path = ledger_path(project_dir, stack)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as ledger:
+        if not refs and path.stat().st_size == 0:
+            ledger.write(f"# digests stack {stack} deployed, oldest first (written by the deploy workflow)\n")
+        ledger.write(image_ref + "\n")
+    return True
+
+
+def _report_refs(project_dir: Path, stack: str) -> list[str]:
+    """``production_image_refs`` of the stack's committed sunset report (newest first), if any."""
+    path = project_dir / f"sunset-{stack}.json"
+    try:
+        report: Any = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    refs = report.get("production_image_refs") if isinstance(report, dict) else None
+    return [r for r in refs or [] if isinstance(r, str) and DIGEST_REF.match(r)]
+
+
+def stacks_of(project_dir: Path) -> list[str]:
+    """Every stack the repository knows: stack files, ledgers, sunset reports."""
+    names = {p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
+    names |= {p.stem for p in (project_dir / LEDGER_DIR).glob("*.txt")}
+    names |= {p.name[len("sunset-") : -len(".json")] for p in project_dir.glob("sunset-*.json")}
+    return sorted(names)
+
+
+def newest_first(project_dir: Path, stack: str, current: list[str] | None = None) -> list[str]:
+    """Every reference ``stack`` is known to have run, newest first: ``current`` (what its state says
+    now, newest first), then its ledger (newest first), then its sunset report."""
+    refs = list(current or []) + list(reversed(history(project_dir, stack))) + _report_refs(project_dir, stack)
+    return list(dict.fromkeys(refs))
+
+
+def retained_by_others(project_dir: Path, stack: str, repository: str) -> dict[str, list[str]]:
+    """For each other stack that deployed from ``repository``: the digests its retention keeps.
+
+    A stack whose file cannot be read keeps every digest it ever ran (the safe side); a stack
+    without a stack file (deleted after its sunset) keeps its last 1.
+    """
+    mine = normalize_repository(repository)
+    kept: dict[str, list[str]] = {}
+    for other in stacks_of(project_dir):
+        if other == stack.rsplit("/", 1)[-1]:
+            continue
+        refs = newest_first(project_dir, other)
+        retain = DEFAULT_RETAIN
+        same = any(normalize_repository(r.rsplit("@", 1)[0]) == mine for r in refs)
+        if (project_dir / f"Pulumi.{other}.yaml").is_file():
+            try:
+                values = load_stack_config(project_dir, other).values
+            except StackFileError:
+                retain = len(refs)
+            else:
+                raw = values.get(key("imageRetainDigests"), str(DEFAULT_RETAIN))
+                retain = int(raw) if raw.isdigit() else len(refs)
+                repo = values.get(key("imageRepository"))
+                same = same or (repo is not None and normalize_repository(repo) == mine)
+        if same:
+            mine_refs = [r for r in refs if normalize_repository(r.rsplit("@", 1)[0]) == mine]
+            kept[other] = list(dict.fromkeys(normalize_digest(r) for r in mine_refs))[:retain]
+    return kept
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m components ledger", description="record a deployed digest in deployments/<stack>.txt"
+    )
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--image-ref", required=True, help="the stack's image_ref output (repo@sha256:…)")
+    parser.add_argument("--project-dir", type=Path, default=Path.cwd())
+    args = parser.parse_args(argv)
+    try:
+        added = record(args.project_dir, args.stack, args.image_ref)
+    except LedgerError as error:
+        print(f"error: {error}")
+        return 2
+    path = ledger_path(args.project_dir, args.stack)
+    print(f"{path}: {'recorded' if added else 'already the last line:'} {args.image_ref}")
+    return 0

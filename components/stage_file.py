@@ -1,0 +1,128 @@
+"""The stage of a stack file: read it, and plan its change to ``sunset`` before anything is destroyed.
+
+The edit is located with a round-trip YAML parser (ruamel.yaml keeps each key's line and column), so
+a quoted key (``"service-lifecycle:stage":``), flow style or a nested unrelated ``stage:`` are told
+apart from the one top-level ``config`` key; only the value's characters on that line change, and
+the result is parsed again and must equal the original document with only the stage changed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError as RuamelError
+
+from components.settings import PROJECT, key
+
+STAGE_KEY: Final = key("stage")
+_BARE_KEY: Final = "stage"
+_SCALAR: Final = re.compile(r"""^(?:"[^"\n]*"|'[^'\n]*'|[^\s#,}\]]+)""")
+
+
+class StackFileEditError(Exception):
+    """The stage cannot be changed safely; the message says why."""
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    """``Pulumi.<stack>.yaml`` (a fully qualified ``org/project/stack`` uses its last part)."""
+    return project_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
+
+
+def read_stage(path: Path) -> str | None:
+    doc = yaml.safe_load(path.read_text()) or {}
+    config = doc.get("config") or {}
+    value = config.get(STAGE_KEY, config.get(_BARE_KEY))
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class StageEdit:
+    """A planned stage change: the file's text now, and after."""
+
+    path: Path
+    old_stage: str
+    before: str
+    after: str
+
+    def apply(self) -> None:
+        """Write the new text, unless the file changed since it was planned."""
+        if self.path.read_text() != self.before:
+            raise StackFileEditError(f"{self.path.name} changed since the sunset read it; nothing was written")
+        self.path.write_text(self.after)
+
+
+def plan_stage_edit(path: Path, stage: str) -> StageEdit:
+    """The edit that sets the stage to ``stage``; StackFileEditError when it is missing or ambiguous."""
+    text = path.read_text()
+    try:
+        doc: Any = YAML(typ="rt").load(text)
+    except RuamelError as error:
+        raise StackFileEditError(f"{path.name} is not valid YAML: {error}") from None
+    config = doc.get("config") if isinstance(doc, CommentedMap) else None
+    if not isinstance(config, CommentedMap):
+        raise StackFileEditError(f"{path.name} has no config mapping")
+    found = [k for k in config if k in (STAGE_KEY, _BARE_KEY)]
+    if len(found) != 1:
+        raise StackFileEditError(
+            f"{path.name}: expected exactly one '{STAGE_KEY}' key directly under config, found "
+            f"{len(found)} ({', '.join(map(repr, found)) or 'none'}); Pulumi reads '{_BARE_KEY}' as "
+            f"'{PROJECT}:{_BARE_KEY}', so both together are ambiguous"
+        )
+    old = config[found[0]]
+    if not isinstance(old, str):
+        raise StackFileEditError(f"{path.name}: {found[0]} is {old!r}, not a stage name")
+    line, column = config.lc.value(found[0])
+    lines = text.splitlines(keepends=True)
+    token = _SCALAR.match(lines[line][column:])
+    if token is None:
+        raise StackFileEditError(f"{path.name}: line {line + 1}: cannot find the stage value")
+    lines[line] = lines[line][:column] + stage + lines[line][column + token.end() :]
+    after = "".join(lines)
+    expected = yaml.safe_load(text)
+    expected["config"][found[0]] = stage
+    if yaml.safe_load(after) != expected:  # never write a file that says something else than intended
+        raise StackFileEditError(f"{path.name}: changing line {line + 1} would change more than the stage")
+    return StageEdit(path=path, old_stage=old, before=text, after=after)
+
+
+def write_stage(path: Path, stage: str) -> str:
+    """Set the stage to ``stage`` (that value only); return the old value."""
+    edit = plan_stage_edit(path, stage)
+    edit.apply()
+    return edit.old_stage
+
+
+def default_branch_stage(project_dir: Path, path: Path) -> tuple[str | None, str]:
+    """(stage the default branch's copy of ``path`` says, where that was read) through git.
+
+    The default branch is ``origin/HEAD`` (what the remote calls default), else ``origin/main``. A
+    missing git, repository or file gives ``(None, why)``.
+    """
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=project_dir, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip() or f"git {' '.join(args)} failed")
+        return done.stdout
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel").strip())
+        try:
+            branch = git("symbolic-ref", "--short", "refs/remotes/origin/HEAD").strip()
+        except RuntimeError:
+            branch = "origin/main"
+        relative = path.resolve().relative_to(top.resolve()).as_posix()
+        content = git("show", f"{branch}:{relative}")
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as error:
+        return None, f"the default branch (git: {error})"
+    doc = yaml.safe_load(content) or {}
+    config = doc.get("config") or {} if isinstance(doc, dict) else {}
+    value = config.get(STAGE_KEY, config.get(_BARE_KEY)) if isinstance(config, dict) else None
+    return (None if value is None else str(value)), branch

@@ -1,0 +1,106 @@
+"""What a sunset checks before its first destructive step. Each check returns the problem, or None.
+
+- the report path can be written (a directory, or an unwritable place, would fail after the destroy);
+- the stack file's stage key is unambiguous and the stage change is already on the default branch
+  (a deploy from a branch that still says production would bring everything back);
+- no live stack promotes from this one (``promoteFromStack``) without a pinned digest: its
+  StackReference would lose ``image_ref`` and the next deploy would skip or break it;
+- which other stacks still deploy from the same repository (compared after normalisation).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from components.lifecycle import Stage
+from components.plan import StackFileError, load_stack_config
+from components.registry_model import normalize_repository
+from components.settings import key
+from components.stage_file import STAGE_KEY, StackFileEditError, plan_stage_edit, read_stage, stack_file
+
+BranchStage = Callable[[Path, Path], tuple[str | None, str]]
+
+
+def report_path_problem(path: Path) -> str | None:
+    """Why the report cannot be saved at ``path``, or None. Creates missing parent folders."""
+    if path.is_dir():
+        return f"--report {path} is a directory: give a file name (for example {path / 'sunset.json'})"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--report {path}: cannot create its folder: {error.strerror or error}"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"--report {path} is not writable"
+    if not os.access(path.parent, os.W_OK):
+        return f"--report {path}: folder {path.parent} is not writable"
+    return None
+
+
+def stage_problem(project_dir: Path, stack: str, branch_stage: BranchStage, *, dry_run: bool) -> str | None:
+    """The stage key must be unambiguous; a real run needs ``sunset`` in the file and on the default branch."""
+    path = stack_file(project_dir, stack)
+    try:
+        plan_stage_edit(path, Stage.SUNSET.value)
+    except StackFileEditError as error:
+        return str(error)
+    if dry_run:
+        return None
+    how = (
+        f"set it with `python -m components sunset --stack {stack} --set-stage` (or the sunset workflow, which "
+        f"commits it first), commit {path.name} and merge it to the default branch, then run sunset again"
+    )
+    if read_stage(path) != Stage.SUNSET.value:
+        return f"{path.name} says stage {read_stage(path)}, not sunset: {how}. Nothing was changed."
+    branch_value, where = branch_stage(project_dir, path)
+    if branch_value != Stage.SUNSET.value:
+        said = f"says stage {branch_value}" if branch_value else "could not be read"
+        return f"{path.name} on {where} {said}: until it says sunset, a deploy brings the stack back; {how}."
+    return None
+
+
+def promoters(project_dir: Path, stack: str) -> list[str]:
+    """Live stacks that promote from ``stack`` without a pinned digest (their deploy needs its image_ref)."""
+    mine = stack.rsplit("/", 1)[-1]
+    found = []
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        other = path.name[len("Pulumi.") : -len(".yaml")]
+        if other == mine:
+            continue
+        try:
+            values = load_stack_config(project_dir, other).values
+        except StackFileError:
+            continue
+        source = values.get(key("promoteFromStack"))
+        live = values.get(STAGE_KEY) != Stage.SUNSET.value
+        if live and source and source.rsplit("/", 1)[-1] == mine and not values.get(key("pinnedDigest")):
+            found.append(other)
+    return found
+
+
+def sharing_stacks(project_dir: Path, stack: str, repository: str) -> list[str]:
+    """The project's other stacks whose committed stack file still deploys images of ``repository``.
+
+    Staging and production share one repository: a sunset of one must not delete what the other runs.
+    Repositories are compared normalised (host case, Docker Hub names, trailing slashes). A stack
+    file that cannot be read counts as sharing (keeping images is the safe side).
+    """
+    mine = stack_file(project_dir, stack).name
+    wanted = normalize_repository(repository)
+    found: list[str] = []
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        if path.name == mine:
+            continue
+        other = path.name[len("Pulumi.") : -len(".yaml")]
+        try:
+            values = load_stack_config(project_dir, other).values
+            theirs = values.get(key("imageRepository"))
+            same = theirs is not None and normalize_repository(theirs) == wanted
+        except (StackFileError, ValueError):
+            found.append(f"{other} (unreadable stack file)")
+            continue
+        stage = values.get(STAGE_KEY)
+        if same and stage != Stage.SUNSET.value:
+            found.append(f"{other} (stage {stage})")
+    return found
