@@ -105,7 +105,8 @@ def test_no_secret_is_declared_in_pulumi_yaml() -> None:
     encrypted as it's secret"). An optional secret therefore lives in PROGRAM_SETTINGS."""
     assert [name for name, d in DECLARED.items() if d.get("secret")] == []
     assert {name for name, s in PROGRAM_SETTINGS.items() if s.secret} == {
-        "registryPassword", "kubeconfig", "cloudflareApiToken", "alertWebhookUrl", "grafanaAdminPassword",
+        "registryPassword", "registryPullPassword", "kubeconfig", "cloudflareApiToken", "alertWebhookUrl",
+        "grafanaAdminPassword",
     }  # fmt: skip
     assert not set(PROGRAM_SETTINGS) & set(DECLARED)
 
