@@ -191,7 +191,7 @@ def test_a_duplicate_service_stack_stops_the_plan(tmp_path: Path, project_dir: P
         shutil.copy(project_dir / name, tmp_path)
     (tmp_path / "app").symlink_to(project_dir / "app")
     program = (project_dir / "__main__.py").read_text()
-    line = "service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))\n"
+    line = "service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))\n"  # noqa: E501
     assert line in program
     (tmp_path / "__main__.py").write_text(program.replace(line, line + line.replace("service = ", "")))
     out = tmp_path / "out"
