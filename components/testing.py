@@ -25,6 +25,7 @@ that cannot coexist in one zone. The run stops instead of recording a plan no en
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -339,7 +340,18 @@ class OfflineEcrClient:
 
 
 # Deserialising resource references needs an event loop on the monitor's worker thread.
-_ensure_event_loop: Callable[[], None] = getattr(_mocks, "_ensure_event_loop")  # noqa: B009 - private helper
+_pulumi_ensure_event_loop: Callable[[], asyncio.AbstractEventLoop] = getattr(_mocks, "_ensure_event_loop")  # noqa: B009
+_worker_loops: list[asyncio.AbstractEventLoop] = []
+_worker_loops_lock = threading.Lock()
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's helper (a loop for this worker thread), remembering the loop so that
+    :func:`release_worker_loops` can close it rather than leave it to interpreter shutdown."""
+    loop = _pulumi_ensure_event_loop()
+    with _worker_loops_lock:
+        if loop not in _worker_loops:
+            _worker_loops.append(loop)
 
 
 class RecordingMonitor(_mocks.MockMonitor):
@@ -478,15 +490,20 @@ def release_worker_loops() -> None:
     """Call once at the end of a process that ran programs: closes the monitor threads' event loops.
 
     Left to interpreter shutdown they are collected after their selectors are gone and print
-    "Exception ignored in BaseEventLoop.__del__"; joining the executor and collecting now is quiet.
+    "Exception ignored in BaseEventLoop.__del__"; joining the executor and closing them now is
+    quiet, also after a run that stopped with registrations still in flight (an EngineRuleError).
     No program can run in this process afterwards.
     """
-    import asyncio
     import gc
 
     loop = asyncio.get_event_loop()
     if not loop.is_running():
         loop.run_until_complete(loop.shutdown_default_executor())
+    with _worker_loops_lock:
+        for worker in _worker_loops:
+            if worker is not loop and not worker.is_running() and not worker.is_closed():
+                worker.close()
+        _worker_loops.clear()
     gc.collect()
 
 
