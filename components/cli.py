@@ -14,6 +14,10 @@ COMMANDS: Final = {
     "plan": ("components.plan", "offline plan of a stack under the recording mocks (no cloud, no CLI)"),
     "smoke": ("components.smoke", "check /healthz, /readyz and the version of a deployed service"),
     "plan-diff": ("components.plan_diff", "compare two offline plans and write the pull-request comment"),
+    "verify-attestation": (
+        "components.attest",
+        "refuse an image without valid provenance and SBOM attestations (wraps gh attestation verify)",
+    ),
     "sunset": ("components.sunset", "remove a stack's access points, workload, monitoring and images (Automation API)"),
 }
 """Command name → (module, one-line help)."""
