@@ -18,6 +18,7 @@ COMMANDS: Final = {
         "components.attest",
         "refuse an image without valid provenance and SBOM attestations (wraps gh attestation verify)",
     ),
+    "drift": ("components.drift", "live stacks, drift reports and the one-issue-per-stack sync of drift.yml"),
     "sunset": ("components.sunset", "remove a stack's access points, workload, monitoring and images (Automation API)"),
 }
 """Command name → (module, one-line help)."""
