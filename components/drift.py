@@ -70,7 +70,7 @@ def live_stacks(project_dir: Path) -> list[str]:
         config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
         stage = config.get("service-lifecycle:stage")
         try:
-            parsed = Stage(stage)
+            parsed = Stage(str(stage))
         except ValueError as error:
             allowed = ", ".join(s.value for s in Stage)
             raise DriftError(f"{path.name}: service-lifecycle:stage is {stage!r}; expected one of {allowed}") from error
@@ -104,7 +104,8 @@ def classify(stack: str, exit_code: int, log: str, run_url: str = "") -> Report:
     if exit_code == 0:
         return Report(stack=stack, status="clean", run_url=run_url)
     status = "drift" if NO_CHANGES_EXPECTED.search(log) else "error"
-    changes = [f"{m[1]} {m[4]} {m[2]} {m[3]}" for m in map(_STEP.match, log.splitlines()) if m]
+    steps = [m for m in map(_STEP.match, log.splitlines()) if m and not m[4].startswith("refresh")]
+    changes = [f"{m[1]} {m[4]} {m[2]} {m[3]}" for m in steps]
     summary: list[str] = []
     lines = log.splitlines()
     if "Resources:" in (line.strip() for line in lines):
@@ -166,11 +167,9 @@ def _gh(run: Runner, args: list[str]) -> str:
 
 def open_issue(run: Runner, repo: str, stack: str) -> int | None:
     """The number of the stack's open drift issue, if there is one."""
-    out = _gh(
-        run,
-        ["issue", "list", "--repo", repo, "--label", LABEL, "--state", "open", "--search", f'in:title "{title(stack)}"']
-        + ["--json", "number,title", "--limit", "100"],
-    )
+    search = f'in:title "{title(stack)}"'
+    query = ["--label", LABEL, "--state", "open", "--search", search, "--json", "number,title", "--limit", "100"]
+    out = _gh(run, ["issue", "list", "--repo", repo, *query])
     # The search is fuzzy ("stack staging" also finds "stack staging-eu"): the title decides.
     numbers = sorted(int(i["number"]) for i in json.loads(out or "[]") if i.get("title") == title(stack))
     return numbers[0] if numbers else None
@@ -184,7 +183,8 @@ def sync_issue(run: Runner, repo: str, report: Report) -> str:
     if report.status == "clean":
         if number is None:
             return f"{report.stack}: clean"
-        comment = f"Clean again: `pulumi preview --expect-no-changes` proposes no change ({report.run_url or 'drift run'})."
+        where = report.run_url or "drift run"
+        comment = f"Clean again: `pulumi preview --expect-no-changes` proposes no change ({where})."
         _gh(run, ["issue", "close", str(number), "--repo", repo, "--comment", comment])
         return f"{report.stack}: clean, closed #{number}"
     with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as body:

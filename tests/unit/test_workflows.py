@@ -638,9 +638,9 @@ ACTION_INPUTS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "actions/attest@1e69f48acb82d1966a394da916b4c1698aa569d6": (
         {
-            "create-storage-record", "github-token", "predicate", "predicate-path", "predicate-type", "push-to-registry",
-            "sbom-path", "show-summary", "subject-checksums", "subject-digest", "subject-name", "subject-path",
-            "subject-version",
+            "create-storage-record", "github-token", "predicate", "predicate-path", "predicate-type",
+            "push-to-registry", "sbom-path", "show-summary", "subject-checksums", "subject-digest", "subject-name",
+            "subject-path", "subject-version",
         },
         set(),
     ),
