@@ -35,7 +35,7 @@ from typing import Final
 
 import yaml
 
-from components.lifecycle import Stage
+from components.lifecycle import Stage, parts_for
 
 LABEL: Final = "drift"
 """The label every drift issue carries; with the title, how the workflow finds a stack's issue."""
@@ -63,7 +63,7 @@ def title(stack: str) -> str:
 
 
 def live_stacks(project_dir: Path) -> list[str]:
-    """Stacks whose committed stack file says a stage other than sunset."""
+    """Stacks whose committed stack file names a stage in which something runs (not sunset)."""
     live: list[str] = []
     for path in sorted(project_dir.glob("Pulumi.*.yaml")):
         stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
@@ -74,7 +74,7 @@ def live_stacks(project_dir: Path) -> list[str]:
         except ValueError as error:
             allowed = ", ".join(s.value for s in Stage)
             raise DriftError(f"{path.name}: service-lifecycle:stage is {stage!r}; expected one of {allowed}") from error
-        if parsed is not Stage.SUNSET:
+        if parts_for(parsed).runs_anything:  # sunset: nothing left to drift
             live.append(stack)
     return live
 
