@@ -165,7 +165,7 @@ def test_credentials_step_swaps_in_the_read_only_ones(stack: str, tmp_path: Path
     text = (PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text()
     (tmp_path / f"Pulumi.{stack}.yaml").write_text(text + "  service-lifecycle:kubeconfig:\n    secure: v1:abc\n")
     step = step_named(load("drift.yml")["jobs"]["preview"], "Read-only credentials")
-    secrets = {"PULUMI_ACCESS_TOKEN": "pul-ro", "DRIFT_KUBECONFIG": "apiVersion: v1\nkind: Config",
+    secrets = {"DRIFT_PULUMI_ACCESS_TOKEN": "pul-ro", "DRIFT_KUBECONFIG": "apiVersion: v1\nkind: Config",
                "DRIFT_CLOUDFLARE_API_TOKEN": "cf-ro", "REGISTRY_TOKEN": "ghs_read", "STACK": stack}  # fmt: skip
     result = _run_step(step, tmp_path, {**env, **secrets})
     assert result.returncode == 0, result.stdout + result.stderr
@@ -178,7 +178,7 @@ def test_credentials_step_swaps_in_the_read_only_ones(stack: str, tmp_path: Path
     assert oct((tmp_path / "kubeconfig").stat().st_mode & 0o777) == "0o600"
     missing = _run_step(step, tmp_path, {**env, **secrets, "DRIFT_CLOUDFLARE_API_TOKEN": ""})
     assert missing.returncode == 1
-    assert f"environment drift-{stack} has no read-only secret for DRIFT_CLOUDFLARE_API_TOKEN" in missing.stdout
+    assert f"environment drift-{stack} has no secret DRIFT_CLOUDFLARE_API_TOKEN" in missing.stdout
 
 
 @pytest.mark.parametrize(("preview", "code", "status"), [("drift", 255, "drift"), ("clean", 0, "clean")])
