@@ -4,6 +4,7 @@ VENV   := venv
 PY     := $(VENV)/bin/python
 STACK  ?= staging
 OUT    ?= out
+MERMAID := tests/mermaid/node_modules/.package-lock.json
 
 .PHONY: plan test unit integration lint typecheck bench system-deps clean lock
 
@@ -26,10 +27,15 @@ plan: $(VENV)/.installed
 	$(PY) -m components plan --stack $(STACK) --out $(OUT)/$(STACK)
 
 ## test: system packages (as root), lint, types, then every test (unit and integration)
-test: system-deps $(VENV)/.installed lint typecheck
+test: system-deps $(VENV)/.installed $(MERMAID) lint typecheck
 	$(PY) -m pytest
 
-unit: $(VENV)/.installed
+## Mermaid's own parser, which checks the diagrams of the pull-request comment (tests/mermaid)
+$(MERMAID): tests/mermaid/package.json tests/mermaid/package-lock.json
+	npm ci --prefix tests/mermaid --no-audit --no-fund --loglevel=error
+	touch $@
+
+unit: $(VENV)/.installed $(MERMAID)
 	$(PY) -m pytest tests/unit tests/app examples
 
 integration: system-deps $(VENV)/.installed
@@ -49,4 +55,4 @@ system-deps:
 	./scripts/install-system-deps.sh
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) tests/mermaid/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,11 @@ COMMANDS: Final = {
     "plan": ("components.plan", "offline plan of a stack under the recording mocks (no cloud, no CLI)"),
     "smoke": ("components.smoke", "check /healthz, /readyz and the version of a deployed service"),
     "plan-diff": ("components.plan_diff", "compare two offline plans and write the pull-request comment"),
+    "verify-attestation": (
+        "components.attest",
+        "refuse an image without valid provenance and SBOM attestations (wraps gh attestation verify)",
+    ),
+    "drift": ("components.drift", "live stacks, drift reports and the one-issue-per-stack sync of drift.yml"),
     "sunset": ("components.sunset", "remove a stack's access points, workload, monitoring and images (Automation API)"),
     "schema": ("components.schema", "print the Pulumi.yaml config block of every setting, from components/schema.py"),
     "ledger": ("components.retention", "record a deployed digest in deployments/<stack>.txt (registry retention)"),

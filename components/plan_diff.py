@@ -21,7 +21,9 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+
+from components import plan_diagram
 
 MARKER: Final = "<!-- service-lifecycle:offline-plan -->"
 """First line of the comment; the commenting workflow updates the comment that starts with it."""
@@ -43,6 +45,10 @@ class StackDiff:
     """Resource type → (count in base, count in head), only where they differ."""
     base_missing: bool = False
     policy: str | None = None
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    """The head plan's resources (``plan.json``), plus those only the base has: the diagram's nodes."""
+    resource_changes: dict[str, str] = field(default_factory=dict)
+    """URN → ``changed``, ``added`` or ``removed``: what the diagram marks."""
 
     @property
     def unchanged(self) -> bool:
@@ -56,12 +62,12 @@ def _manifests(plan_dir: Path) -> dict[str, str]:
     return {_PREFIX.sub("", path.name): path.read_text() for path in sorted(folder.glob("*.yaml"))}
 
 
-def _type_counts(plan_dir: Path) -> Counter[str]:
+def _resources(plan_dir: Path) -> list[dict[str, Any]]:
     path = plan_dir / "plan.json"
     if not path.is_file():
-        return Counter()
-    plan = json.loads(path.read_text())
-    return Counter(str(r.get("type")) for r in plan.get("resources", []))
+        return []
+    resources: list[dict[str, Any]] = json.loads(path.read_text()).get("resources", [])
+    return resources
 
 
 def diff_stack(base: Path, head: Path, stack: str) -> StackDiff:
@@ -89,13 +95,16 @@ def diff_stack(base: Path, head: Path, stack: str) -> StackDiff:
             )
         )
     result.diff = "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
-    counts_old, counts_new = _type_counts(base_dir), _type_counts(head_dir)
+    old_resources, new_resources = _resources(base_dir), _resources(head_dir)
+    counts_old = Counter(str(r.get("type")) for r in old_resources)
+    counts_new = Counter(str(r.get("type")) for r in new_resources)
     for type_token in sorted(set(counts_old) | set(counts_new)):
         if counts_old[type_token] != counts_new[type_token]:
             result.type_changes[type_token] = (counts_old[type_token], counts_new[type_token])
     policy_file = head_dir / "policy.txt"
     if policy_file.is_file():
         result.policy = policy_file.read_text().strip()
+    result.resources, result.resource_changes = plan_diagram.compare(old_resources, new_resources)
     return result
 
 
@@ -105,11 +114,39 @@ def _policy_line(policy: str | None) -> str:
     return policy.splitlines()[-1] if policy else "policy: no output"
 
 
+def _diagram_block(d: StackDiff, max_chars: int) -> list[str]:
+    """``d``'s plan as a Mermaid flowchart, changed resources marked (see :mod:`components.plan_diagram`)."""
+    diagram = plan_diagram.render(d.resources, d.resource_changes, max_chars=max_chars)
+    if diagram is None:
+        if d.resources:
+            note = "the plan diagram does not fit the comment; `plan.txt` in the artifact has the tree"
+            return [f"_`{d.stack}`: {note}._", ""]
+        return []
+    touched = Counter(d.resource_changes.values())
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(touched.items())) or "no resource changed"
+    folded = " (collapsed to components)" if diagram.collapsed else ""
+    return [
+        f"<details open><summary>plan diagram: {d.stack}: {diagram.nodes} resources, {counts}{folded}</summary>",
+        "",
+        "```mermaid",
+        diagram.text.rstrip("\n"),
+        "```",
+        "",
+        "`~` changed · `+` added · `-` removed",
+        "</details>",
+        "",
+    ]
+
+
 def render(diffs: list[StackDiff], *, base_ref: str, limit: int = MAX_COMMENT) -> str:
     """The comment body (Markdown), at most about ``limit`` characters."""
     lines = [MARKER, f"## Offline plan against `{base_ref}`", ""]
     lines.append("Rendered without credentials or the Pulumi CLI (`python -m components plan`); secrets redacted.")
     lines.append("")
+    # The diagrams open the comment; together they take at most a third of it.
+    share = min(plan_diagram.MAX_DIAGRAM_CHARS, limit // (3 * max(1, len(diffs))))
+    for d in diffs:
+        lines += _diagram_block(d, share)
     for d in diffs:
         summary = (
             "no change"

@@ -6,6 +6,7 @@
 #   prometheus-alertmanager  amtool, which checks the Alertmanager configuration Monitoring generates
 #   debootstrap      builds a local Python base image (no public registry can be pulled here)
 #   iproute2         removes the docker0 bridge after the engine stops
+#   nodejs, npm      run Mermaid's parser on the pull-request comment's diagrams (tests/mermaid)
 # Installs only what is missing; needs root (as on CI). Without root it lists what is missing.
 set -euo pipefail
 
@@ -14,6 +15,9 @@ missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# Node.js: any install will do (Debian's nodejs+npm, or a nodejs package that bundles npm).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present (${packages[*]})"
   exit 0

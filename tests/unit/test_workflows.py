@@ -377,6 +377,9 @@ def test_permissions_are_minimal_per_job(path: Path) -> None:
         ("pr-comment.yml", "comment"): {"pull-requests"},
         ("sunset.yml", "sunset"): {"contents"},
         ("deploy.yml", "ledger"): {"contents"},  # commits the retention ledger (deployments/<stack>.txt)
+        # Attestations: a Sigstore certificate (id-token), stored with GitHub and pushed to GHCR.
+        ("deploy.yml", "staging"): {"id-token", "attestations", "packages"},
+        ("drift.yml", "issues"): {"issues"},
     }
     for name, job in wf["jobs"].items():
         permissions = job.get("permissions")
@@ -635,6 +638,22 @@ ACTION_INPUTS: dict[str, tuple[set[str], set[str]]] = {
             "script", "user-agent",
         },
         {"script"},
+    ),
+    "actions/attest@1e69f48acb82d1966a394da916b4c1698aa569d6": (
+        {
+            "create-storage-record", "github-token", "predicate", "predicate-path", "predicate-type",
+            "push-to-registry", "sbom-path", "show-summary", "subject-checksums", "subject-digest", "subject-name",
+            "subject-path", "subject-version",
+        },
+        set(),
+    ),
+    "anchore/sbom-action@e22c389904149dbc22b58101806040fa8d37a610": (
+        {
+            "artifact-name", "config", "dependency-snapshot", "file", "format", "github-token", "image", "output-file",
+            "path", "registry-password", "registry-username", "syft-version", "upload-artifact",
+            "upload-artifact-retention", "upload-release-assets",
+        },
+        set(),
     ),
     "pulumi/actions@8582a9e8cc630786854029b4e09281acd6794b58": (
         {
