@@ -23,6 +23,7 @@ import re
 import runpy
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,16 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import image
 from components.rules import write_rule_files
-from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, key, load_settings
+from components.settings import (
+    PROJECT,
+    SECRET_MARK,
+    SettingProblem,
+    SettingsError,
+    key,
+    load_settings,
+    looks_secret,
+)
+from components.stackfile import StackFileRefused, closest, namespace_problem, read_yaml
 from components.testing import (
     OfflineEcrClient,
     RecordedResource,
@@ -109,21 +119,24 @@ _STRINGLY = {"integer": re.compile(r"^-?\d+$"), "boolean": re.compile(r"^(true|f
 
 
 def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
-    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged)."""
-    project_file = project_dir / "Pulumi.yaml"
+    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged).
+
+    Both files go through :func:`components.stackfile.read_yaml` (size, depth, aliases, duplicate
+    keys) before any value is looked at; then every key is checked and every problem collected.
+    """
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    problems: list[SettingProblem] = []
     if not stack_file.is_file():
-        existing = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        existing = _stacks_in(project_dir)
+        hint = "" if existing else f"; no stack file in {project_dir}: run from the project or pass --project-dir"
         raise StackFileError(
-            [SettingProblem(f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}")]
+            [
+                SettingProblem(
+                    f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}{hint}"
+                )
+            ]
         )
-    try:
-        project = yaml.safe_load(project_file.read_text()) or {}
-        stack_doc = yaml.safe_load(stack_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise StackFileError([SettingProblem(str(stack_file), "unreadable YAML", f"valid YAML ({error})")]) from error
-    declared: dict[str, dict[str, Any]] = project.get("config") or {}
+    project, stack_doc = _read_files(project_dir, stack_file)
+    declared = _declarations(project, project_dir / "Pulumi.yaml")
     config = StackConfig(stack=stack, values={}, declared=declared)
     for short, declaration in declared.items():
         if "default" in declaration:
@@ -132,55 +145,150 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
             config.secret_keys.add(key(short))
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
-        raise StackFileError([SettingProblem(f"{stack_file.name}: config", repr(raw), "a mapping of settings")])
-    for given, value in raw.items():
-        full = str(given)
-        namespace, _, short = full.partition(":")
-        if not short:  # Pulumi treats a bare key as the project's
-            namespace, short, full = PROJECT, namespace, key(namespace)
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config.values[full] = SECRET_MARK
-            config.secret_keys.add(full)
-            continue
-        if namespace == PROJECT:
-            if short not in declared:
-                close = [k for k in declared if k.lower() == short.lower()]
-                hint = f" (did you mean {key(close[0])}?)" if close else ""
-                problems.append(SettingProblem(full, repr(value), f"a setting declared in Pulumi.yaml{hint}"))
-                continue
-            declared_type = declared[short].get("type", "string")
-            expected_type = _TYPE_CHECKS.get(declared_type, str)
-            stringly = _STRINGLY.get(declared_type)
-            ok = isinstance(value, expected_type) and not (declared_type == "integer" and isinstance(value, bool))
-            if not ok and isinstance(value, str) and stringly is not None and stringly.match(value.lower()):
-                ok = True
-            if not ok and declared_type == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                ok = True  # YAML reads 1.31 as a number; the CLI keeps the text
-            if not ok:
-                problems.append(SettingProblem(full, repr(value), f"a value of type {declared_type} (Pulumi.yaml)"))
-                config.values[full] = _to_config_string(value)  # settings still check the other keys
-                continue
-            if declared[short].get("secret"):
-                problems.append(
-                    SettingProblem(full, SECRET_MARK, f"an encrypted value: pulumi config set --secret {short} …")
-                )
-                continue
-        config.values[full] = _to_config_string(value)
+        raise StackFileError(
+            [SettingProblem(f"{stack_file.name}: config", _shown("config", raw), "a mapping of settings")]
+        )
+    problems = [p for given, value in raw.items() if (p := _take(config, str(given), value)) is not None]
+    problems += _hostnames_owned_elsewhere(project_dir, stack, config)
     if problems:
         raise StackFileError(problems, config)
     return config
 
 
+def _stacks_in(project_dir: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def _read_files(project_dir: Path, stack_file: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_file = project_dir / "Pulumi.yaml"
+    documents: list[dict[str, Any]] = []
+    for path in (project_file, stack_file):
+        try:
+            documents.append(read_yaml(path))
+        except FileNotFoundError:
+            hint = "a Pulumi.yaml next to the stack files: run from the project or pass --project-dir"
+            raise StackFileError([SettingProblem(str(path), "<missing>", hint)]) from None
+        except StackFileRefused as refused:
+            raise StackFileError(
+                [SettingProblem(refused.where, refused.problem, "a stack file Pulumi can read")]
+            ) from None
+        except OSError as error:
+            raise StackFileError(
+                [SettingProblem(str(path), "<unreadable>", f"a readable file ({error.strerror})")]
+            ) from None
+    return documents[0], documents[1]
+
+
+def _declarations(project: dict[str, Any], project_file: Path) -> dict[str, dict[str, Any]]:
+    declared = project.get("config") or {}
+    if not isinstance(declared, dict) or not all(isinstance(d, dict) for d in declared.values()):
+        raise StackFileError([SettingProblem(f"{project_file.name}: config", "<not a mapping of declarations>",
+                                             "name: {type: …, description: …} per setting")])  # fmt: skip
+    return declared
+
+
+_SHOWN_CHARS = 80
+"""Longest value quoted in an error line; the rest is elided (a 1 MiB value is no help in a log)."""
+
+
+def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
+    """A value as an error line may show it: never a secret's, whatever its type or the key's spelling."""
+    short = full.rpartition(":")[2]
+    secret_names = [k.rpartition(":")[2] for k in config.secret_keys] if config else []
+    if looks_secret(full) or (config and (full in config.secret_keys or closest(short, secret_names))):
+        return SECRET_MARK
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}… ({len(text)} characters)"
+
+
+def _take(config: StackConfig, full: str, value: Any) -> SettingProblem | None:
+    """Check one ``key: value`` of the stack file and add it to ``config``; the problem, if any."""
+    namespace, _, short = full.partition(":")
+    if not short:  # Pulumi treats a bare key as the project's
+        namespace, short, full = PROJECT, namespace, key(namespace)
+    secure = isinstance(value, dict) and set(value) == {"secure"}
+    if secure and not (isinstance(value["secure"], str) and value["secure"]):
+        return SettingProblem(full, SECRET_MARK, "secure: <ciphertext>, as `pulumi config set --secret` writes it")
+    if namespace != PROJECT:
+        wrong = namespace_problem(namespace, short, PROJECT)
+        if wrong is not None:
+            return SettingProblem(full, SECRET_MARK if secure else _shown(full, value, config), wrong)
+    elif short not in config.declared:
+        near = closest(short, config.declared)
+        hint = f" (did you mean {key(near)}?)" if near else ""
+        return SettingProblem(full, SECRET_MARK if secure else _shown(full, value, config),
+                              f"a setting declared in Pulumi.yaml{hint}")  # fmt: skip
+    if secure:
+        config.values[full] = SECRET_MARK
+        config.secret_keys.add(full)
+        return None
+    if namespace == PROJECT:
+        declaration = config.declared[short]
+        declared_type = declaration.get("type", "string")
+        if not _has_type(value, declared_type):
+            config.values[full] = _to_config_string(value)  # settings still check the other keys
+            return SettingProblem(full, _shown(full, value, config), f"a value of type {declared_type} (Pulumi.yaml)")
+        if declaration.get("secret"):
+            return SettingProblem(full, SECRET_MARK, f"an encrypted value: pulumi config set --secret {short} …")
+    config.values[full] = _to_config_string(value)
+    return None
+
+
+def _has_type(value: Any, declared_type: str) -> bool:
+    expected_type = _TYPE_CHECKS.get(declared_type, str)
+    if isinstance(value, expected_type) and not (declared_type == "integer" and isinstance(value, bool)):
+        return True
+    stringly = _STRINGLY.get(declared_type)
+    if isinstance(value, str) and stringly is not None and stringly.match(value.lower()):
+        return True
+    # YAML reads 1.31 as a number; the CLI keeps the text
+    return declared_type == "string" and isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfig) -> list[SettingProblem]:
+    """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset)."""
+    mine = _listed(config.values.get(key("hostnames")))
+    if not mine or config.values.get(key("stage")) == "sunset":
+        return []
+    problems: list[SettingProblem] = []
+    for other in _stacks_in(project_dir):
+        if other == stack:
+            continue
+        try:
+            other_config = read_yaml(project_dir / f"Pulumi.{other}.yaml").get("config") or {}
+        except (OSError, StackFileRefused):
+            continue  # that stack's own plan reports it
+        if not isinstance(other_config, dict):
+            continue
+        stage = other_config.get(key("stage"), other_config.get("stage"))
+        theirs = other_config.get(key("hostnames"), other_config.get("hostnames"))
+        if stage == "sunset" or not isinstance(theirs, list):
+            continue
+        for host in sorted(set(mine) & {h for h in theirs if isinstance(h, str)}):
+            problems.append(SettingProblem(key("hostnames"), repr(host),
+                f"a hostname no other stack owns: Pulumi.{other}.yaml (stage {stage}) has it too; one DNS record "
+                "cannot have two owners"))  # fmt: skip
+    return problems
+
+
+def _listed(encoded: str | None) -> list[str]:
+    try:
+        items = json.loads(encoded) if encoded else []
+    except json.JSONDecodeError:
+        return []
+    return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
+
+
 def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[str, str]) -> None:
-    """Fill what only exists at deploy time, and say so in the notes; raise on real problems."""
+    """Fill what only exists at deploy time and say so in the notes, whatever else is wrong; raise on real problems.
+
+    Raises :class:`StackFileError` carrying ``config`` (and so its notes) when a real problem remains.
+    """
     try:
         settings = load_settings(config.source(), environ=environ)
     except SettingsError as error:
         missing_secrets = [p for p in error.problems if p.value == "<not set>" and p.key in config.secret_keys]
         missing_revision = [p for p in error.problems if p.key == key("sourceRevision") and p.value == "<not set>"]
-        real = [p for p in error.problems if p not in missing_secrets and p not in missing_revision]
-        if real:
-            raise
         for problem in missing_secrets:
             config.values[problem.key] = SECRET_MARK
             config.notes.append(f"{problem.key} is not in the stack file: planned as {SECRET_MARK}")
@@ -188,7 +296,10 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
             revision = _git_revision(project_dir)
             config.values[key("sourceRevision")] = revision
             config.notes.append(f"{key('sourceRevision')} taken from the working copy: {revision}")
-        settings = load_settings(config.source(), environ=environ)
+        try:
+            settings = load_settings(config.source(), environ=environ)
+        except SettingsError as invalid:
+            raise StackFileError(list(invalid.problems), config) from None
     if settings.build is not None and settings.registry.is_ecr:
         config.notes.append(f"ECR login for {settings.registry.server} answered offline with a stand-in token")
     if settings.promotion and settings.promotion.from_stack and not settings.promotion.pinned_digest:
@@ -256,7 +367,7 @@ def run_plan(
             reported = {p.key for p in error.problems}
             try:
                 _offline_stand_ins(error.config, project_dir, env)
-            except SettingsError as invalid:
+            except StackFileError as invalid:
                 error.problems += [p for p in invalid.problems if p.key not in reported]
         raise
     _offline_stand_ins(config, project_dir, env)
@@ -450,6 +561,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--policy", action="store_true", help="run the policy pack offline; 1 if violated")
     args = parser.parse_args(argv)
     project_dir: Path = args.project_dir.resolve()
+    if args.out is not None and (unwritable := _out_problem(args.out)):
+        print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)  # before minutes of planning
+        return EXIT_BAD_SETTINGS
+    try:
+        return _plan_and_show(args, project_dir)
+    finally:
+        release_worker_loops()  # every exit, or stderr may end with "Exception ignored in BaseEventLoop.__del__"
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why plan files cannot be written under ``out`` (created if missing), or None."""
+    if out.exists() and not out.is_dir():
+        return "is not a directory; expected a directory to write manifests/ and plan.json in"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        return f"cannot be written ({error.strerror or error}); expected a writable directory"
+    return None
+
+
+def _plan_and_show(args: argparse.Namespace, project_dir: Path) -> int:
     try:
         plan, _ = run_plan(project_dir, args.stack)
     except (StackFileError, SettingsError) as error:
@@ -457,14 +591,20 @@ def main(argv: list[str]) -> int:
         print(f"error: stack {args.stack}: {len(problems)} invalid setting(s):", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
+        config = getattr(error, "config", None)
+        for note in config.notes if config else []:
+            print(f"note: {note}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    release_worker_loops()
     if args.format == "json":
         print(json.dumps(plan.to_json(), indent=2))
     else:
         print(render_tree(plan))
     if args.out:
-        written = write_outputs(plan, args.out)
+        try:
+            written = write_outputs(plan, args.out)
+        except OSError as error:
+            print(f"error: --out {args.out}: cannot be written ({error.strerror or error})", file=sys.stderr)
+            return EXIT_BAD_SETTINGS
         print(f"wrote {len(written)} manifests and plan.json under {args.out}", file=sys.stderr)
     if args.policy:
         from components import policy_offline
