@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pulumi
 import yaml
@@ -44,7 +44,7 @@ from components.settings import (
     load_settings,
     looks_secret,
 )
-from components.stackfile import StackFileRefused, closest, namespace_problem, read_yaml
+from components.stackfile import StackFileRefused, closest, namespace_problem, provider_keys, read_yaml
 from components.testing import (
     OfflineEcrClient,
     RecordedResource,
@@ -192,10 +192,15 @@ _SHOWN_CHARS = 80
 
 
 def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
-    """A value as an error line may show it: never a secret's, whatever its type or the key's spelling."""
-    short = full.rpartition(":")[2]
+    """A value as an error line may show it: never a secret's, whatever its type or the key's spelling.
+
+    Masked: declared secrets, names that look secret, and names a typo away from either (a provider's
+    secret-looking keys included: ``cloudflare:apiTokn``).
+    """
+    namespace, _, short = full.rpartition(":")
     secret_names = [k.rpartition(":")[2] for k in config.secret_keys] if config else []
-    if looks_secret(full) or (config and (full in config.secret_keys or closest(short, secret_names))):
+    secret_names += [k for k in provider_keys(namespace) or () if looks_secret(k)]
+    if looks_secret(full) or (config and full in config.secret_keys) or closest(short, secret_names):
         return SECRET_MARK
     text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}… ({len(text)} characters)"
@@ -583,17 +588,21 @@ def _out_problem(out: Path) -> str | None:
     return None
 
 
+def report_problems(stack: str, error: StackFileError | SettingsError, stream: TextIO) -> None:
+    """One line per problem, then the notes (a stand-in is a note even when something else is wrong)."""
+    print(f"error: stack {stack}: {len(error.problems)} invalid setting(s):", file=stream)
+    for problem in error.problems:
+        print(f"  {problem}", file=stream)
+    config = error.config if isinstance(error, StackFileError) else None
+    for note in config.notes if config else []:
+        print(f"note: {note}", file=stream)
+
+
 def _plan_and_show(args: argparse.Namespace, project_dir: Path) -> int:
     try:
         plan, _ = run_plan(project_dir, args.stack)
     except (StackFileError, SettingsError) as error:
-        problems = error.problems
-        print(f"error: stack {args.stack}: {len(problems)} invalid setting(s):", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        config = getattr(error, "config", None)
-        for note in config.notes if config else []:
-            print(f"note: {note}", file=sys.stderr)
+        report_problems(args.stack, error, sys.stderr)
         return EXIT_BAD_SETTINGS
     if args.format == "json":
         print(json.dumps(plan.to_json(), indent=2))
