@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STACK  ?= staging
 OUT    ?= out
 
-.PHONY: plan test unit integration lint typecheck bench system-deps clean
+.PHONY: plan test unit integration lint typecheck bench mutation system-deps clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ typecheck: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/plan.py
+
+## mutation: mutation score per module against its unit tests (mutmut 3; minutes; not part of `make test`)
+mutation: $(VENV)/.installed
+	$(PY) scripts/mutation.py
 
 system-deps:
 	./scripts/install-system-deps.sh

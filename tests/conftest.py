@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.plan import DictConfig, load_stack_config
+from components.plan import DictConfig, StackConfig, load_stack_config
 from components.settings import Settings, key, load_settings
 from components.testing import RecordingMocks, install_mocks, run_program
 
@@ -36,8 +37,14 @@ def project_dir() -> Path:
     return PROJECT_DIR
 
 
+@functools.cache
+def _committed(stack: str) -> StackConfig:
+    """The committed stack file, read once per session (the reader is pure Python: limits before speed)."""
+    return load_stack_config(PROJECT_DIR, stack)
+
+
 def _values(stack: str, overrides: dict[str, Any] | None = None) -> tuple[dict[str, str], set[str]]:
-    config = load_stack_config(PROJECT_DIR, stack)
+    config = _committed(stack)
     values = dict(config.values)
     secrets = set(config.secret_keys)
     for short, value in (overrides or {}).items():
