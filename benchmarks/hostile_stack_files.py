@@ -1,13 +1,14 @@
 """Figures for the hostile stack-file corpus: each case through the real command line.
 
-``python benchmarks/hostile_stack_files.py [--jobs 2] [--only NAME ...]``
+``python benchmarks/hostile_stack_files.py [--jobs 2] [--all | --only NAME ...]``
 
 Runs ``python -m components plan`` once per case of tests/unit/hostile_corpus.py in its own
 process and prints, per class and overall: cases, accepted/rejected, tracebacks, accepted that
 must be rejected, rejections not naming the key or file, and the slowest and largest case
 (wall time; peak resident memory of the process from wait4). Targets: each case under 10 s and
-300 MiB. Figures, not a test: the test (tests/unit/test_hostile_stack_files.py) runs the same
-cases in-process.
+300 MiB. By default a sample: every case that stresses the reader (size, depth, aliases) or runs
+the whole program (accepted), and the first of each other class; ``--all`` runs all of them.
+Figures, not a test: the test (tests/unit/test_hostile_stack_files.py) runs every case in-process.
 """
 
 from __future__ import annotations
@@ -58,12 +59,28 @@ def run_case(case: Case, root: Path) -> Figure:
     return Figure(case, outcome, seconds, usage.ru_maxrss / 1024, verdict(case, outcome))
 
 
+HEAVY = ("alias", "deep", "oversized", "10mb", "binary", "5000")
+
+
+def sample(cases: list[Case]) -> list[Case]:
+    """The cases most likely to cost time or memory, and one of every other class."""
+    chosen = [c for c in cases if c.expect == "accept" or any(h in c.name for h in HEAVY)]
+    for kind in dict.fromkeys(c.kind for c in cases):
+        first = next(c for c in cases if c.kind == kind and c.expect == "reject")
+        if first not in chosen:
+            chosen.append(first)
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="case names")
+    parser.add_argument("--all", action="store_true", help="every case, not the sample")
     args = parser.parse_args()
-    cases = [c for c in corpus() if not args.only or c.name in args.only]
+    cases = [c for c in corpus() if c.name in args.only] if args.only else corpus()
+    if not args.all and not args.only:
+        cases = sample(cases)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
         figures = list(pool.map(lambda case: run_case(case, Path(tmp)), cases))
     by_kind: dict[str, list[Figure]] = defaultdict(list)

@@ -52,6 +52,8 @@ def scratch_project(module: str, tests: list[str]) -> Path:
             f'\n[tool.mutmut]\nsource_paths = ["components"]\nonly_mutate = ["{module}"]\n'
             f"pytest_add_cli_args_test_selection = [{quoted}]\n"
             'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
+            # The tests read the stack files and the program from the project directory (mutants/ in a run).
+            f"also_copy = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in COPIED if n != 'pyproject.toml')}]\n"
         )
     return scratch
 
