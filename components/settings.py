@@ -284,21 +284,21 @@ class _Reader:
         return self._config.get(name)
 
     def string(
-        self, name: str, *, required: bool, check: Callable[[str], bool] | None = None, expected: str = ""
+        self, name: str, *, required: bool, expected: str, check: Callable[[str], bool] | None = None
     ) -> str | None:
         value = self.raw(name)
         if value is None or value == "":
             if required:
-                self.problem(name, None, expected or "a value")
+                self.problem(name, None, expected)
             return None
         if check is not None and not check(value):
             self.problem(name, value, expected)
             return None
         return value
 
-    def integer(self, name: str, *, low: int, high: int, expected: str = "") -> int | None:
+    def integer(self, name: str, *, low: int, high: int, expected: str) -> int | None:
         value = self.raw(name)
-        what = expected or f"an integer from {low} to {high}"
+        what = expected
         if value is None:
             self.problem(name, None, what)
             return None
@@ -521,7 +521,7 @@ def load_settings(config: ConfigSource | None = None, *, environ: Mapping[str, s
         "imageRepository", required=True, check=_is_repository,
         expected="an image repository with its registry host, without tag or digest, such as ghcr.io/acme/hello",
     )  # fmt: skip
-    username = r.string("registryUsername", required=False)
+    username = r.string("registryUsername", required=False, expected="a registry user name")
     password = r.secret("registryPassword")
     retain = r.integer("imageRetainDigests", low=1, high=100, expected="an integer from 1 to 100")
     is_ecr = repository is not None and _ECR.match(repository) is not None

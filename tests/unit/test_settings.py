@@ -701,3 +701,135 @@ def test_numbers_are_checked_as_written(make_settings: Callable[..., Settings]) 
             make_settings("staging", **{name: value})
         assert [p.key for p in raised.value.problems] == [f"service-lifecycle:{name}"]
     assert make_settings("staging", replicas="0" * 17 + "3").replicas == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# The reader's own rules (what every key goes through)
+
+
+def test_problem_lines_mask_secret_names_and_cut_long_values() -> None:
+    from components.plan import DictConfig
+    from components.settings import SHOWN_CHARS, _Reader
+
+    reader = _Reader(DictConfig({}, set()))
+    reader.problem("apiToken", "ghp_plain", "a token")
+    reader.problem("team", "x" * (SHOWN_CHARS - 2), "a team")  # its repr is exactly SHOWN_CHARS long
+    reader.problem("team", "x" * (SHOWN_CHARS - 1), "a team")
+    reader.problem("team", None, "a team")
+    longest = repr("x" * (SHOWN_CHARS - 1))
+    assert [p.value for p in reader.problems] == [
+        "[secret]", repr("x" * (SHOWN_CHARS - 2)), f"{longest[:SHOWN_CHARS]}… ({len(longest)} characters)", "<not set>",
+    ]  # fmt: skip
+    assert SHOWN_CHARS == 80
+
+
+def test_settings_error_lists_one_line_per_problem() -> None:
+    from components.settings import SettingProblem
+
+    error = SettingsError([SettingProblem("k1", "v1", "e1"), SettingProblem("k2", "v2", "e2")])
+    assert (
+        str(error)
+        == "invalid stack configuration (2 problem(s)):\n  k1: got v1; expected e1\n  k2: got v2; expected e2"
+    )
+
+
+def test_an_empty_string_is_not_set(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", serviceName="", team="")
+    assert [str(p) for p in raised.value.problems][:2] == [
+        "service-lifecycle:serviceName: got <not set>; expected a DNS-1123 label (lower-case letters, digits, '-'; "
+        "at most 40 characters)",
+        "service-lifecycle:team: got <not set>; expected a DNS-1123 label naming the owning team",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("repository", "accepted"),
+    [("localhost/hello", True), ("localhost:5000/hello", True), ("registry.example.com:5000/team/hello", True),
+     ("registry:5000/hello", True), ("acme/hello.world", False), ("acme/team.x/hello", False),
+     ("LOCALHOST/hello", False), ("acme/hello", False)],
+    ids=["localhost", "localhost_port", "host_port_path", "port_only", "dot_in_path", "dot_in_middle",
+         "upper_localhost", "docker_hub"],
+)  # fmt: skip
+def test_a_repository_names_its_registry_host(
+    make_settings: Callable[..., Settings], repository: str, accepted: bool
+) -> None:
+    """The first path component is a registry host only with a "." or ":" or as "localhost" (the rule of
+    distribution/reference normalize.go, splitDockerDomain)."""
+    if accepted:
+        settings = make_settings("staging", imageRepository=repository)
+        assert (
+            settings.registry.repository == repository
+            and settings.registry.server == repository.split("/", maxsplit=1)[0]
+        )
+    else:
+        with pytest.raises(SettingsError, match="service-lifecycle:imageRepository: got"):
+            make_settings("staging", imageRepository=repository)
+
+
+@pytest.mark.parametrize(
+    ("repository", "region", "name"),
+    [("123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello", "eu-west-1", "hello"),
+     ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/hello", "cn-north-1", "team/hello")],
+    ids=["ecr", "ecr_china"],
+)  # fmt: skip
+def test_ecr_repositories(make_settings: Callable[..., Settings], repository: str, region: str, name: str) -> None:
+    settings = make_settings("staging", imageRepository=repository, registryUsername=None, registryPassword=None)
+    assert settings.registry.is_ecr and settings.registry.ecr_region == region
+    assert (
+        settings.registry.ecr_repository_name == name
+        and settings.registry.server == repository.split("/", maxsplit=1)[0]
+    )
+    assert settings.registry.username is None and settings.registry.password is None
+
+
+@pytest.mark.parametrize(
+    ("hosts", "accepted"),
+    [(["example.com"], True), (["a.example.com"], True), (["aexample.com"], False), (["a.example.co"], False),
+     (["a-.example.com"], False), (["example.com", "www.example.com"], True)],
+    ids=["apex", "one_label", "suffix_without_dot", "other_zone", "bad_label", "apex_and_www"],
+)  # fmt: skip
+def test_hostnames_inside_the_zone(make_settings: Callable[..., Settings], hosts: list[str], accepted: bool) -> None:
+    if accepted:
+        assert make_settings("production", hostnames=hosts).cloudflare.hostnames == tuple(hosts)
+    else:
+        with pytest.raises(SettingsError, match="service-lifecycle:hostnames: got"):
+            make_settings("production", hostnames=hosts)
+
+
+def test_hostnames_below_one_label_need_an_advanced_certificate(make_settings: Callable[..., Settings]) -> None:
+    deep = ["hello.example.com", "api.hello.example.com", "v1.api.hello.example.com"]
+    with pytest.raises(SettingsError) as raised:
+        make_settings("production", hostnames=deep, advancedCertificateHostnames=["api.hello.example.com"])
+    assert [p.value for p in raised.value.problems] == ["'v1.api.hello.example.com'"]
+    settings = make_settings("production", hostnames=deep, advancedCertificateHostnames=deep[1:])
+    assert settings.cloudflare.advanced_certificate_hostnames == tuple(deep[1:])
+    other_zone = make_settings("production", zoneName="example.co.uk", hostnames=["hello.example.co.uk"])
+    assert other_zone.cloudflare.hostnames == ("hello.example.co.uk",), "labels counted from the zone, not the TLD"
+
+
+def test_empty_allow_lists_are_allowed_where_access_is_off(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings("production", accessAllowEmails=[], accessAllowEmailDomains=None)
+    assert settings.cloudflare.access_allow_emails == () and settings.cloudflare.access_allow_email_domains == ()
+    only_domains = make_settings("staging", accessAllowEmails=None)
+    assert only_domains.cloudflare.access_allow_emails == () and only_domains.cloudflare.access_enabled
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("not json", "a list of email addresses"), ('{"a": 1}', "a list of email addresses"),
+     ("[1]", "a list of email addresses"), ('["a@example.com", "a@example.com"]', "without duplicates")],
+    ids=["not_json", "object", "numbers", "duplicates"],
+)  # fmt: skip
+def test_lists_are_json_lists_of_strings(make_settings: Callable[..., Settings], value: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", accessAllowEmails=value)
+    assert [p.key for p in raised.value.problems] == ["service-lifecycle:accessAllowEmails"]
+    assert expected in str(raised.value.problems[0]) and repr(value) in str(raised.value.problems[0])
+
+
+def test_builds_only_in_building_stages(make_settings: Callable[..., Settings]) -> None:
+    production = make_settings("production", sourceRevision="zzz")
+    assert production.build is None, "production never builds, so its revision is not read"
+    sunset = make_settings("production", stage="sunset", replicas=1, hostnames=[])
+    assert sunset.build is None and sunset.promotion is None and sunset.namespace == "hello-sunset"
