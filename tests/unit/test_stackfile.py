@@ -246,3 +246,18 @@ def test_a_folder_without_stack_files_hints_at_project_dir(tmp_path: Path) -> No
     result = _plan("--stack", "staging", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "stacks here: []; no stack file in" in result.stderr and "pass --project-dir" in result.stderr
+
+
+def test_an_unwritable_out_directory_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root (CI) a chmod'ed directory stays writable: the probe file's failure stands in for EROFS/EACCES."""
+    import tempfile
+
+    from components import plan
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    assert plan._out_problem(tmp_path) == "cannot be written (Permission denied); expected a writable directory"
+    monkeypatch.undo()
+    assert plan._out_problem(tmp_path / "new" / "dir") is None and (tmp_path / "new" / "dir").is_dir()
