@@ -29,6 +29,29 @@ def one_run(project_dir: Path, stack: str) -> tuple[int, str]:
     return result.returncode, result.stderr
 
 
+PROBE = """
+import asyncio, atexit, gc, sys
+from components import plan
+def count():
+    gc.collect()
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+    sys.__stderr__.write(f"UNCLOSED {len(loops)}\\n")
+atexit.register(count)
+sys.exit(plan.main(sys.argv[1:]))
+"""
+
+
+def unclosed_loops(project_dir: Path, stack: str) -> str:
+    """Event loops still open when the interpreter starts to exit: each may print the noise when collected."""
+    env = {**os.environ, "PYTHONPATH": str(project_dir), "SOURCE_REVISION": "0" * 40}
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, "--stack", stack, "--project-dir", str(project_dir)],
+        check=False, cwd=project_dir, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    found = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("UNCLOSED ")]
+    return found[0] if found else f"unknown (exit {result.returncode})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -37,8 +60,14 @@ def main() -> int:
     parser.add_argument("--project-dir", type=Path, default=Path(__file__).resolve().parent.parent)
     args = parser.parse_args()
     started = time.monotonic()
+    results: list[tuple[int, str]] = []
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda _: one_run(args.project_dir, args.stack), range(args.runs)))
+        for result in pool.map(lambda _: one_run(args.project_dir, args.stack), range(args.runs)):
+            results.append(result)
+            if len(results) % 10 == 0:  # partial figures, for runs cut short
+                noisy_so_far = sum(any(marker in stderr for marker in NOISE) for _, stderr in results)
+                print(f"  {len(results)} runs: {noisy_so_far} noisy", flush=True)
+    print(f"unclosed event loops at exit of one plan: {unclosed_loops(args.project_dir, args.stack)}")
     noisy = [stderr for code, stderr in results if any(marker in stderr for marker in NOISE)]
     failed = sum(1 for code, _ in results if code != 0)
     print(f"{args.runs} plans of {args.stack} in {time.monotonic() - started:.0f} s: "
