@@ -95,7 +95,7 @@ class LimitedLoader(yaml.SafeLoader):
             if not isinstance(key, str):
                 raise _Refusal(f"a key that is not a string ({type(key).__name__})", key_node)
             if key in seen:
-                raise _Refusal(f"the key appears twice (first on line {seen[key]}); keep one", key_node, key)
+                raise _Refusal(f"a second value for the key (first on line {seen[key]}); keep one", key_node, key)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 

@@ -76,7 +76,7 @@ def test_an_alias_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
         (b"a: x\nb: *x\n", r" line 2: a YAML alias \(\*x\)"),
         (b"a: &x 1\n", r" line 1: a YAML anchor \(&x\)"),
         (b"a: 1\n<<: {b: 2}\n", r" line 2: a YAML merge key"),
-        (b"a: 1\nb: 2\na: 3\n", r" line 3: a: the key appears twice \(first on line 1\)"),
+        (b"a: 1\nb: 2\na: 3\n", r" line 3: a: a second value for the key \(first on line 1\)"),
         (b"1: a\n", r" line 1: a key that is not a string \(int\)"),
         (b"- a\n", r": a top level that is a list; expected a mapping"),
         (b"text\n", r": a top level that is a str; expected a mapping"),
