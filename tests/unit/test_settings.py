@@ -833,3 +833,40 @@ def test_builds_only_in_building_stages(make_settings: Callable[..., Settings]) 
     assert production.build is None, "production never builds, so its revision is not read"
     sunset = make_settings("production", stage="sunset", replicas=1, hostnames=[])
     assert sunset.build is None and sunset.promotion is None and sunset.namespace == "hello-sunset"
+
+
+# Survivors of a mutation sample (make mutation --sample 250), each pinned.
+
+
+def test_texts_when_other_keys_are_missing_too(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", stage=None, replicas="x", zoneName=None, hostnames=["Bad"], containerPort="65536")
+    lines = [str(p) for p in raised.value.problems]
+    assert "service-lifecycle:replicas: got 'x'; expected an integer from 1 to 50" in lines
+    assert (
+        "service-lifecycle:hostnames: got 'Bad'; expected a list of lower-case hostnames inside the zone (zoneName)"
+        in lines
+    )
+    assert "service-lifecycle:containerPort: got '65536'; expected an unprivileged port from 1024 to 65535" in lines
+
+
+def test_revision_text_and_bad_list_items(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", sourceRevision="main", accessAllowEmails=["a", "b"])
+    lines = [str(p) for p in raised.value.problems]
+    assert (
+        "service-lifecycle:sourceRevision: got 'main'; expected the git commit (7 to 40 hex digits); set it or export "
+        "SOURCE_REVISION or GITHUB_SHA"
+    ) in lines
+    assert "service-lifecycle:accessAllowEmails: got 'a, b'; expected a list of email addresses" in lines
+
+
+def test_the_environment_defaults_to_os_environ(
+    stack_values: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.plan import DictConfig
+    from components.settings import load_settings
+
+    monkeypatch.setenv("SOURCE_REVISION", "abcdef0")
+    settings = load_settings(DictConfig(stack_values("staging", registryPassword="x"), set()))
+    assert settings.build is not None and settings.build.revision == "abcdef0"
