@@ -6,7 +6,7 @@ STACK  ?= staging
 OUT    ?= out
 MERMAID := tests/mermaid/node_modules/.package-lock.json
 
-.PHONY: plan test unit integration lint typecheck bench system-deps clean lock
+.PHONY: plan test unit integration lint typecheck bench mutation system-deps clean lock
 
 # Installs exactly requirements.lock (hash-checked), then the project itself without dependencies.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -50,6 +50,10 @@ typecheck: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/plan.py
+
+## mutation: mutation score per module against its unit tests (mutmut 3; minutes; not part of `make test`)
+mutation: $(VENV)/.installed
+	$(PY) scripts/mutation.py
 
 system-deps:
 	./scripts/install-system-deps.sh

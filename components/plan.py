@@ -20,16 +20,18 @@ revision (taken from the working copy).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
 import runpy
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pulumi
 import yaml
@@ -37,7 +39,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import image, schema, stack_rules
 from components.rules import write_rule_files
-from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, load_services
+from components.settings import PROJECT, SECRET_MARK, SettingProblem, SettingsError, load_services, looks_secret
+from components.stackfile import StackFileRefused, closest, namespace_problem, provider_keys, read_yaml
 from components.testing import (
     DictConfig,
     EngineRuleError,
@@ -96,26 +99,27 @@ def _to_config_string(value: Any) -> str:
 
 
 def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
-    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged)."""
-    project_file = project_dir / "Pulumi.yaml"
+    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged).
+
+    Both files go through :func:`components.stackfile.read_yaml` (size, depth, aliases, duplicate
+    keys) before any value is looked at; then every key is checked and every problem collected.
+    """
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    problems: list[SettingProblem] = []
     if not stack_file.is_file():
-        existing = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        existing = _stacks_in(project_dir)
+        hint = "" if existing else f"; no stack file in {project_dir}: run from the project or pass --project-dir"
         raise StackFileError(
-            [SettingProblem(f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}")]
+            [
+                SettingProblem(
+                    f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}{hint}"
+                )
+            ]
         )
-    try:
-        project_text, stack_text = project_file.read_text(), stack_file.read_text()
-        project = yaml.safe_load(project_text) or {}
-        stack_doc = yaml.safe_load(stack_text) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise StackFileError([SettingProblem(str(stack_file), "unreadable YAML", f"valid YAML ({error})")]) from error
-    problems += stack_rules.duplicate_key_problems(project_text, project_file.name)
-    problems += stack_rules.duplicate_key_problems(stack_text, stack_file.name)
-    declared: dict[str, dict[str, Any]] = project.get("config") or {}
+    project, stack_doc = _read_files(project_dir, stack_file)
+    declared = _declarations(project, project_dir / "Pulumi.yaml")
     project_name = str(project.get("name") or PROJECT)
-    problems += stack_rules.project_file_problems(project_name, declared, project_file.name)
+    problems: list[SettingProblem] = []
+    problems += stack_rules.project_file_problems(project_name, declared, "Pulumi.yaml")
     config = StackConfig(stack=stack, values={}, declared=declared, project=project_name)
     key = config.key
     for short, declaration in declared.items():
@@ -126,26 +130,149 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     config.secret_keys |= {key(name) for name in schema.SECRETS if name not in declared}
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
-        raise StackFileError([SettingProblem(f"{stack_file.name}: config", repr(raw), "a mapping of settings")])
-    # The CLI's own rules first (missing, type, secret), with its wording; then ours (undeclared keys).
-    problems += stack_rules.stack_problems(stack, declared, raw, project_name)
-    for given, value in raw.items():
-        full = str(given)
-        namespace, _, short = full.partition(":")
-        if not short:  # Pulumi treats a bare key as the project's
-            namespace, short, full = config.project, namespace, key(namespace)
-        if stack_rules.is_secure(value):
-            config.values[full] = SECRET_MARK
-            config.secret_keys.add(full)
-            continue
-        config.values[full] = stack_rules.cli_text(value)  # settings still check the other keys
+        raise StackFileError(
+            [SettingProblem(f"{stack_file.name}: config", _shown("config", raw), "a mapping of settings")]
+        )
+    # The CLI's own rules first (missing, type, secret), with its wording; then ours (undeclared keys,
+    # namespaces, provider keys, ciphertext shape). No value of a secret-looking key is ever shown.
+    problems += [_masked(p, config) for p in stack_rules.stack_problems(stack, declared, raw, project_name)]
+    services = _service_namespaces(raw, project_name)
+    problems += [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
+    problems += _hostnames_owned_elsewhere(project_dir, stack, config)
     if problems:
         raise StackFileError(problems, config)
     return config
 
 
+def _stacks_in(project_dir: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def _read_files(project_dir: Path, stack_file: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_file = project_dir / "Pulumi.yaml"
+    documents: list[dict[str, Any]] = []
+    for path in (project_file, stack_file):
+        try:
+            documents.append(read_yaml(path))
+        except FileNotFoundError:
+            hint = "a Pulumi.yaml next to the stack files: run from the project or pass --project-dir"
+            raise StackFileError([SettingProblem(str(path), "<missing>", hint)]) from None
+        except StackFileRefused as refused:
+            raise StackFileError(
+                [SettingProblem(refused.where, refused.problem, "a stack file Pulumi can read")]
+            ) from None
+        except OSError as error:
+            raise StackFileError(
+                [SettingProblem(str(path), "<unreadable>", f"a readable file ({error.strerror})")]
+            ) from None
+    return documents[0], documents[1]
+
+
+def _declarations(project: dict[str, Any], project_file: Path) -> dict[str, dict[str, Any]]:
+    declared = project.get("config") or {}
+    if not isinstance(declared, dict) or not all(isinstance(d, dict) for d in declared.values()):
+        raise StackFileError([SettingProblem(f"{project_file.name}: config", "<not a mapping of declarations>",
+                                             "name: {type: …, description: …} per setting")])  # fmt: skip
+    return declared
+
+
+_SHOWN_CHARS = 80
+"""Longest value quoted in an error line; the rest is elided (a 1 MiB value is no help in a log)."""
+
+
+def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
+    """A value as an error line may show it: never a secret's, whatever its type or the key's spelling.
+
+    Masked: declared secrets, names that look secret, and names a typo away from either (a provider's
+    secret-looking keys included: ``cloudflare:apiTokn``).
+    """
+    namespace, _, short = full.rpartition(":")
+    secret_names = [k.rpartition(":")[2] for k in config.secret_keys] if config else []
+    secret_names += [k for k in provider_keys(namespace) or () if looks_secret(k)]
+    if looks_secret(full) or (config and full in config.secret_keys) or closest(short, secret_names):
+        return SECRET_MARK
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}… ({len(text)} characters)"
+
+
+def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
+    """The namespaces of the services a multi-service stack lists (``<project>:services``)."""
+    listed = raw.get(f"{project}:services", raw.get("services"))
+    return frozenset(s for s in listed if isinstance(s, str)) if isinstance(listed, list) else frozenset()
+
+
+def _masked(problem: SettingProblem, config: StackConfig) -> SettingProblem:
+    """``problem`` with its value masked where :func:`_shown` would mask it, and long values cut."""
+    if problem.value in ("<not set>", SECRET_MARK):
+        return problem
+    if _shown(problem.key, None, config) == SECRET_MARK:
+        return dataclasses.replace(problem, value=SECRET_MARK)
+    if len(problem.value) > _SHOWN_CHARS:
+        cut = f"{problem.value[:_SHOWN_CHARS]}… ({len(problem.value)} characters)"
+        return dataclasses.replace(problem, value=cut)
+    return problem
+
+
+def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) -> SettingProblem | None:
+    """Add one ``key: value`` of the stack file to ``config``; the problem :mod:`components.stack_rules`
+    does not already report (a namespace a typo away, a provider key, a malformed ``secure:``), if any."""
+    namespace, _, short = full.partition(":")
+    if not short:  # Pulumi treats a bare key as the project's
+        namespace, short, full = config.project, namespace, config.key(namespace)
+    secure = isinstance(value, dict) and set(value) == {"secure"}
+    if secure and not (isinstance(value["secure"], str) and value["secure"]):
+        return SettingProblem(full, SECRET_MARK, "secure: <ciphertext>, as `pulumi config set --secret` writes it")
+    if namespace != config.project and namespace not in services:
+        wrong = namespace_problem(namespace, short, config.project)
+        if wrong is not None:
+            return SettingProblem(full, SECRET_MARK if secure else _shown(full, value, config), wrong)
+    if secure:
+        config.values[full] = SECRET_MARK
+        config.secret_keys.add(full)
+        return None
+    config.values[full] = stack_rules.cli_text(value)  # settings check the value itself
+    return None
+
+
+def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfig) -> list[SettingProblem]:
+    """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset)."""
+    mine = _listed(config.values.get(config.key("hostnames")))
+    if not mine or config.values.get(config.key("stage")) == "sunset":
+        return []
+    problems: list[SettingProblem] = []
+    for other in _stacks_in(project_dir):
+        if other == stack:
+            continue
+        try:
+            other_config = read_yaml(project_dir / f"Pulumi.{other}.yaml").get("config") or {}
+        except (OSError, StackFileRefused):
+            continue  # that stack's own plan reports it
+        if not isinstance(other_config, dict):
+            continue
+        stage = other_config.get(config.key("stage"), other_config.get("stage"))
+        theirs = other_config.get(config.key("hostnames"), other_config.get("hostnames"))
+        if stage == "sunset" or not isinstance(theirs, list):
+            continue
+        for host in sorted(set(mine) & {h for h in theirs if isinstance(h, str)}):
+            problems.append(SettingProblem(config.key("hostnames"), repr(host),
+                f"a hostname no other stack owns: Pulumi.{other}.yaml (stage {stage}) has it too; one DNS record "
+                "cannot have two owners"))  # fmt: skip
+    return problems
+
+
+def _listed(encoded: str | None) -> list[str]:
+    try:
+        items = json.loads(encoded) if encoded else []
+    except json.JSONDecodeError:
+        return []
+    return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
+
+
 def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[str, str]) -> None:
-    """Fill what only exists at deploy time, and say so in the notes; raise on real problems."""
+    """Fill what only exists at deploy time and say so in the notes, whatever else is wrong; raise on real problems.
+
+    Raises :class:`StackFileError` carrying ``config`` (and so its notes) when a real problem remains.
+    """
 
     def validate() -> dict[str, Any]:
         return load_services(config.source(), namespace_source=config.source().view, environ=environ)
@@ -161,8 +288,6 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
         missing_secrets = [p for p in missing if short(p) in schema.SECRETS or p.key in config.secret_keys]
         missing_revision = [p for p in missing if short(p) == "sourceRevision"]
         real = [p for p in error.problems if p not in missing_secrets and p not in missing_revision]
-        if real:  # what the plan would stand in is no problem of the stack file
-            raise SettingsError(real) from None
         for problem in missing_secrets:
             config.values[problem.key] = SECRET_MARK
             config.notes.append(f"{problem.key} is not in the stack file: planned as {SECRET_MARK}")
@@ -171,7 +296,12 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
             for problem in missing_revision:
                 config.values[problem.key] = revision
                 config.notes.append(f"{problem.key} taken from the working copy: {revision}")
-        services = validate()
+        if real:  # what the plan stands in for is a note, never a problem of the stack file
+            raise StackFileError(real, config) from None
+        try:
+            services = validate()
+        except SettingsError as invalid:
+            raise StackFileError(list(invalid.problems), config) from None
     for settings in services.values():
         if settings.build is not None and settings.registry.is_ecr:
             config.notes.append(f"ECR login for {settings.registry.server} answered offline with a stand-in token")
@@ -246,7 +376,7 @@ def run_plan(
             reported = {p.key for p in error.problems}
             try:
                 _offline_stand_ins(error.config, project_dir, env)
-            except SettingsError as invalid:
+            except StackFileError as invalid:
                 error.problems += [p for p in invalid.problems if p.key not in reported]
         raise
     _offline_stand_ins(config, project_dir, env)
@@ -440,30 +570,62 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--policy", action="store_true", help="run the policy pack offline; 1 if violated")
     args = parser.parse_args(argv)
     project_dir: Path = args.project_dir.resolve()
+    if args.out is not None and (unwritable := _out_problem(args.out)):
+        print(f"error: --out {args.out}: {unwritable}", file=sys.stderr)  # before minutes of planning
+        return EXIT_BAD_SETTINGS
+    try:
+        return _plan_and_show(args, project_dir)
+    finally:
+        release_worker_loops()  # every exit, or stderr may end with "Exception ignored in BaseEventLoop.__del__"
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why plan files cannot be written under ``out`` (created if missing), or None."""
+    if out.exists() and not out.is_dir():
+        return "is not a directory; expected a directory to write manifests/ and plan.json in"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        return f"cannot be written ({error.strerror or error}); expected a writable directory"
+    return None
+
+
+def report_problems(stack: str, error: StackFileError | SettingsError, stream: TextIO) -> None:
+    """One line per problem, then the notes (a stand-in is a note even when something else is wrong)."""
+    print(f"error: stack {stack}: {len(error.problems)} invalid setting(s):", file=stream)
+    said: set[str] = set()
+    for problem in error.problems:
+        cli = getattr(problem, "cli", "")
+        if cli and cli not in said:  # the Pulumi CLI's own line, as `pulumi up` would print it
+            said.add(cli)
+            print(f"  {cli}", file=stream)
+        print(f"  {problem}", file=stream)
+    config = error.config if isinstance(error, StackFileError) else None
+    for note in config.notes if config else []:
+        print(f"note: {note}", file=stream)
+
+
+def _plan_and_show(args: argparse.Namespace, project_dir: Path) -> int:
     try:
         plan, _ = run_plan(project_dir, args.stack)
     except EngineRuleError as error:  # what the engine would refuse: one line, no traceback
-        release_worker_loops()
         print(f"error: stack {args.stack}: {error}", file=sys.stderr)
         return EXIT_FAILED
     except (StackFileError, SettingsError) as error:
-        problems = error.problems
-        print(f"error: stack {args.stack}: {len(problems)} invalid setting(s):", file=sys.stderr)
-        said: set[str] = set()
-        for problem in problems:
-            cli = getattr(problem, "cli", "")
-            if cli and cli not in said:  # the Pulumi CLI's own line, as `pulumi up` would print it
-                said.add(cli)
-                print(f"  {cli}", file=sys.stderr)
-            print(f"  {problem}", file=sys.stderr)
+        report_problems(args.stack, error, sys.stderr)
         return EXIT_BAD_SETTINGS
-    release_worker_loops()
     if args.format == "json":
         print(json.dumps(plan.to_json(), indent=2))
     else:
         print(render_tree(plan))
     if args.out:
-        written = write_outputs(plan, args.out)
+        try:
+            written = write_outputs(plan, args.out)
+        except OSError as error:
+            print(f"error: --out {args.out}: cannot be written ({error.strerror or error})", file=sys.stderr)
+            return EXIT_BAD_SETTINGS
         print(f"wrote {len(written)} manifests and plan.json under {args.out}", file=sys.stderr)
     if args.policy:
         from components import policy_offline

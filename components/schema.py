@@ -138,6 +138,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Public hostnames of the service, inside zoneName. One label below the zone (hello.example.com) "
         "stays under Cloudflare's Universal SSL certificate, which covers only the zone and *.zone.",
         required=True),
+    Setting("advancedCertificateHostnames", "array",
+        "Hostnames from hostnames more than one label below zoneName that an Advanced Certificate "
+        "(ordered in Cloudflare) covers; any other deeper hostname is refused. Default: none.",
+        default=[]),
     Setting("accessEnabled", "boolean",
         "Put the hostnames behind Cloudflare Access. Always on in staging.", default=False),
     Setting("accessAllowEmails", "array", "Email addresses Cloudflare Access admits.", default=[]),

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 from functools import partial
 from typing import Any, Final, Protocol, TypeVar
 
@@ -37,7 +37,8 @@ SECRET_MARK: Final = "[secret]"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # int() refuses more than 4300 digits with a traceback
+_DECIMAL = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")  # written out: no exponent, NaN or Infinity
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _REVISION = re.compile(r"^[0-9a-f]{7,40}$")
@@ -48,8 +49,20 @@ _REPOSITORY = re.compile(rf"^{_REGISTRY_HOST}/{_REPO_PATH}$")
 _PINNED_IMAGE = re.compile(rf"^(?:{_REGISTRY_HOST}/)?{_REPO_PATH}(?::[\w][\w.-]{{0,127}})?@sha256:[0-9a-f]{{64}}$")
 _ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 _STACK_REF = re.compile(r"^(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
-_CPU = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>m?)$")
-_MEMORY = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+# At most 30 digits each side: with _EXACT's precision every product and comparison below is exact.
+_CPU = re.compile(r"^(?P<n>[0-9]{1,30}(?:\.[0-9]{1,30})?)(?P<unit>m?)$")
+_MEMORY = re.compile(r"^(?P<n>[0-9]{1,30}(?:\.[0-9]{1,30})?)(?P<unit>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_EXACT: Final = Context(prec=100)
+QUANTITY_MAX: Final = 2**63 - 1
+"""Largest number a Kubernetes quantity may represent (k8s.io/apimachinery pkg/api/resource/quantity.go)."""
+SHOWN_CHARS: Final = 80
+"""Longest value quoted in an error line."""
+MAX_KUBE_CONTEXT: Final = 253
+"""Longest kubeContext accepted: a context name is one line (kubeconfig YAML keys stay short in practice)."""
+SECRET_NAME: Final = re.compile(
+    r"pa?ss?w(o?r)?d|pwd|token|secret|credential|key|kubeconfig|auth|private", re.IGNORECASE
+)
+"""Key names whose values are never shown in an error line, declared secret or not (misspellings included)."""
 _MEMORY_UNITS: Final = {
     "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
@@ -63,6 +76,11 @@ MAX_SERVICE_NAME: Final = 40
 def key(name: str) -> str:
     """The full configuration key, as users type it: ``service-lifecycle:<name>``."""
     return f"{PROJECT}:{name}"
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a key's name says its value is a secret (password, token, secret, key, credential…)."""
+    return SECRET_NAME.search(name) is not None
 
 
 @dataclass(frozen=True)
@@ -201,6 +219,8 @@ class CloudflareSettings:
     cloudflared_replicas: int
     api_token: pulumi.Output[str] | None = field(repr=False)
     """API token (secret); None lets the provider read ``CLOUDFLARE_API_TOKEN``."""
+    advanced_certificate_hostnames: tuple[str, ...] = ()
+    """Hostnames more than one label below the zone that an Advanced Certificate covers; default none."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,7 +298,9 @@ class _Reader:
         self.problems: list[SettingProblem] = []
 
     def problem(self, name: str, value: object, expected: str) -> None:
-        shown = "<not set>" if value is None else repr(value)
+        shown = "<not set>" if value is None else SECRET_MARK if looks_secret(name) else repr(value)
+        if len(shown) > SHOWN_CHARS:  # a 1 MiB value helps nobody in a log
+            shown = f"{shown[:SHOWN_CHARS]}… ({len(shown)} characters)"
         self.problems.append(SettingProblem(self._label(name), shown, expected))
 
     def raw(self, name: str) -> str | None:
@@ -289,21 +311,21 @@ class _Reader:
         return None if value == "" else value
 
     def string(
-        self, name: str, *, required: bool, check: Callable[[str], bool] | None = None, expected: str = ""
+        self, name: str, *, required: bool, expected: str, check: Callable[[str], bool] | None = None
     ) -> str | None:
         value = self.raw(name)
         if value is None or value == "":
             if required:
-                self.problem(name, None, expected or "a value")
+                self.problem(name, None, expected)
             return None
         if check is not None and not check(value):
             self.problem(name, value, expected)
             return None
         return value
 
-    def integer(self, name: str, *, low: int, high: int, expected: str = "") -> int | None:
+    def integer(self, name: str, *, low: int, high: int, expected: str) -> int | None:
         value = self.raw(name)
-        what = expected or f"an integer from {low} to {high}"
+        what = expected
         if value is None:
             self.problem(name, None, what)
             return None
@@ -322,16 +344,16 @@ class _Reader:
         if value is None:
             self.problem(name, None, expected)
             return None
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
+        # Checked as written, before any float: "1e-400" or 22 nines after the point would round onto a bound.
+        if not _DECIMAL.fullmatch(value):
             self.problem(name, value, expected)
             return None
-        # NaN would raise on comparison (a traceback instead of a problem line).
-        if not number.is_finite() or not (Decimal(str(low)) < number < Decimal(str(high))):
+        number = Decimal(value)
+        as_float = float(number)
+        if not (Decimal(str(low)) < number < Decimal(str(high))) or not (low < as_float < high):
             self.problem(name, value, expected)
             return None
-        return float(number)
+        return as_float
 
     def boolean(self, name: str) -> bool | None:
         value = self.raw(name)
@@ -388,7 +410,7 @@ def cpu_millicores(quantity: str) -> Decimal:
     if not match:
         raise ValueError(quantity)
     number = Decimal(match.group("n"))
-    return number if match.group("unit") == "m" else number * 1000
+    return number if match.group("unit") == "m" else _EXACT.multiply(number, 1000)
 
 
 def memory_bytes(quantity: str) -> Decimal:
@@ -396,11 +418,22 @@ def memory_bytes(quantity: str) -> Decimal:
     match = _MEMORY.fullmatch(quantity)
     if not match:
         raise ValueError(quantity)
-    return Decimal(match.group("n")) * _MEMORY_UNITS[match.group("unit") or ""]
+    return _EXACT.multiply(Decimal(match.group("n")), _MEMORY_UNITS[match.group("unit") or ""])
+
+
+def in_quantity_range(amount: Decimal, thousandths: Decimal) -> bool:
+    """Whether the API server keeps a quantity as written: at most 2^63-1 and at most 3 decimal places.
+
+    k8s.io/apimachinery ``pkg/api/resource/quantity.go`` (type Quantity): "no quantity may represent a
+    number greater than 2^63-1 in magnitude, nor may it have more than 3 decimal places. Numbers larger
+    or more precise will be capped or rounded up." ``amount`` is in the base unit (cores, bytes),
+    ``thousandths`` the same amount in thousandths of it.
+    """
+    return amount <= QUANTITY_MAX and thousandths == thousandths.to_integral_value()
 
 
 def _resources(r: _Reader) -> Resources | None:
-    def quantity(name: str, parse: Callable[[str], Decimal], what: str) -> tuple[str, Decimal] | None:
+    def quantity(name: str, parse: Callable[[str], Decimal], per_unit: int, what: str) -> tuple[str, Decimal] | None:
         value = r.raw(name)
         try:
             if value is None:
@@ -411,14 +444,18 @@ def _resources(r: _Reader) -> Resources | None:
         except ValueError:
             r.problem(name, value, what)
             return None
+        base = _EXACT.divide(amount, per_unit)
+        if not in_quantity_range(base, _EXACT.multiply(base, 1000)):
+            r.problem(name, value, f"{what}, at most 2^63-1 and in whole thousandths (the API caps or rounds others)")
+            return None
         return value, amount
 
     cpu_what = "a positive Kubernetes CPU quantity such as 250m or 1"
     mem_what = "a positive Kubernetes memory quantity such as 128Mi or 1Gi"
-    cpu_req = quantity("cpuRequest", cpu_millicores, cpu_what)
-    cpu_lim = quantity("cpuLimit", cpu_millicores, cpu_what)
-    mem_req = quantity("memoryRequest", memory_bytes, mem_what)
-    mem_lim = quantity("memoryLimit", memory_bytes, mem_what)
+    cpu_req = quantity("cpuRequest", cpu_millicores, 1000, cpu_what)
+    cpu_lim = quantity("cpuLimit", cpu_millicores, 1000, cpu_what)
+    mem_req = quantity("memoryRequest", memory_bytes, 1, mem_what)
+    mem_lim = quantity("memoryLimit", memory_bytes, 1, mem_what)
     ordered = True
     if cpu_req and cpu_lim and cpu_req[1] > cpu_lim[1]:
         r.problem("cpuRequest", cpu_req[0], f"at most cpuLimit ({cpu_lim[0]})")
@@ -439,6 +476,28 @@ def _is_repository(value: str) -> bool:
 
 def _in_zone(zone: str) -> Callable[[str], bool]:
     return lambda host: _HOSTNAME.fullmatch(host) is not None and (host == zone or host.endswith("." + zone))
+
+
+def _certificate_coverage(r: _Reader, zone: str | None, hostnames: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Hostnames deeper than one label below the zone need a certificate Universal SSL does not give.
+
+    Universal SSL covers the zone apex and ``*.zone`` only (Cloudflare docs, SSL/TLS > Edge certificates >
+    Universal SSL > Limitations); deeper names need an Advanced Certificate, declared here by listing them.
+    """
+    listed = hostnames or ()
+    advanced = r.string_list(
+        "advancedCertificateHostnames", check=lambda h: h in listed,
+        expected="hostnames from the hostnames setting that an Advanced Certificate covers",
+    )  # fmt: skip
+    if zone and advanced is not None:
+        deep = [h for h in listed if h.count(".") - zone.count(".") > 1 and h not in advanced]
+        if deep:
+            r.problem(
+                "hostnames", ", ".join(deep),
+                f"hostnames at most one label below {zone}: Universal SSL covers only {zone} and *.{zone}; "
+                "list deeper ones in advancedCertificateHostnames once an Advanced Certificate covers them",
+            )  # fmt: skip
+    return advanced or ()
 
 
 def load_settings(
@@ -498,7 +557,7 @@ def load_settings(
         "imageRepository", required=True, check=_is_repository,
         expected="an image repository with its registry host, without tag or digest, such as ghcr.io/acme/hello",
     )  # fmt: skip
-    username = r.string("registryUsername", required=False)
+    username = r.string("registryUsername", required=False, expected="a registry user name")
     password = r.secret("registryPassword")
     retain = r.integer("imageRetainDigests", low=1, high=100, expected="an integer from 1 to 100")
     is_ecr = repository is not None and _ECR.match(repository) is not None
@@ -578,7 +637,11 @@ def load_settings(
         "kubernetesVersion", required=True, check=lambda v: v in SUPPORTED_KUBERNETES,
         expected=f"a Kubernetes minor version from {SUPPORTED_KUBERNETES[0]} to {SUPPORTED_KUBERNETES[-1]}",
     )  # fmt: skip
-    kube_context = r.string("kubeContext", required=False)
+    kube_context = r.string(
+        "kubeContext", required=False,
+        check=lambda v: len(v) <= MAX_KUBE_CONTEXT and v.isprintable() and v.strip() == v,
+        expected=f"a kubeconfig context name: one line of printable characters, at most {MAX_KUBE_CONTEXT}",
+    )  # fmt: skip
     kubeconfig = r.secret("kubeconfig")
 
     # Cloudflare: validated in every stage so a sunset stack file still describes what was removed.
@@ -596,6 +659,7 @@ def load_settings(
         expected=f"lower-case hostnames inside the zone {zone_name or '(zoneName)'}",
         allow_empty=not (parts and parts.exposure),
     )  # fmt: skip
+    advanced = _certificate_coverage(r, zone_name, hostnames)
     access_setting = r.boolean("accessEnabled")
     if parts and parts.access_required and access_setting is False:
         r.problem("accessEnabled", "false", f"true: stage {stage} is always behind Cloudflare Access")
@@ -681,6 +745,7 @@ def load_settings(
             cloudflared_image=cloudflared_image,
             cloudflared_replicas=cloudflared_replicas,
             api_token=api_token,
+            advanced_certificate_hostnames=advanced,
         ),
         monitoring=MonitoringSettings(
             namespace=mon_namespace,

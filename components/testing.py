@@ -505,6 +505,12 @@ def release_worker_loops() -> None:
                 worker.close()
         _worker_loops.clear()
     gc.collect()
+    # The worker threads' loops (one per thread, made by the mock monitor) outlive their threads;
+    # one collected at interpreter shutdown, after its self-pipe socket, prints "Invalid file descriptor: -1".
+    for obj in gc.get_objects():
+        if isinstance(obj, asyncio.AbstractEventLoop) and not obj.is_running() and not obj.is_closed():
+            obj.close()
+    asyncio.set_event_loop(None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from components.plan import load_stack_config
+from components.plan import StackConfig, load_stack_config
 from components.settings import Settings, key
 from components.testing import RecordingMocks
 from components.testing import make_settings as package_make_settings
@@ -40,8 +41,14 @@ def project_dir() -> Path:
     return PROJECT_DIR
 
 
+@functools.cache
+def _committed(stack: str) -> StackConfig:
+    """The committed stack file, read once per session (the reader is pure Python: limits before speed)."""
+    return load_stack_config(PROJECT_DIR, stack)
+
+
 def _values(stack: str, overrides: dict[str, Any] | None = None) -> tuple[dict[str, str], set[str]]:
-    config = load_stack_config(PROJECT_DIR, stack)
+    config = _committed(stack)
     values = dict(config.values)
     secrets = set(config.secret_keys)
     for short, value in (overrides or {}).items():

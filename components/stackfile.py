@@ -1,0 +1,238 @@
+"""A reader for ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` that treats them as hostile input.
+
+A fork's pull request reaches the offline plan in CI, so a stack file is read with limits that
+hold before any value is interpreted:
+
+- at most :data:`MAX_BYTES` bytes (checked on the file's size, then on what was read);
+- UTF-8 text without NUL or other control characters (a binary file is refused, not decoded);
+- no YAML aliases or anchors: refused while composing, before an alias is expanded, so an alias
+  bomb costs milliseconds instead of gigabytes (``pulumi config set`` never writes one);
+- at most :data:`MAX_DEPTH` levels of nesting, checked while composing (no ``RecursionError``);
+- no key twice in one mapping (YAML 1.2 forbids it; PyYAML would keep the last silently);
+- one document whose top level is a mapping (or an empty file).
+
+Every refusal is a :class:`StackFileRefused` naming the file and, where there is one, the line
+and the key. Its text never quotes the file's content (PyYAML's own messages print the offending
+line, which may hold a secret).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node
+
+MAX_BYTES: Final = 1 << 20
+"""Largest stack or project file read (1 MiB); the sample stack files are under 3 KiB."""
+MAX_DEPTH: Final = 16
+"""Deepest nesting of mappings and lists; a stack file needs 3 (config → key → list or object)."""
+_CONTROL: Final = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r") | {"\x7f"}
+
+
+class StackFileRefused(Exception):  # noqa: N818 - a refusal, not an error of the reader
+    """A file that is not read: ``file[ line N][: key]: problem``, without the file's content."""
+
+    def __init__(self, path: Path, problem: str, *, line: int | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.line = line
+        self.key = key
+        super().__init__(f"{self.where}: {problem}")
+
+    @property
+    def where(self) -> str:
+        """The file, the line and the key the problem is at, as far as known."""
+        where = self.path.name if self.line is None else f"{self.path.name} line {self.line}"
+        return f"{where}: {self.key}" if self.key else where
+
+
+class _Refusal(Exception):  # noqa: N818 - see StackFileRefused
+    """Raised inside the loader; turned into :class:`StackFileRefused` with the path."""
+
+    def __init__(self, problem: str, node_or_mark: Any, key: str | None = None) -> None:
+        mark = getattr(node_or_mark, "start_mark", node_or_mark)
+        self.line: int | None = mark.line + 1 if mark is not None else None
+        self.problem = problem
+        self.key = key
+        super().__init__(problem)
+
+
+class LimitedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases, anchors, merge keys, duplicate keys and deep nesting while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refusal(f"a YAML alias (*{event.anchor}); write the value out", event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise _Refusal(f"a YAML anchor (&{anchor}); write the values out without anchors", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refusal(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Refusal("a YAML merge key (<<); write the keys out", key_node)
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise _Refusal(f"a key that is not a string ({type(key).__name__})", key_node)
+            if key in seen:
+                raise _Refusal(f"a second value for the key (first on line {seen[key]}); keep one", key_node, key)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one project or stack file within the limits; an empty file is ``{}``.
+
+    Raises :class:`StackFileRefused` for anything else, and ``FileNotFoundError`` when missing.
+    """
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise StackFileRefused(path, f"{size} bytes; a stack file may have at most {MAX_BYTES} (1 MiB)")
+    with path.open("rb") as stream:
+        data = stream.read(MAX_BYTES + 1)  # the file may have grown since stat()
+    if len(data) > MAX_BYTES:
+        raise StackFileRefused(path, f"more than {MAX_BYTES} bytes; a stack file may have at most 1 MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise StackFileRefused(path, "not UTF-8 text (a binary file?)", line=line) from None
+    text = text.removeprefix("\ufeff")
+    bad = next((i for i, char in enumerate(text) if char in _CONTROL), None)
+    if bad is not None:
+        line = text.count("\n", 0, bad) + 1
+        raise StackFileRefused(path, f"a control character U+{ord(text[bad]):04X} (a binary file?)", line=line)
+    loader = LimitedLoader(text)
+    try:
+        document = loader.get_single_data()
+    except _Refusal as refusal:
+        raise StackFileRefused(path, refusal.problem, line=refusal.line, key=refusal.key) from None
+    except ConstructorError as error:  # e.g. an unhashable key, an unknown !tag
+        raise StackFileRefused(path, f"not a Pulumi stack file ({error.problem})", line=_line(error)) from None
+    except yaml.MarkedYAMLError as error:
+        # error.problem only: str(error) quotes the offending line, which may hold a secret.
+        raise StackFileRefused(path, f"invalid YAML ({error.problem})", line=_line(error)) from None
+    except yaml.YAMLError as error:  # ReaderError (non-printable characters) and the like
+        raise StackFileRefused(path, f"invalid YAML ({type(error).__name__})") from None
+    finally:
+        loader.dispose()
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise StackFileRefused(path, f"a top level that is a {type(document).__name__}; expected a mapping (config: …)")
+    return document
+
+
+def _line(error: yaml.MarkedYAMLError) -> int | None:
+    mark = error.problem_mark or error.context_mark
+    return mark.line + 1 if mark is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Namespaces: the project's, near misses of it, and the providers this program configures
+
+PROVIDER_NAMESPACES: Final = ("kubernetes", "cloudflare", "docker", "aws")
+"""Providers whose configuration keys are checked (this program creates their resources or clients)."""
+
+AWS_KEYS: Final = frozenset(
+    {
+        "accessKey", "allowedAccountIds", "assumeRole", "assumeRoleWithWebIdentity", "customCaBundle",
+        "defaultTags", "ec2MetadataServiceEndpoint", "ec2MetadataServiceEndpointMode", "endpoints",
+        "forbiddenAccountIds", "httpProxy", "ignoreTags", "insecure", "maxRetries", "profile", "region",
+        "retryMode", "s3UsEast1RegionalEndpoint", "s3UsePathStyle", "secretKey", "sharedConfigFiles",
+        "sharedCredentialsFiles", "skipCredentialsValidation", "skipMetadataApiCheck", "skipRegionValidation",
+        "skipRequestingAccountId", "stsRegion", "token", "useDualstackEndpoint", "useFipsEndpoint",
+    }
+)  # fmt: skip
+"""The ``aws:`` keys of the provider's configuration schema. pulumi_aws is not a dependency here (ECR is
+reached through boto3), so they are copied from pulumi/pulumi-aws ``sdk/python/pulumi_aws/config/vars.py``
+(generated by tfgen from the schema's ``config.variables``) at commit cf6cada853d18c7aa55de8594095e87da118119d."""
+
+_VARS_KEY = re.compile(r"__config__\.get\w*\(\s*'([^']+)'")
+_PROVIDER_INPUT = re.compile(r'__props__\.__dict__\["([a-z0-9_]+)"\]')
+
+
+@functools.cache
+def provider_keys(namespace: str) -> frozenset[str] | None:
+    """The configuration keys a provider SDK reads, or None when unknown (not a checked namespace).
+
+    The engine configures a default provider with the keys of its namespace as the provider's inputs.
+    They are read from the installed SDK without importing it (importing pulumi_cloudflare costs
+    seconds): its generated ``config/vars.py`` (``__config__.get('<key>')``, one per key of the
+    schema's ``config.variables``), or, where the SDK has none (pulumi_kubernetes), ``provider.py``'s
+    inputs (``__props__.__dict__["<snake_key>"]``, camel-cased as the schema spells them).
+    """
+    if namespace == "aws":
+        return AWS_KEYS
+    if namespace not in PROVIDER_NAMESPACES:
+        return None
+    spec = importlib.util.find_spec(f"pulumi_{namespace}")
+    if spec is None or spec.origin is None:
+        return None
+    package = Path(spec.origin).parent
+    if (package / "config" / "vars.py").is_file():
+        return frozenset(_VARS_KEY.findall((package / "config" / "vars.py").read_text(encoding="utf-8")))
+    inputs = _PROVIDER_INPUT.findall((package / "provider.py").read_text(encoding="utf-8"))
+    return frozenset(re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name) for name in inputs)
+
+
+def edit_distance(a: str, b: str, limit: int = 2) -> int:
+    """Levenshtein distance, cut short once it exceeds ``limit`` (returns ``limit + 1`` then)."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+def closest(name: str, candidates: Iterable[str], limit: int = 2) -> str | None:
+    """The candidate nearest ``name`` (case-insensitive, edit distance at most ``limit``), if any."""
+    scored = sorted((edit_distance(name.lower(), c.lower(), limit), c) for c in candidates if c != name)
+    return scored[0][1] if scored and scored[0][0] <= limit else None
+
+
+def namespace_problem(namespace: str, short: str, project: str) -> str | None:
+    """What is wrong with ``namespace:short`` in a stack file of ``project``, or None.
+
+    A namespace a typo away from the project's or a provider's would be silently ignored by the
+    Pulumi CLI (any namespace is allowed); a provider key the SDK does not know is ignored too.
+    """
+    if namespace == project:
+        return None
+    known = provider_keys(namespace)
+    if known is not None:
+        if short in known:
+            return None
+        near = closest(short, known)
+        hint = f" (did you mean {namespace}:{near}?)" if near else ""
+        return f"a configuration key of the {namespace} provider{hint}"
+    near_namespace = closest(namespace, (project, *PROVIDER_NAMESPACES))
+    if near_namespace is not None:
+        return f"the namespace {near_namespace} (did you mean {near_namespace}:{short}?)"
+    return None

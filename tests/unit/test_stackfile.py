@@ -1,0 +1,263 @@
+"""The stack-file reader's limits (components/stackfile.py) and the checks plan makes on what it read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.plan import StackFileError, load_stack_config
+from components.stackfile import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    StackFileRefused,
+    closest,
+    edit_distance,
+    namespace_problem,
+    provider_keys,
+    read_yaml,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_bytes(content)
+    return path
+
+
+def test_a_plain_stack_file_reads_as_the_safe_loader_reads_it() -> None:
+    path = PROJECT_DIR / "Pulumi.production.yaml"
+    assert read_yaml(path) == yaml.safe_load(path.read_text())
+
+
+def test_an_empty_file_is_an_empty_mapping(tmp_path: Path) -> None:
+    assert read_yaml(_write(tmp_path, b"")) == {} and read_yaml(_write(tmp_path, b"# only a comment\n")) == {}
+
+
+def test_the_size_limit_holds_on_both_sides(tmp_path: Path) -> None:
+    body = b"a: b\n"
+    at_limit = _write(tmp_path, b"#" * (MAX_BYTES - len(body) - 1) + b"\n" + body)
+    assert at_limit.stat().st_size == MAX_BYTES and read_yaml(at_limit) == {"a": "b"}
+    over = _write(tmp_path, b"#" * MAX_BYTES + b"\n" + body)
+    with pytest.raises(StackFileRefused, match=r"^Pulumi\.x\.yaml: 1048582 bytes; a stack file may have at most"):
+        read_yaml(over)
+
+
+def test_depth_limit_holds_on_both_sides(tmp_path: Path) -> None:
+    def nested(depth: int) -> bytes:  # depth levels including the top mapping
+        return b"k: " + b"[" * (depth - 1) + b"]" * (depth - 1) + b"\n"
+
+    assert read_yaml(_write(tmp_path, nested(MAX_DEPTH)))
+    with pytest.raises(StackFileRefused, match=f"line 1: nesting deeper than {MAX_DEPTH} levels"):
+        read_yaml(_write(tmp_path, nested(MAX_DEPTH + 1)))
+
+
+def test_an_alias_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
+    """The billion-laughs shape: 9 levels of 9 aliases (9^9 nodes if expanded)."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = _write(tmp_path, "\n".join(lines).encode())
+    started = time.perf_counter()
+    with pytest.raises(StackFileRefused, match=r" line 1: a YAML anchor \(&a0\)"):
+        read_yaml(path)
+    assert time.perf_counter() - started < 5, "refused while composing, never expanded"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a: x\nb: *x\n", r" line 2: a YAML alias \(\*x\)"),
+        (b"a: &x 1\n", r" line 1: a YAML anchor \(&x\)"),
+        (b"a: 1\n<<: {b: 2}\n", r" line 2: a YAML merge key"),
+        (b"a: 1\nb: 2\na: 3\n", r" line 3: a: a second value for the key \(first on line 1\)"),
+        (b"1: a\n", r" line 1: a key that is not a string \(int\)"),
+        (b"- a\n", r": a top level that is a list; expected a mapping"),
+        (b"text\n", r": a top level that is a str; expected a mapping"),
+        (b"a: 1\n---\nb: 2\n", r" line 2: invalid YAML \(but found another document"),
+        (b"a: !!python/name:os.system x\n", r" line 1: not a Pulumi stack file \(could not determine a constructor"),
+        (b"a: \x00\n", r" line 1: a control character U\+0000"),
+        (b"a: 1\nb: \xe9t\xe9\n", r" line 2: not UTF-8 text"),
+    ],
+    ids=["alias", "anchor", "merge", "duplicate", "int_key", "list", "string", "two_documents", "python_tag", "nul",
+         "latin1"],
+)  # fmt: skip
+def test_refusals_name_the_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    with pytest.raises(StackFileRefused, match=r"^Pulumi\.x\.yaml" + message):
+        read_yaml(_write(tmp_path, content))
+
+
+def test_yaml_errors_never_quote_the_file(tmp_path: Path) -> None:
+    """PyYAML's str(error) prints the offending line, which may hold a plain-text token."""
+    path = _write(tmp_path, b'config:\n  service-lifecycle:registryPassword: "ghp_leaked\n')
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    assert "ghp_leaked" not in str(raised.value) and raised.value.line is not None
+
+
+def test_a_byte_order_mark_is_allowed(tmp_path: Path) -> None:
+    assert read_yaml(_write(tmp_path, b"\xef\xbb\xbfa: b\n")) == {"a": "b"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Namespaces and provider keys
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("service-lifecyle", "service-lifecycle") == 1
+    assert edit_distance("kitten", "sitting") == 3  # cut short: limit 2 → 3
+    assert edit_distance("abc", "abc") == 0 and edit_distance("ab", "ba") == 2
+    assert edit_distance("a", "abcd") == 3
+    assert closest("replicaz", ["replicas", "team"]) == "replicas" and closest("zzz", ["replicas"]) is None
+
+
+def test_provider_keys_come_from_the_installed_sdks() -> None:
+    """pulumi_cloudflare and pulumi_docker: generated config/vars.py (one ``__config__.get('<key>')`` per
+    schema config variable); pulumi_kubernetes has no config module: provider.py's inputs, camel-cased;
+    aws: pulumi/pulumi-aws sdk/python/pulumi_aws/config/vars.py at commit cf6cada (pulumi_aws not installed)."""
+    kubernetes, cloudflare, docker, aws = (provider_keys(n) for n in ("kubernetes", "cloudflare", "docker", "aws"))
+    assert kubernetes is not None and {"context", "kubeconfig", "namespace", "enableServerSideApply"} <= kubernetes
+    assert cloudflare is not None and {"apiToken", "apiKey", "email"} <= cloudflare
+    assert docker is not None and {"host", "registryAuth"} <= docker
+    assert aws is not None and {"region", "profile", "accessKey", "secretKey"} <= aws
+    assert provider_keys("random") is None
+
+
+@pytest.mark.parametrize(
+    ("namespace", "short", "problem"),
+    [
+        ("service-lifecycle", "anything", None),
+        ("myteam", "owner", None),
+        ("kubernetes", "context", None),
+        ("service-lifecyle", "accessEnabled",
+         "the namespace service-lifecycle (did you mean service-lifecycle:accessEnabled?)"),
+        ("Service-Lifecycle", "replicas", "the namespace service-lifecycle (did you mean service-lifecycle:replicas?)"),
+        ("kubernets", "context", "the namespace kubernetes (did you mean kubernetes:context?)"),
+        ("kubernetes", "contxt", "a configuration key of the kubernetes provider (did you mean kubernetes:context?)"),
+        ("aws", "nothingLikeIt", "a configuration key of the aws provider"),
+    ],
+    ids=["project", "foreign", "provider_key", "typo", "case", "provider_typo", "key_typo", "unknown_key"],
+)  # fmt: skip
+def test_namespace_problems(namespace: str, short: str, problem: str | None) -> None:
+    assert namespace_problem(namespace, short, "service-lifecycle") == problem
+
+
+# ---------------------------------------------------------------------------------------------
+# What plan does with a stack file
+
+
+def _project(tmp_path: Path, config: dict[str, object], stack: str = "staging") -> Path:
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml"):
+        (tmp_path / name).write_bytes((PROJECT_DIR / name).read_bytes())
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return tmp_path
+
+
+def _sample(stack: str) -> dict[str, object]:
+    config: dict[str, object] = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return config
+
+
+def test_an_unknown_key_written_as_secure_is_refused(tmp_path: Path) -> None:
+    """The Pulumi CLI checks declared keys whatever the value's form; the plan used to skip secure ones."""
+    project = _project(tmp_path, {**_sample("staging"), "service-lifecycle:registryPasswd": {"secure": "v1:x"}})
+    with pytest.raises(StackFileError) as raised:
+        load_stack_config(project, "staging")
+    assert [str(p) for p in raised.value.problems] == [
+        "service-lifecycle:registryPasswd: got [secret]; expected a setting declared in Pulumi.yaml "
+        "(did you mean service-lifecycle:registryPassword?)"
+    ]
+
+
+def test_a_hostname_two_stacks_own_is_refused_unless_one_is_sunset(tmp_path: Path) -> None:
+    production = {**_sample("production"), "service-lifecycle:hostnames": ["hello-staging.example.com"]}
+    project = _project(tmp_path, production, "production")
+    with pytest.raises(StackFileError) as raised:
+        load_stack_config(project, "production")
+    assert [str(p) for p in raised.value.problems] == [
+        "service-lifecycle:hostnames: got 'hello-staging.example.com'; expected a hostname no other stack owns: "
+        "Pulumi.staging.yaml (stage staging) has it too; one DNS record cannot have two owners"
+    ]
+    (project / "Pulumi.staging.yaml").write_text(
+        yaml.safe_dump({"config": {**_sample("staging"), "service-lifecycle:stage": "sunset"}})
+    )
+    assert load_stack_config(project, "production").values["service-lifecycle:hostnames"]
+
+
+def test_plain_secret_values_are_never_shown(tmp_path: Path) -> None:
+    token = "ghp_do_not_print_me"
+    leaks = {"service-lifecycle:registryPasword": token, "service-lifecycle:grafanaAdminPassword": [token],
+             "service-lifecycle:alertWebhookUrll": token, "cloudflare:apiTokn": token,
+             "aws:secretKy": token}  # fmt: skip
+    project = _project(tmp_path, {**_sample("staging"), **leaks})
+    with pytest.raises(StackFileError) as raised:
+        load_stack_config(project, "staging")
+    assert sorted(p.key for p in raised.value.problems) == sorted(leaks)
+    assert token not in str(raised.value) and all(p.value == "[secret]" for p in raised.value.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command: --out and a folder without stack files
+
+
+def _plan(*args: str, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "components", "plan", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+    )  # fmt: skip
+
+
+def test_out_to_a_file_is_one_line_before_planning(tmp_path: Path) -> None:
+    target = tmp_path / "plan.txt"
+    target.write_text("")
+    result = _plan("--stack", "production", "--out", str(target))
+    assert result.returncode == 2 and result.stdout == "", "nothing planned or printed"
+    assert (
+        result.stderr
+        == f"error: --out {target}: is not a directory; expected a directory to write manifests/ and plan.json in\n"
+    )
+
+
+def test_out_below_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = _plan("--stack", "production", "--out", str(tmp_path / "file" / "out"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: --out {tmp_path / 'file' / 'out'}: cannot be written (")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories (CI runs as root)")
+def test_out_to_a_read_only_directory_is_one_line(tmp_path: Path) -> None:
+    tmp_path.chmod(0o555)
+    try:
+        result = _plan("--stack", "production", "--out", str(tmp_path / "out"))
+    finally:
+        tmp_path.chmod(0o755)
+    assert result.returncode == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
+
+
+def test_a_folder_without_stack_files_hints_at_project_dir(tmp_path: Path) -> None:
+    result = _plan("--stack", "staging", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "stacks here: []; no stack file in" in result.stderr and "pass --project-dir" in result.stderr
+
+
+def test_an_unwritable_out_directory_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root (CI) a chmod'ed directory stays writable: the probe file's failure stands in for EROFS/EACCES."""
+    import tempfile
+
+    from components import plan
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    assert plan._out_problem(tmp_path) == "cannot be written (Permission denied); expected a writable directory"
+    monkeypatch.undo()
+    assert plan._out_problem(tmp_path / "new" / "dir") is None and (tmp_path / "new" / "dir").is_dir()
