@@ -72,6 +72,7 @@ _SECRET_NAME_WORDS: Final = frozenset(
         *("secret", "secrets", "key", "keys", "apikey", "privatekey", "credential", "credentials"),
     }
 )
+_SECRET_SUFFIXES: Final = ("password", "passwd", "passphrase", "secret", "token", "apikey", "privatekey")
 _REFERENCE_WORDS: Final = frozenset({"name", "ref", "file", "path", "dir", "id", "arn"})
 _SECRET_VALUE_PATTERNS: Final = (
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
@@ -258,7 +259,8 @@ def secret_like_name(name: str) -> bool:
     words = _name_words(name)
     if not words or words[-1] in _REFERENCE_WORDS:
         return False
-    return bool(set(words) & _SECRET_NAME_WORDS)
+    # Glued names (PGPASSWORD, MYSQLPASSWD) end in an unambiguous word; short ones (pass, key) do not.
+    return bool(set(words) & _SECRET_NAME_WORDS) or any(w.endswith(_SECRET_SUFFIXES) for w in words)
 
 
 def credential_kind(value: str) -> str | None:
