@@ -1353,3 +1353,597 @@ def test_access_domain_boundaries(domain: str, covered: bool) -> None:
     and a trailing dot are not part of a hostname."""
     stack = [res(NS, namespace("staging")), res(DNS, dns()), res(APP, access_app(domain))]
     assert (fired("staging-behind-access", stack) == []) is covered
+
+
+# ---- every message, exactly (the messages are the user-facing contract) -----------------------
+
+
+def _sink_pod(d: dict[str, Any]) -> None:
+    pod = _pod(d)
+    pod["securityContext"] = {
+        "runAsNonRoot": False,
+        "runAsUser": 0,
+        "seccompProfile": {"type": "Unconfined"},
+        "seLinuxOptions": {"type": "spc_t", "user": "u", "role": "r"},
+        "appArmorProfile": {"type": "Unconfined"},
+        "sysctls": [{"name": "kernel.msgmax"}, {"name": "net.ipv4.tcp_syncookies"}, {"name": "kernel.sem"}],
+        "windowsOptions": {"hostProcess": True},
+    }
+    pod.update(hostNetwork=True, hostPID=True, hostIPC=True)
+    pod["volumes"] = [
+        {"name": "n", "nfs": {}},
+        {"name": "e"},
+        {"name": "ok", "emptyDir": {}},
+        {"name": "h", "hostPath": {}},
+    ]
+    pod["containers"] = [
+        {
+            "name": "a",
+            "image": "busybox:1",
+            "ports": [{"containerPort": 1, "hostPort": 81}, {"containerPort": 2, "hostPort": 82}],
+            "env": [
+                {"name": "DB_PASS", "value": "x"},
+                {"name": "PLAIN", "value": "y"},
+                {"name": "OPAQUE", "value": secret("z")},
+                {"name": "URL", "value": "https://u:p@h/"},
+                {"name": "EMPTY", "value": ""},
+                {"name": "REF", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            ],
+            "args": ["--api-key=k1", "x"],
+            "command": ["sh", "-c", "curl -u a:b https://x"],
+            "securityContext": {
+                "privileged": True,
+                "procMount": "Unmasked",
+                "capabilities": {"drop": ["NET_RAW"], "add": ["SYS_ADMIN", "CHOWN", "NET_BIND_SERVICE"]},
+                "seccompProfile": {"type": "Unconfined"},
+                "seLinuxOptions": {"type": "container_t"},
+                "windowsOptions": {"hostProcess": True},
+                "appArmorProfile": {"type": "Unconfined"},
+                "runAsUser": 0,
+            },
+        },
+        {"name": "b", "image": DIGEST, "resources": {"requests": {"cpu": "1"}}, "args": secret(["x"])},
+    ]
+    pod["initContainers"] = [{"name": "i", "image": "x", "securityContext": {"runAsNonRoot": True}}]
+    pod["ephemeralContainers"] = [{"name": "e", "image": DIGEST, "command": ["a", secret("b")]}]
+    d["spec"]["template"]["metadata"]["annotations"] = {
+        "container.apparmor.security.beta.kubernetes.io/a": "unconfined",
+        "container.apparmor.security.beta.kubernetes.io/b": "localhost/p",
+        "container.apparmor.security.beta.kubernetes.io/i": "runtime/default",
+        "container.apparmor.security.beta.kubernetes.io/j": "",
+        "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+        "container.seccomp.security.alpha.kubernetes.io/a": "docker/default",
+        "container.seccomp.security.alpha.kubernetes.io/b": "runtime/default",
+        "container.seccomp.security.alpha.kubernetes.io/i": "localhost/p",
+        "container.seccomp.security.alpha.kubernetes.io/j": "unconfined",
+        "other": "unconfined",
+    }
+
+
+def kitchen_sink() -> list[Any]:
+    bad = deployment(replicas=1)
+    _sink_pod(bad)
+    loose = pdb()
+    loose["spec"] = {"maxUnavailable": "100%", "selector": loose["spec"]["selector"]}
+    prod_ns = namespace("production", "baseline")
+    prod_ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] = "v1.30"
+    return [
+        res(NS, prod_ns, name="ns"),
+        res(NS, {"metadata": {"name": "infra", "labels": {"pod-security.kubernetes.io/enforce": "weird"}}}, name="i"),
+        res(NS, namespace("staging"), name="st"),
+        res(DEP, bad, name="dep"),
+        res(PDB, loose, name="pdb"),
+        res(
+            "kubernetes:batch/v1:CronJob", _wrap("cronjob", _pod(deployment())) | {"metadata": {"name": "c"}}, name="cj"
+        ),
+        res(SVC, {"metadata": {"name": "np"}, "spec": {"type": "NodePort", "externalIPs": ["1.2.3.4"]}}, name="np"),
+        res(SVC, {"metadata": {"name": "xn"}, "spec": {"type": "ExternalName"}}, name="xn"),
+        res("kubernetes:extensions/v1beta1:Ingress", {"metadata": {"name": "ing"}}, name="ing"),
+        res("kubernetes:gateway.networking.k8s.io/v1:Gateway", {"metadata": {"name": "gw"}}, name="gw"),
+        res(
+            CM,
+            {
+                "metadata": {"name": "cm"},
+                "data": {"db_pass": "x", "k": "AKIAABCDEFGHIJKLMNOP", "o": secret("v")},
+                "binaryData": {"apiKey": "eA=="},
+            },
+            name="cm",
+        ),
+        res(
+            SEC,
+            {
+                "metadata": {"name": "sec"},
+                "data": {"password": "x", "user": "u"},
+                "stringData": {"token": "", "ok": secret("v")},
+            },
+            name="sec",
+        ),
+        res(DNS, dns("a.example.com", proxied=False), name="d1"),
+        res(DNS, dns("b.example.com"), name="d2"),
+        res(APP, access_app("c.example.com"), name="app"),
+        res(ACCESS_POLICY, {"decision": "allow", "include": [{"ip": {"ip": "0.0.0.0/0"}}]}, name="p1"),
+        res(ACCESS_POLICY, {"decision": "bypass", "includes": []}, name="p2"),
+    ]
+
+
+def test_every_message_of_every_rule_exactly() -> None:
+    """One stack that breaks every rule more than once; the messages (and the URN each is attached
+    to) are what a reader of `plan --policy` or a CrossGuard report gets, so they are pinned whole."""
+    got = [(v.policy, v.message, v.urn.rsplit("::", 1)[-1] if v.urn else None) for v in rules.evaluate(kitchen_sink())]
+    assert got == EXPECTED_SINK
+
+
+EXPECTED_SINK: list[tuple[str, str, str | None]] = [
+    (
+        "images-pinned-by-digest",
+        "Deployment hello container 'a': image 'busybox:1' is not pinned by digest; expected repo@sha256:<64 hex> (tags can move)",  # noqa: E501
+        "dep",
+    ),
+    (
+        "images-pinned-by-digest",
+        "Deployment hello init container 'i': image 'x' is not pinned by digest; expected repo@sha256:<64 hex> (tags can move)",  # noqa: E501
+        "dep",
+    ),
+    ("restricted-security-context", "Deployment hello: hostNetwork is true; expected false", "dep"),
+    ("restricted-security-context", "Deployment hello: hostPID is true; expected false", "dep"),
+    ("restricted-security-context", "Deployment hello: hostIPC is true; expected false", "dep"),
+    ("restricted-security-context", "Deployment hello: container 'a': privileged is true; expected false", "dep"),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': capabilities.drop is ['NET_RAW']; expected it to contain ALL",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': capabilities.add ['CHOWN', 'SYS_ADMIN'] (['SYS_ADMIN'] not even in baseline); only NET_BIND_SERVICE may be added",  # noqa: E501
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'b': capabilities.drop is []; expected it to contain ALL",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: init container 'i': capabilities.drop is []; expected it to contain ALL",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: ephemeral container 'e': capabilities.drop is []; expected it to contain ALL",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: volume 'n' is nfs; expected one of configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret",  # noqa: E501
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: volume 'e' is no source; expected one of configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret",  # noqa: E501
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: volume 'h' is hostPath; expected one of configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret",  # noqa: E501
+        "dep",
+    ),
+    ("restricted-security-context", "Deployment hello: container 'a': hostPort 81 is set; expected none", "dep"),
+    ("restricted-security-context", "Deployment hello: container 'a': hostPort 82 is set; expected none", "dep"),
+    (
+        "restricted-security-context",
+        "Deployment hello: pod: appArmorProfile.type is 'Unconfined'; expected RuntimeDefault or Localhost",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': appArmorProfile.type is 'Unconfined'; expected RuntimeDefault or Localhost",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: annotation container.apparmor.security.beta.kubernetes.io/a='unconfined'; expected runtime/default or localhost/<profile>",  # noqa: E501
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: pod: seLinuxOptions.type is 'spc_t'; expected unset or one of container_engine_t, container_init_t, container_kvm_t, container_t",  # noqa: E501
+        "dep",
+    ),
+    ("restricted-security-context", "Deployment hello: pod: seLinuxOptions.user is set; expected unset", "dep"),
+    ("restricted-security-context", "Deployment hello: pod: seLinuxOptions.role is set; expected unset", "dep"),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': procMount is 'Unmasked'; expected Default",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: pod: seccompProfile.type is 'Unconfined'; expected RuntimeDefault or Localhost",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': seccompProfile.type is 'Unconfined'; expected RuntimeDefault or Localhost",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: annotation seccomp.security.alpha.kubernetes.io/pod='unconfined'; expected runtime/default or localhost/<profile>",  # noqa: E501
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: annotation container.seccomp.security.alpha.kubernetes.io/j='unconfined'; expected runtime/default or localhost/<profile>",  # noqa: E501
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: sysctl 'kernel.msgmax' is not in the safe set; expected none of the unsafe sysctls",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: sysctl 'kernel.sem' is not in the safe set; expected none of the unsafe sysctls",
+        "dep",
+    ),
+    ("restricted-security-context", "Deployment hello: pod: windowsOptions.hostProcess is true; expected false", "dep"),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': windowsOptions.hostProcess is true; expected false",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': allowPrivilegeEscalation is None; expected false",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'b': allowPrivilegeEscalation is None; expected false",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: init container 'i': allowPrivilegeEscalation is None; expected false",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: ephemeral container 'e': allowPrivilegeEscalation is None; expected false",
+        "dep",
+    ),
+    ("restricted-security-context", "Deployment hello: pod: runAsNonRoot is false; expected true", "dep"),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': runAsNonRoot is None (pod: False); expected true",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'b': runAsNonRoot is None (pod: False); expected true",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello: ephemeral container 'e': runAsNonRoot is None (pod: False); expected true",
+        "dep",
+    ),
+    ("restricted-security-context", "Deployment hello: pod: runAsUser is 0 (root); expected a non-zero UID", "dep"),
+    (
+        "restricted-security-context",
+        "Deployment hello: container 'a': runAsUser is 0 (root); expected a non-zero UID",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello container 'a': readOnlyRootFilesystem is None; expected true",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello container 'b': readOnlyRootFilesystem is None; expected true",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello init container 'i': readOnlyRootFilesystem is None; expected true",
+        "dep",
+    ),
+    (
+        "restricted-security-context",
+        "Deployment hello ephemeral container 'e': readOnlyRootFilesystem is None; expected true",
+        "dep",
+    ),
+    (
+        "requests-and-limits",
+        "Deployment hello container 'a': resources requests.cpu, requests.memory, limits.cpu, limits.memory not set",
+        "dep",
+    ),
+    (
+        "requests-and-limits",
+        "Deployment hello container 'b': resources requests.memory, limits.cpu, limits.memory not set",
+        "dep",
+    ),
+    (
+        "requests-and-limits",
+        "Deployment hello init container 'i': resources requests.cpu, requests.memory, limits.cpu, limits.memory not set",  # noqa: E501
+        "dep",
+    ),
+    (
+        "no-loadbalancer-or-nodeport",
+        "Deployment hello: hostNetwork is true, the pod listens on the node's address; expected false",
+        "dep",
+    ),
+    (
+        "no-loadbalancer-or-nodeport",
+        "Deployment hello container 'a': hostPort 81 publishes the pod on the node; expected none",
+        "dep",
+    ),
+    (
+        "no-loadbalancer-or-nodeport",
+        "Deployment hello container 'a': hostPort 82 publishes the pod on the node; expected none",
+        "dep",
+    ),
+    (
+        "no-loadbalancer-or-nodeport",
+        "Service np: type NodePort exposes the cluster directly; expected ClusterIP (users reach the service only through Cloudflare)",  # noqa: E501
+        "np",
+    ),
+    ("no-loadbalancer-or-nodeport", "Service np: externalIPs set; expected none", "np"),
+    (
+        "no-loadbalancer-or-nodeport",
+        "Service xn: type ExternalName exposes the cluster directly; expected ClusterIP (users reach the service only through Cloudflare)",  # noqa: E501
+        "xn",
+    ),
+    (
+        "no-loadbalancer-or-nodeport",
+        "Ingress ing: an Ingress is a public way into the cluster; expected none (Cloudflare Tunnel)",
+        "ing",
+    ),
+    (
+        "no-loadbalancer-or-nodeport",
+        "Gateway gw: a Gateway API object routes traffic into the cluster; expected none (Cloudflare Tunnel)",
+        "gw",
+    ),
+    (
+        "namespace-pod-security-restricted",
+        "Namespace hello-production: label pod-security.kubernetes.io/enforce-version is 'v1.30'; expected latest or v1.31 or later (an older version enforces an older, laxer profile)",  # noqa: E501
+        "ns",
+    ),
+    (
+        "namespace-pod-security-restricted",
+        "Namespace hello-production: label pod-security.kubernetes.io/enforce is 'baseline'; expected 'restricted'",
+        "ns",
+    ),
+    (
+        "namespace-pod-security-restricted",
+        "Namespace infra: label pod-security.kubernetes.io/enforce is 'weird'; expected an explicit level ('restricted' for anything that runs the service)",  # noqa: E501
+        "i",
+    ),
+    (
+        "pods-in-pod-security-namespaces",
+        "CronJob c: runs pods in namespace 'default', which this stack does not create with a pod-security.kubernetes.io/enforce label; expected a Namespace of the stack that enforces Pod Security",  # noqa: E501
+        "cj",
+    ),
+    ("dns-records-proxied", "DnsRecord a.example.com: proxied is False; expected true", "d1"),
+    (
+        "no-plaintext-secrets",
+        "Deployment hello container 'a': command holds what looks like a user:password for -u; use a Secret",
+        "dep",
+    ),
+    (
+        "no-plaintext-secrets",
+        "Deployment hello container 'a': args holds what looks like a credential in the flag --api-key; use a Secret",
+        "dep",
+    ),
+    (
+        "no-plaintext-secrets",
+        "Deployment hello container 'a': env DB_PASS looks like a credential by its name but is a plain value; use valueFrom.secretKeyRef",  # noqa: E501
+        "dep",
+    ),
+    (
+        "no-plaintext-secrets",
+        "Deployment hello container 'a': env OPAQUE is a secret passed as a plain value; use valueFrom.secretKeyRef",
+        "dep",
+    ),
+    (
+        "no-plaintext-secrets",
+        "Deployment hello container 'a': env URL holds what looks like a URL with a password; use a Secret",
+        "dep",
+    ),
+    (
+        "no-plaintext-secrets",
+        "Deployment hello container 'b': args holds a secret; pass it through env valueFrom.secretKeyRef",
+        "dep",
+    ),
+    (
+        "no-plaintext-secrets",
+        "Deployment hello ephemeral container 'e': command holds a secret; pass it through env valueFrom.secretKeyRef",
+        "dep",
+    ),
+    ("no-plaintext-secrets", "ConfigMap cm: data.db_pass looks like a credential by its name; use a Secret", "cm"),
+    ("no-plaintext-secrets", "ConfigMap cm: data.k holds what looks like an AWS access key id; use a Secret", "cm"),
+    ("no-plaintext-secrets", "ConfigMap cm: data.o is a secret; put it in a Secret, not a ConfigMap", "cm"),
+    ("no-plaintext-secrets", "ConfigMap cm: binaryData.apiKey looks like a credential by its name; use a Secret", "cm"),
+    ("no-plaintext-secrets", "Secret sec: stringData.token is empty; expected the credential's value", "sec"),
+    (
+        "secret-values-are-pulumi-secrets",
+        "Secret sec: data.password is plaintext; expected a Pulumi secret (config get_secret/require_secret or Output.secret)",  # noqa: E501
+        "sec",
+    ),
+    (
+        "secret-values-are-pulumi-secrets",
+        "Secret sec: stringData.token is plaintext; expected a Pulumi secret (config get_secret/require_secret or Output.secret)",  # noqa: E501
+        "sec",
+    ),
+    (
+        "production-namespace-protected",
+        "Namespace hello-production: production namespace is not protected; expected the protect=True option",
+        "ns",
+    ),
+    (
+        "staging-behind-access",
+        "ZeroTrustAccessPolicy p1: staging Access policy includes the IP range 0.0.0.0/0 (anyone on a network that large); expected an allow list of people or service tokens",  # noqa: E501
+        "p1",
+    ),
+    (
+        "staging-behind-access",
+        "ZeroTrustAccessPolicy p2: staging Access policy decision is bypass (no check at all); expected an allow list of people or service tokens",  # noqa: E501
+        "p2",
+    ),
+    (
+        "staging-behind-access",
+        "DnsRecord a.example.com: staging hostname is not behind Cloudflare Access; expected a ZeroTrustAccessApplication whose domain covers it",  # noqa: E501
+        "d1",
+    ),
+    (
+        "staging-behind-access",
+        "DnsRecord b.example.com: staging hostname is not behind Cloudflare Access; expected a ZeroTrustAccessApplication whose domain covers it",  # noqa: E501
+        "d2",
+    ),
+    ("production-availability", "Deployment hello: 1 replica(s) in production; expected at least 2", "dep"),
+    (
+        "production-availability",
+        "Deployment hello: no PodDisruptionBudget selects its pods in production; expected one whose matchLabels match the pod template labels and that keeps a pod up",  # noqa: E501
+        "dep",
+    ),
+]
+
+
+def test_values_unknown_during_preview_pass_every_check() -> None:
+    """A value the engine knows only after apply (its unknown sentinel) passes its own check; the
+    check runs again at `up`. Every checked field at once, so any check that stops skipping fires."""
+    u = UNKNOWN
+    dep = deployment(replicas=u)  # type: ignore[arg-type]
+    pod = _pod(dep)
+    pod["securityContext"] = {
+        "runAsNonRoot": u,
+        "runAsUser": u,
+        "seccompProfile": {"type": u},
+        "seLinuxOptions": {"type": u, "user": u, "role": u},
+        "appArmorProfile": {"type": u},
+        "sysctls": [{"name": u}],
+        "windowsOptions": {"hostProcess": u},
+    }
+    pod["hostNetwork"] = u
+    first = _first_container(dep)
+    first["ports"] = [{"containerPort": 8080, "hostPort": u}]
+    first["env"] = [{"name": "DB_PASSWORD", "value": u}]
+    first["args"] = [u, "--token", u]
+    first["resources"] = u
+    first["securityContext"] = {
+        "allowPrivilegeEscalation": u,
+        "readOnlyRootFilesystem": u,
+        "privileged": u,
+        "procMount": u,
+        "capabilities": u,
+        "seccompProfile": {"type": u},
+        "runAsNonRoot": u,
+        "seLinuxOptions": {"type": u},
+        "appArmorProfile": {"type": u},
+    }
+    second = container("second", image=u)
+    second["securityContext"]["capabilities"] = {"drop": u, "add": [u]}
+    pod["containers"].append(second)
+    dep["spec"]["template"]["metadata"]["annotations"] = {
+        "container.apparmor.security.beta.kubernetes.io/app": u,
+        "seccomp.security.alpha.kubernetes.io/pod": u,
+    }
+    hidden = deployment()
+    hidden["metadata"]["name"] = "hidden"
+    _pod(hidden)["containers"] = u
+    ns = namespace("production")
+    ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] = u
+    unknown_level = {"metadata": {"name": "infra", "labels": {"pod-security.kubernetes.io/enforce": u}}}
+    stack = [
+        res(NS, ns, name="ns", protect=True),
+        res(NS, unknown_level, name="infra"),
+        res(DEP, dep),
+        res(DEP, hidden, name="hidden"),
+        res(PDB, {**pdb(), "spec": {"selector": u, "maxUnavailable": u}}),
+        res(SVC, {"metadata": {"name": "s", "namespace": u}, "spec": {"type": "ClusterIP"}}),
+        res(DNS, dns("hello.example.com", proxied=u)),
+    ]
+    assert rules.evaluate(stack) == []
+
+
+def test_an_access_application_with_an_unknown_domain_still_reports_open_policies() -> None:
+    app = access_app(UNKNOWN)
+    app["policies"] = [{"decision": "bypass"}]
+    stack = [res(NS, namespace("staging")), res(DNS, dns()), res(APP, app, name="app")]
+    messages = fired("staging-behind-access", stack)
+    assert len(messages) == 1 and "decision is bypass" in messages[0], messages
+    unknown_name = dns(UNKNOWN)
+    assert fired("staging-behind-access", [res(NS, namespace("staging")), res(DNS, unknown_name)]) == []
+
+
+@pytest.mark.parametrize(
+    ("pdb_namespace", "dep_namespace", "ok"),
+    [(None, None, True), ("default", None, True), (None, "default", True), ("other", None, False)],
+    ids=["both_unset", "pdb_explicit_default", "dep_explicit_default", "other"],
+)
+def test_an_unset_namespace_is_default(pdb_namespace: str | None, dep_namespace: str | None, ok: bool) -> None:
+    budget, dep = pdb(), deployment()
+    for doc, value in ((budget, pdb_namespace), (dep, dep_namespace)):
+        doc["metadata"].pop("namespace")
+        if value is not None:
+            doc["metadata"]["namespace"] = value
+    assert rules._same_namespace(res(PDB, budget), res(DEP, dep)) is ok
+
+
+def test_a_pdb_selecting_by_expressions_or_not_at_all_does_not_count() -> None:
+    stack = good_production()
+    with_expressions = pdb()
+    with_expressions["spec"]["selector"]["matchExpressions"] = [{"key": "a", "operator": "Exists"}]
+    assert fired("production-availability", [*stack[:2], res(PDB, with_expressions)])
+    unknown_selector = pdb()
+    unknown_selector["spec"]["selector"] = UNKNOWN
+    assert fired("production-availability", [*stack[:2], res(PDB, unknown_selector)]) == []
+
+
+@pytest.mark.parametrize(
+    ("annotations", "ok"),
+    [
+        ({"seccomp.security.alpha.kubernetes.io/pod": "runtime/default"}, True),
+        ({"seccomp.security.alpha.kubernetes.io/pod": "docker/default"}, True),
+        ({"seccomp.security.alpha.kubernetes.io/pod": "localhost/profile.json"}, True),
+        ({"seccomp.security.alpha.kubernetes.io/pod": "Localhost/x"}, False),
+        ({"container.seccomp.security.alpha.kubernetes.io/app": "unconfined"}, False),
+        ({"other.example.com/seccomp": "unconfined"}, True),
+        ({"container.apparmor.security.beta.kubernetes.io/app": ""}, True),
+        ({"container.apparmor.security.beta.kubernetes.io/app": "runtime/default"}, True),
+        ({"container.apparmor.security.beta.kubernetes.io/app": "localhost/p"}, True),
+        ({"container.apparmor.security.beta.kubernetes.io/app": "RUNTIME/DEFAULT"}, False),
+        ({"apparmor.example.com/app": "unconfined"}, True),
+    ],
+    ids=plain_ids("annotations", 11),
+)
+def test_seccomp_and_apparmor_annotations(annotations: dict[str, str], ok: bool) -> None:
+    """check_seccompProfile_baseline.go (validSeccompAnnotationValue: runtime/default,
+    docker/default, localhost/*) and check_appArmorProfile.go (allowedAnnotationValue: empty,
+    runtime/default, localhost/*), annotation keys by their exact prefixes."""
+    dep = deployment()
+    dep["spec"]["template"]["metadata"]["annotations"] = annotations
+    assert (fired(PSS, [res(DEP, dep)]) == []) is ok
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["curl", "--user=admin:pw", "x"], "a user:password for --user"),
+        (["curl", "-u", "'admin:pw'"], "a user:password for -u"),
+        (["curl", "-U", "proxy:pw"], "a user:password for -U"),
+        (["run", "--db-password='hunter2'"], "a credential in the flag --db-password"),
+        (["run", "--db-password", "'$(DB_PASSWORD)'"], None),
+        (["sh", "-c", "export API_TOKEN='abc'"], "a credential assigned to API_TOKEN"),
+        (["sh", "-c", "API_TOKEN='$TOKEN' run"], None),
+        (["sh", "-c", "a.b.token=x run"], None),
+        (["--token=a=b"], "a credential in the flag --token"),
+        (["-p", "x"], None),
+        (["--x", "--token"], None),
+    ],
+    ids=plain_ids("words", 11),
+)
+def test_command_line_credentials(words: list[str], expected: str | None) -> None:
+    assert rules.command_line_credential(words) == expected
