@@ -1947,3 +1947,9 @@ def test_seccomp_and_apparmor_annotations(annotations: dict[str, str], ok: bool)
 )
 def test_command_line_credentials(words: list[str], expected: str | None) -> None:
     assert rules.command_line_credential(words) == expected
+
+
+def test_pod_level_checks_run_while_the_containers_are_unknown() -> None:
+    dep = deployment()
+    _pod(dep).update(containers=UNKNOWN, hostPID=True)
+    assert fired(PSS, [res(DEP, dep)]) == ["Deployment hello: hostPID is true; expected false"]
