@@ -1953,3 +1953,25 @@ def test_pod_level_checks_run_while_the_containers_are_unknown() -> None:
     dep = deployment()
     _pod(dep).update(containers=UNKNOWN, hostPID=True)
     assert fired(PSS, [res(DEP, dep)]) == ["Deployment hello: hostPID is true; expected false"]
+
+
+def test_a_singular_require_naming_people_narrows_a_login_method() -> None:
+    covered = [res(NS, namespace("staging")), res(DNS, dns()), res(APP, access_app(), name="app")]
+    otp = {"decision": "allow", "includes": [{"loginMethod": {"id": "otp"}}]}
+    narrowed = {**otp, "require": [{"email": {"email": "a@example.com"}}]}
+    assert fired("staging-behind-access", [*covered, res(ACCESS_POLICY, narrowed)]) == []
+    assert fired("staging-behind-access", [*covered, res(ACCESS_POLICY, otp)])
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [{"minAvailable": 0}, {"minAvailable": "0%"}, {"maxUnavailable": "100%"}],
+    ids=["min_zero", "min_zero_percent", "max_all"],
+)
+def test_a_budget_that_evicts_everything_fails_even_while_replicas_are_unknown(budget: dict[str, Any]) -> None:
+    dep = deployment()
+    dep["spec"]["replicas"] = UNKNOWN
+    loose = pdb()
+    loose["spec"] = {"selector": loose["spec"]["selector"], **budget}
+    stack = [res(NS, namespace("production"), protect=True), res(DEP, dep), res(PDB, loose)]
+    assert "no PodDisruptionBudget" in fired("production-availability", stack)[0]
