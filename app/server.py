@@ -12,8 +12,17 @@ Environment (all optional):
   DRAIN_SECONDS           after SIGTERM, keep serving this long with readiness 503 so that load
                           balancers and endpoints stop sending traffic (default ``5``)
   SHUTDOWN_GRACE_SECONDS  after draining, the longest wait for in-flight requests before exit (default ``20``)
+  MAX_CONCURRENT_REQUESTS connections served at once, one thread each (default ``32``); more wait in
+                          the kernel's listen backlog instead of pinning more threads
+  REQUEST_READ_SECONDS    the whole request (line and headers) must arrive within this time after the
+                          connection is taken, however slowly it trickles in (default ``10``)
   ENABLE_TEST_DELAY       ``1`` honours ``GET /?delay=SECONDS`` (max 30) so tests can hold a request
                           in flight; off by default, the parameter is then ignored
+
+Shutdown: readiness drops at SIGTERM; the service keeps accepting for the drain period; then it
+stops taking connections, accepts and serves every connection the kernel had already queued in
+the listen backlog (closing a listener with queued connections resets them), closes the listener
+and waits for in-flight requests.
 
 Exit status: 0 after a clean drain, 1 when the grace period ran out with requests still in flight,
 2 on invalid configuration.
@@ -21,17 +30,20 @@ Exit status: 0 after a clean drain, 1 when the grace period ran out with request
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import selectors
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -58,6 +70,8 @@ class Config:
     drain_seconds: float
     grace_seconds: float
     test_delay: bool
+    max_concurrent: int = 32
+    read_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -71,6 +85,8 @@ class Config:
             drain_seconds=_seconds(env, "DRAIN_SECONDS", "5"),
             grace_seconds=_seconds(env, "SHUTDOWN_GRACE_SECONDS", "20"),
             test_delay=env.get("ENABLE_TEST_DELAY", "") == "1",
+            max_concurrent=_positive_int(env, "MAX_CONCURRENT_REQUESTS", "32"),
+            read_seconds=_seconds(env, "REQUEST_READ_SECONDS", "10", positive=True),
         )
 
 
@@ -84,14 +100,25 @@ def _port(raw: str) -> int:
     return port
 
 
-def _seconds(env: Mapping[str, str], key: str, default: str) -> float:
+def _seconds(env: Mapping[str, str], key: str, default: str, *, positive: bool = False) -> float:
     raw = env.get(key, default)
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{key}={raw!r}: expected a non-negative number of seconds")
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise ConfigError(f"{key}={raw!r}: expected a {'positive' if positive else 'non-negative'} number of seconds")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], key: str, default: str) -> int:
+    raw = env.get(key, default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10_000:
+        raise ConfigError(f"{key}={raw!r}: expected an integer from 1 to 10000")
     return value
 
 
@@ -185,29 +212,75 @@ class Logger:
             self._stream.flush()
 
 
-class Server(ThreadingHTTPServer):
-    """HTTP server that knows its readiness and counts requests in flight for a graceful stop."""
+BACKLOG_QUIET_SECONDS = 0.1
+"""After the drain, the backlog counts as empty once no connection has arrived for this long."""
+BACKLOG_MAX_SECONDS = 2.0
+"""Upper bound on emptying the backlog, in case clients never stop arriving."""
 
-    daemon_threads = True
-    # Listen backlog: room for a burst while handler threads start (the stdlib default is 5).
-    request_queue_size = 64
+
+class Server(HTTPServer):
+    """HTTP server with a bounded number of request threads and a stop that resets no connection."""
+
+    # Listen backlog: room for a burst while every worker is busy (the stdlib default is 5).
+    request_queue_size = 128
 
     def __init__(self, config: Config, logger: Logger | None = None) -> None:
         self.config = config
         self.logger = logger or Logger(config)
         self.metrics = Metrics(config)
         self.ready = True
-        self.exit_code = 0
         self._inflight = 0
         self._idle = threading.Condition()
+        self._slots = threading.BoundedSemaphore(config.max_concurrent)
+        self._stopping = threading.Event()
         super().__init__((config.host, config.port), Handler)
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def serve(self) -> None:
+        """Accept while not stopping (a free worker slot first, so threads stay bounded), then take
+        and serve everything already queued, then close the listener."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                if not self._slots.acquire(timeout=0.2):
+                    continue
+                if not selector.select(timeout=0.2) or not self._accept_one():
+                    self._slots.release()
+            self._accept_backlog(selector)
+        self.server_close()
+
+    def stop_accepting(self) -> None:
+        """Ask :meth:`serve` to empty the backlog and close the listener."""
+        self._stopping.set()
+
+    def _accept_one(self) -> bool:
+        """Accept one queued connection and serve it on its own thread (holding a taken slot)."""
+        try:
+            conn, address = self.socket.accept()
+        except (BlockingIOError, InterruptedError):
+            return False
         with self._idle:
             self._inflight += 1
+        threading.Thread(target=self._serve_connection, args=(conn, address), daemon=True).start()
+        return True
+
+    def _accept_backlog(self, selector: selectors.BaseSelector) -> None:
+        """Serve every connection the kernel completed before the stop; closing the listener with
+        them still queued would reset each one."""
+        self.socket.setblocking(False)
+        deadline = time.monotonic() + BACKLOG_MAX_SECONDS
+        while time.monotonic() < deadline and selector.select(timeout=BACKLOG_QUIET_SECONDS):
+            self._slots.acquire()
+            if not self._accept_one():
+                self._slots.release()
+
+    def _serve_connection(self, conn: socket.socket, address: Any) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(conn, address)
+        except Exception:  # one broken connection must not stop the server
+            self.logger.log("connection_error", level="warning", remote_addr=str(address[0]))
         finally:
+            self.shutdown_request(conn)
+            self._slots.release()
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
@@ -223,20 +296,52 @@ class Server(ThreadingHTTPServer):
             return self._inflight
 
 
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads that all share one deadline, so a client trickling a byte at a time cannot keep
+    a request open by restarting a per-read timeout."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received within REQUEST_READ_SECONDS")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
 class Handler(BaseHTTPRequestHandler):
     server: Server
     server_version = "sample-service"
     sys_version = ""
     # HTTP/1.0: one request per connection, so an idle keep-alive socket never holds up shutdown.
     protocol_version = "HTTP/1.0"
-    # A client that connects and sends nothing is dropped instead of pinning a thread forever.
+    # Timeout for writing the answer; reading the request has its own deadline (setup).
     timeout = 10
 
     _started = 0.0
 
-    def handle_one_request(self) -> None:
+    def setup(self) -> None:
+        super().setup()
         self._started = time.monotonic()
-        super().handle_one_request()
+        self.rfile.close()
+        reader = _DeadlineReader(self.connection, self._started + self.server.config.read_seconds)
+        self.rfile = io.BufferedReader(reader)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.connection.settimeout(self.timeout)  # the request is in: from here on only writes
+        return parsed
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.connection.settimeout(self.timeout)
+        super().send_error(code, message, explain)
 
     def do_GET(self) -> None:
         self._dispatch(body=True)
@@ -324,7 +429,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def graceful_stop(server: Server, reason: str) -> threading.Thread:
-    """Readiness off now; keep serving for the drain period; stop accepting; wait for in-flight work."""
+    """Readiness off now; keep accepting for the drain period; then stop accepting (serve() empties
+    the backlog and closes the listener)."""
     server.ready = False
     cfg = server.config
     server.logger.log(
@@ -333,25 +439,26 @@ def graceful_stop(server: Server, reason: str) -> threading.Thread:
 
     def run() -> None:
         time.sleep(cfg.drain_seconds)
-        server.shutdown()  # returns once serve_forever has stopped accepting
-        server.server_close()
-        pending = server.inflight
-        server.logger.log("drained", inflight=pending)
-        if server.wait_idle(cfg.grace_seconds):
-            server.exit_code = 0
-            server.logger.log("stopped", inflight=0)
-        else:
-            server.exit_code = 1
-            server.logger.log(
-                "stopped",
-                level="error",
-                inflight=server.inflight,
-                message="grace period expired with requests still in flight",
-            )
+        server.stop_accepting()
 
     thread = threading.Thread(target=run, name="graceful-stop", daemon=True)
     thread.start()
     return thread
+
+
+def finish(server: Server) -> int:
+    """After the listener is closed: wait up to the grace period for in-flight requests."""
+    server.logger.log("drained", inflight=server.inflight)
+    if server.wait_idle(server.config.grace_seconds):
+        server.logger.log("stopped", inflight=0)
+        return 0
+    server.logger.log(
+        "stopped",
+        level="error",
+        inflight=server.inflight,
+        message="grace period expired with requests still in flight",
+    )
+    return 1
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
@@ -371,10 +478,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     host, port = server.server_address[:2]
     server.logger.log("listening", host=host, port=port, revision=config.revision)
-    server.serve_forever(poll_interval=0.2)
-    for thread in stopper:
-        thread.join()
-    return int(server.exit_code)
+    server.serve()
+    return finish(server)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,18 @@ class ExposureArgs:
         return found
 
 
+def _unknown_secret() -> pulumi.Output[str]:
+    """A secret whose value is unknown until apply, as the engine shows values it cannot know in a preview."""
+
+    async def value() -> str:
+        return ""
+
+    async def flag(result: bool) -> bool:
+        return result
+
+    return pulumi.Output(set(), value(), flag(False), flag(True))
+
+
 class Exposure(pulumi.ComponentResource):
     """Publishes the service through a Cloudflare Tunnel with proxied DNS (and Access when asked)."""
 
@@ -206,12 +218,19 @@ class Exposure(pulumi.ComponentResource):
         if args.access_enabled:
             self._access(name, args, cf)
 
-        token = cloudflare.get_zero_trust_tunnel_cloudflared_token_output(
-            account_id=args.account_id,
-            tunnel_id=tunnel.id,
-            opts=pulumi.InvokeOutputOptions(parent=self, provider=provider),
+        # The token data source needs Tunnel Write; a preview runs with read-only credentials, so it
+        # never calls it and the token stays unknown there (the Secret shows as "known after apply").
+        tunnel_token: pulumi.Output[str] = (
+            _unknown_secret()
+            if pulumi.runtime.is_dry_run()
+            else pulumi.Output.secret(
+                cloudflare.get_zero_trust_tunnel_cloudflared_token_output(
+                    account_id=args.account_id,
+                    tunnel_id=tunnel.id,
+                    opts=pulumi.InvokeOutputOptions(parent=self, provider=provider),
+                ).apply(lambda result: result.token)
+            )
         )
-        tunnel_token: pulumi.Output[str] = pulumi.Output.secret(token.apply(lambda result: result.token))
         self.tunnel_token = tunnel_token
 
         self.metrics_port = args.metrics_port

@@ -15,16 +15,24 @@ Redirects are never followed: behind Cloudflare Access a missing or wrong servic
 token answers with a redirect to the login page, which must count as a failure
 rather than a healthy 200 from the login page.
 
+Every network or protocol failure (refused, reset, timeout, TLS, a malformed status line, an
+over-long header line, a connection closed mid-answer) is a failed check like any other: it is
+retried, and reported in one line.
+
 Header values (for example ``CF-Access-Client-Secret``) are never printed. Pass
 secret ones with ``--header-from-env NAME=ENV_VAR`` so they appear neither on the
-command line nor in CI logs.
+command line nor in CI logs. Header names must be HTTP tokens and values must hold no
+CR, LF or other control character (RFC 9110 section 5.5): they are checked before any
+request, and the error names the header and the variable, never the value.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -39,6 +47,30 @@ EXIT_FAILING = 1
 EXIT_USAGE = 2
 
 _BODY_LIMIT = 64 * 1024
+_DETAIL_LIMIT = 300
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+"""RFC 9110 section 5.1: a field name is a token."""
+_BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""RFC 9110 section 5.5: field values hold no CR, LF, NUL or other control character (HTAB is allowed)."""
+NETWORK_ERRORS = (OSError, http.client.HTTPException, urllib.error.URLError)
+"""Everything a request can fail with on the way: OSError covers refused, reset, timeout and TLS
+(ssl.SSLError); HTTPException covers BadStatusLine, LineTooLong, RemoteDisconnected, IncompleteRead."""
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """What makes a header unsendable, without quoting its value; None when it is fine."""
+    if not _TOKEN.match(name):
+        return f"header name {name!r} is not an HTTP token"
+    if _BAD_VALUE_CHARS.search(value):
+        return f"the value of header {name} holds a line break or control character"
+    return None
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one bounded line: a server's bytes in an error never spill over the report."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _DETAIL_LIMIT else flat[: _DETAIL_LIMIT - 3] + "..."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +136,11 @@ def _fetch(url: str, headers: Mapping[str, str], timeout: float) -> _Response:
     )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return _Response(status=response.status, body=response.read(_BODY_LIMIT), location=None)
+            body = response.read(_BODY_LIMIT)
+            missing = getattr(response, "length", None)
+            if len(body) < _BODY_LIMIT and missing:  # the server closed before its Content-Length
+                raise http.client.IncompleteRead(body, missing)
+            return _Response(status=response.status, body=body, location=None)
     except urllib.error.HTTPError as error:
         body = error.read(_BODY_LIMIT) if error.fp is not None else b""
         return _Response(status=error.code, body=body, location=error.headers.get("Location"))
@@ -114,9 +150,9 @@ def _describe_error(error: BaseException) -> str:
     if isinstance(error, urllib.error.URLError):
         reason = error.reason
         if isinstance(reason, BaseException):
-            return f"{type(reason).__name__}: {reason}"
-        return str(reason)
-    return f"{type(error).__name__}: {error}"
+            return _one_line(f"{type(reason).__name__}: {reason}")
+        return _one_line(str(reason))
+    return _one_line(f"{type(error).__name__}: {error}")
 
 
 def _status_problem(url: str, response: _Response) -> str | None:
@@ -216,7 +252,7 @@ def run_checks(
     for name, check in checks:
         try:
             results.append(check())
-        except (OSError, urllib.error.URLError) as error:
+        except NETWORK_ERRORS as error:
             url = _join(base, "/" if name == "version" else f"/{name}")
             results.append(CheckResult(name=name, ok=False, detail=f"{url} unreachable: {_describe_error(error)}"))
     return results
@@ -276,6 +312,9 @@ def _parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"--header expects 'Name: value', got {text.split(':', 1)[0]!r}...")
+    problem = header_problem(name.strip(), value.strip())
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"--header: {problem}")
     return name.strip(), value.strip()
 
 
@@ -283,6 +322,8 @@ def _parse_header_from_env(text: str) -> tuple[str, str]:
     name, sep, variable = text.partition("=")
     if not sep or not name.strip() or not variable.strip():
         raise argparse.ArgumentTypeError(f"--header-from-env expects 'Header-Name=ENV_VAR', got {text!r}")
+    if not _TOKEN.match(name.strip()):
+        raise argparse.ArgumentTypeError(f"--header-from-env: header name {name.strip()!r} is not an HTTP token")
     return name.strip(), variable.strip()
 
 
@@ -374,7 +415,12 @@ def options_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> S
             raise ValueError(
                 f"--header-from-env {name}={variable}: environment variable {variable} is not set or empty"
             )
-        headers[name] = value
+        if _BAD_VALUE_CHARS.search(value):
+            raise ValueError(
+                f"--header-from-env {name}={variable}: environment variable {variable} holds a line break or "
+                "control character; expected a single-line header value (the value is not shown)"
+            )
+        headers[name] = value.strip()
     return SmokeOptions(
         url=args.url,
         expect_version=args.expect_version,

@@ -19,22 +19,25 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from service_lifecycle_policy.pod_security import KUBERNETES_VERSION, containers, restricted_problems
+from service_lifecycle_policy.values import (  # noqa: F401 - the sentinels stay importable from rules
+    SECRET_SIG_KEY,
+    SECRET_SIG_VALUE,
+    UNKNOWN_VALUES,
+    as_list,
+    as_mapping,
+    get,
+    is_secret,
+    is_unknown,
+    reveal,
+    unwrap,
+)
+
 STAGE_LABEL: Final = "service-lifecycle/stage"
 """Namespace label that carries the lifecycle stage (staging, production)."""
 POD_SECURITY_LABEL: Final = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_VERSION_LABEL: Final = "pod-security.kubernetes.io/enforce-version"
 
-SECRET_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
-SECRET_SIG_VALUE: Final = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN_VALUES: Final = frozenset(
-    {
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",  # string (also what the Python SDK sends for any unknown)
-        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",  # boolean
-        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # number
-        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",  # array
-        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",  # object
-    }
-)
-"""Sentinels the engine uses for values not known until apply (preview)."""
 
 DEPLOYMENT: Final = "kubernetes:apps/v1:Deployment"
 NAMESPACE: Final = "kubernetes:core/v1:Namespace"
@@ -42,9 +45,9 @@ SERVICE: Final = "kubernetes:core/v1:Service"
 CONFIG_MAP: Final = "kubernetes:core/v1:ConfigMap"
 K8S_SECRET: Final = "kubernetes:core/v1:Secret"
 PDB: Final = "kubernetes:policy/v1:PodDisruptionBudget"
-INGRESS_TYPES: Final = frozenset(
-    {"kubernetes:networking.k8s.io/v1:Ingress", "kubernetes:networking.k8s.io/v1beta1:Ingress"}
-)
+GATEWAY_API_GROUPS: Final = frozenset({"gateway.networking.k8s.io", "gateway.networking.x-k8s.io"})
+"""Gateway API (standard and experimental channels), every version and kind."""
+PUBLIC_SERVICE_TYPES: Final = frozenset({"LoadBalancer", "NodePort", "ExternalName"})
 HPA_TYPES: Final = frozenset({"kubernetes:autoscaling/v2:HorizontalPodAutoscaler"})
 DNS_RECORD_TYPES: Final = frozenset({"cloudflare:index/dnsRecord:DnsRecord", "cloudflare:index/record:Record"})
 ACCESS_APP_TYPES: Final = frozenset(
@@ -62,24 +65,14 @@ DOCKER_IMAGE_REF_TYPES: Final = {
 }
 """Docker resources that refer to an existing image, and the input holding the reference."""
 
-# Where each workload kind keeps its pod spec.
-_POD_SPEC_PATHS: Final[Mapping[str, tuple[str, ...]]] = {
-    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-    "kubernetes:core/v1:Pod": ("spec",),
-}
-_CONTAINER_LISTS: Final = ("initContainers", "containers", "ephemeralContainers")
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 _SECRET_NAME_WORDS: Final = frozenset(
     {
-        *("token", "tokens", "password", "passwords", "passwd", "pwd", "passphrase"),
+        *("token", "tokens", "password", "passwords", "passwd", "pwd", "passphrase", "pass", "pw", "pswd"),
         *("secret", "secrets", "key", "keys", "apikey", "privatekey", "credential", "credentials"),
     }
 )
+_SECRET_SUFFIXES: Final = ("password", "passwd", "passphrase", "secret", "token", "apikey", "privatekey")
 _REFERENCE_WORDS: Final = frozenset({"name", "ref", "file", "path", "dir", "id", "arn"})
 _SECRET_VALUE_PATTERNS: Final = (
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
@@ -151,49 +144,10 @@ class Rule:
 # Helpers
 
 
-def is_unknown(value: object) -> bool:
-    """True for a value the engine will only know after apply."""
-    return isinstance(value, str) and value in UNKNOWN_VALUES
-
-
-def is_secret(value: object) -> bool:
-    """True for a value wrapped in Pulumi's secret signature."""
-    return isinstance(value, Mapping) and value.get(SECRET_SIG_KEY) == SECRET_SIG_VALUE
-
-
-def reveal(value: Any) -> Any:
-    """``value`` with every secret wrapper removed (to inspect, never to print)."""
-    if is_secret(value):
-        return reveal(value.get("value"))
-    if isinstance(value, Mapping):
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [reveal(v) for v in value]
-    return value
-
-
-def _open(value: Any) -> Any:
-    """``value`` without a secret wrapper at its top level (nested secrets stay marked)."""
-    while is_secret(value):
-        value = value.get("value")
-    return value
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for part in path:
-        obj = _open(obj)
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(part)
-    return _open(obj)
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
+_open = unwrap
+_get = get
+_mapping = as_mapping
+_list = as_list
 
 
 def _kind(resource_type: str) -> str:
@@ -208,24 +162,50 @@ def display(resource: CheckedResource) -> str:
     return f"{_kind(resource.type)} {name}"
 
 
-def pod_spec(resource: CheckedResource) -> Mapping[str, Any] | None:
-    """The pod spec of a workload resource, None for anything else."""
-    path = _POD_SPEC_PATHS.get(resource.type)
-    if path is None:
-        return None
-    spec = _get(resource.props, *path)
-    return spec if isinstance(spec, Mapping) else {}
+@dataclass(frozen=True)
+class PodSpecAt:
+    """A pod spec found inside a resource, with the metadata its pods get."""
+
+    path: str
+    """Where it sits, e.g. ``spec.template.spec``."""
+    metadata: Mapping[str, Any]
+    """The pod template's metadata (the object's own for a bare Pod)."""
+    spec: Mapping[str, Any]
+    """The pod spec itself."""
 
 
-def containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """``(label, container)`` for every container of a pod spec, init containers included."""
-    for list_name in _CONTAINER_LISTS:
-        for index, container in enumerate(_list(_get(spec, list_name))):
-            if isinstance(container, Mapping):
-                name = container.get("name")
-                label = name if isinstance(name, str) else f"#{index}"
-                kind = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}
-                yield f"{kind.get(list_name, 'container')} {label!r}", container
+def pod_specs(resource: CheckedResource) -> list[PodSpecAt]:
+    """Every pod spec a Kubernetes object carries, found by shape rather than by kind.
+
+    A pod spec is a mapping with a ``containers`` key: ``spec`` of a Pod, ``template.spec`` of a
+    PodTemplate, ``spec.template.spec`` of a Deployment, ReplicationController or Argo Rollout,
+    ``spec.jobTemplate.spec.template.spec`` of a CronJob, at any API version and in any custom kind.
+    """
+    if not resource.type.startswith("kubernetes:"):
+        return []
+    found: list[PodSpecAt] = []
+
+    def walk(node: Any, path: tuple[str, ...], parent: Mapping[str, Any]) -> None:
+        node = unwrap(node)
+        if isinstance(node, Mapping):
+            if "containers" in node:
+                found.append(PodSpecAt(".".join(path), as_mapping(parent.get("metadata")), node))
+                return
+            for key, value in node.items():
+                if key != "metadata":
+                    walk(value, (*path, str(key)), node)
+        elif isinstance(node, list | tuple):
+            for index, item in enumerate(node):
+                walk(item, (*path, f"[{index}]"), parent)
+
+    walk(resource.props, (), resource.props)
+    return found
+
+
+def all_containers(resource: CheckedResource) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(label, container)`` of every container in every pod spec of ``resource``."""
+    for at in pod_specs(resource):
+        yield from containers(at.spec)
 
 
 def labels(resource: CheckedResource) -> Mapping[str, Any]:
@@ -279,7 +259,8 @@ def secret_like_name(name: str) -> bool:
     words = _name_words(name)
     if not words or words[-1] in _REFERENCE_WORDS:
         return False
-    return bool(set(words) & _SECRET_NAME_WORDS)
+    # Glued names (PGPASSWORD, MYSQLPASSWD) end in an unambiguous word; short ones (pass, key) do not.
+    return bool(set(words) & _SECRET_NAME_WORDS) or any(w.endswith(_SECRET_SUFFIXES) for w in words)
 
 
 def credential_kind(value: str) -> str | None:
@@ -290,6 +271,50 @@ def credential_kind(value: str) -> str | None:
     return None
 
 
+_USER_PASSWORD_FLAGS: Final = frozenset({"-u", "--user", "-U", "--proxy-user"})
+"""curl's (and wget's, httpie's) ``user:password`` flags."""
+_REFERENCE = re.compile(r"^\$[({]?[A-Za-z_][A-Za-z0-9_]*[)}]?$")
+"""``$(VAR)`` (Kubernetes env expansion), ``${VAR}`` or ``$VAR``: a reference, not a credential."""
+
+
+def _is_literal(value: str) -> bool:
+    return bool(value) and not _REFERENCE.match(value)
+
+
+def command_line_credential(words: Sequence[str]) -> str | None:
+    """What credential a command line carries in clear, or None.
+
+    ``words`` are the command and args (each may hold a whole shell script): a flag named like a
+    credential with a value (``--db-password=x``, ``--api-key x``), a ``user:password`` for curl
+    (``-u admin:pw``), an assignment ``PGPASSWORD=x``, or a credential-looking value anywhere.
+    """
+    tokens = [t for word in words for t in word.split()]
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if token in _USER_PASSWORD_FLAGS or token.startswith("--user="):
+            value = token.partition("=")[2] if token.startswith("--user=") else following
+            _user, colon, password = value.strip("'\"").partition(":")
+            if colon and _is_literal(password):
+                return f"a user:password for {token.partition('=')[0]}"
+        name, equals, value = token.lstrip("-").partition("=")
+        if token.startswith("-") and secret_like_name(name):
+            value = value if equals else ("" if following.startswith("-") else following)
+            if _is_literal(value.strip("'\"")):
+                return f"a credential in the flag --{name}"
+        elif (
+            equals
+            and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+            and secret_like_name(name)
+            and _is_literal(value.strip("'\""))
+        ):
+            return f"a credential assigned to {name}"
+    for word in words:
+        kind = credential_kind(word)
+        if kind is not None:
+            return kind
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Resource rules
 
@@ -297,11 +322,8 @@ def credential_kind(value: str) -> str | None:
 def check_images_by_digest(resource: CheckedResource) -> list[str]:
     """Every container image, and every Docker image reference, is ``repo@sha256:<digest>``."""
     problems: list[str] = []
-    refs: list[tuple[str, Any]] = []
-    spec = pod_spec(resource)
-    if spec is not None:
-        refs = [(label, _get(c, "image")) for label, c in containers(spec)]
-    elif resource.type in DOCKER_IMAGE_REF_TYPES:
+    refs: list[tuple[str, Any]] = [(label, _get(c, "image")) for label, c in all_containers(resource)]
+    if resource.type in DOCKER_IMAGE_REF_TYPES:
         field_name = DOCKER_IMAGE_REF_TYPES[resource.type]
         refs = [(field_name, _get(resource.props, field_name))]
     for label, image in refs:
@@ -316,76 +338,22 @@ def check_images_by_digest(resource: CheckedResource) -> list[str]:
 
 
 def check_restricted_security_context(resource: CheckedResource) -> list[str]:
-    """Pods meet Pod Security 'restricted' and run with a read-only root filesystem."""
-    spec = pod_spec(resource)
-    if spec is None:
-        return []
+    """Pods meet Pod Security 'restricted' (every check, see pod_security) with a read-only root filesystem."""
     who = display(resource)
     problems: list[str] = []
-    for host_field in ("hostNetwork", "hostPID", "hostIPC"):
-        if _get(spec, host_field) is True:
-            problems.append(f"{who}: {host_field} is true; expected false")
-    for volume in _list(_get(spec, "volumes")):
-        if isinstance(volume, Mapping) and volume.get("hostPath") is not None:
-            problems.append(f"{who}: volume {volume.get('name')!r} is a hostPath; not allowed")
-    pod_ctx = _mapping(_get(spec, "securityContext"))
-    for label, container in containers(spec):
-        ctx = _mapping(_get(container, "securityContext"))
-
-        def effective(key: str, ctx: Mapping[str, Any] = ctx) -> Any:
-            value = ctx.get(key)
-            return pod_ctx.get(key) if value is None else value
-
-        where = f"{who} {label}"
-        # A host port publishes the pod on the node's address, around Cloudflare (PSS baseline forbids it).
-        for port in _list(_get(container, "ports")):
-            host_port = _get(port, "hostPort")
-            if host_port not in (None, 0) and not is_unknown(host_port):
-                problems.append(f"{where}: hostPort {host_port} is set; expected none")
-        values = {
-            "runAsNonRoot": effective("runAsNonRoot"),
-            "runAsUser": effective("runAsUser"),
-            "seccomp": _get(effective("seccompProfile"), "type"),
-            "allowPrivilegeEscalation": ctx.get("allowPrivilegeEscalation"),
-            "privileged": ctx.get("privileged"),
-            "readOnlyRootFilesystem": ctx.get("readOnlyRootFilesystem"),
-        }
-        if any(is_unknown(v) for v in values.values()):
-            continue
-        if values["runAsNonRoot"] is not True:
-            problems.append(f"{where}: runAsNonRoot is {values['runAsNonRoot']!r}; expected true")
-        if values["runAsUser"] == 0:
-            problems.append(f"{where}: runAsUser is 0 (root); expected a non-zero UID")
-        if values["seccomp"] not in ("RuntimeDefault", "Localhost"):
-            problems.append(
-                f"{where}: seccompProfile.type is {values['seccomp']!r}; expected RuntimeDefault or Localhost"
-            )
-        if values["allowPrivilegeEscalation"] is not False:
-            problems.append(
-                f"{where}: allowPrivilegeEscalation is {values['allowPrivilegeEscalation']!r}; expected false"
-            )
-        if values["privileged"] is True:
-            problems.append(f"{where}: privileged is true; expected false")
-        if values["readOnlyRootFilesystem"] is not True:
-            problems.append(f"{where}: readOnlyRootFilesystem is {values['readOnlyRootFilesystem']!r}; expected true")
-        caps = _mapping(ctx.get("capabilities"))
-        drop = [str(c) for c in _list(caps.get("drop"))]
-        add = [str(c) for c in _list(caps.get("add"))]
-        if "ALL" not in drop:
-            problems.append(f"{where}: capabilities.drop is {drop!r}; expected it to contain ALL")
-        extra = [c for c in add if c != "NET_BIND_SERVICE"]
-        if extra:
-            problems.append(f"{where}: capabilities.add {extra!r}; only NET_BIND_SERVICE is allowed")
+    for at in pod_specs(resource):
+        problems += [f"{who}: {problem}" for problem in restricted_problems(at.metadata, at.spec)]
+        for label, container in containers(at.spec):
+            read_only = _get(container, "securityContext", "readOnlyRootFilesystem")
+            if read_only is not True and not is_unknown(read_only):
+                problems.append(f"{who} {label}: readOnlyRootFilesystem is {read_only!r}; expected true")
     return problems
 
 
 def check_requests_and_limits(resource: CheckedResource) -> list[str]:
     """Every container sets CPU and memory requests and limits."""
-    spec = pod_spec(resource)
-    if spec is None:
-        return []
     problems: list[str] = []
-    for label, container in containers(spec):
+    for label, container in all_containers(resource):
         if label.startswith("ephemeral"):
             continue  # the API forbids resources on ephemeral containers
         resources = _get(container, "resources")
@@ -402,22 +370,58 @@ def check_requests_and_limits(resource: CheckedResource) -> list[str]:
     return problems
 
 
+def _group_and_kind(resource_type: str) -> tuple[str, str]:
+    """``kubernetes:networking.k8s.io/v1:Ingress`` → ``("networking.k8s.io", "Ingress")``."""
+    _, _, rest = resource_type.partition(":")
+    group_version, _, kind = rest.rpartition(":")
+    return group_version.rpartition("/")[0], kind
+
+
 def check_no_public_service_types(resource: CheckedResource) -> list[str]:
-    """No Service of type LoadBalancer or NodePort, no externalIPs, no Ingress: traffic enters via Cloudflare."""
-    if resource.type in INGRESS_TYPES:
-        return [f"{display(resource)}: an Ingress is a public way into the cluster; expected none (Cloudflare Tunnel)"]
-    if resource.type != SERVICE:
+    """Users come in through Cloudflare only: no Gateway API object, no Ingress of any version, no
+    Service of type LoadBalancer, NodePort or ExternalName, no externalIPs, hostPort or hostNetwork."""
+    if not resource.type.startswith("kubernetes:"):
         return []
+    who = display(resource)
+    group, kind = _group_and_kind(resource.type)
+    if group in GATEWAY_API_GROUPS:
+        return [f"{who}: a Gateway API object routes traffic into the cluster; expected none (Cloudflare Tunnel)"]
+    if kind == "Ingress":
+        return [f"{who}: an Ingress is a public way into the cluster; expected none (Cloudflare Tunnel)"]
     problems: list[str] = []
+    for at in pod_specs(resource):
+        if _get(at.spec, "hostNetwork") is True:
+            problems.append(f"{who}: hostNetwork is true, the pod listens on the node's address; expected false")
+        for label, container in containers(at.spec):
+            for port in _list(_get(container, "ports")):
+                host_port = _get(port, "hostPort")
+                if host_port not in (None, 0) and not is_unknown(host_port):
+                    problems.append(f"{who} {label}: hostPort {host_port} publishes the pod on the node; expected none")
+    if kind != "Service" or group != "core":
+        return problems
     service_type = _get(resource.props, "spec", "type")
-    if service_type in ("LoadBalancer", "NodePort"):
+    if service_type in PUBLIC_SERVICE_TYPES:
         problems.append(
-            f"{display(resource)}: type {service_type} exposes the cluster directly; "
+            f"{who}: type {service_type} exposes the cluster directly; "
             "expected ClusterIP (users reach the service only through Cloudflare)"
         )
     if _list(_get(resource.props, "spec", "externalIPs")):
-        problems.append(f"{display(resource)}: externalIPs set; expected none")
+        problems.append(f"{who}: externalIPs set; expected none")
     return problems
+
+
+def _enforce_version_problem(value: Any) -> str | None:
+    """Why an ``enforce-version`` label lets the cluster enforce an older profile than the policy's."""
+    if value is None or value == "latest" or is_unknown(value):
+        return None
+    match = re.fullmatch(r"v(\d+)\.(\d+)", str(value))
+    if match and (int(match[1]), int(match[2])) >= KUBERNETES_VERSION:
+        return None
+    major, minor = KUBERNETES_VERSION
+    return (
+        f"label {POD_SECURITY_VERSION_LABEL} is {value!r}; expected latest or v{major}.{minor} or later "
+        "(an older version enforces an older, laxer profile)"
+    )
 
 
 def check_namespace_pod_security(resource: CheckedResource) -> list[str]:
@@ -425,7 +429,8 @@ def check_namespace_pod_security(resource: CheckedResource) -> list[str]:
 
     A service namespace is one labelled with ``STAGE_LABEL``. Shared cluster infrastructure (the
     optional monitoring stack, whose node-exporter reads the host) may need a laxer level, but it
-    must say so with an explicit ``enforce`` label rather than inherit the cluster default.
+    must say so with an explicit ``enforce`` label rather than inherit the cluster default. Either
+    way the ``enforce-version`` is ``latest`` or at least the version these rules implement.
     """
     if resource.type != NAMESPACE:
         return []
@@ -433,16 +438,45 @@ def check_namespace_pod_security(resource: CheckedResource) -> list[str]:
     value = namespace_labels.get(POD_SECURITY_LABEL)
     if is_unknown(value) or is_unknown(namespace_labels):
         return []
+    problems: list[str] = []
+    version_problem = _enforce_version_problem(namespace_labels.get(POD_SECURITY_VERSION_LABEL))
+    if version_problem is not None:
+        problems.append(f"{display(resource)}: {version_problem}")
     if STAGE_LABEL in namespace_labels:
-        if value == "restricted":
-            return []
-        return [f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected 'restricted'"]
-    if value in ("restricted", "baseline", "privileged"):
-        return []
-    return [
-        f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected an explicit level "
-        "('restricted' for anything that runs the service)"
-    ]
+        if value != "restricted":
+            problems.append(f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected 'restricted'")
+    elif value not in ("restricted", "baseline", "privileged"):
+        problems.append(
+            f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected an explicit level "
+            "('restricted' for anything that runs the service)"
+        )
+    return problems
+
+
+def check_pods_in_labelled_namespaces(resources: Sequence[CheckedResource]) -> list[tuple[str, str | None]]:
+    """Every object that carries a pod spec lives in a Namespace of this stack that states its Pod
+    Security level (a namespace the stack does not create enforces whatever the cluster defaults to)."""
+    labelled: set[str] = set()
+    for resource in resources:
+        name = _get(resource.props, "metadata", "name")
+        if resource.type == NAMESPACE and isinstance(name, str) and labels(resource).get(POD_SECURITY_LABEL):
+            labelled.add(name)
+    problems: list[tuple[str, str | None]] = []
+    for resource in resources:
+        if not pod_specs(resource):
+            continue
+        namespace = _get(resource.props, "metadata", "namespace")
+        if is_unknown(namespace) or namespace in labelled:
+            continue
+        problems.append(
+            (
+                f"{display(resource)}: runs pods in namespace {namespace or 'default'!r}, which this stack does not "
+                f"create with a {POD_SECURITY_LABEL} label; expected a Namespace of the stack that enforces "
+                "Pod Security",
+                resource.urn,
+            )
+        )
+    return problems
 
 
 def check_dns_proxied(resource: CheckedResource) -> list[str]:
@@ -456,8 +490,18 @@ def check_dns_proxied(resource: CheckedResource) -> list[str]:
     return [f"DnsRecord {name or resource.name}: proxied is {proxied!r}; expected true"]
 
 
+def _empty_secret_values(resource: CheckedResource) -> list[str]:
+    """Keys of a Kubernetes Secret whose value is empty (an unset credential that would pass unnoticed)."""
+    problems: list[str] = []
+    for section in ("data", "stringData"):
+        for data_key, value in _mapping(_open(resource.props.get(section))).items():
+            if reveal(value) in ("", None):
+                problems.append(f"{display(resource)}: {section}.{data_key} is empty; expected the credential's value")
+    return problems
+
+
 def check_no_plaintext_secrets(resource: CheckedResource) -> list[str]:
-    """No credentials in ConfigMaps or in plain container env values."""
+    """No credentials in ConfigMaps, plain container env values or command lines; no empty Secret values."""
     problems: list[str] = []
     who = display(resource)
     if resource.type == CONFIG_MAP:
@@ -476,21 +520,21 @@ def check_no_plaintext_secrets(resource: CheckedResource) -> list[str]:
                     if kind is not None:
                         problems.append(f"{who}: {section}.{data_key} holds what looks like {kind}; use a Secret")
         return problems
-    spec = pod_spec(resource)
-    if spec is None:
-        return []
-    for label, container in containers(spec):
+    if resource.type == K8S_SECRET:
+        return _empty_secret_values(resource)
+    for label, container in all_containers(resource):
         for field_name in ("command", "args"):
             raw_list = container.get(field_name)
             in_clear = f"{who} {label}: {field_name} holds a secret; pass it through env valueFrom.secretKeyRef"
-            if resource.secrets_marked and is_secret(raw_list):
+            if resource.secrets_marked and (
+                is_secret(raw_list) or any(is_secret(arg) for arg in _list(_open(raw_list)))
+            ):
                 problems.append(in_clear)
                 continue
-            for raw_arg in _list(_open(raw_list)):
-                if resource.secrets_marked and is_secret(raw_arg):
-                    problems.append(in_clear)
-                elif not is_unknown(raw_arg) and (kind := credential_kind(str(reveal(raw_arg)))) is not None:
-                    problems.append(f"{who} {label}: {field_name} holds what looks like {kind}; use a Secret")
+            words = [str(reveal(arg)) for arg in _list(_open(raw_list)) if not is_unknown(arg)]
+            kind = command_line_credential(words)
+            if kind is not None:
+                problems.append(f"{who} {label}: {field_name} holds what looks like {kind}; use a Secret")
         for env in _list(_get(container, "env")):
             if not isinstance(env, Mapping) or "value" not in env:
                 continue  # valueFrom (secretKeyRef) is the right way
@@ -576,16 +620,74 @@ def _covers(pattern: str, hostname: str) -> bool:
     return pattern == hostname or pattern.startswith(hostname + ".")  # relative record names
 
 
+PUBLIC_MAIL_DOMAINS: Final = frozenset(
+    {
+        *("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com"),
+        *("yahoo.com", "ymail.com", "aol.com", "icloud.com", "me.com", "mac.com"),
+        *("proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.net", "gmx.de", "web.de"),
+        *("mail.com", "zoho.com", "yandex.com", "yandex.ru", "mail.ru", "tutanota.com", "fastmail.com"),
+        *("qq.com", "163.com", "126.com", "hey.com"),
+    }
+)
+"""Free mail providers anyone can sign up to: an email-domain include of one admits everyone."""
+BROADEST_IPV4_PREFIX: Final = 16
+"""An IP include shorter than /16 (over 65,536 addresses) admits networks, not a team's egress."""
+BROADEST_IPV6_PREFIX: Final = 32
+"""An IPv6 include shorter than /32 (more than a whole provider allocation) admits the internet at large."""
+_IDENTITY_RULES: Final = frozenset(
+    {
+        *("email", "emailList", "group", "githubOrganization", "gsuite", "azureAd", "okta", "saml"),
+        *("serviceToken", "anyValidServiceToken", "commonName", "certificate", "oidc", "cloudflareAccountMember"),
+    }
+)
+"""Access rule types that name who may pass (people, groups or machine credentials)."""
+
+
+def _broad_ip(value: Any) -> bool:
+    if not isinstance(value, str) or is_unknown(value):
+        return False
+    address, slash, prefix = value.strip().partition("/")
+    if not slash or not prefix.isdigit():
+        return False
+    limit = BROADEST_IPV6_PREFIX if ":" in address else BROADEST_IPV4_PREFIX
+    return int(prefix) < limit
+
+
+def _broad_rule(rule: Mapping[str, Any]) -> str | None:
+    """Why one include rule admits people at large, or None."""
+    if rule.get("everyone") is not None:
+        return "includes everyone"
+    ip = _get(rule, "ip", "ip")
+    if _broad_ip(ip):
+        return f"includes the IP range {ip} (anyone on a network that large)"
+    domain = _get(rule, "emailDomain", "domain")
+    if isinstance(domain, str) and domain.strip().lower().lstrip("@") in PUBLIC_MAIL_DOMAINS:
+        return f"includes the email domain {domain} (a public mail provider anyone can sign up to)"
+    if rule.get("geo") is not None:
+        return "includes a whole country (geo)"
+    return None
+
+
 def _admits_anyone(policy: Any) -> str | None:
-    """Why an Access policy lets anyone through (a bypass, or an include of everyone), or None."""
+    """Why an Access policy lets people at large through, or None: a bypass, an include of everyone,
+    of a very broad IP range, of a public mail domain or a country, or a login method alone (a
+    one-time PIN admits anyone with an inbox) without a ``require`` that names who."""
     decision = _get(policy, "decision")
     if decision == "bypass":
         return "decision is bypass (no check at all)"
     if decision == "deny":
         return None
-    for include in _list(_get(policy, "includes")) + _list(_get(policy, "include")):
-        if isinstance(include, Mapping) and _open(include).get("everyone") is not None:
-            return "includes everyone"
+    includes = [_mapping(i) for i in _list(_get(policy, "includes")) + _list(_get(policy, "include"))]
+    for include in includes:
+        why = _broad_rule(include)
+        if why is not None:
+            return why
+    requires = [_mapping(r) for r in _list(_get(policy, "requires")) + _list(_get(policy, "require"))]
+    named = any(key in _IDENTITY_RULES for rule in requires for key in rule)
+    for include in includes:
+        method = next((k for k in ("loginMethod", "authMethod") if include.get(k) is not None), None)
+        if method is not None and not named:
+            return f"includes a {method} alone (anyone who can sign in that way, e.g. a one-time PIN)"
     return None
 
 
@@ -641,59 +743,102 @@ def _selects(pdb: CheckedResource, deployment: CheckedResource) -> bool:
     return all(pod_labels.get(k) == v for k, v in match.items())
 
 
+def _scaled(value: Any, replicas: int) -> int | None:
+    """An IntOrString of a budget as a pod count, percentages rounded up, as the disruption controller
+    does (kubernetes/kubernetes pkg/controller/disruption/disruption.go, getExpectedScale and
+    ``intstr.GetScaledValueFromIntOrPercent(..., roundUp=true)``); None when it cannot be told."""
+    if isinstance(value, bool) or value is None or is_unknown(value):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    match = re.fullmatch(r"(\d+)%", str(value))
+    if match is None:
+        return None
+    return -(-int(match[1]) * replicas // 100)
+
+
 def _limits_disruption(pdb: CheckedResource, replicas: Any) -> bool:
     """False for a budget that lets a drain evict every pod at once (minAvailable 0, maxUnavailable all)."""
     min_available = _get(pdb.props, "spec", "minAvailable")
     max_unavailable = _get(pdb.props, "spec", "maxUnavailable")
     if min_available in (0, "0%") or max_unavailable == "100%":
         return False
-    return not (
-        isinstance(max_unavailable, int | float)
-        and not isinstance(max_unavailable, bool)
-        and isinstance(replicas, int)
-        and max_unavailable >= replicas
-    )
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        return True  # unknown during preview: the budget's own extremes were checked above
+    if min_available is not None:
+        kept = _scaled(min_available, replicas)
+        return kept is None or kept >= 1
+    evicted = _scaled(max_unavailable, replicas)
+    return evicted is None or evicted < replicas
 
 
-def _min_replicas(deployment: CheckedResource, hpas: Sequence[CheckedResource]) -> Any:
-    name = _get(deployment.props, "metadata", "name")
+def _min_replicas(workload: CheckedResource, hpas: Sequence[CheckedResource]) -> Any:
+    name = _get(workload.props, "metadata", "name")
+    kind = _group_and_kind(workload.type)[1]
     for hpa in hpas:
         target = _mapping(_get(hpa.props, "spec", "scaleTargetRef"))
-        if target.get("kind") == "Deployment" and _same_namespace(hpa, deployment):
+        if target.get("kind") == kind and _same_namespace(hpa, workload):
             target_name = target.get("name")
             if target_name == name or is_unknown(target_name):
                 return _get(hpa.props, "spec", "minReplicas") or 1
-    replicas = _get(deployment.props, "spec", "replicas")
+    replicas = _get(workload.props, "spec", "replicas")
     return 1 if replicas is None else replicas
 
 
-def check_production_availability(resources: Sequence[CheckedResource]) -> list[tuple[str, str | None]]:
-    """In production, every Deployment runs at least 2 replicas and a PodDisruptionBudget selects it."""
-    stages = namespace_stages(resources)
-    hpas = [r for r in resources if r.type in HPA_TYPES]
-    pdbs = [r for r in resources if r.type == PDB]
+_NOT_REPLICATED: Final = frozenset({"Job", "DaemonSet"})
+"""Kinds with a pod template but no replica count (run to completion, or one pod per node)."""
+
+
+def replicated_workload(resource: CheckedResource) -> bool:
+    """True for any object that keeps ``spec.replicas`` copies of ``spec.template`` (Deployment,
+    StatefulSet, ReplicaSet, ReplicationController, Argo Rollout, any version or custom kind)."""
+    if _group_and_kind(resource.type)[1] in _NOT_REPLICATED:
+        return False
+    return any(at.path == "spec.template.spec" for at in pod_specs(resource))
+
+
+def _availability_problems(
+    workload: CheckedResource, hpas: Sequence[CheckedResource], pdbs: Sequence[CheckedResource]
+) -> list[tuple[str, str | None]]:
     problems: list[tuple[str, str | None]] = []
-    for deployment in resources:
-        if deployment.type != DEPLOYMENT or stage_of(deployment, stages) != "production":
-            continue
-        replicas = _min_replicas(deployment, hpas)
-        if isinstance(replicas, float) and replicas.is_integer():
-            replicas = int(replicas)  # the engine sends every number as a float
-        if not is_unknown(replicas) and (not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 2):
-            problems.append(
-                (
-                    f"{display(deployment)}: {replicas} replica(s) in production; expected at least 2",
-                    deployment.urn,
-                )
+    replicas = _min_replicas(workload, hpas)
+    if isinstance(replicas, float) and replicas.is_integer():
+        replicas = int(replicas)  # the engine sends every number as a float
+    if not is_unknown(replicas) and (not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 2):
+        problems.append(
+            (f"{display(workload)}: {replicas} replica(s) in production; expected at least 2", workload.urn)
+        )
+    if not any(
+        _same_namespace(p, workload) and _selects(p, workload) and _limits_disruption(p, replicas) for p in pdbs
+    ):
+        problems.append(
+            (
+                f"{display(workload)}: no PodDisruptionBudget selects its pods in production; "
+                "expected one whose matchLabels match the pod template labels and that keeps a pod up",
+                workload.urn,
             )
-        if not any(
-            _same_namespace(p, deployment) and _selects(p, deployment) and _limits_disruption(p, replicas) for p in pdbs
-        ):
+        )
+    return problems
+
+
+def check_production_availability(resources: Sequence[CheckedResource]) -> list[tuple[str, str | None]]:
+    """In production, every replicated workload runs at least 2 replicas and a PodDisruptionBudget
+    that keeps a pod up selects it; no bare Pod runs there."""
+    stages = namespace_stages(resources)
+    hpas = [r for r in resources if _group_and_kind(r.type) == ("autoscaling", "HorizontalPodAutoscaler")]
+    pdbs = [r for r in resources if _group_and_kind(r.type) == ("policy", "PodDisruptionBudget")]
+    problems: list[tuple[str, str | None]] = []
+    for workload in resources:
+        if stage_of(workload, stages) != "production":
+            continue
+        if replicated_workload(workload):
+            problems += _availability_problems(workload, hpas, pdbs)
+        elif any(at.path == "spec" for at in pod_specs(workload)):
             problems.append(
                 (
-                    f"{display(deployment)}: no PodDisruptionBudget selects its pods in production; "
-                    "expected one whose matchLabels match the pod template labels and that keeps a pod up",
-                    deployment.urn,
+                    f"{display(workload)}: a bare Pod in production is one replica nothing replaces; "
+                    "expected a Deployment with at least 2 replicas",
+                    workload.urn,
                 )
             )
     return problems
@@ -712,8 +857,8 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         name="restricted-security-context",
-        description="Pods meet Pod Security 'restricted' (non-root, no escalation, drop ALL, seccomp) "
-        "with a read-only root filesystem.",
+        description="Every pod spec, in any kind, meets every Pod Security 'restricted' check of Kubernetes 1.31 "
+        "and runs with a read-only root filesystem.",
         scope="resource",
         check=check_restricted_security_context,
     ),
@@ -725,16 +870,23 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         name="no-loadbalancer-or-nodeport",
-        description="No Service of type LoadBalancer or NodePort and no Ingress: users come in through "
-        "Cloudflare only.",
+        description="Users come in through Cloudflare only: no Gateway API object, no Ingress of any version, no "
+        "Service of type LoadBalancer, NodePort or ExternalName, no externalIPs, hostPort or hostNetwork.",
         scope="resource",
         check=check_no_public_service_types,
     ),
     Rule(
         name="namespace-pod-security-restricted",
-        description="Service namespaces carry pod-security.kubernetes.io/enforce=restricted; others an explicit level.",
+        description="Service namespaces carry pod-security.kubernetes.io/enforce=restricted; others an explicit "
+        "level; enforce-version is latest or at least the pinned Kubernetes version.",
         scope="resource",
         check=check_namespace_pod_security,
+    ),
+    Rule(
+        name="pods-in-pod-security-namespaces",
+        description="Every object that carries a pod spec lives in a Namespace of the stack with a Pod Security label.",
+        scope="stack",
+        check=check_pods_in_labelled_namespaces,
     ),
     Rule(
         name="dns-records-proxied",
@@ -744,8 +896,8 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         name="no-plaintext-secrets",
-        description="No credentials in ConfigMaps, plain container env values or command lines (names or "
-        "values that look like tokens, passwords, secrets or keys).",
+        description="No credentials in ConfigMaps, plain container env values or command lines (names, flags or "
+        "values that look like tokens, passwords, secrets or keys); no empty Secret values.",
         scope="resource",
         check=check_no_plaintext_secrets,
     ),
@@ -765,13 +917,15 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         name="staging-behind-access",
         description="In staging every DNS record is covered by a Cloudflare Access application, and no Access "
-        "policy bypasses it or includes everyone.",
+        "policy bypasses it or admits people at large (everyone, a broad IP range, a public mail domain, a "
+        "country, a login method alone).",
         scope="stack",
         check=check_staging_behind_access,
     ),
     Rule(
         name="production-availability",
-        description="In production every Deployment has at least 2 replicas and a PodDisruptionBudget.",
+        description="In production every replicated workload has at least 2 replicas and a PodDisruptionBudget "
+        "that keeps a pod up; no bare Pod.",
         scope="stack",
         check=check_production_availability,
     ),

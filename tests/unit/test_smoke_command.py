@@ -233,7 +233,10 @@ def test_missing_env_var_is_a_usage_error(
         (["--url", "http://x", "--header", "no-colon"], "'Name: value'"),
         (["--url", "http://x", "--header-from-env", "Name"], "Header-Name=ENV_VAR"),
         ([], "--url"),
+        (["--url", "http://x", "--header", "Bad Name: v"], "not an HTTP token"),
+        (["--url", "http://x", "--header-from-env", "Bad:Name=V"], "not an HTTP token"),
     ],
+    ids=["ftp", "no_scheme", "retries", "timeout", "header_colon", "header_env", "no_url", "name", "env_name"],
 )
 def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert smoke.main(argv) == 2
@@ -254,6 +257,7 @@ def test_revision_is_checked_by_prefix(server: tuple[str, Behaviour], capsys: py
         ("0123456789abcdef", "0123457", False),
         ("012345", "012345", False),
     ],
+    ids=["long_reported", "long_expected", "different", "too_short"],
 )
 def test_revision_prefix_rule(reported: str, expected: str, ok: bool) -> None:
     assert smoke._revision_matches(reported, expected) is ok
@@ -265,3 +269,119 @@ def test_registered_in_the_cli(server: tuple[str, Behaviour], capsys: pytest.Cap
     url, _ = server
     assert cli.main(["smoke", "--url", url, *FAST]) == 0
     assert "healthy" in capsys.readouterr().out
+
+
+# ---- abuse: header values from the environment, and servers that break the protocol ----------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["line1\nX-Injected: yes", "value\r", "esc\x1b[2J", "bell\x07"],
+    ids=["lf", "cr", "escape", "control"],
+)
+def test_header_value_with_a_line_break_is_refused_without_echoing_it(
+    value: str, server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 9110 section 5.5: no CR, LF or NUL in a field value (http.client would raise a
+    ValueError quoting the value, i.e. the secret, in a traceback)."""
+    url, behaviour = server
+    secret = "s3cr3t-" + value
+    monkeypatch.setenv("CF_ACCESS_CLIENT_SECRET", secret)
+    code = smoke.main(["--url", url, "--header-from-env", "CF-Access-Client-Secret=CF_ACCESS_CLIENT_SECRET"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "CF_ACCESS_CLIENT_SECRET holds a line break or control character" in captured.err
+    assert "s3cr3t" not in captured.out + captured.err
+    assert "Traceback" not in captured.err
+    assert behaviour.seen_headers == []  # refused before any request
+
+
+def test_a_tab_inside_a_header_value_is_allowed() -> None:
+    assert smoke.header_problem("X-A", "a\tb") is None
+    assert smoke.header_problem("X A", "b") is not None
+
+
+def _raw_server(answer: bytes | None, mode: str = "answer") -> tuple[str, list[int], threading.Event]:
+    """A TCP server that answers every connection with ``answer`` bytes (or resets/hangs/closes)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    accepted = [0]
+    stop = threading.Event()
+
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted[0] += 1
+            conn.settimeout(2)
+            try:
+                conn.recv(65536)
+                if mode == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                elif answer is not None:
+                    conn.sendall(answer)
+            except OSError:
+                pass
+            if mode == "hang":
+                held.append(conn)  # never answered, closed when the server stops
+            else:
+                conn.close()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", accepted, stop
+
+
+PROTOCOL_FAILURES = [
+    ("bad_status_line", b"HTTP/1.1 two-hundred OK\r\n\r\n", "answer", "BadStatusLine"),
+    ("garbage", b"hello there\r\n\r\n", "answer", "BadStatusLine"),
+    ("long_header_line", b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", "answer", "LineTooLong"),
+    ("closed_without_answer", None, "answer", "RemoteDisconnected"),
+    ("reset", None, "reset", "ConnectionResetError"),
+    ("timeout", None, "hang", "timed out"),
+    ("truncated_body", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nok", "answer", "IncompleteRead"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "answer", "mode", "expected"), PROTOCOL_FAILURES, ids=[c[0] for c in PROTOCOL_FAILURES]
+)
+def test_every_protocol_failure_is_a_retried_one_line_failure(
+    case: str, answer: bytes | None, mode: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, accepted, stop = _raw_server(answer, mode)
+    try:
+        code = smoke.main(["--url", url, "--retries", "1", "--backoff", "0.01", "--request-timeout", "0.5"])
+    finally:
+        stop.set()
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in captured.err
+    fails = _fail_lines(captured.out)
+    assert len(fails) == 3, captured.out
+    assert any(expected in line for line in fails), fails
+    assert all(len(line) < 400 for line in fails)
+    assert "attempt 1/2 failed" in captured.err  # retried, not fatal
+    assert accepted[0] == 6  # 3 checks x 2 rounds
+
+
+def test_a_tls_failure_is_a_retried_one_line_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    """https against a server that speaks plain HTTP: ssl.SSLError (an OSError) on every check."""
+    url, accepted, stop = _raw_server(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    try:
+        code = smoke.main(["--url", url.replace("http:", "https:"), "--retries", "1", "--backoff", "0.01"])
+    finally:
+        stop.set()
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    fails = _fail_lines(captured.out)
+    assert len(fails) == 3 and all("SSL" in line for line in fails), fails
+    assert accepted[0] == 6  # 3 checks x 2 rounds: retried
