@@ -79,7 +79,11 @@ def key(name: str) -> str:
 
 
 def looks_secret(name: str) -> bool:
-    """Whether a key's name says its value is a secret (password, token, secret, key, credential…)."""
+    """Whether a key's value is a secret: a setting the schema knows says so itself (``imagePullSecret`` is a
+    boolean); any other name by what it says (password, token, secret, key, credential…)."""
+    known = schema.BY_NAME.get(name.rpartition(":")[2])
+    if known is not None and name.partition(":")[0] in (name, PROJECT):
+        return known.secret
     return SECRET_NAME.search(name) is not None
 
 

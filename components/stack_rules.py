@@ -28,6 +28,7 @@ from typing import Any, Final
 import yaml
 
 from components import schema
+from components.stackfile import closest
 from components.settings import PROJECT, SECRET_MARK, SettingProblem
 
 _GO_INT: Final = re.compile(r"[+-]?[0-9]+")
@@ -112,7 +113,9 @@ def validate_config_value(type_name: str, items: Mapping[str, Any] | None, value
 
 
 def _fits_go_int(text: str) -> bool:
-    return int(text) in _GO_INT_RANGE
+    # int64 has at most 19 digits: a longer text (a hostile file's 5,000 digits) is out of range unread.
+    digits = text.lstrip("+-").lstrip("0")
+    return len(digits) <= 19 and int(text) in _GO_INT_RANGE
 
 
 def _stack_content(value: Any) -> Any:
@@ -264,8 +267,8 @@ def undeclared_problems(
         full = f"{project}:{short}"
         shown = SECRET_MARK if is_secure(value) else repr(value)
         if short not in known:
-            close = [k for k in sorted(known) if k.lower() == short.lower()]
-            hint = f" (did you mean {project}:{close[0]}?)" if close else ""
+            near = closest(short, sorted(known))
+            hint = f" (did you mean {project}:{near}?)" if near else ""
             where = "declared in Pulumi.yaml or components/schema.py"
             problems.append(RuleProblem(full, shown, f"a setting {where}{hint}"))
         elif short not in declared_short and schema.BY_NAME[short].secret and not is_secure(value):

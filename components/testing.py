@@ -498,6 +498,13 @@ def release_worker_loops() -> None:
 
     loop = asyncio.get_event_loop()
     if not loop.is_running():
+        # A run stopped by an EngineRuleError leaves registrations in flight: cancel them now, or closing
+        # the loop below prints "Task was destroyed but it is pending!" for each.
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_default_executor())
     with _worker_loops_lock:
         for worker in _worker_loops:

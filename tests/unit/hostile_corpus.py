@@ -367,6 +367,7 @@ def materialise(case: Case, root: Path) -> Path:
     project.mkdir(parents=True)
     for name in ("Pulumi.yaml", "__main__.py", STAGING, PRODUCTION):
         shutil.copy(PROJECT_DIR / name, project / name)
+    (project / "app").symlink_to(PROJECT_DIR / "app")  # the image's tag is the build context's content
     for name, content in case.files.items():
         (project / name).write_bytes(content)
     return project
