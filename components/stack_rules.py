@@ -28,8 +28,8 @@ from typing import Any, Final
 import yaml
 
 from components import schema
-from components.stackfile import closest
 from components.settings import PROJECT, SECRET_MARK, SettingProblem
+from components.stackfile import closest
 
 _GO_INT: Final = re.compile(r"[+-]?[0-9]+")
 """What Go's ``strconv.Atoi`` parses: an optional sign and ASCII digits (no spaces, no ``_``)."""

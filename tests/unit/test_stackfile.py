@@ -170,7 +170,8 @@ def test_an_unknown_key_written_as_secure_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StackFileError) as raised:
         load_stack_config(project, "staging")
     assert [str(p) for p in raised.value.problems] == [
-        "service-lifecycle:registryPasswd: got [secret]; expected a setting declared in Pulumi.yaml or components/schema.py "
+        "service-lifecycle:registryPasswd: got [secret]; expected a setting declared in Pulumi.yaml or "
+        "components/schema.py "
         "(did you mean service-lifecycle:registryPassword?)"
     ]
 
