@@ -210,7 +210,10 @@ def test_the_plan_names_the_program_s_keys_in_its_errors(tmp_path: Path) -> None
     with pytest.raises(StackFileError) as raised:
         run_plan(program, "dev")
     lines = [str(p) for p in raised.value.problems]
-    assert lines[0] == "acme:replcas: got '3'; expected a setting declared in Pulumi.yaml or components/schema.py"
+    assert lines[0] == (
+        "acme:replcas: got '3'; expected a setting declared in Pulumi.yaml or components/schema.py"
+        " (did you mean acme:replicas?)"
+    )
     assert "acme:replicas: got '1'; expected an integer from 2 to 50 (stage production needs at least 2)" in lines
 
 
