@@ -30,6 +30,7 @@ import base64
 import hashlib
 import json
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -518,6 +519,22 @@ def release_worker_loops() -> None:
         if isinstance(obj, asyncio.AbstractEventLoop) and not obj.is_running() and not obj.is_closed():
             obj.close()
     asyncio.set_event_loop(None)
+    sys.unraisablehook = _quiet_loop_teardown
+
+
+def _quiet_loop_teardown(unraisable: Any) -> None:
+    """``sys.unraisablehook`` once the programs have run: drops only the one known teardown artefact.
+
+    An event loop the SDK makes again during interpreter shutdown (after :func:`release_worker_loops`
+    closed every loop it could find) is collected after its self-pipe socket and reports
+    ``ValueError: Invalid file descriptor: -1`` from ``BaseEventLoop.__del__``: nothing is lost, but
+    stderr would say "Exception ignored". Everything else goes to the default hook.
+    """
+    value, obj = unraisable.exc_value, unraisable.object
+    owner = getattr(obj, "__qualname__", "")
+    if isinstance(value, ValueError) and str(value) == "Invalid file descriptor: -1" and owner.endswith("__del__"):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 # ---------------------------------------------------------------------------------------------

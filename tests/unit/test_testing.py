@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -271,3 +272,28 @@ def test_dns_records_in_other_zones_or_names_coexist(run_components: Callable[..
         _record("second", "CNAME", "t.cfargotunnel.com", host="HELLO.example.com.")
 
     _refused(run_components, case_insensitive)
+
+
+def test_teardown_hook_drops_only_the_loop_self_pipe_artefact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython ``Lib/asyncio/base_events.py`` ``BaseEventLoop.__del__`` closes a loop collected at shutdown;
+    when its self-pipe is already gone, ``selector_events`` raises ``ValueError('Invalid file descriptor: -1')``
+    and ``sys.unraisablehook`` prints "Exception ignored in: <function BaseEventLoop.__del__ …>"."""
+    import asyncio
+    import types
+
+    from components.testing import _quiet_loop_teardown
+
+    seen: list[object] = []
+    monkeypatch.setattr(sys, "__unraisablehook__", seen.append)
+    artefact = types.SimpleNamespace(
+        exc_value=ValueError("Invalid file descriptor: -1"), object=asyncio.BaseEventLoop.__del__
+    )
+    _quiet_loop_teardown(artefact)
+    assert seen == []
+    for other in (
+        types.SimpleNamespace(exc_value=ValueError("something else"), object=asyncio.BaseEventLoop.__del__),
+        types.SimpleNamespace(exc_value=ValueError("Invalid file descriptor: -1"), object=print),
+        types.SimpleNamespace(exc_value=OSError("Invalid file descriptor: -1"), object=asyncio.BaseEventLoop.__del__),
+    ):
+        _quiet_loop_teardown(other)
+    assert len(seen) == 3
