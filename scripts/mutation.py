@@ -152,11 +152,16 @@ def run_mutmut(scratch: Path, mutmut: str, max_children: int, names: list[str]) 
                           capture_output=True, text=True, check=False)  # fmt: skip
 
 
-def run_group(group: Group, scratch: Path, args: argparse.Namespace, mutmut: str) -> subprocess.CompletedProcess[str]:
-    """Run mutmut on the group's scratch copy: every mutant, or a seeded sample per module."""
+def run_group(group: Group, scratch: Path, args: argparse.Namespace, mutmut: str) -> tuple[str, set[str] | None]:
+    """Run mutmut on the group's scratch copy: every mutant, or a seeded sample per module.
+
+    Returns mutmut's output (shown when no mutant was tested) and the sample's names (None: all).
+    """
     if not args.sample:
-        return run_mutmut(scratch, mutmut, args.max_children, [])
-    # One mutant first: mutmut generates them all and collects its stats; then the sample.
+        run = run_mutmut(scratch, mutmut, args.max_children, [])
+        return run.stdout[-3000:] + run.stderr[-3000:], None
+    # First the first mutant of each function of one module: mutmut generates them all and
+    # collects its stats (those mutants are not scored: only the sample is); then the sample.
     run = run_mutmut(scratch, mutmut, args.max_children, [f"{group.dotted(group.modules[0])}.*__mutmut_1"])
     draw = random.Random(args.seed)  # noqa: S311 - a reproducible sample, not a secret
     chosen: list[str] = []
@@ -165,7 +170,17 @@ def run_group(group: Group, scratch: Path, args: argparse.Namespace, mutmut: str
         chosen += sorted(draw.sample(names, min(args.sample, len(names))))
         print(f"{group.package}/{module}: a sample of {min(args.sample, len(names))} of {len(names)} mutants"
               f" (seed {args.seed})")  # fmt: skip
-    return run_mutmut(scratch, mutmut, args.max_children, chosen) if chosen else run
+    if chosen:
+        run = run_mutmut(scratch, mutmut, args.max_children, chosen)
+    return run.stdout[-3000:] + run.stderr[-3000:], set(chosen)
+
+
+def wilson_interval(killed: int, tested: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion in percent (stays in 0-100 for small or extreme samples)."""
+    z, p = 1.96, killed / tested
+    centre = (p + z * z / (2 * tested)) / (1 + z * z / tested)
+    margin = z * math.sqrt(p * (1 - p) / tested + z * z / (4 * tested * tested)) / (1 + z * z / tested)
+    return 100 * (centre - margin), 100 * (centre + margin)
 
 
 def report(group: Group, module: str, found: dict[str, str], *, scratch: Path, args: argparse.Namespace,
@@ -178,8 +193,8 @@ def report(group: Group, module: str, found: dict[str, str], *, scratch: Path, a
     score = 100 * killed / len(mine) if mine else 0.0
     print(f"{group.package}/{module}: {score:.1f}% ({killed} of {len(mine)} mutants killed; {dict(counts)})")
     if args.sample and mine:
-        margin = 196 * math.sqrt(score / 100 * (1 - score / 100) / len(mine))
-        print(f"  95% interval of the whole module's score: {score - margin:.1f}% to {min(100.0, score + margin):.1f}%")
+        low, high = wilson_interval(killed, len(mine))
+        print(f"  95% interval of the whole module's score: {low:.1f}% to {high:.1f}%")
     for name, status in sorted(mine.items()):
         if status not in KILLED:
             print(f"  {status}: {name}")
@@ -203,13 +218,14 @@ def main() -> int:
         group = GROUPS[name]
         scratch = scratch_project(group)
         started = time.monotonic()
-        run = run_group(group, scratch, args, mutmut)
-        found = {k: v for k, v in statuses(scratch, mutmut).items() if v != "not checked"}
+        output, sample = run_group(group, scratch, args, mutmut)
+        found = {k: v for k, v in statuses(scratch, mutmut).items()
+                 if v != "not checked" and (sample is None or k in sample)}  # fmt: skip
         print(f"{name}: {len(found)} mutants tested in {time.monotonic() - started:.0f} s")
         for module in group.modules:
             report(group, module, found, scratch=scratch, args=args, mutmut=mutmut)
         if not found:
-            print(run.stdout[-3000:], run.stderr[-3000:])
+            print(output)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
