@@ -1,14 +1,16 @@
 """Mutation testing (mutmut 3) of chosen modules against their unit tests; prints the score per module.
 
-``python scripts/mutation.py [--max-children N] [--sample N] [--survivors] [MODULE ...]``  (``make mutation``)
+``python scripts/mutation.py [--only GROUP] [--max-children N] [--sample N] [--seed N] [--survivors]``
+(``make mutation``: every group)
 
-Each module in :data:`MODULES` is mutated in a scratch copy of the project (mutmut writes its
+Each group in :data:`GROUPS` is mutated in a scratch copy of the project (mutmut writes its
 ``mutants/`` tree and cache there, never in the work tree) with only the tests listed for it, so
-the score says how well *those* tests pin the module. Not part of ``make test``: it takes minutes
-(tens of minutes for settings.py on two busy cores: ``--sample N`` tests a seeded random sample
-of N mutants and prints the estimate with its 95% interval).
-mutmut's configuration keys (``source_paths``, ``only_mutate``, ``pytest_add_cli_args_test_selection``)
-are those of mutmut 3's ``[tool.mutmut]`` table (https://mutmut.readthedocs.io/, mutmut/configuration.py).
+the score says how well *those* tests pin its modules. Not part of ``make test``: it takes minutes
+to hours (``--sample N`` tests a seeded random sample of N mutants per module and prints the
+estimate with its 95% interval).
+mutmut's configuration keys (``source_paths``, ``only_mutate``, ``also_copy``, ``pytest_add_cli_args``,
+``pytest_add_cli_args_test_selection``) are those of mutmut 3's ``[tool.mutmut]`` table
+(https://mutmut.readthedocs.io/, mutmut/configuration.py).
 """
 
 from __future__ import annotations
@@ -25,17 +27,58 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MODULES: dict[str, list[str]] = {
-    "components/settings.py": ["tests/unit/test_settings.py"],
-    # Add a module and the unit tests that should pin it, e.g.:
-    # "components/registry.py": ["tests/unit/test_registry.py"],
-    # "components/rules.py": ["tests/unit/test_monitoring.py"],
+
+@dataclass(frozen=True, kw_only=True)
+class Group:
+    """Modules of one package mutated together against the same unit tests."""
+
+    package: str
+    """The package directory in the repository, e.g. ``components``."""
+    modules: tuple[str, ...]
+    """The mutated module files, relative to the package."""
+    tests: tuple[str, ...]
+    """The unit test files that should pin them (paths in the repository)."""
+    deselect: str = ""
+    """A pytest ``-k`` expression for tests of these files to leave out ("" for none)."""
+
+    @property
+    def scratch_package(self) -> str:
+        """Where the package sits in the scratch copy: at its root.
+
+        mutmut names a mutant after the module path of its file relative to the scratch root, so a
+        package not at the repository's root (``policy/service_lifecycle_policy``, imported as
+        ``service_lifecycle_policy``) is copied up to the root (policy/MUTATION.md).
+        """
+        return Path(self.package).name
+
+    def dotted(self, module: str) -> str:
+        """The module's import path, the prefix of its mutants' names."""
+        return f"{self.scratch_package}.{module.removesuffix('.py').replace('/', '.')}"
+
+
+GROUPS: dict[str, Group] = {
+    "settings": Group(package="components", modules=("settings.py",), tests=("tests/unit/test_settings.py",)),
+    "registry": Group(
+        package="components",
+        modules=("registry.py", "registry_http.py", "registry_model.py", "registry_ghcr.py"),
+        tests=("tests/unit/test_registry.py", "tests/unit/test_registry_ghcr.py"),
+    ),
+    "policy": Group(
+        package="policy/service_lifecycle_policy",
+        modules=("rules.py", "pod_security.py", "values.py"),
+        tests=("tests/unit/test_policy.py",),
+        # Plans run as subprocesses (they would import the unmutated rules from policy/), the
+        # CrossGuard gRPC server (pack.py, not mutated) and project files: slow, and blind to mutants.
+        deselect="not offline_plan and not plan_command and not real_production and not cluster_monitoring"
+        " and not grpc and not project_file",
+    ),
 }
-"""Module → the unit tests it is mutated against. The one place to add a module."""
+"""Group name → what is mutated and against which tests. The one place to add a module."""
 
 COPIED = ("components", "tests", "policy", "app", "docs", "__main__.py", "Pulumi.yaml", "Pulumi.staging.yaml",
           "Pulumi.production.yaml", "pyproject.toml")  # fmt: skip
@@ -43,7 +86,11 @@ KILLED = ("killed", "timeout", "segfault", "suspicious")
 """mutmut statuses that count as a kill (a timeout or crash is a test noticing the mutant)."""
 
 
-def scratch_project(module: str, tests: list[str]) -> Path:
+def toml_list(items: list[str] | tuple[str, ...]) -> str:
+    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+
+
+def scratch_project(group: Group) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="mutation-"))
     for name in COPIED:
         source = ROOT / name
@@ -51,16 +98,36 @@ def scratch_project(module: str, tests: list[str]) -> Path:
             shutil.copytree(source, scratch / name, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
         elif source.exists():
             shutil.copy(source, scratch / name)
-    quoted = ", ".join(f'"{t}"' for t in tests)
+    also_copy = [n for n in COPIED if n != "pyproject.toml"]
+    if group.scratch_package != group.package:
+        shutil.copytree(ROOT / group.package, scratch / group.scratch_package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        import_mutated_package_first(scratch / "tests" / "conftest.py", group)
+    pytest_args = ["-p", "no:cacheprovider", *(["-k", group.deselect] if group.deselect else [])]
     with (scratch / "pyproject.toml").open("a") as pyproject:
         pyproject.write(
-            f'\n[tool.mutmut]\nsource_paths = ["components"]\nonly_mutate = ["{module}"]\n'
-            f"pytest_add_cli_args_test_selection = [{quoted}]\n"
-            'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
+            f"\n[tool.mutmut]\nsource_paths = {toml_list([group.scratch_package + '/'])}\n"
+            f"only_mutate = {toml_list([f'{group.scratch_package}/{m}' for m in group.modules])}\n"
+            f"pytest_add_cli_args_test_selection = {toml_list(group.tests)}\n"
+            f"pytest_add_cli_args = {toml_list(pytest_args)}\n"
             # The tests read the stack files and the program from the project directory (mutants/ in a run).
-            f"also_copy = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in COPIED if n != 'pyproject.toml')}]\n"
+            f"also_copy = {toml_list(also_copy)}\n"
         )
     return scratch
+
+
+def import_mutated_package_first(conftest: Path, group: Group) -> None:
+    """Import the package's first module from the scratch root before anything else can.
+
+    ``components.policy_offline.load_rules`` puts ``policy/`` on ``sys.path``; once the mutated
+    copy (mutants/<package>) is imported, later imports of the same name get it from ``sys.modules``.
+    """
+    text = conftest.read_text()
+    anchor = "from __future__ import annotations\n"
+    if anchor not in text:
+        raise SystemExit(f"{conftest}: expected {anchor.strip()!r} to insert the import after")
+    first = group.dotted(group.modules[0])
+    conftest.write_text(text.replace(anchor, f"{anchor}\nimport {first}  # noqa: F401\n", 1))
 
 
 def statuses(scratch: Path, mutmut: str) -> dict[str, str]:
@@ -74,9 +141,9 @@ def statuses(scratch: Path, mutmut: str) -> dict[str, str]:
     return found
 
 
-def all_mutants(scratch: Path, module: str) -> list[str]:
+def all_mutants(scratch: Path, group: Group, module: str) -> list[str]:
     """Every mutant name of ``module``, from the meta file mutmut writes when it generates them."""
-    meta = scratch / "mutants" / f"{module}.meta"
+    meta = scratch / "mutants" / group.scratch_package / f"{module}.meta"
     return sorted(json.loads(meta.read_text())["exit_code_by_key"])
 
 
@@ -85,48 +152,80 @@ def run_mutmut(scratch: Path, mutmut: str, max_children: int, names: list[str]) 
                           capture_output=True, text=True, check=False)  # fmt: skip
 
 
+def run_group(group: Group, scratch: Path, args: argparse.Namespace, mutmut: str) -> tuple[str, set[str] | None]:
+    """Run mutmut on the group's scratch copy: every mutant, or a seeded sample per module.
+
+    Returns mutmut's output (shown when no mutant was tested) and the sample's names (None: all).
+    """
+    if not args.sample:
+        run = run_mutmut(scratch, mutmut, args.max_children, [])
+        return run.stdout[-3000:] + run.stderr[-3000:], None
+    # First the first mutant of each function of one module: mutmut generates them all and
+    # collects its stats (those mutants are not scored: only the sample is); then the sample.
+    run = run_mutmut(scratch, mutmut, args.max_children, [f"{group.dotted(group.modules[0])}.*__mutmut_1"])
+    draw = random.Random(args.seed)  # noqa: S311 - a reproducible sample, not a secret
+    chosen: list[str] = []
+    for module in group.modules:
+        names = all_mutants(scratch, group, module)
+        chosen += sorted(draw.sample(names, min(args.sample, len(names))))
+        print(f"{group.package}/{module}: a sample of {min(args.sample, len(names))} of {len(names)} mutants"
+              f" (seed {args.seed})")  # fmt: skip
+    if chosen:
+        run = run_mutmut(scratch, mutmut, args.max_children, chosen)
+    return run.stdout[-3000:] + run.stderr[-3000:], set(chosen)
+
+
+def wilson_interval(killed: int, tested: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion in percent (stays in 0-100 for small or extreme samples)."""
+    z, p = 1.96, killed / tested
+    centre = (p + z * z / (2 * tested)) / (1 + z * z / tested)
+    margin = z * math.sqrt(p * (1 - p) / tested + z * z / (4 * tested * tested)) / (1 + z * z / tested)
+    return 100 * (centre - margin), 100 * (centre + margin)
+
+
+def report(group: Group, module: str, found: dict[str, str], *, scratch: Path, args: argparse.Namespace,
+           mutmut: str) -> None:
+    """Print one module's score (with its interval for a sample) and its survivors."""
+    prefix = group.dotted(module) + "."
+    mine = {name: status for name, status in found.items() if name.startswith(prefix)}
+    counts = Counter(mine.values())
+    killed = sum(counts[s] for s in KILLED)
+    score = 100 * killed / len(mine) if mine else 0.0
+    print(f"{group.package}/{module}: {score:.1f}% ({killed} of {len(mine)} mutants killed; {dict(counts)})")
+    if args.sample and mine:
+        low, high = wilson_interval(killed, len(mine))
+        print(f"  95% interval of the whole module's score: {low:.1f}% to {high:.1f}%")
+    for name, status in sorted(mine.items()):
+        if status not in KILLED:
+            print(f"  {status}: {name}")
+            if args.survivors:
+                diff = subprocess.run([mutmut, "show", name], cwd=scratch, capture_output=True, text=True,
+                                      check=False)  # fmt: skip
+                print("    " + diff.stdout.strip().replace("\n", "\n    "))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", help=f"default: {', '.join(MODULES)}")
+    parser.add_argument("--only", action="append", choices=list(GROUPS), help="run this group (repeatable);"
+                        f" default: {', '.join(GROUPS)}")  # fmt: skip
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--survivors", action="store_true", help="print each survivor's diff")
-    parser.add_argument("--sample", type=int, default=0, help="test only N mutants drawn at random (seeded)")
+    parser.add_argument("--sample", type=int, default=0, help="test only N mutants per module, drawn at random")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     mutmut = str(Path(sys.executable).parent / "mutmut")
-    for module in args.modules or list(MODULES):
-        scratch = scratch_project(module, MODULES[module])
+    for name in args.only or list(GROUPS):
+        group = GROUPS[name]
+        scratch = scratch_project(group)
         started = time.monotonic()
-        if args.sample:
-            # One mutant first: mutmut generates them all and collects its stats; then the sample.
-            stem = module.removesuffix(".py").replace("/", ".")
-            run = run_mutmut(scratch, mutmut, args.max_children, [f"{stem}.*__mutmut_1"])
-            names = all_mutants(scratch, module)
-            draw = random.Random(args.seed)  # noqa: S311 - a reproducible sample, not a secret
-            chosen = sorted(draw.sample(names, min(args.sample, len(names))))
-            run = run_mutmut(scratch, mutmut, args.max_children, chosen)
-            print(f"{module}: a sample of {len(chosen)} of {len(names)} mutants (seed {args.seed})")
-        else:
-            run = run_mutmut(scratch, mutmut, args.max_children, [])
-        seconds = time.monotonic() - started
-        found = {k: v for k, v in statuses(scratch, mutmut).items() if v != "not checked"}
-        counts = Counter(found.values())
-        killed = sum(counts[s] for s in KILLED)
-        score = 100 * killed / len(found) if found else 0.0
-        print(f"{module}: {score:.1f}% ({killed} of {len(found)} mutants killed; {dict(counts)}) in {seconds:.0f} s")
-        if args.sample and found:
-            margin = 196 * math.sqrt(score / 100 * (1 - score / 100) / len(found))
-            high = min(100.0, score + margin)
-            print(f"  95% interval of the whole module's score: {score - margin:.1f}% to {high:.1f}%")
+        output, sample = run_group(group, scratch, args, mutmut)
+        found = {k: v for k, v in statuses(scratch, mutmut).items()
+                 if v != "not checked" and (sample is None or k in sample)}  # fmt: skip
+        print(f"{name}: {len(found)} mutants tested in {time.monotonic() - started:.0f} s")
+        for module in group.modules:
+            report(group, module, found, scratch=scratch, args=args, mutmut=mutmut)
         if not found:
-            print(run.stdout[-3000:], run.stderr[-3000:])
-        for name, status in sorted(found.items()):
-            if status not in KILLED:
-                print(f"  {status}: {name}")
-                if args.survivors:
-                    diff = subprocess.run([mutmut, "show", name], cwd=scratch, capture_output=True, text=True,
-                                          check=False)  # fmt: skip
-                    print("    " + diff.stdout.strip().replace("\n", "\n    "))
+            print(output)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
