@@ -197,9 +197,13 @@ def foreign_interpreter(argv: Any, cwd: Any = None, env: Mapping[str, str] | Non
 
 
 @pytest.fixture(autouse=True)
-def _only_this_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+def _only_this_interpreter(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Every subprocess a test starts is checked: a Python without the project's requirements fails
-    the test here instead of failing (or passing) by what the machine's base python3 happens to have."""
+    the test here instead of failing (or passing) by what the machine's base python3 happens to have.
+    A test that builds a venv of its own and installs the package there says so with the marker
+    ``own_venv`` (tests/integration/test_library_install.py)."""
+    if request.node.get_closest_marker("own_venv") is not None:
+        return
     original = subprocess.Popen.__init__
 
     def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:

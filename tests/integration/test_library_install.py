@@ -55,11 +55,20 @@ config:
 
 MAIN = """\
 import pulumi
+from components.cluster_monitoring import ClusterMonitoring, ClusterMonitoringArgs
+from components.kube import kubernetes_provider
 from components.service import ServiceStack, ServiceStackArgs
 from components.settings import load_services
 
-for name, settings in load_services().items():
-    service = ServiceStack(name, ServiceStackArgs(settings=settings))
+services = load_services()
+cluster = None
+for owner in [s for s in services.values() if s.monitoring.install_cluster_stack][:1]:  # once per cluster
+    cluster = ClusterMonitoring("cluster-monitoring", ClusterMonitoringArgs(
+        team=owner.team, alert_webhook_url=owner.monitoring.alert_webhook_url,
+        grafana_admin_password=owner.monitoring.grafana_admin_password,
+        kubernetes_provider=kubernetes_provider("cluster-k8s", owner.kubernetes)))
+for name, settings in services.items():
+    service = ServiceStack(name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))
     pulumi.export(f"{name}_urls", service.urls)
 """
 
@@ -80,7 +89,7 @@ def test_two_services_are_planned(plan_stack):
     assert plan.project == "platform-demo"
     assert sorted(r.name for r in mocks.by_type("service-lifecycle:index:ServiceStack")) == ["alpha", "beta"]
     assert plan.outputs["beta_urls"] == ["https://beta.example.com"]
-    assert len(mocks.by_type("kubernetes:helm.sh/v3:Release")) == 3  # one cluster stack, from alpha only
+    assert len(mocks.by_type("kubernetes:helm.sh/v3:Release")) == 2  # kube-prometheus-stack and Loki, once
 
 
 def test_a_function_under_the_mocks(run_components):
@@ -107,6 +116,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) ->
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.own_venv
 def test_a_new_program_installs_the_package_plans_two_services_and_passes_its_tests(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTEST_ADDOPTS")}
     venv, program = tmp_path / "venv", tmp_path / "program"
