@@ -93,11 +93,6 @@ class StackConfig:
         return DictConfig(self.values, self.secret_keys, self.project)
 
 
-def _to_config_string(value: Any) -> str:
-    """A project default as the CLI's ``createConfigValue`` turns it into a config value."""
-    return stack_rules.cli_text(value)
-
-
 def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged).
 
@@ -124,7 +119,7 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     key = config.key
     for short, declaration in declared.items():
         if "default" in declaration:
-            config.values[key(short)] = _to_config_string(declaration["default"])
+            config.values[key(short)] = stack_rules.cli_text(declaration["default"])  # the CLI's createConfigValue
         if declaration.get("secret"):
             config.secret_keys.add(key(short))
     config.secret_keys |= {key(name) for name in schema.SECRETS if name not in declared}

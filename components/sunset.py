@@ -532,10 +532,7 @@ class Sunset:
                 "earlier report): refusing to delete images blind",
             )  # fmt: skip
         try:
-            result = self._decommission(
-                repository=inputs.repository, keep=plan.keep, dry_run=False, username=inputs.username,
-                password=ops.secret_config(key("registryPassword")),
-            )  # fmt: skip
+            result = self._run_decommission(ops, inputs, plan, dry_run=False)
         except Exception as error:
             return self._fail(report, step.name, str(error))
         report.registry_deleted, report.registry_kept = result.deleted, result.kept
@@ -550,14 +547,21 @@ class Sunset:
             step.detail += f" (only {own} digest(s) this stack ran are known)"
         return None
 
+    def _run_decommission(self, ops: StackOps, inputs: Inputs, plan: Plan, *, dry_run: bool) -> RegistryResult:
+        """The registry decommission with what this sunset keeps, logged in as the stack's registry user."""
+        return self._decommission(
+            repository=inputs.repository,
+            keep=plan.keep,
+            dry_run=dry_run,
+            username=inputs.username,
+            password=ops.secret_config(key("registryPassword")),
+        )
+
     def _registry_preview(self, ops: StackOps, report: Report, inputs: Inputs, plan: Plan) -> None:
         """The decommission in its own dry-run mode: lists, deletes nothing. A failure is only noted."""
         step = report.step(REGISTRY_STEP)
         try:
-            result = self._decommission(
-                repository=inputs.repository, keep=plan.keep, dry_run=True, username=inputs.username,
-                password=ops.secret_config(key("registryPassword")),
-            )  # fmt: skip
+            result = self._run_decommission(ops, inputs, plan, dry_run=True)
         except Exception as error:
             step.items = [f"could not list the registry: {error}"]
             return
