@@ -43,7 +43,7 @@ for index in range({count}):
 RUN_PROGRAM = """
 import sys
 from pathlib import Path
-from components.plan import run_plan
+from components.commands.plan import run_plan
 from components.testing import release_worker_loops
 plan, _ = run_plan(Path(sys.argv[1]), sys.argv[2], program=Path(sys.argv[3]))
 release_worker_loops()

@@ -26,8 +26,8 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from components import policy_offline, smoke  # noqa: E402
-from components.plan import run_plan  # noqa: E402
+from components.commands import policy_offline, smoke  # noqa: E402
+from components.commands.plan import run_plan  # noqa: E402
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 

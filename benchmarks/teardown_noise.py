@@ -31,7 +31,7 @@ def one_run(project_dir: Path, stack: str) -> tuple[int, str]:
 
 PROBE = """
 import asyncio, atexit, gc, sys
-from components import plan
+from components.commands import plan
 def count():
     gc.collect()
     loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]

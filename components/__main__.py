@@ -1,7 +1,7 @@
-"""``python -m components <command>``: see components/cli.py."""
+"""``python -m components <command>``: see components/commands/cli.py."""
 
 import sys
 
-from components.cli import main
+from components.commands.cli import main
 
 sys.exit(main(sys.argv[1:]))

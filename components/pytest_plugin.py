@@ -56,7 +56,7 @@ def run_components() -> Callable[..., testing.RecordingMocks]:
 @pytest.fixture
 def plan_stack(pulumi_project_dir: Path) -> Iterator[Callable[..., tuple[Any, testing.RecordingMocks]]]:
     """``plan_stack(stack, environ=None)``: the offline plan of a stack of ``pulumi_project_dir``."""
-    from components.plan import run_plan
+    from components.commands.plan import run_plan
 
     def plan(stack: str, *, environ: dict[str, str] | None = None) -> tuple[Any, testing.RecordingMocks]:
         return run_plan(pulumi_project_dir, stack, environ=environ)

@@ -6,7 +6,7 @@ Entry point for the sunset command::
 
     report = decommission(
         "ghcr.io/acme/hello",          # repository, no tag or digest; the host selects the backend
-        keep=["sha256:…"],             # digests to keep (see components.retention), or an int N:
+        keep=["sha256:…"],             # digests to keep (see components.commands.retention), or an int N:
                                        #   keep the N most recently created/pushed images
         dry_run=True,                  # list what would go, delete nothing
         username="acme-ci",            # registry credentials (GHCR: a token with read:packages and

@@ -14,10 +14,8 @@ the stack configuration all the same.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -199,13 +197,3 @@ def render_project_config() -> str:
         {"config": project_config()}, sort_keys=False, width=110, allow_unicode=True, default_flow_style=False
     )
     return text
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m components schema",
-        description="Print the config: block of a Pulumi.yaml that declares every setting of the library.",
-    )
-    parser.parse_args(argv)
-    sys.stdout.write(render_project_config())
-    return 0

@@ -614,8 +614,8 @@ def make_settings(
     does, in the project's own namespace; ``secrets`` (key → value) stand in for the secrets a
     stack file leaves to ``pulumi config set --secret``; lists and booleans are encoded for you.
     """
-    from components.plan import load_stack_config
     from components.settings import config_text, load_settings
+    from components.stack_config import load_stack_config
 
     config = load_stack_config(Path(project_dir), stack)
     values = dict(config.values)

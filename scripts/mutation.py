@@ -119,7 +119,7 @@ def scratch_project(group: Group) -> Path:
 def import_mutated_package_first(conftest: Path, group: Group) -> None:
     """Import the package's first module from the scratch root before anything else can.
 
-    ``components.policy_offline.load_rules`` puts ``policy/`` on ``sys.path``; once the mutated
+    ``components.commands.policy_offline.load_rules`` puts ``policy/`` on ``sys.path``; once the mutated
     copy (mutants/<package>) is imported, later imports of the same name get it from ``sys.modules``.
     """
     text = conftest.read_text()

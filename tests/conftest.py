@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from components.plan import StackConfig, load_stack_config
 from components.settings import Settings, key
+from components.stack_config import StackConfig, load_stack_config
 from components.testing import RecordingMocks
 from components.testing import make_settings as package_make_settings
 from components.testing import run_components as package_run_components

@@ -4,7 +4,7 @@ The same functions run in two places:
 
 * inside ``pulumi preview/up --policy-pack policy`` through the CrossGuard adapter in
   ``policy/__main__.py`` (props come from the engine, unknowns as sentinel strings);
-* offline, through ``components/policy_offline.py``, against the resources the offline plan
+* offline, through ``components/commands/policy_offline.py``, against the resources the offline plan
   recorded under the mock runtime (no Pulumi CLI needed).
 
 They take plain dicts with the engine's camelCase keys, so they import nothing from Pulumi.

@@ -72,7 +72,7 @@ for name, settings in services.items():
     pulumi.export(f"{name}_urls", service.urls)
 """
 
-TEST = '''\
+TEST = """\
 from pathlib import Path
 
 import pytest
@@ -109,7 +109,7 @@ def test_errors_name_this_program_s_keys():
     with pytest.raises(SettingsError) as raised:
         settings_from_mapping({"stage": "prod"}, namespace="platform-demo")
     assert "platform-demo:stage: got 'prod'" in str(raised.value)
-'''
+"""
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:

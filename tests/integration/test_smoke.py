@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components import smoke
+from components.commands import smoke
 
 FAST = ["--backoff", "0.2", "--request-timeout", "3"]
 

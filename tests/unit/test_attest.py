@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from components import attest, cli
+from components.commands import attest, cli
 
 FIXTURES = Path(__file__).parent / "attestations"
 REPO = "example-org/service-lifecycle"
@@ -136,7 +136,9 @@ IDENTITY_CASES = {
         f"signed by '{PR_WORKFLOW_SAN}', expected the workflow identity",
     ),
     "other_ref": (
-        set_path("signature", "certificate", "subjectAlternativeName", value=f"https://github.com/{WORKFLOW}@refs/heads/dev"),
+        set_path(
+            "signature", "certificate", "subjectAlternativeName", value=f"https://github.com/{WORKFLOW}@refs/heads/dev"
+        ),
         "@refs/heads/dev', expected the workflow identity",
     ),
     "fork_source": (
@@ -163,9 +165,7 @@ IDENTITY_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(IDENTITY_CASES))
-def test_wrong_identity_is_refused(
-    case: str, fake_gh: Callable[..., Any], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_wrong_identity_is_refused(case: str, fake_gh: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:
     """``gh`` matches the certificate's SAN against a prefix regex only (cli/cli ``verify/policy.go``,
     ``validateSignerWorkflow``: ``^https://<host>/<workflow>``), so the exact identity is checked here."""
     change, message = IDENTITY_CASES[case]

@@ -27,7 +27,7 @@ from components.cluster_monitoring import (
     alertmanager_config,
     alloy_values,
 )
-from components.plan import Plan
+from components.commands.plan import Plan
 from components.service import ServiceStack, ServiceStackArgs
 from components.settings import Settings, SettingsError
 from components.testing import RecordedResource, RecordingMocks, is_secret, redact

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from components import cli, drift
+from components.commands import cli, drift
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PREVIEWS = Path(__file__).parent / "drift"

@@ -242,7 +242,7 @@ def supply_chain_problems(wf: Workflow) -> list[str]:
     up_prod = next(i for i, s in enumerate(production) if s.get("id") == "up")
     if not verify or verify[0] > up_prod:
         problems.append("production verifies the attestations before `pulumi up`")
-    elif "--signer-workflow \"$GITHUB_REPOSITORY/.github/workflows/deploy.yml\"" not in production[verify[0]]["run"]:
+    elif '--signer-workflow "$GITHUB_REPOSITORY/.github/workflows/deploy.yml"' not in production[verify[0]]["run"]:
         problems.append("the expected signer is this repository's deploy.yml")
     return problems
 

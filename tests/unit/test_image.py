@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from pulumi.runtime.settings import SETTINGS
 
+from components.commands.plan_diff import diff_stack
 from components.image import (
     CACHE_TAG,
     TYPE,
@@ -32,7 +33,6 @@ from components.image import (
     read_dockerignore,
     require_digest_ref,
 )
-from components.plan_diff import diff_stack
 from components.testing import RecordingMocks, is_secret, redact
 
 IMAGE = "docker:index/image:Image"

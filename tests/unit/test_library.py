@@ -15,9 +15,10 @@ import pulumi
 import pytest
 
 import components
-from components.plan import StackFileError, run_plan
+from components.commands.plan import run_plan
 from components.service import ServiceStack, ServiceStackArgs
 from components.settings import Settings, SettingsError, load_services, settings_from_mapping
+from components.stack_config import StackFileError
 from components.testing import DictConfig, RecordingMocks, unwrap
 
 PIN = "sha256:" + "b" * 64
@@ -254,10 +255,30 @@ def test_sunset_help_is_plain_text() -> None:
     assert "``" not in result.stdout and "**" not in result.stdout and ":func:" not in result.stdout
 
 
-def test_dict_config_is_still_importable_from_the_plan() -> None:
-    from components import plan, testing
+def test_the_library_never_imports_a_command() -> None:
+    """What a platform team imports (everything outside ``components/commands/``) loads no command:
+    the layering docs/design.md describes, checked on the real import graph in a fresh interpreter."""
+    library = sorted(
+        f"components.{p.stem}" for p in (REPOSITORY / "components").glob("*.py") if p.stem != "__main__"
+    )
+    script = (
+        "import importlib, sys\n"
+        f"for name in {library!r}: importlib.import_module(name)\n"
+        "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('components.commands'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert len(library) > 20
+    assert result.stdout.split() == []
 
-    assert plan.DictConfig is testing.DictConfig
+
+def test_a_command_module_is_where_the_layout_says() -> None:
+    """Every command the CLI dispatches lives in components/commands/, and nothing else is left at the
+    old top-level paths (``components.plan`` and friends moved in 0.2.0, see CHANGELOG.md)."""
+    from components.commands.cli import COMMANDS
+
+    assert {module.rpartition(".")[0] for module, _ in COMMANDS.values()} == {"components.commands"}
+    for moved in ("plan", "plan_diff", "sunset", "smoke", "drift", "attest", "cli", "retention"):
+        assert not (REPOSITORY / "components" / f"{moved}.py").exists(), moved
 
 
 # -- documentation -------------------------------------------------------------------------------
@@ -285,7 +306,7 @@ def _referenced_files(text: str) -> set[str]:
 @pytest.mark.parametrize(
     "document",
     ["README.md", "CHANGELOG.md", "docs/design.md", "docs/api.md", "examples/README.md", "components/settings.py",
-     "components/lifecycle.py", "components/sunset.py", "components/exposure.py", "components/monitoring.py"],
+     "components/lifecycle.py", "components/commands/sunset.py", "components/exposure.py", "components/monitoring.py"],
 )  # fmt: skip
 def test_documents_refer_only_to_files_in_the_repository(document: str) -> None:
     missing = [

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.plan import StackFileError, load_stack_config
+from components.stack_config import StackFileError, load_stack_config
 
 PlanFn = Callable[[str], tuple[dict[str, Any], Path]]
 

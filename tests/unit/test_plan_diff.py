@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import cli, plan_diagram, plan_diff
+from components.commands import cli, plan_diagram, plan_diff
 
 
 def write_plan(root: Path, stack: str, objects: list[dict[str, object]], policy: str | None = None) -> None:
@@ -176,7 +176,7 @@ def test_changed_deployment_is_marked_in_the_diagram(
     assert "classDef changed " in diagram and "classDef added" not in diagram
     # The Deployment sits inside its component's subgraph, itself inside the ServiceStack's.
     lines = diagram.splitlines()
-    workload = next(i for i, line in enumerate(lines) if 'subgraph' in line and '"Workload hello-workload"' in line)
+    workload = next(i for i, line in enumerate(lines) if "subgraph" in line and '"Workload hello-workload"' in line)
     assert lines[workload].startswith("    subgraph") and "~ Deployment" in "\n".join(lines[workload : workload + 9])
     assert re.search(r"plan diagram: staging: \d+ resources, 1 changed</summary>", comment)
     assert mermaid_parse([diagram]) == [{"ok": True, "type": "flowchart-v2"}]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components import policy_offline
+from components.commands import policy_offline
 from components.service import ROLE_ENVIRONMENT, ROLE_EXPOSURE, ROLE_WORKLOAD
 from components.testing import SECRET_SIG, SECRET_VALUE_SIG, RecordedResource
 

@@ -285,16 +285,12 @@ def test_a_refused_token_names_the_scopes_it_needs(github: FakeGitHub) -> None:
 
 
 def test_no_token_is_refused_before_any_request() -> None:
-    with pytest.raises(
-        RegistryAuthError, match=r"needs a token .read:packages and delete:packages.: set"
-    ):
+    with pytest.raises(RegistryAuthError, match=r"needs a token .read:packages and delete:packages.: set"):
         GhcrRegistryClient("ghcr.io/acme/hello", token=None, reader=Reader())
 
 
 def test_a_missing_package_is_named(github: FakeGitHub) -> None:
-    with pytest.raises(
-        RepositoryNotFoundError, match="no container package 'other' owned by organisation or user"
-    ):
+    with pytest.raises(RepositoryNotFoundError, match="no container package 'other' owned by organisation or user"):
         decommission("ghcr.io/acme/other", keep=1, dry_run=False,
                      client=_client(github, repository="ghcr.io/acme/other"))  # fmt: skip
 

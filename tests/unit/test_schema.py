@@ -40,9 +40,7 @@ def test_the_project_declarations_are_ones_the_pulumi_cli_accepts() -> None:
     a default must be set in every stack, and a ``secret: true`` key must not get a plain-text default.
     So an optional setting is declared only with a default, and an optional secret is not declared."""
     wrong = [
-        s.name
-        for s in schema.SETTINGS
-        if s.declared_in_project and not s.required and (s.default is None or s.secret)
+        s.name for s in schema.SETTINGS if s.declared_in_project and not s.required and (s.default is None or s.secret)
     ]
     assert wrong == []
 

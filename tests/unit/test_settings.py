@@ -144,8 +144,8 @@ def test_cluster_stack_needs_its_secrets(make_settings: Callable[..., Settings])
 
 
 def test_missing_revision_is_refused_when_building(stack_values: Callable[..., dict[str, str]]) -> None:
-    from components.plan import DictConfig
     from components.settings import load_settings
+    from components.testing import DictConfig
 
     values = stack_values("staging", registryPassword="x", registryPullPassword="y")
     with pytest.raises(SettingsError) as raised:
@@ -581,8 +581,8 @@ def test_source_url_falls_back_to_the_github_environment(
     stack_values: Callable[..., dict[str, str]], environ: dict[str, str], source_url: str | None, expected: str | None
 ) -> None:
     """GitHub Actions sets GITHUB_SERVER_URL and GITHUB_REPOSITORY (docs: "Variables", default variables)."""
-    from components.plan import DictConfig
     from components.settings import load_settings
+    from components.testing import DictConfig
 
     values = stack_values("staging", registryPassword="x", registryPullPassword="y", sourceUrl=source_url)
     settings = load_settings(DictConfig(values, set()), environ={"SOURCE_REVISION": "abcdef1", **environ})
@@ -590,8 +590,8 @@ def test_source_url_falls_back_to_the_github_environment(
 
 
 def test_revision_falls_back_to_source_revision_before_github_sha(stack_values: Callable[..., dict[str, str]]) -> None:
-    from components.plan import DictConfig
     from components.settings import load_settings
+    from components.testing import DictConfig
 
     values = stack_values("staging", registryPassword="x", registryPullPassword="y")
     settings = load_settings(DictConfig(values, set()), environ={"SOURCE_REVISION": "1111111", "GITHUB_SHA": "2222222"})
@@ -712,8 +712,8 @@ def test_numbers_are_checked_as_written(make_settings: Callable[..., Settings]) 
 
 
 def test_problem_lines_mask_secret_names_and_cut_long_values() -> None:
-    from components.plan import DictConfig
     from components.settings import SHOWN_CHARS, _Reader
+    from components.testing import DictConfig
 
     reader = _Reader(DictConfig({}, set()))
     reader.problem("apiToken", "ghp_plain", "a token")
@@ -870,8 +870,8 @@ def test_revision_text_and_bad_list_items(make_settings: Callable[..., Settings]
 def test_the_environment_defaults_to_os_environ(
     stack_values: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from components.plan import DictConfig
     from components.settings import load_settings
+    from components.testing import DictConfig
 
     monkeypatch.setenv("SOURCE_REVISION", "abcdef0")
     settings = load_settings(DictConfig(stack_values("staging", registryPassword="x", registryPullPassword="y"), set()))

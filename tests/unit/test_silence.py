@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components.silence import SilenceError, silence, silence_body
+from components.commands.silence import SilenceError, silence, silence_body
 
 REQUIRED = ("matchers", "startsAt", "endsAt", "createdBy", "comment")
 MATCHER_REQUIRED = ("name", "value", "isRegex")

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from components import smoke
+from components.commands import smoke
 
 FAST = ["--backoff", "0.01", "--request-timeout", "2"]
 
@@ -264,7 +264,7 @@ def test_revision_prefix_rule(reported: str, expected: str, ok: bool) -> None:
 
 
 def test_registered_in_the_cli(server: tuple[str, Behaviour], capsys: pytest.CaptureFixture[str]) -> None:
-    from components import cli
+    from components.commands import cli
 
     url, _ = server
     assert cli.main(["smoke", "--url", url, *FAST]) == 0

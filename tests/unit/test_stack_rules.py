@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from components import stack_rules
-from components.plan import DictConfig, StackFileError, load_stack_config
 from components.settings import PROJECT, SettingsError, key, load_settings
+from components.stack_config import StackFileError, load_stack_config
 from components.stack_rules import (
     PROGRAM_SETTINGS,
     cli_text,
@@ -34,6 +34,7 @@ from components.stack_rules import (
     validate_config_value,
     value_problems,
 )
+from components.testing import DictConfig
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

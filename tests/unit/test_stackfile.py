@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.plan import StackFileError, load_stack_config
+from components.stack_config import StackFileError, load_stack_config
 from components.stackfile import (
     MAX_BYTES,
     MAX_DEPTH,
@@ -253,7 +253,7 @@ def test_an_unwritable_out_directory_is_named(tmp_path: Path, monkeypatch: pytes
     """As root (CI) a chmod'ed directory stays writable: the probe file's failure stands in for EROFS/EACCES."""
     import tempfile
 
-    from components import plan
+    from components.commands import plan
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")

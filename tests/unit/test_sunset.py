@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components import sunset, sunset_checks, sunset_stack
-from components.exposure import TYPE as EXPOSURE_TYPE
-from components.sunset import (
+from components.commands import sunset, sunset_checks, sunset_stack
+from components.commands.sunset import (
     EXIT_FAILED,
     EXIT_NO_CLI,
     EXIT_NOT_CONFIRMED,
@@ -31,6 +30,7 @@ from components.sunset import (
     read_stage,
     write_stage,
 )
+from components.exposure import TYPE as EXPOSURE_TYPE
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 STACK = "production"
@@ -581,7 +581,7 @@ def test_write_stage_keeps_comments_and_quotes_working(tmp_path: Path) -> None:
 
 
 def test_the_command_is_registered() -> None:
-    from components.cli import COMMANDS
+    from components.commands.cli import COMMANDS
 
     assert COMMANDS["sunset"][0] == sunset.__name__
 
@@ -730,7 +730,7 @@ def test_a_report_path_that_is_a_directory_is_refused_before_anything(
 
 
 def test_an_unwritable_report_folder_is_refused(tmp_path: Path) -> None:
-    from components.sunset_checks import report_path_problem
+    from components.commands.sunset_checks import report_path_problem
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -768,7 +768,7 @@ def test_the_stage_edit_is_unambiguous_or_refused(tmp_path: Path, text: str, pro
 
 
 def test_an_edit_of_a_file_changed_meanwhile_is_refused(tmp_path: Path) -> None:
-    from components.stage_file import plan_stage_edit
+    from components.commands.stage_file import plan_stage_edit
 
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config:\n  service-lifecycle:stage: production\n")
@@ -810,7 +810,7 @@ def test_the_local_command_refuses_until_the_stage_change_is_on_the_default_bran
 
 
 def test_default_branch_stage_reads_origin_through_git(tmp_path: Path) -> None:
-    from components.stage_file import default_branch_stage
+    from components.commands.stage_file import default_branch_stage
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
@@ -966,7 +966,7 @@ def test_production_then_staging_then_production_rerun_keeps_productions_last_di
 ) -> None:
     """Before: production sunset (registry skipped, staging shares) -> staging sunset (kept staging's last 1)
     -> production rerun: the registry was empty. Now the ledger keeps each stack's last imageRetainDigests."""
-    from components import retention
+    from components.commands import retention
 
     shutil.copy(project_dir / "Pulumi.staging.yaml", project / "Pulumi.staging.yaml")
     prod_file = project / f"Pulumi.{STACK}.yaml"
@@ -1014,7 +1014,7 @@ def test_production_then_staging_then_production_rerun_keeps_productions_last_di
 
 
 def test_the_ledger_records_each_new_digest_once(tmp_path: Path) -> None:
-    from components import retention
+    from components.commands import retention
 
     ref = f"{REPO}@{_digest(1)}"
     assert retention.record(tmp_path, "production", ref) is True
@@ -1031,7 +1031,7 @@ def test_the_ledger_records_each_new_digest_once(tmp_path: Path) -> None:
 
 
 def test_the_ledger_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from components import retention
+    from components.commands import retention
 
     ref = f"{REPO}@{_digest(7)}"
     assert retention.main(["--stack", "staging", "--image-ref", ref, "--project-dir", str(tmp_path)]) == 0
@@ -1041,7 +1041,7 @@ def test_the_ledger_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_other_stacks_keep_their_last_n_matched_by_normalised_repository(project: Path, project_dir: Path) -> None:
-    from components import retention
+    from components.commands import retention
 
     staging = project / "Pulumi.staging.yaml"
     shutil.copy(project_dir / "Pulumi.staging.yaml", staging)

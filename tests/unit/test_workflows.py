@@ -411,7 +411,7 @@ def test_pr_comment_never_runs_pull_request_code() -> None:
         for s in steps(j)
         if "with" in s and "script" in s["with"]
     )
-    from components.plan_diff import MARKER
+    from components.commands.plan_diff import MARKER
 
     assert MARKER in script, "the comment step must recognise plan-diff's marker"
     for job in wf["jobs"].values():
@@ -565,7 +565,7 @@ def test_sunset_refuses_when_the_stage_cannot_be_pushed(clone: tuple[Path, Path]
 def test_sunset_report_is_committed_where_a_rerun_finds_it(clone: tuple[Path, Path], tmp_path: Path) -> None:
     """A rerun on a fresh runner resumes from the committed report (after a failed registry step the
     state no longer knows production's digests); without it, it would say 'nothing to do'."""
-    from components.sunset import Options, Sunset
+    from components.commands.sunset import Options, Sunset
 
     origin, work = clone
     job = load("sunset.yml")["jobs"]["sunset"]

@@ -1,7 +1,7 @@
 """The policy pack's rules, run offline against the resources the offline plan recorded.
 
 ``python -m components plan --stack staging --policy`` runs the program under the recording
-mocks (components.plan) and then every rule of ``policy/service_lifecycle_policy/rules.py``
+mocks (components.commands.plan) and then every rule of ``policy/service_lifecycle_policy/rules.py``
 over the recorded resources: the same functions ``pulumi preview --policy-pack policy`` runs,
 without the Pulumi CLI. Recorded inputs keep secrets wrapped, so the offline run can also tell
 a Pulumi secret from plaintext (rules that need that run only here).

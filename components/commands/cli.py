@@ -11,24 +11,34 @@ import sys
 from typing import Final
 
 COMMANDS: Final = {
-    "plan": ("components.plan", "offline plan of a stack under the recording mocks (no cloud, no CLI)"),
-    "smoke": ("components.smoke", "check /healthz, /readyz and the version of a deployed service"),
-    "plan-diff": ("components.plan_diff", "compare two offline plans and write the pull-request comment"),
+    "plan": ("components.commands.plan", "offline plan of a stack under the recording mocks (no cloud, no CLI)"),
+    "smoke": ("components.commands.smoke", "check /healthz, /readyz and the version of a deployed service"),
+    "plan-diff": ("components.commands.plan_diff", "compare two offline plans and write the pull-request comment"),
     "verify-attestation": (
-        "components.attest",
+        "components.commands.attest",
         "refuse an image without valid provenance and SBOM attestations (wraps gh attestation verify)",
     ),
-    "drift": ("components.drift", "live stacks, drift reports and the one-issue-per-stack sync of drift.yml"),
-    "sunset": ("components.sunset", "remove a stack's access points, workload, monitoring and images (Automation API)"),
-    "schema": ("components.schema", "print the Pulumi.yaml config block of every setting, from components/schema.py"),
-    "ledger": ("components.retention", "record a deployed digest in deployments/<stack>.txt (registry retention)"),
+    "drift": ("components.commands.drift", "live stacks, drift reports and the one-issue-per-stack sync of drift.yml"),
+    "sunset": (
+        "components.commands.sunset",
+        "remove a stack's access points, workload, monitoring and images (Automation API)",
+    ),
+    "schema": (
+        "components.commands.schema",
+        "print the Pulumi.yaml config block of every setting, from components/schema.py",
+    ),
+    "ledger": (
+        "components.commands.retention",
+        "record a deployed digest in deployments/<stack>.txt (registry retention)",
+    ),
 }
 """Command name → (module, one-line help)."""
 
 
 def usage() -> str:
     lines = ["usage: python -m components <command> [options]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    width = max(map(len, COMMANDS)) + 2
+    lines += [f"  {name:<{width}}{help_}" for name, (_, help_) in COMMANDS.items()]
     lines.append("\n`python -m components <command> --help` for a command's options.")
     return "\n".join(lines)
 

@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from components.plan import StackFileError, load_stack_config
 from components.refs import DIGEST_REF
 from components.registry_model import normalize_digest, normalize_repository
 from components.settings import key
+from components.stack_config import StackFileError, load_stack_config
 
 LEDGER_DIR: Final = "deployments"
 DEFAULT_RETAIN: Final = 1

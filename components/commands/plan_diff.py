@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from components import plan_diagram
+from components.commands import plan_diagram
 
 MARKER: Final = "<!-- service-lifecycle:offline-plan -->"
 """First line of the comment; the commenting workflow updates the comment that starts with it."""
@@ -115,7 +115,7 @@ def _policy_line(policy: str | None) -> str:
 
 
 def _diagram_block(d: StackDiff, max_chars: int) -> list[str]:
-    """``d``'s plan as a Mermaid flowchart, changed resources marked (see :mod:`components.plan_diagram`)."""
+    """``d``'s plan as a Mermaid flowchart, changed resources marked (see :mod:`components.commands.plan_diagram`)."""
     diagram = plan_diagram.render(d.resources, d.resource_changes, max_chars=max_chars)
     if diagram is None:
         if d.resources:

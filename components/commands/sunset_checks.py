@@ -14,11 +14,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from components.commands.stage_file import STAGE_KEY, StackFileEditError, plan_stage_edit, read_stage, stack_file
 from components.lifecycle import Stage
-from components.plan import StackFileError, load_stack_config
 from components.registry_model import normalize_repository
 from components.settings import key
-from components.stage_file import STAGE_KEY, StackFileEditError, plan_stage_edit, read_stage, stack_file
+from components.stack_config import StackFileError, load_stack_config
 
 BranchStage = Callable[[Path, Path], tuple[str | None, str]]
 

@@ -1,7 +1,7 @@
 """Sunset a stack: ``python -m components sunset --stack production [--yes] [--dry-run] [--report PATH]``.
 
 docs/design.md steps 12 to 14, with the Pulumi Automation API. Before the first destructive step it
-checks everything it will need (:mod:`components.sunset_checks`): the report path is writable; the
+checks everything it will need (:mod:`components.commands.sunset_checks`): the report path is writable; the
 stack file's stage key is unambiguous and says ``sunset`` on the default branch (``--set-stage``
 writes it, through a round-trip YAML edit, for you to commit: a deploy from a branch that still said
 ``production`` would bring everything back); no live stack promotes from this one without a pinned
@@ -17,7 +17,7 @@ digest. Then:
 4. **``up``** with stage sunset: workload, monitoring and environment go.
 5. **Registry decommission** (:mod:`components.registry`): every image is deleted except, for every
    stack that ever deployed from the repository, its last ``imageRetainDigests`` digests (the
-   retention ledger, :mod:`components.retention`, and this stack's state). Skipped, every image
+   retention ledger, :mod:`components.commands.retention`, and this stack's state). Skipped, every image
    kept, while another live stack file still deploys from the same repository.
 6. **Report**: what was removed, what was kept, when, which commands ran; JSON saved to a file
    (default ``sunset-<stack>.json``) and text printed.
@@ -42,14 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
-from components import retention, silence
-from components.exposure import TYPE as EXPOSURE_TYPE
-from components.lifecycle import Stage
-from components.plan import StackFileError, load_stack_config
-from components.refs import DIGEST_REF
-from components.registry_model import normalize_digest, normalize_repository
-from components.settings import PROJECT, SettingsError, key
-from components.stage_file import (
+from components.commands import retention, silence
+from components.commands.stage_file import (
     STAGE_KEY,
     StackFileEditError,
     default_branch_stage,
@@ -57,9 +51,9 @@ from components.stage_file import (
     stack_file,
     write_stage,
 )
-from components.sunset_checks import BranchStage, promoters, report_path_problem, sharing_stacks, stage_problem
-from components.sunset_report import Report, Step, _now
-from components.sunset_stack import (
+from components.commands.sunset_checks import BranchStage, promoters, report_path_problem, sharing_stacks, stage_problem
+from components.commands.sunset_report import Report, Step, _now
+from components.commands.sunset_stack import (
     SECRET_MASK,
     AutomationStack,
     StackFactory,
@@ -67,6 +61,12 @@ from components.sunset_stack import (
     StateResource,
     _state_resource,
 )
+from components.exposure import TYPE as EXPOSURE_TYPE
+from components.lifecycle import Stage
+from components.refs import DIGEST_REF
+from components.registry_model import normalize_digest, normalize_repository
+from components.settings import PROJECT, SettingsError, key
+from components.stack_config import StackFileError, load_stack_config
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -156,7 +156,7 @@ class Inputs:
     sharing: list[str] = field(default_factory=list)
     """Other stacks whose stack file still deploys from ``repository`` (not sunset): images stay."""
     others: dict[str, list[str]] = field(default_factory=dict)
-    """Digests the other stacks' retention keeps (:func:`components.retention.retained_by_others`)."""
+    """Digests the other stacks' retention keeps (:func:`components.commands.retention.retained_by_others`)."""
 
 
 def exposure_urn_of(outputs: Mapping[str, Any], resources: Sequence[StateResource]) -> str | None:

@@ -1,0 +1,228 @@
+"""A stack's configuration as the Pulumi CLI would hand it to the program, read from the project's files.
+
+:func:`load_stack_config` reads ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` through the hostile-input
+reader (:func:`components.stackfile.read_yaml`), merges the project's declared defaults as the CLI
+does, applies the CLI's config rules (:mod:`components.stack_rules`) and the library's own key checks
+(namespace typos, provider keys, ciphertext shape, a hostname owned by two stacks), and collects every
+problem before raising :class:`StackFileError`. No value of a secret-looking key is ever shown.
+
+The offline plan (:mod:`components.commands.plan`), the test helpers (:mod:`components.testing`)
+and the retention ledger read stack files through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components import schema, stack_rules
+from components.settings import PROJECT, SECRET_MARK, SettingProblem, looks_secret
+from components.stackfile import StackFileRefused, closest, namespace_problem, provider_keys, read_yaml
+from components.testing import DictConfig
+
+
+class StackFileError(Exception):
+    """A project or stack file that cannot be read; carries one problem per line."""
+
+    def __init__(self, problems: list[SettingProblem], config: StackConfig | None = None) -> None:
+        self.problems = problems
+        self.config = config
+        """What could be read (values of the wrong type kept as text), to validate the rest too."""
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class StackConfig:
+    """A stack's configuration as the Pulumi CLI would hand it to the program."""
+
+    stack: str
+    values: dict[str, str]
+    """Full key → string value (arrays and objects JSON-encoded), project defaults merged in."""
+    secret_keys: set[str] = field(default_factory=set)
+    """Full keys whose values are secret."""
+    declared: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The project's declared settings (short key → declaration) from Pulumi.yaml."""
+    notes: list[str] = field(default_factory=list)
+    project: str = PROJECT
+    """The project's name (Pulumi.yaml ``name``): its settings' configuration namespace."""
+
+    def key(self, short: str) -> str:
+        """The full key of one of the project's settings: ``<project>:<short>``."""
+        return f"{self.project}:{short}"
+
+    def source(self) -> DictConfig:
+        return DictConfig(self.values, self.secret_keys, self.project)
+
+
+def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
+    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged).
+
+    Both files go through :func:`components.stackfile.read_yaml` (size, depth, aliases, duplicate
+    keys) before any value is looked at; then every key is checked and every problem collected.
+    """
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        existing = _stacks_in(project_dir)
+        hint = "" if existing else f"; no stack file in {project_dir}: run from the project or pass --project-dir"
+        raise StackFileError(
+            [
+                SettingProblem(
+                    f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}{hint}"
+                )
+            ]
+        )
+    project, stack_doc = _read_files(project_dir, stack_file)
+    declared = _declarations(project, project_dir / "Pulumi.yaml")
+    project_name = str(project.get("name") or PROJECT)
+    problems: list[SettingProblem] = []
+    problems += stack_rules.project_file_problems(project_name, declared, "Pulumi.yaml")
+    config = StackConfig(stack=stack, values={}, declared=declared, project=project_name)
+    key = config.key
+    for short, declaration in declared.items():
+        if "default" in declaration:
+            config.values[key(short)] = stack_rules.cli_text(declaration["default"])  # the CLI's createConfigValue
+        if declaration.get("secret"):
+            config.secret_keys.add(key(short))
+    config.secret_keys |= {key(name) for name in schema.SECRETS if name not in declared}
+    raw = stack_doc.get("config") or {}
+    if not isinstance(raw, dict):
+        raise StackFileError(
+            [SettingProblem(f"{stack_file.name}: config", _shown("config", raw), "a mapping of settings")]
+        )
+    # The CLI's own rules first (missing, type, secret), with its wording; then ours (undeclared keys,
+    # namespaces, provider keys, ciphertext shape). No value of a secret-looking key is ever shown.
+    problems += [_masked(p, config) for p in stack_rules.stack_problems(stack, declared, raw, project_name)]
+    services = _service_namespaces(raw, project_name)
+    problems += [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
+    problems += _hostnames_owned_elsewhere(project_dir, stack, config)
+    if problems:
+        raise StackFileError(problems, config)
+    return config
+
+
+def _stacks_in(project_dir: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def _read_files(project_dir: Path, stack_file: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_file = project_dir / "Pulumi.yaml"
+    documents: list[dict[str, Any]] = []
+    for path in (project_file, stack_file):
+        try:
+            documents.append(read_yaml(path))
+        except FileNotFoundError:
+            hint = "a Pulumi.yaml next to the stack files: run from the project or pass --project-dir"
+            raise StackFileError([SettingProblem(str(path), "<missing>", hint)]) from None
+        except StackFileRefused as refused:
+            raise StackFileError(
+                [SettingProblem(refused.where, refused.problem, "a stack file Pulumi can read")]
+            ) from None
+        except OSError as error:
+            raise StackFileError(
+                [SettingProblem(str(path), "<unreadable>", f"a readable file ({error.strerror})")]
+            ) from None
+    return documents[0], documents[1]
+
+
+def _declarations(project: dict[str, Any], project_file: Path) -> dict[str, dict[str, Any]]:
+    declared = project.get("config") or {}
+    if not isinstance(declared, dict) or not all(isinstance(d, dict) for d in declared.values()):
+        raise StackFileError([SettingProblem(f"{project_file.name}: config", "<not a mapping of declarations>",
+                                             "name: {type: …, description: …} per setting")])  # fmt: skip
+    return declared
+
+
+_SHOWN_CHARS = 80
+"""Longest value quoted in an error line; the rest is elided (a 1 MiB value is no help in a log)."""
+
+
+def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
+    """A value as an error line may show it: never a secret's, whatever its type or the key's spelling.
+
+    Masked: declared secrets, names that look secret, and names a typo away from either (a provider's
+    secret-looking keys included: ``cloudflare:apiTokn``).
+    """
+    namespace, _, short = full.rpartition(":")
+    secret_names = [k.rpartition(":")[2] for k in config.secret_keys] if config else []
+    secret_names += [k for k in provider_keys(namespace) or () if looks_secret(k)]
+    if looks_secret(full) or (config and full in config.secret_keys) or closest(short, secret_names):
+        return SECRET_MARK
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}… ({len(text)} characters)"
+
+
+def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
+    """The namespaces of the services a multi-service stack lists (``<project>:services``)."""
+    listed = raw.get(f"{project}:services", raw.get("services"))
+    return frozenset(s for s in listed if isinstance(s, str)) if isinstance(listed, list) else frozenset()
+
+
+def _masked(problem: SettingProblem, config: StackConfig) -> SettingProblem:
+    """``problem`` with its value masked where :func:`_shown` would mask it, and long values cut."""
+    if problem.value in ("<not set>", SECRET_MARK):
+        return problem
+    if _shown(problem.key, None, config) == SECRET_MARK:
+        return dataclasses.replace(problem, value=SECRET_MARK)
+    if len(problem.value) > _SHOWN_CHARS:
+        cut = f"{problem.value[:_SHOWN_CHARS]}… ({len(problem.value)} characters)"
+        return dataclasses.replace(problem, value=cut)
+    return problem
+
+
+def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) -> SettingProblem | None:
+    """Add one ``key: value`` of the stack file to ``config``; the problem :mod:`components.stack_rules`
+    does not already report (a namespace a typo away, a provider key, a malformed ``secure:``), if any."""
+    namespace, _, short = full.partition(":")
+    if not short:  # Pulumi treats a bare key as the project's
+        namespace, short, full = config.project, namespace, config.key(namespace)
+    secure = isinstance(value, dict) and set(value) == {"secure"}
+    if secure and not (isinstance(value["secure"], str) and value["secure"]):
+        return SettingProblem(full, SECRET_MARK, "secure: <ciphertext>, as `pulumi config set --secret` writes it")
+    if namespace != config.project and namespace not in services:
+        wrong = namespace_problem(namespace, short, config.project)
+        if wrong is not None:
+            return SettingProblem(full, SECRET_MARK if secure else _shown(full, value, config), wrong)
+    if secure:
+        config.values[full] = SECRET_MARK
+        config.secret_keys.add(full)
+        return None
+    config.values[full] = stack_rules.cli_text(value)  # settings check the value itself
+    return None
+
+
+def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfig) -> list[SettingProblem]:
+    """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset)."""
+    mine = _listed(config.values.get(config.key("hostnames")))
+    if not mine or config.values.get(config.key("stage")) == "sunset":
+        return []
+    problems: list[SettingProblem] = []
+    for other in _stacks_in(project_dir):
+        if other == stack:
+            continue
+        try:
+            other_config = read_yaml(project_dir / f"Pulumi.{other}.yaml").get("config") or {}
+        except (OSError, StackFileRefused):
+            continue  # that stack's own plan reports it
+        if not isinstance(other_config, dict):
+            continue
+        stage = other_config.get(config.key("stage"), other_config.get("stage"))
+        theirs = other_config.get(config.key("hostnames"), other_config.get("hostnames"))
+        if stage == "sunset" or not isinstance(theirs, list):
+            continue
+        for host in sorted(set(mine) & {h for h in theirs if isinstance(h, str)}):
+            problems.append(SettingProblem(config.key("hostnames"), repr(host),
+                f"a hostname no other stack owns: Pulumi.{other}.yaml (stage {stage}) has it too; one DNS record "
+                "cannot have two owners"))  # fmt: skip
+    return problems
+
+
+def _listed(encoded: str | None) -> list[str]:
+    try:
+        items = json.loads(encoded) if encoded else []
+    except json.JSONDecodeError:
+        return []
+    return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
