@@ -258,9 +258,7 @@ def test_sunset_help_is_plain_text() -> None:
 def test_the_library_never_imports_a_command() -> None:
     """What a platform team imports (everything outside ``components/commands/``) loads no command:
     the layering docs/design.md describes, checked on the real import graph in a fresh interpreter."""
-    library = sorted(
-        f"components.{p.stem}" for p in (REPOSITORY / "components").glob("*.py") if p.stem != "__main__"
-    )
+    library = sorted(f"components.{p.stem}" for p in (REPOSITORY / "components").glob("*.py") if p.stem != "__main__")
     script = (
         "import importlib, sys\n"
         f"for name in {library!r}: importlib.import_module(name)\n"
@@ -300,7 +298,12 @@ def test_the_readme_s_library_test_runs_as_it_is(tmp_path: Path) -> None:
 
 
 def _referenced_files(text: str) -> set[str]:
-    return set(re.findall(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.md)\b", text))
+    """Markdown files anywhere, and repository paths of code (``components/commands/plan.py``)."""
+    documents = re.findall(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.md)\b", text)
+    code = re.findall(
+        r"(?<![\w/.-])((?:components|tests|scripts|benchmarks|examples|policy|app)/[\w/.-]*?\.py)\b", text
+    )
+    return set(documents) | set(code)
 
 
 @pytest.mark.parametrize(
