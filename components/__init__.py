@@ -10,4 +10,4 @@ from importlib import metadata as _metadata
 try:
     __version__: str = _metadata.version("service-lifecycle-components")
 except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0.1.0"
+    __version__ = "0.2.0"

@@ -235,6 +235,18 @@ def test_the_version_is_the_distribution_s() -> None:
     assert components.__version__ == metadata.version("service-lifecycle-components")
 
 
+def test_the_source_tree_s_version_agrees_with_pyproject_and_the_changelog() -> None:
+    """The fallback for a source tree never installed, pyproject's version and the newest CHANGELOG
+    heading are one number: a release that bumps one of them and not the others fails here."""
+    import tomllib
+
+    declared = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["version"]
+    fallback = re.search(r'__version__ = "([^"]+)"', (REPOSITORY / "components" / "__init__.py").read_text())
+    newest = re.search(r"^## (\S+)", (REPOSITORY / "CHANGELOG.md").read_text(), re.M)
+    assert fallback is not None and newest is not None
+    assert (fallback[1], newest[1]) == (declared, declared)
+
+
 def test_the_pytest_plugin_is_registered_by_entry_point(pytestconfig: pytest.Config) -> None:
     points = metadata.entry_points(group="pytest11")
     assert [p.value for p in points if p.name == "service_lifecycle"] == ["components.pytest_plugin"]
