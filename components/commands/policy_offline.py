@@ -44,7 +44,7 @@ class OfflineViolation:
 
 def _candidate_dirs(project_dir: Path | None) -> list[Path]:
     dirs = [] if project_dir is None else [project_dir / POLICY_DIR]
-    dirs.append(Path(__file__).resolve().parent.parent / POLICY_DIR)
+    dirs.append(Path(__file__).resolve().parents[2] / POLICY_DIR)  # the repository: components/commands/ → ../..
     return dirs
 
 
