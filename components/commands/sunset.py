@@ -28,6 +28,13 @@ done, so a second run changes nothing and says so. Without the Pulumi CLI it sto
 
 Exit codes: 0 done or nothing to do, 1 a step failed (the report says which), 2 bad arguments,
 settings or a failed precondition, 3 no Pulumi CLI, 4 not confirmed.
+
+This module is the order of it all (:class:`Sunset`) and the command line; each step lives in its own
+module: what is read (:mod:`components.commands.sunset_inputs`), the preconditions
+(:mod:`components.commands.sunset_checks`), what will be done (:mod:`components.commands.sunset_plan`),
+steps 1 to 4 and the confirmation (:mod:`components.commands.sunset_steps`), step 5
+(:mod:`components.commands.sunset_registry`), the report (:mod:`components.commands.sunset_report`),
+the Automation API boundary (:mod:`components.commands.sunset_stack`).
 """
 
 from __future__ import annotations
