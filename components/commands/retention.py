@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
+from components.commands.stage_file import stack_file, stack_files, stack_name
 from components.refs import DIGEST_REF
 from components.registry_model import normalize_digest, normalize_repository
 from components.settings import key
@@ -33,7 +34,7 @@ class LedgerError(ValueError):
 
 
 def ledger_path(project_dir: Path, stack: str) -> Path:
-    return project_dir / LEDGER_DIR / f"{stack.rsplit('/', 1)[-1]}.txt"
+    return project_dir / LEDGER_DIR / f"{stack_name(stack)}.txt"
 
 
 def history(project_dir: Path, stack: str) -> list[str]:
@@ -81,7 +82,7 @@ def _report_refs(project_dir: Path, stack: str) -> list[str]:
 
 def stacks_of(project_dir: Path) -> list[str]:
     """Every stack the repository knows: stack files, ledgers, sunset reports."""
-    names = {p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
+    names = {name for name, _ in stack_files(project_dir)}
     names |= {p.stem for p in (project_dir / LEDGER_DIR).glob("*.txt")}
     names |= {p.name[len("sunset-") : -len(".json")] for p in project_dir.glob("sunset-*.json")}
     return sorted(names)
@@ -103,12 +104,12 @@ def retained_by_others(project_dir: Path, stack: str, repository: str) -> dict[s
     mine = normalize_repository(repository)
     kept: dict[str, list[str]] = {}
     for other in stacks_of(project_dir):
-        if other == stack.rsplit("/", 1)[-1]:
+        if other == stack_name(stack):
             continue
         refs = newest_first(project_dir, other)
         retain = DEFAULT_RETAIN
-        same = any(normalize_repository(r.rsplit("@", 1)[0]) == mine for r in refs)
-        if (project_dir / f"Pulumi.{other}.yaml").is_file():
+        same = any(_of_repository(r, mine) for r in refs)
+        if stack_file(project_dir, other).is_file():
             try:
                 values = load_stack_config(project_dir, other).values
             except StackFileError:
@@ -119,9 +120,14 @@ def retained_by_others(project_dir: Path, stack: str, repository: str) -> dict[s
                 repo = values.get(key("imageRepository"))
                 same = same or (repo is not None and normalize_repository(repo) == mine)
         if same:
-            mine_refs = [r for r in refs if normalize_repository(r.rsplit("@", 1)[0]) == mine]
+            mine_refs = [r for r in refs if _of_repository(r, mine)]
             kept[other] = list(dict.fromkeys(normalize_digest(r) for r in mine_refs))[:retain]
     return kept
+
+
+def _of_repository(ref: str, normalized: str) -> bool:
+    """Whether ``repo@sha256:…`` is an image of the repository ``normalized``."""
+    return normalize_repository(ref.rsplit("@", 1)[0]) == normalized
 
 
 def main(argv: list[str]) -> int:

@@ -30,14 +30,28 @@ class StackFileEditError(Exception):
     """The stage cannot be changed safely; the message says why."""
 
 
+def stack_name(stack: str) -> str:
+    """The stack's own name: a fully qualified ``org/project/stack`` uses its last part."""
+    return stack.rsplit("/", 1)[-1]
+
+
 def stack_file(project_dir: Path, stack: str) -> Path:
     """``Pulumi.<stack>.yaml`` (a fully qualified ``org/project/stack`` uses its last part)."""
-    return project_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
+    return project_dir / f"Pulumi.{stack_name(stack)}.yaml"
+
+
+def stack_files(project_dir: Path) -> list[tuple[str, Path]]:
+    """Every stack file of the project as (stack, ``Pulumi.<stack>.yaml``), in the order of the file names."""
+    return [(path.name[len("Pulumi.") : -len(".yaml")], path) for path in sorted(project_dir.glob("Pulumi.*.yaml"))]
 
 
 def read_stage(path: Path) -> str | None:
     doc = yaml.safe_load(path.read_text()) or {}
-    config = doc.get("config") or {}
+    return _stage_of(doc.get("config") or {})
+
+
+def _stage_of(config: dict[str, Any]) -> str | None:
+    """The stage a stack file's ``config`` mapping says (the full key, else the bare one Pulumi reads as it)."""
     value = config.get(STAGE_KEY, config.get(_BARE_KEY))
     return None if value is None else str(value)
 
@@ -124,5 +138,4 @@ def default_branch_stage(project_dir: Path, path: Path) -> tuple[str | None, str
         return None, f"the default branch (git: {error})"
     doc = yaml.safe_load(content) or {}
     config = doc.get("config") or {} if isinstance(doc, dict) else {}
-    value = config.get(STAGE_KEY, config.get(_BARE_KEY)) if isinstance(config, dict) else None
-    return (None if value is None else str(value)), branch
+    return (_stage_of(config) if isinstance(config, dict) else None), branch

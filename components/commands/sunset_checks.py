@@ -1,26 +1,60 @@
-"""What a sunset checks before its first destructive step. Each check returns the problem, or None.
+"""What a sunset checks before its first destructive step. Each check returns the problem, or None;
+:func:`precondition_problem` runs them in this order:
 
+- the stack's image repository is a repository name (the registry step needs it);
 - the report path can be written (a directory, or an unwritable place, would fail after the destroy);
 - the stack file's stage key is unambiguous and the stage change is already on the default branch
   (a deploy from a branch that still says production would bring everything back);
 - no live stack promotes from this one (``promoteFromStack``) without a pinned digest: its
-  StackReference would lose ``image_ref`` and the next deploy would skip or break it;
-- which other stacks still deploy from the same repository (compared after normalisation).
+  StackReference would lose ``image_ref`` and the next deploy would skip or break it.
+
+And what the registry step reads: which other stacks still deploy from the same repository
+(compared after normalisation).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from components.commands.stage_file import STAGE_KEY, StackFileEditError, plan_stage_edit, read_stage, stack_file
+from components.commands.stage_file import (
+    STAGE_KEY,
+    StackFileEditError,
+    plan_stage_edit,
+    read_stage,
+    stack_file,
+    stack_files,
+    stack_name,
+)
 from components.lifecycle import Stage
 from components.registry_model import normalize_repository
 from components.settings import key
 from components.stack_config import StackFileError, load_stack_config
 
 BranchStage = Callable[[Path, Path], tuple[str | None, str]]
+
+
+def precondition_problem(
+    project_dir: Path, stack: str, repository: str, report_path: Path, branch_stage: BranchStage, *, dry_run: bool
+) -> str | None:
+    """Everything that would make a later step fail, checked while nothing has changed yet."""
+    try:
+        normalize_repository(repository)
+    except ValueError as error:
+        return f"{key('imageRepository')}: {error}"
+    problem = report_path_problem(report_path) or stage_problem(project_dir, stack, branch_stage, dry_run=dry_run)
+    if problem:
+        return problem
+    waiting = promoters(project_dir, stack)
+    if waiting:
+        names = ", ".join(waiting)
+        return (
+            f"live stack(s) {names} promote from {stack} ({key('promoteFromStack')}) without "
+            f"{key('pinnedDigest')}: their StackReference would lose image_ref and their next deploy would "
+            f"break. Pin the digest they run ({key('pinnedDigest')}) or sunset {names} first. Nothing was changed."
+        )
+    return None
 
 
 def report_path_problem(path: Path) -> str | None:
@@ -62,19 +96,14 @@ def stage_problem(project_dir: Path, stack: str, branch_stage: BranchStage, *, d
 
 def promoters(project_dir: Path, stack: str) -> list[str]:
     """Live stacks that promote from ``stack`` without a pinned digest (their deploy needs its image_ref)."""
-    mine = stack.rsplit("/", 1)[-1]
+    mine = stack_name(stack)
     found = []
-    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
-        other = path.name[len("Pulumi.") : -len(".yaml")]
-        if other == mine:
-            continue
-        try:
-            values = load_stack_config(project_dir, other).values
-        except StackFileError:
+    for other, values in _other_stacks(project_dir, stack):
+        if values is None:
             continue
         source = values.get(key("promoteFromStack"))
         live = values.get(STAGE_KEY) != Stage.SUNSET.value
-        if live and source and source.rsplit("/", 1)[-1] == mine and not values.get(key("pinnedDigest")):
+        if live and source and stack_name(source) == mine and not values.get(key("pinnedDigest")):
             found.append(other)
     return found
 
@@ -86,21 +115,37 @@ def sharing_stacks(project_dir: Path, stack: str, repository: str) -> list[str]:
     Repositories are compared normalised (host case, Docker Hub names, trailing slashes). A stack
     file that cannot be read counts as sharing (keeping images is the safe side).
     """
-    mine = stack_file(project_dir, stack).name
     wanted = normalize_repository(repository)
     found: list[str] = []
-    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
-        if path.name == mine:
-            continue
-        other = path.name[len("Pulumi.") : -len(".yaml")]
-        try:
-            values = load_stack_config(project_dir, other).values
-            theirs = values.get(key("imageRepository"))
-            same = theirs is not None and normalize_repository(theirs) == wanted
-        except (StackFileError, ValueError):
+    for other, values in _other_stacks(project_dir, stack):
+        same = _deploys_from(values, wanted)
+        if same is None:
             found.append(f"{other} (unreadable stack file)")
             continue
-        stage = values.get(STAGE_KEY)
+        stage = (values or {}).get(STAGE_KEY)
         if same and stage != Stage.SUNSET.value:
             found.append(f"{other} (stage {stage})")
     return found
+
+
+def _deploys_from(values: dict[str, str] | None, wanted: str) -> bool | None:
+    """Whether stack file ``values`` deploy from repository ``wanted``; None when they cannot be read."""
+    if values is None:
+        return None
+    theirs = values.get(key("imageRepository"))
+    try:
+        return theirs is not None and normalize_repository(theirs) == wanted
+    except ValueError:
+        return None
+
+
+def _other_stacks(project_dir: Path, stack: str) -> Iterator[tuple[str, dict[str, str] | None]]:
+    """The project's stacks but ``stack``, with their stack file's values (None: the file cannot be read)."""
+    for other, _ in stack_files(project_dir):
+        if other == stack_name(stack):
+            continue
+        try:
+            values: dict[str, str] | None = load_stack_config(project_dir, other).values
+        except StackFileError:
+            values = None
+        yield other, values

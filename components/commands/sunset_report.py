@@ -1,10 +1,22 @@
-"""The sunset report: steps, what was removed and kept; saved as JSON and printed as text."""
+"""The sunset report: steps, what was removed and kept; saved as JSON and printed as text.
+
+:class:`Journal` is where a run writes it, and how a failed step ends the run (exit code 1).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_NO_CLI: Final = 3
+EXIT_NOT_CONFIRMED: Final = 4
 
 
 @dataclass
@@ -79,6 +91,39 @@ class Report:
                 lines.append(f"{title}:")
                 lines += [f"  - {v}" for v in values]
         return "\n".join(lines)
+
+
+class Journal:
+    """A run's report and where it goes: printed through ``say``, saved as JSON at ``path``."""
+
+    def __init__(self, report: Report, path: Path, say: Callable[[str], None], clock: Callable[[], str]) -> None:
+        self.report = report
+        self.path = path
+        self.say = say
+        self._clock = clock
+
+    def finish(self, result: str) -> None:
+        self.report.result = result
+        self.report.finished = self._clock()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.report.to_json(), indent=2) + "\n")
+        self.say(f"report saved to {self.path}")
+
+    def fail(self, step_name: str, message: str) -> int:
+        """``step_name`` failed (a step the plan does not list is added): save, print, EXIT_FAILED."""
+        try:
+            step = self.report.step(step_name)
+        except KeyError:
+            step = Step(step_name, "planned")
+            self.report.steps.append(step)
+        step.status, step.detail = "failed", message
+        self.finish("failed")
+        self.report.next_actions.append("fix the cause and run sunset again: finished steps are skipped")
+        self.save()
+        self.say(self.report.render())
+        return EXIT_FAILED
 
 
 def _now() -> str:

@@ -1052,3 +1052,74 @@ def test_other_stacks_keep_their_last_n_matched_by_normalised_repository(project
     (project / "sunset-gone.json").write_text(json.dumps({"production_image_refs": [f"{REPO}@{_digest(5)}"]}))
     kept = retention.retained_by_others(project, STACK, REPO)
     assert kept == {"gone": [_digest(5)], "staging": [_digest(2)]}
+
+
+# -- the seams of the split: settings, preconditions in order, the other stack files, the journal ---------
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ("remove", "does not exist: sunset needs the stack's committed stack file"),
+        ('  service-lifecycle:imageRetainDigests: "2"', "must set service-lifecycle:serviceName"),
+    ],
+    ids=["no-stack-file", "retain-zero"],
+)
+def test_stack_file_settings_stop_the_sunset_before_the_stack_is_opened(
+    run: tuple[Runner, FakeRegistry, list[int]], fake: FakeStack, project: Path, edit: str, expected: str
+) -> None:
+    go, registry, factory_calls = run
+    path = project / f"Pulumi.{STACK}.yaml"
+    if edit == "remove":
+        path.unlink()
+    else:
+        text = path.read_text()
+        assert edit in text
+        path.write_text(text.replace(edit, '  service-lifecycle:imageRetainDigests: "0"'))
+    code, out = go()
+    assert code == sunset.EXIT_USAGE and f"error: {path if edit == 'remove' else path.name}" in out
+    assert expected in out and factory_calls == [] and fake.calls == [] and registry.calls == []
+
+
+def test_the_repository_is_checked_before_the_report_path(project: Path, tmp_path: Path) -> None:
+    from components.commands.sunset_checks import precondition_problem
+
+    problem = precondition_problem(
+        project, STACK, "ghcr.io/example-org/hello:1.0", tmp_path, _branch_stage, dry_run=False
+    )
+    assert problem is not None and problem.startswith("service-lifecycle:imageRepository: repository ")
+    assert precondition_problem(project, STACK, REPO, tmp_path, _branch_stage, dry_run=False) == (
+        f"--report {tmp_path} is a directory: give a file name (for example {tmp_path / 'sunset.json'})"
+    )
+    assert precondition_problem(project, STACK, REPO, tmp_path / "r.json", _branch_stage, dry_run=False) is None
+
+
+def test_an_unreadable_other_stack_file_keeps_the_images_and_blocks_no_promotion(project: Path) -> None:
+    (project / "Pulumi.staging.yaml").write_text("config: [not, a, mapping\n")
+    assert sunset_checks.sharing_stacks(project, STACK, REPO) == ["staging (unreadable stack file)"]
+    assert sunset_checks.promoters(project, "staging") == []
+
+
+def test_stack_files_come_in_file_name_order_and_a_qualified_stack_uses_its_last_part(tmp_path: Path) -> None:
+    from components.commands.stage_file import stack_files, stack_name
+
+    for name in ("b", "a", "a-b"):
+        (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+    (tmp_path / "Pulumi.yaml").write_text("name: x\n")
+    assert [name for name, _ in stack_files(tmp_path)] == ["a-b", "a", "b"]  # "Pulumi.a-b" < "Pulumi.a."
+    assert stack_name("example-org/service-lifecycle/production") == stack_name("production") == "production"
+
+
+def test_a_failure_outside_the_planned_steps_is_added_saved_and_printed(tmp_path: Path) -> None:
+    from components.commands.sunset_report import Journal, Report, Step
+
+    printed: list[str] = []
+    report = Report(stack=STACK, project="service-lifecycle", started="t0", steps=[Step("up", "done")])
+    journal = Journal(report, tmp_path / "out" / "r.json", printed.append, lambda: "t1")
+    assert journal.fail("confirm", "2 resource(s) are still in the stack") == EXIT_FAILED
+    saved = json.loads((tmp_path / "out" / "r.json").read_text())
+    assert [(s["name"], s["status"]) for s in saved["steps"]] == [("up", "done"), ("confirm", "failed")]
+    assert saved["result"] == "failed" and saved["finished"] == "t1" and saved["steps"][1]["detail"].startswith("2 ")
+    assert saved["next_actions"] == ["fix the cause and run sunset again: finished steps are skipped"]
+    assert printed[0] == f"report saved to {tmp_path / 'out' / 'r.json'}"
+    assert "  [failed] confirm: 2 resource(s) are still in the stack" in printed[1]
