@@ -31,17 +31,21 @@ import pulumi_kubernetes as k8s
 from components import labels
 from components.refs import DIGEST_REF
 from components.settings import Resources
+from components.workload_pod import (
+    CONFIG_CHECKSUM_ANNOTATION,
+    CONTAINER_NAME,
+    PORT_NAME,
+    TMP_VOLUME,
+    app_container,
+    pod_template,
+)
 
 TYPE: Final = "service-lifecycle:index:Workload"
 
-CONTAINER_NAME: Final = "app"
-PORT_NAME: Final = "http"
-TMP_VOLUME: Final = "tmp"
 TERMINATION_MARGIN_SECONDS: Final = 5
 """Slack between the end of the app's worst-case shutdown and the kubelet's SIGKILL."""
 SLEEP_ACTION_MINOR: Final = 30
 """First Kubernetes minor version where the ``sleep`` lifecycle handler is on by default (beta)."""
-CONFIG_CHECKSUM_ANNOTATION: Final = "service-lifecycle/config-checksum"
 PULL_SECRET_TYPE: Final = "kubernetes.io/dockerconfigjson"
 PULL_SECRET_KEY: Final = ".dockerconfigjson"
 _VERSION = re.compile(r"^1\.(\d+)$")
@@ -202,216 +206,32 @@ class Workload(pulumi.ComponentResource):
         _check(args)  # before anything is registered
         super().__init__(TYPE, name, None, opts)
         service = args.service_name
-        child = pulumi.ResourceOptions(parent=self)
-        common = labels.standard(service, team=args.team, stage=args.stage, component=labels.COMPONENT_SERVER)
-        selector = labels.selector(service, labels.COMPONENT_SERVER)
-        pod_labels = {**common, "app.kubernetes.io/version": args.app_version}
-        namespace = pulumi.Output.from_input(args.namespace)
+        at = _Objects(
+            name=name,
+            args=args,
+            namespace=pulumi.Output.from_input(args.namespace),
+            labels=labels.standard(service, team=args.team, stage=args.stage, component=labels.COMPONENT_SERVER),
+            selector=labels.selector(service, labels.COMPONENT_SERVER),
+            child=pulumi.ResourceOptions(parent=self),
+        )
         image = pulumi.Output.from_input(args.image).apply(require_pinned)
-        max_replicas = args.max_replicas if args.max_replicas is not None else 2 * args.replicas
-        termination_grace = (
-            args.prestop_seconds + args.drain_seconds + args.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS
-        )
 
-        def metadata(object_name: str) -> k8s.meta.v1.ObjectMetaArgsDict:
-            return {"name": object_name, "namespace": namespace, "labels": common}
+        account = _service_account(at)
+        config = _config_map(at)
+        deployment_name = _deployment(at, image, account, config)
+        svc = _service(at)
+        _autoscaler(at, deployment_name)
+        _disruption_budget(at)
+        _network_policy(at)
 
-        pull_secrets: list[k8s.core.v1.LocalObjectReferenceArgsDict] = []
-        if args.pull_credentials is not None:
-            pull_secrets.append({"name": self._pull_secret(name, args.pull_credentials, metadata(f"{service}-pull"))})
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account",
-            metadata=metadata(service),
-            automount_service_account_token=False,
-            # The ServiceAccount admission plugin copies these into every pod that runs as this account.
-            image_pull_secrets=pull_secrets or None,
-            opts=child,
-        )
-
-        config_data = {
-            "SERVICE_NAME": service,
-            "PORT": str(args.container_port),
-            "DRAIN_SECONDS": str(args.drain_seconds),
-            "SHUTDOWN_GRACE_SECONDS": str(args.shutdown_grace_seconds),
-        }
-        checksum = hashlib.sha256(json.dumps(config_data, sort_keys=True).encode()).hexdigest()
-        config = k8s.core.v1.ConfigMap(
-            f"{name}-config", metadata=metadata(f"{service}-config"), data=config_data, opts=child
-        )
-
-        env: list[k8s.core.v1.EnvVarArgsDict] = [
-            {"name": "APP_VERSION", "value": args.app_version},
-            {"name": "IMAGE_REF", "value": image},
-        ]
-        container: k8s.core.v1.ContainerArgsDict = {
-            "name": CONTAINER_NAME,
-            "image": image,
-            "image_pull_policy": "IfNotPresent",
-            "ports": [{"name": PORT_NAME, "container_port": args.container_port, "protocol": "TCP"}],
-            "env_from": [{"config_map_ref": {"name": config.metadata.apply(lambda m: m.name)}}],
-            "env": env,
-            "resources": {
-                "requests": {"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
-                "limits": {"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
-            },
-            "startup_probe": {
-                "http_get": {"path": "/healthz", "port": PORT_NAME},
-                "period_seconds": 2,
-                "timeout_seconds": 2,
-                "failure_threshold": 30,
-            },
-            "liveness_probe": {
-                "http_get": {"path": "/healthz", "port": PORT_NAME},
-                "period_seconds": 10,
-                "timeout_seconds": 2,
-                "failure_threshold": 3,
-            },
-            "readiness_probe": {
-                "http_get": {"path": "/readyz", "port": PORT_NAME},
-                "period_seconds": 5,
-                "timeout_seconds": 2,
-                "failure_threshold": 2,
-            },
-            "security_context": {
-                "run_as_non_root": True,
-                "run_as_user": args.run_as_user,
-                "run_as_group": args.run_as_user,
-                "allow_privilege_escalation": False,
-                "privileged": False,
-                "read_only_root_filesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccomp_profile": {"type": "RuntimeDefault"},
-            },
-            "volume_mounts": [{"name": TMP_VOLUME, "mount_path": "/tmp"}],  # noqa: S108 - the app's only writable path
-        }
-        if args.prestop_seconds > 0:
-            container["lifecycle"] = {"pre_stop": pre_stop_handler(args.prestop_seconds, args.kubernetes_version)}
-
-        spread: list[k8s.core.v1.TopologySpreadConstraintArgsDict] = [
-            {
-                "max_skew": 1,
-                "topology_key": "kubernetes.io/hostname",
-                "when_unsatisfiable": "DoNotSchedule",
-                "label_selector": {"match_labels": selector},
-                # Nodes the pods cannot run on (tainted: control plane, GPU pools) count as empty
-                # domains by default, and DoNotSchedule then leaves pods Pending.
-                "node_taints_policy": "Honor",
-            },
-            {  # clusters in one zone (or without zone labels) still schedule
-                "max_skew": 1,
-                "topology_key": "topology.kubernetes.io/zone",
-                "when_unsatisfiable": "ScheduleAnyway",
-                "label_selector": {"match_labels": selector},
-            },
-        ]
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=metadata(service),
-            spec={
-                # No spec.replicas: the autoscaler owns it (server-side apply would fight it);
-                # it raises a new Deployment to minReplicas within its first sync.
-                "selector": {"match_labels": selector},
-                "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
-                "progress_deadline_seconds": args.progress_deadline_seconds,
-                "revision_history_limit": 5,
-                "template": {
-                    "metadata": {
-                        "labels": pod_labels,
-                        "annotations": {
-                            CONFIG_CHECKSUM_ANNOTATION: checksum,
-                            "kubectl.kubernetes.io/default-container": CONTAINER_NAME,
-                        },
-                    },
-                    "spec": {
-                        "service_account_name": account.metadata.apply(lambda m: m.name),
-                        "automount_service_account_token": False,
-                        "enable_service_links": False,
-                        "termination_grace_period_seconds": termination_grace,
-                        "security_context": {
-                            "run_as_non_root": True,
-                            "run_as_user": args.run_as_user,
-                            "run_as_group": args.run_as_user,
-                            "fs_group": args.run_as_user,
-                            "seccomp_profile": {"type": "RuntimeDefault"},
-                        },
-                        "topology_spread_constraints": spread,
-                        "containers": [container],
-                        "volumes": [{"name": TMP_VOLUME, "empty_dir": {"size_limit": args.tmp_size_limit}}],
-                    },
-                },
-            },
-            opts=child,
-        )
-        deployment_name: pulumi.Output[str] = deployment.metadata.apply(lambda m: m.name or service)
-
-        svc = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=metadata(service),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [{"name": PORT_NAME, "port": args.container_port, "target_port": PORT_NAME}],
-            },
-            opts=child,
-        )
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-autoscaler",
-            metadata=metadata(service),
-            spec={
-                "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": deployment_name},
-                "min_replicas": args.replicas,
-                "max_replicas": max_replicas,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "average_utilization": args.target_cpu_utilization},
-                        },
-                    }
-                ],
-                "behavior": {"scale_down": {"stabilization_window_seconds": 300}},
-            },
-            opts=child,
-        )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-disruption-budget",
-            metadata=metadata(service),
-            # maxUnavailable, not minAvailable: a one-pod stage can still be drained.
-            spec={"max_unavailable": 1, "selector": {"match_labels": selector}},
-            opts=child,
-        )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-ingress",
-            metadata=metadata(f"{service}-ingress"),
-            spec={
-                "pod_selector": {"match_labels": selector},
-                "policy_types": ["Ingress"],
-                "ingress": [
-                    {
-                        "from_": [
-                            {"pod_selector": {"match_labels": labels.selector(service, labels.COMPONENT_TUNNEL)}},
-                            {
-                                "namespace_selector": {
-                                    "match_labels": {"kubernetes.io/metadata.name": args.monitoring_namespace}
-                                }
-                            },
-                        ],
-                        "ports": [{"protocol": "TCP", "port": args.container_port}],
-                    }
-                ],
-            },
-            opts=child,
-        )
-
-        self.namespace = namespace
+        self.namespace = at.namespace
         self.service_name = svc.metadata.apply(lambda m: m.name or service)
         self.service_port = args.container_port
         self.container_port = args.container_port
         self.port_name = PORT_NAME
-        self.selector = selector
+        self.selector = at.selector
         self.url = pulumi.Output.concat(
-            "http://", self.service_name, ".", namespace, ".svc.cluster.local:", str(args.container_port)
+            "http://", self.service_name, ".", at.namespace, ".svc.cluster.local:", str(args.container_port)
         )
         self.deployment_name = deployment_name
         self.container_name = CONTAINER_NAME
@@ -427,20 +247,219 @@ class Workload(pulumi.ComponentResource):
             }
         )
 
-    def _pull_secret(
-        self, name: str, login: PullCredentials, metadata: k8s.meta.v1.ObjectMetaArgsDict
-    ) -> pulumi.Output[str]:
-        """The ``kubernetes.io/dockerconfigjson`` Secret for ``login``; returns its name."""
-        document: pulumi.Output[str] = pulumi.Output.all(username=login.username, password=login.password).apply(
-            lambda v: docker_config_json(login.server, str(v["username"]), str(v["password"]))
-        )
-        sealed: pulumi.Output[str] = pulumi.Output.secret(document)
-        secret = k8s.core.v1.Secret(
-            f"{name}-pull-secret",
-            metadata=metadata,
-            type=PULL_SECRET_TYPE,
-            string_data={PULL_SECRET_KEY: sealed},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        fallback = str(metadata["name"])
-        return secret.metadata.apply(lambda m: m.name or fallback)
+
+# -- the objects, one step each, in registration order -----------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Objects:
+    """What the Kubernetes objects of one Workload share: names, namespace, labels and parent."""
+
+    name: str
+    """The Workload's name: prefix of every Pulumi resource name."""
+    args: WorkloadArgs
+    namespace: pulumi.Output[str]
+    labels: dict[str, str]
+    """Labels of every object."""
+    selector: dict[str, str]
+    """Labels that select the app pods."""
+    child: pulumi.ResourceOptions
+    """Options of every object: the Workload is its parent."""
+
+    def metadata(self, object_name: str) -> k8s.meta.v1.ObjectMetaArgsDict:
+        return {"name": object_name, "namespace": self.namespace, "labels": self.labels}
+
+
+def _service_account(at: _Objects) -> k8s.core.v1.ServiceAccount:
+    """The pods' ServiceAccount (no API token), carrying the pull Secret when there is a registry login."""
+    service = at.args.service_name
+    pull_secrets: list[k8s.core.v1.LocalObjectReferenceArgsDict] = []
+    if at.args.pull_credentials is not None:
+        pull_secrets.append({"name": _pull_secret(at, at.args.pull_credentials)})
+    return k8s.core.v1.ServiceAccount(
+        f"{at.name}-service-account",
+        metadata=at.metadata(service),
+        automount_service_account_token=False,
+        # The ServiceAccount admission plugin copies these into every pod that runs as this account.
+        image_pull_secrets=pull_secrets or None,
+        opts=at.child,
+    )
+
+
+def _pull_secret(at: _Objects, login: PullCredentials) -> pulumi.Output[str]:
+    """The ``kubernetes.io/dockerconfigjson`` Secret for ``login``; returns its name."""
+    metadata = at.metadata(f"{at.args.service_name}-pull")
+    document: pulumi.Output[str] = pulumi.Output.all(username=login.username, password=login.password).apply(
+        lambda v: docker_config_json(login.server, str(v["username"]), str(v["password"]))
+    )
+    sealed: pulumi.Output[str] = pulumi.Output.secret(document)
+    secret = k8s.core.v1.Secret(
+        f"{at.name}-pull-secret",
+        metadata=metadata,
+        type=PULL_SECRET_TYPE,
+        string_data={PULL_SECRET_KEY: sealed},
+        opts=at.child,
+    )
+    fallback = str(metadata["name"])
+    return secret.metadata.apply(lambda m: m.name or fallback)
+
+
+def config_data(args: WorkloadArgs) -> dict[str, str]:
+    """The app's environment from its ConfigMap (the app's contract, see app/server.py)."""
+    return {
+        "SERVICE_NAME": args.service_name,
+        "PORT": str(args.container_port),
+        "DRAIN_SECONDS": str(args.drain_seconds),
+        "SHUTDOWN_GRACE_SECONDS": str(args.shutdown_grace_seconds),
+    }
+
+
+def config_checksum(data: dict[str, str]) -> str:
+    """SHA-256 of ``data`` as canonical JSON: the pod annotation that rolls the pods on a config change."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def termination_grace_seconds(args: WorkloadArgs) -> int:
+    """preStop pause + drain + shutdown grace + :data:`TERMINATION_MARGIN_SECONDS` (see the module docstring)."""
+    return args.prestop_seconds + args.drain_seconds + args.shutdown_grace_seconds + TERMINATION_MARGIN_SECONDS
+
+
+def _config_map(at: _Objects) -> k8s.core.v1.ConfigMap:
+    return k8s.core.v1.ConfigMap(
+        f"{at.name}-config",
+        metadata=at.metadata(f"{at.args.service_name}-config"),
+        data=config_data(at.args),
+        opts=at.child,
+    )
+
+
+def _deployment(
+    at: _Objects, image: pulumi.Output[str], account: k8s.core.v1.ServiceAccount, config: k8s.core.v1.ConfigMap
+) -> pulumi.Output[str]:
+    """The Deployment (its pods: :mod:`components.workload_pod`); returns its name."""
+    args = at.args
+    pre_stop = pre_stop_handler(args.prestop_seconds, args.kubernetes_version) if args.prestop_seconds > 0 else None
+    container = app_container(args, image=image, config=config, pre_stop=pre_stop)
+    deployment = k8s.apps.v1.Deployment(
+        f"{at.name}-deployment",
+        metadata=at.metadata(args.service_name),
+        spec={
+            # No spec.replicas: the autoscaler owns it (server-side apply would fight it);
+            # it raises a new Deployment to minReplicas within its first sync.
+            "selector": {"match_labels": at.selector},
+            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+            "progress_deadline_seconds": args.progress_deadline_seconds,
+            "revision_history_limit": 5,
+            "template": pod_template(
+                args,
+                labels={**at.labels, "app.kubernetes.io/version": args.app_version},
+                selector=at.selector,
+                config_checksum=config_checksum(config_data(args)),
+                account=account,
+                container=container,
+                termination_grace_seconds=termination_grace_seconds(args),
+            ),
+        },
+        opts=at.child,
+    )
+    service = args.service_name
+    return deployment.metadata.apply(lambda m: m.name or service)
+
+
+def _service(at: _Objects) -> k8s.core.v1.Service:
+    return k8s.core.v1.Service(
+        f"{at.name}-service",
+        metadata=at.metadata(at.args.service_name),
+        spec={
+            "type": "ClusterIP",
+            "selector": at.selector,
+            "ports": [{"name": PORT_NAME, "port": at.args.container_port, "target_port": PORT_NAME}],
+        },
+        opts=at.child,
+    )
+
+
+def _autoscaler(at: _Objects, deployment_name: pulumi.Output[str]) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+    args = at.args
+    max_replicas = args.max_replicas if args.max_replicas is not None else 2 * args.replicas
+    return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{at.name}-autoscaler",
+        metadata=at.metadata(args.service_name),
+        spec={
+            "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": deployment_name},
+            "min_replicas": args.replicas,
+            "max_replicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "average_utilization": args.target_cpu_utilization},
+                    },
+                }
+            ],
+            "behavior": {"scale_down": {"stabilization_window_seconds": 300}},
+        },
+        opts=at.child,
+    )
+
+
+def _disruption_budget(at: _Objects) -> k8s.policy.v1.PodDisruptionBudget:
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"{at.name}-disruption-budget",
+        metadata=at.metadata(at.args.service_name),
+        # maxUnavailable, not minAvailable: a one-pod stage can still be drained.
+        spec={"max_unavailable": 1, "selector": {"match_labels": at.selector}},
+        opts=at.child,
+    )
+
+
+def _network_policy(at: _Objects) -> k8s.networking.v1.NetworkPolicy:
+    """Only cloudflared's pods and Prometheus's namespace reach the app port."""
+    service = at.args.service_name
+    return k8s.networking.v1.NetworkPolicy(
+        f"{at.name}-ingress",
+        metadata=at.metadata(f"{service}-ingress"),
+        spec={
+            "pod_selector": {"match_labels": at.selector},
+            "policy_types": ["Ingress"],
+            "ingress": [
+                {
+                    "from_": [
+                        {"pod_selector": {"match_labels": labels.selector(service, labels.COMPONENT_TUNNEL)}},
+                        {
+                            "namespace_selector": {
+                                "match_labels": {"kubernetes.io/metadata.name": at.args.monitoring_namespace}
+                            }
+                        },
+                    ],
+                    "ports": [{"protocol": "TCP", "port": at.args.container_port}],
+                }
+            ],
+        },
+        opts=at.child,
+    )
+
+
+__all__ = [
+    "CONFIG_CHECKSUM_ANNOTATION",
+    "CONTAINER_NAME",
+    "PORT_NAME",
+    "PULL_SECRET_KEY",
+    "PULL_SECRET_TYPE",
+    "SLEEP_ACTION_MINOR",
+    "TERMINATION_MARGIN_SECONDS",
+    "TMP_VOLUME",
+    "TYPE",
+    "PullCredentials",
+    "Workload",
+    "WorkloadArgs",
+    "WorkloadError",
+    "config_checksum",
+    "config_data",
+    "docker_config_json",
+    "pre_stop_handler",
+    "require_pinned",
+    "sleep_action_supported",
+    "termination_grace_seconds",
+]

@@ -18,7 +18,10 @@ from components.exposure import (
     TYPE,
     Exposure,
     ExposureArgs,
+    ingress_rules,
 )
+from components.exposure_access import people_includes
+from components.exposure_connectors import TOKEN_KEY, TOKEN_VOLUME, pod_template
 from components.labels import COMPONENT_SERVER, COMPONENT_TUNNEL, selector
 from components.settings import Settings
 from components.testing import TUNNEL_TOKEN_INVOKE, RecordingMocks, is_secret, tunnel_token
@@ -117,6 +120,15 @@ def test_ingress_rule_per_hostname_to_the_origin_and_catch_all_last(production: 
     assert CATCH_ALL_SERVICE == "http_status:404"
 
 
+def test_ingress_rules_name_each_hostname_in_order_then_the_catch_all(make_settings: Callable[..., Settings]) -> None:
+    args = args_from(make_settings("production"), hostnames=["b.example.com", "a.example.com"])
+    assert [(rule.hostname, rule.service) for rule in ingress_rules(args)] == [
+        ("b.example.com", ORIGIN),
+        ("a.example.com", ORIGIN),
+        (None, CATCH_ALL_SERVICE),
+    ]
+
+
 def test_dns_records_are_proxied_cnames_to_the_tunnel(production: RecordingMocks) -> None:
     records = production.by_type(DNS)
     assert sorted(r.plain_inputs["name"] for r in records) == ["hello.example.com", "hi.example.com"]
@@ -196,6 +208,19 @@ def test_staging_has_access_limited_to_the_allow_list(staging: RecordingMocks) -
     assert app["policies"] == [
         {"id": policies["allow"].id, "precedence": 1},
         {"id": policies["non_identity"].id, "precedence": 2},
+    ]
+
+
+def test_people_are_admitted_by_email_then_by_domain(make_settings: Callable[..., Settings]) -> None:
+    args = args_from(
+        make_settings("staging"),
+        access_allow_emails=["a@example.com", "b@example.com"],
+        access_allow_email_domains=["example.org"],
+    )
+    includes = people_includes(args)
+    assert [rule.email.email for rule in includes[:2] if rule.email] == ["a@example.com", "b@example.com"]
+    assert [(rule.email, rule.email_domain.domain if rule.email_domain else None) for rule in includes[2:]] == [
+        (None, "example.org")
     ]
 
 
@@ -299,6 +324,20 @@ def test_cloudflared_reads_its_token_from_a_read_only_file(production: Recording
     assert pod["securityContext"]["fsGroup"] == 65532 == container["securityContext"]["runAsUser"]
     secret = production.one(SECRET)
     assert secret.plain_inputs["metadata"]["name"] == "hello-tunnel-token"
+
+
+def test_the_connector_pods_mount_the_secret_they_are_given_and_roll_with_the_tunnel(
+    make_settings: Callable[..., Settings],
+) -> None:
+    args = args_from(make_settings("production"))
+    template = pod_template(args, {"a": "b"}, {"c": "d"}, "the-secret", "the-tunnel-id")
+    assert template.metadata.labels == {"a": "b"}
+    assert template.metadata.annotations == {"service-lifecycle/tunnel-id": "the-tunnel-id"}
+    (volume,) = template.spec.volumes
+    assert (volume.name, volume.secret.secret_name) == (TOKEN_VOLUME, "the-secret")
+    assert [(item.key, item.path) for item in volume.secret.items] == [(TOKEN_KEY, TOKEN_KEY)]
+    (spread,) = template.spec.topology_spread_constraints
+    assert spread.label_selector.match_labels == {"c": "d"}
 
 
 def test_dns_and_cloudflared_wait_for_the_tunnel_configuration(production: RecordingMocks) -> None:

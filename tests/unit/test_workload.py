@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -31,8 +32,11 @@ from components.workload import (
     Workload,
     WorkloadArgs,
     WorkloadError,
+    config_checksum,
+    config_data,
     docker_config_json,
     pre_stop_handler,
+    termination_grace_seconds,
 )
 
 SOURCE = "example-org/service-lifecycle/staging"
@@ -305,6 +309,21 @@ def test_drain_timings_follow_the_arguments(run_components: Callable[..., Record
     assert pod_spec(mocks)["terminationGracePeriodSeconds"] == 3 + 7 + 30 + TERMINATION_MARGIN_SECONDS
 
 
+def test_termination_grace_adds_the_margin_to_prestop_drain_and_shutdown() -> None:
+    args = workload_args(prestop_seconds=3, drain_seconds=7, shutdown_grace_seconds=30)
+    assert termination_grace_seconds(args) == 3 + 7 + 30 + TERMINATION_MARGIN_SECONDS == 45
+
+
+def test_without_a_prestop_pause_the_container_has_no_lifecycle_hook(
+    run_components: Callable[..., RecordingMocks],
+) -> None:
+    mocks, _ = run_workload(run_components, workload_args(prestop_seconds=0))
+    assert "lifecycle" not in container(mocks)
+    assert pod_spec(mocks)["terminationGracePeriodSeconds"] == 0 + 5 + 20 + TERMINATION_MARGIN_SECONDS
+    with_pause, _ = run_workload(run_components, workload_args(prestop_seconds=1))
+    assert container(with_pause)["lifecycle"] == {"preStop": {"sleep": {"seconds": 1}}}
+
+
 def test_prestop_uses_the_kubelet_sleep_where_the_cluster_has_it() -> None:
     assert pre_stop_handler(5, "1.30") == {"sleep": {"seconds": 5}}
     assert pre_stop_handler(5, "1.37") == {"sleep": {"seconds": 5}}
@@ -338,6 +357,20 @@ def test_config_change_rolls_the_pods(run_components: Callable[..., RecordingMoc
 
     assert checksum(first) != checksum(second)
     assert checksum(first) == checksum(third)
+
+
+def test_the_checksum_annotation_is_the_sha256_of_the_config_map_s_canonical_json(
+    run_components: Callable[..., RecordingMocks],
+) -> None:
+    args = workload_args(drain_seconds=9)
+    mocks, _ = run_workload(run_components, args)
+    data = mocks.one(CONFIG_MAP, "hello-workload-config").plain_inputs["data"]
+    assert data == config_data(args)
+    assert data == {"SERVICE_NAME": "hello", "PORT": "8080", "DRAIN_SECONDS": "9", "SHUTDOWN_GRACE_SECONDS": "20"}
+    annotation = deployment_of(mocks)["spec"]["template"]["metadata"]["annotations"][CONFIG_CHECKSUM_ANNOTATION]
+    expected = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    assert annotation == config_checksum(data) == expected
+    assert config_checksum(dict(reversed(data.items()))) == expected  # canonical: key order does not count
 
 
 def test_version_reaches_the_container_and_no_git_revision_does(stage_run: StageRun) -> None:
