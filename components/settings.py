@@ -982,6 +982,29 @@ def load_services(
     if listed is None:
         settings = load_settings(shared, environ=environ, namespace=prefix)
         return {settings.service_name: settings}
+    names = _service_names(listed, prefix)
+    make_source = namespace_source or pulumi.Config
+    result: dict[str, Settings] = {}
+    problems: list[SettingProblem] = []
+    shared_name = shared.get("serviceName")
+    if shared_name is not None:  # silently unused otherwise: each service is named by its entry
+        problems.append(
+            SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
+        )
+    for service in names:
+        source = _ServiceSource(service, make_source(service), shared)
+        try:
+            result[service] = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
+        except SettingsError as error:
+            problems += error.problems
+    problems += _name_clashes(result)
+    if problems:
+        raise SettingsError(problems)
+    return result
+
+
+def _service_names(listed: str, prefix: str) -> list[str]:
+    """The services ``<prefix>:services`` lists; a :class:`SettingsError` when it is not a list of distinct names."""
     try:
         names: Any = json.loads(listed)
     except json.JSONDecodeError:
@@ -998,20 +1021,12 @@ def load_services(
         or prefix in names
     ):
         raise SettingsError([SettingProblem(f"{prefix}:{SERVICES_KEY}", repr(listed), expected)])
-    make_source = namespace_source or pulumi.Config
-    result: dict[str, Settings] = {}
+    return names
+
+
+def _name_clashes(result: Mapping[str, Settings]) -> list[SettingProblem]:
+    """A problem for each service whose own namespace gives it a name an earlier service has."""
     problems: list[SettingProblem] = []
-    shared_name = shared.get("serviceName")
-    if shared_name is not None:  # silently unused otherwise: each service is named by its entry
-        problems.append(
-            SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
-        )
-    for service in names:
-        source = _ServiceSource(service, make_source(service), shared)
-        try:
-            result[service] = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
-        except SettingsError as error:
-            problems += error.problems
     taken: dict[str, str] = {}
     for service, settings in result.items():
         if settings.service_name in taken:
@@ -1020,6 +1035,4 @@ def load_services(
                 SettingProblem(f"{service}:serviceName", repr(settings.service_name), f"a name {other} does not have")
             )
         taken.setdefault(settings.service_name, service)
-    if problems:
-        raise SettingsError(problems)
-    return result
+    return problems
