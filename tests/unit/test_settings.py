@@ -165,6 +165,20 @@ def test_all_problems_are_reported_together(make_settings: Callable[..., Setting
     assert isinstance(raised.value, pulumi.RunError), "RunError: pulumi shows the message without a traceback"
 
 
+def test_every_step_reports_in_the_order_of_the_steps(make_settings: Callable[..., Settings]) -> None:
+    """One bad value for each step of load_settings: the lines come in the steps' order, none stops the next."""
+    with pytest.raises(SettingsError) as raised:
+        make_settings(
+            "staging", appVersion="v1", imageRetainDigests=0, buildPlatform="windows/amd64", pinnedDigest="sha256:abc",
+            kubernetesVersion="1.24", zoneName="not a zone", accessAllowEmails=["x"], monitoringNamespace="Monitoring",
+        )  # fmt: skip
+    keys = [p.key.split(":")[1] for p in raised.value.problems]
+    assert keys == [
+        "appVersion", "imageRetainDigests", "buildPlatform", "pinnedDigest", "pinnedDigest", "kubernetesVersion",
+        "zoneName", "accessAllowEmails", "monitoringNamespace",
+    ]  # fmt: skip
+
+
 def test_secret_values_are_never_echoed(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings("staging", registryPassword="hunter2-very-secret")
     assert "hunter2" not in repr(settings)
