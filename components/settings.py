@@ -533,8 +533,8 @@ def load_settings(
     prefix = namespace or getattr(source, "name", None) or PROJECT
     r = _Reader(source, label or (lambda name: f"{prefix}:{name}"))
 
-    # Every step reads all of its keys whatever came before, so one error lists every problem,
-    # in this order; a step returns None only after reporting a problem.
+    # Every step reads all of its keys whatever came before, so one error lists every problem, in
+    # this order. A step returns None after reporting a problem (build, promotion: also when the stage has none).
     stage, parts = _read_stage(r)
     service = _read_service(r, stage, parts)
     registry = _read_registry(r, parts)
@@ -546,7 +546,7 @@ def load_settings(
     if r.problems:
         raise SettingsError(r.problems)
 
-    # No problem, so no step returned None; the assert narrows the types for mypy.
+    # No problem, so only build and promotion may be None; the assert narrows the types for mypy.
     assert stage and parts and service and registry and kubernetes and cloudflare and monitoring
     return Settings(
         stage=stage,
