@@ -134,6 +134,10 @@ def test_staging_with_access_and_empty_allow_list_is_refused(make_settings: Call
     with pytest.raises(SettingsError) as raised:
         make_settings("staging", accessAllowEmails=[], accessAllowEmailDomains=[])
     assert "Access is on and would admit nobody" in str(raised.value)
+    assert [str(p) for p in raised.value.problems] == [
+        "service-lifecycle:accessAllowEmails: got '[]'; expected at least one email (or a domain in"
+        " accessAllowEmailDomains): Access is on and would admit nobody"
+    ]
 
 
 def test_cluster_stack_needs_its_secrets(make_settings: Callable[..., Settings]) -> None:
@@ -465,6 +469,19 @@ EXACT_LINES: list[tuple[str, str, Any, str]] = [
         None,
         "service-lifecycle:promoteFromStack: got <not set>; expected stage production never builds: set promoteFromStack (the staging stack) or pinnedDigest (rollback)",  # noqa: E501 - the whole line is the contract
     ),
+    # Survivors of the settings sample after load_settings was split by step (mutation.py --sample 120).
+    (
+        "staging",
+        "registryPullPassword",
+        None,
+        "service-lifecycle:registryPullPassword: got <not set>; expected a secret read-only token: pulumi config set --secret registryPullPassword <token>",  # noqa: E501 - the whole line is the contract
+    ),
+    (
+        "staging",
+        "sourceUrl",
+        "http://github.com/acme/hello",
+        "service-lifecycle:sourceUrl: got 'http://github.com/acme/hello'; expected the https:// URL of the source repository, e.g. https://github.com/acme/hello",  # noqa: E501 - the whole line is the contract
+    ),
 ]
 
 
@@ -522,6 +539,9 @@ GOOD_EDGES: list[tuple[str, str, Any, Callable[[Settings], Any], Any]] = [
     ("staging", "accessAllowEmailDomains", ["example.org"], lambda s: s.cloudflare.access_allow_email_domains,
      ("example.org",)),
     ("staging", "appVersion", "2.0.0-rc.1+build.5", lambda s: s.app_version, "2.0.0-rc.1+build.5"),
+    ("staging", "imagePullSecret", "true", lambda s: s.registry.pull_secret, True),
+    ("staging", "imagePullSecret", "false", lambda s: (s.registry.pull_secret, s.registry.pull_password),
+     (False, None)),
 ]  # fmt: skip
 
 
