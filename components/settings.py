@@ -289,6 +289,38 @@ class Settings:
 T = TypeVar("T")
 
 
+def _whole_number(value: str, *, low: int, high: int) -> int | None:
+    """``value`` as an integer from ``low`` to ``high``; None when it is anything else."""
+    # Only ASCII digits: int() would also take "1_0", " 3" and other scripts' digits.
+    if not _INTEGER.fullmatch(value):
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def _number_between(value: str, *, low: float, high: float) -> float | None:
+    """``value`` as a number strictly between ``low`` and ``high``; None when it is anything else."""
+    # Checked as written, before any float: "1e-400" or 22 nines after the point would round onto a bound.
+    if not _DECIMAL.fullmatch(value):
+        return None
+    number = Decimal(value)
+    as_float = float(number)
+    if not (Decimal(str(low)) < number < Decimal(str(high))) or not (low < as_float < high):
+        return None
+    return as_float
+
+
+def _string_items(value: str) -> list[str] | None:
+    """``value`` as a JSON list of strings (how the CLI hands a list setting to a program); None otherwise."""
+    try:
+        items: Any = json.loads(value)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return None
+    return items
+
+
 class _Reader:
     """Reads keys, collecting every problem instead of stopping at the first.
 
@@ -329,35 +361,17 @@ class _Reader:
 
     def integer(self, name: str, *, low: int, high: int, expected: str) -> int | None:
         value = self.raw(name)
-        what = expected
-        if value is None:
-            self.problem(name, None, what)
-            return None
-        # Only ASCII digits: int() would also take "1_0", " 3" and other scripts' digits.
-        if not _INTEGER.fullmatch(value):
-            self.problem(name, value, what)
-            return None
-        number = int(value)
-        if not low <= number <= high:
-            self.problem(name, value, what)
-            return None
+        number = None if value is None else _whole_number(value, low=low, high=high)
+        if number is None:
+            self.problem(name, value, expected)
         return number
 
     def decimal(self, name: str, *, low: float, high: float, expected: str) -> float | None:
         value = self.raw(name)
-        if value is None:
-            self.problem(name, None, expected)
-            return None
-        # Checked as written, before any float: "1e-400" or 22 nines after the point would round onto a bound.
-        if not _DECIMAL.fullmatch(value):
+        number = None if value is None else _number_between(value, low=low, high=high)
+        if number is None:
             self.problem(name, value, expected)
-            return None
-        number = Decimal(value)
-        as_float = float(number)
-        if not (Decimal(str(low)) < number < Decimal(str(high))) or not (low < as_float < high):
-            self.problem(name, value, expected)
-            return None
-        return as_float
+        return number
 
     def boolean(self, name: str) -> bool | None:
         value = self.raw(name)
@@ -379,12 +393,8 @@ class _Reader:
                 return ()
             self.problem(name, None, f"a non-empty list of {expected}")
             return None
-        try:
-            items: Any = json.loads(value)
-        except json.JSONDecodeError:
-            self.problem(name, value, what)
-            return None
-        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        items = _string_items(value)
+        if items is None:
             self.problem(name, value, what)
             return None
         bad = [item for item in items if not check(item)]
@@ -523,6 +533,52 @@ def load_settings(
     prefix = namespace or getattr(source, "name", None) or PROJECT
     r = _Reader(source, label or (lambda name: f"{prefix}:{name}"))
 
+    # Every step reads all of its keys whatever came before, so one error lists every problem, in
+    # this order. A step returns None after reporting a problem (build, promotion: also when the stage has none).
+    stage, parts = _read_stage(r)
+    service = _read_service(r, stage, parts)
+    registry = _read_registry(r, parts)
+    build = _read_build(r, parts, env)
+    promotion = _read_promotion(r, stage, parts)
+    kubernetes = _read_kubernetes(r)
+    cloudflare = _read_cloudflare(r, stage, parts)
+    monitoring = _read_monitoring(r)
+    if r.problems:
+        raise SettingsError(r.problems)
+
+    # No problem, so only build and promotion may be None; the assert narrows the types for mypy.
+    assert stage and parts and service and registry and kubernetes and cloudflare and monitoring
+    return Settings(
+        stage=stage,
+        parts=parts,
+        service_name=service.service_name,
+        team=service.team,
+        app_version=service.app_version,
+        replicas=service.replicas,
+        container_port=service.container_port,
+        resources=service.resources,
+        registry=registry,
+        build=build,
+        promotion=promotion,
+        kubernetes=kubernetes,
+        cloudflare=cloudflare,
+        monitoring=monitoring,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ServiceValues:
+    """The service's own part of :class:`Settings`: who it is and how it runs."""
+
+    service_name: str
+    team: str
+    app_version: str
+    replicas: int
+    container_port: int
+    resources: Resources
+
+
+def _read_stage(r: _Reader) -> tuple[Stage | None, StageParts | None]:
     stage_raw = r.string(
         "stage",
         required=True,
@@ -530,8 +586,10 @@ def load_settings(
         expected="one of " + ", ".join(s.value for s in Stage),
     )
     stage = Stage(stage_raw) if stage_raw else None
-    parts = parts_for(stage) if stage else None
+    return stage, parts_for(stage) if stage else None
 
+
+def _read_service(r: _Reader, stage: Stage | None, parts: StageParts | None) -> _ServiceValues | None:
     service_name = r.string(
         "serviceName",
         required=True,
@@ -555,8 +613,19 @@ def load_settings(
         "containerPort", low=1024, high=65535, expected="an unprivileged port from 1024 to 65535"
     )
     resources = _resources(r)
+    if (
+        service_name is None or team is None or app_version is None or replicas is None or container_port is None
+        or resources is None
+    ):  # fmt: skip
+        return None
+    return _ServiceValues(
+        service_name=service_name, team=team, app_version=app_version, replicas=replicas,
+        container_port=container_port, resources=resources,
+    )  # fmt: skip
 
-    # Registry: needed in every stage (sunset decommissions images there).
+
+def _read_registry(r: _Reader, parts: StageParts | None) -> RegistrySettings | None:
+    """Registry: needed in every stage (sunset decommissions images there)."""
     repository = r.string(
         "imageRepository", required=True, check=_is_repository,
         expected="an image repository with its registry host, without tag or digest, such as ghcr.io/acme/hello",
@@ -582,8 +651,20 @@ def load_settings(
                 "registryPullPassword", None,
                 "a secret read-only token: pulumi config set --secret registryPullPassword <token>",
             )  # fmt: skip
+    if repository is None or retain is None or pull_secret is None:
+        return None
+    return RegistrySettings(
+        repository=repository,
+        username=username,
+        password=password,
+        retain_digests=retain,
+        pull_secret=pull_secret,
+        pull_password=pull_password if pull_secret else None,
+    )
 
-    build: BuildSettings | None = None
+
+def _read_build(r: _Reader, parts: StageParts | None, env: Mapping[str, str]) -> BuildSettings | None:
+    """Build: checked in every stage, settings only in a stage that builds."""
     context = r.string("buildContext", required=True, expected="the Docker build context directory, e.g. app")
     platform = r.string(
         "buildPlatform", required=True, check=lambda v: re.fullmatch(r"linux/(amd64|arm64)", v) is not None,
@@ -599,19 +680,24 @@ def load_settings(
     )  # fmt: skip
     if source_url is None and env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
         source_url = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
-    if parts and parts.builds_image:
-        revision = r.raw("sourceRevision") or env.get("SOURCE_REVISION") or env.get("GITHUB_SHA")
-        if revision is None or not _REVISION.fullmatch(revision):
-            r.problem(
-                "sourceRevision", revision,
-                "the git commit (7 to 40 hex digits); set it or export SOURCE_REVISION or GITHUB_SHA",
-            )  # fmt: skip
-        elif context and platform:
-            build = BuildSettings(
-                context=context, platform=platform, revision=revision, base_image=base_image, source_url=source_url
-            )
+    if not (parts and parts.builds_image):
+        return None
+    revision = r.raw("sourceRevision") or env.get("SOURCE_REVISION") or env.get("GITHUB_SHA")
+    if revision is None or not _REVISION.fullmatch(revision):
+        r.problem(
+            "sourceRevision", revision,
+            "the git commit (7 to 40 hex digits); set it or export SOURCE_REVISION or GITHUB_SHA",
+        )  # fmt: skip
+        return None
+    if context is None or platform is None:
+        return None
+    return BuildSettings(
+        context=context, platform=platform, revision=revision, base_image=base_image, source_url=source_url
+    )
 
-    promotion: PromotionSettings | None = None
+
+def _read_promotion(r: _Reader, stage: Stage | None, parts: StageParts | None) -> PromotionSettings | None:
+    """Promotion: checked in every stage, settings only in a stage that promotes."""
     from_stack = r.string(
         "promoteFromStack", required=False, check=_matches(_STACK_REF),
         expected="a stack name such as acme/service-lifecycle/staging",
@@ -630,25 +716,33 @@ def load_settings(
                 "promoteFromStack", None,
                 f"stage {stage} never builds: set promoteFromStack (the staging stack) or pinnedDigest (rollback)",
             )  # fmt: skip
-        else:
-            promotion = PromotionSettings(from_stack=from_stack, pinned_digest=pinned)
-    elif parts and parts.builds_image:
+            return None
+        return PromotionSettings(from_stack=from_stack, pinned_digest=pinned)
+    if parts and parts.builds_image:
         for name in ("promoteFromStack", "pinnedDigest"):
             if r.raw(name) is not None:
                 r.problem(name, r.raw(name), f"not set: stage {stage} builds its own image")
+    return None
 
-    k8s_version = r.string(
+
+def _read_kubernetes(r: _Reader) -> KubernetesSettings | None:
+    version = r.string(
         "kubernetesVersion", required=True, check=lambda v: v in SUPPORTED_KUBERNETES,
         expected=f"a Kubernetes minor version from {SUPPORTED_KUBERNETES[0]} to {SUPPORTED_KUBERNETES[-1]}",
     )  # fmt: skip
-    kube_context = r.string(
+    context = r.string(
         "kubeContext", required=False,
         check=lambda v: len(v) <= MAX_KUBE_CONTEXT and v.isprintable() and v.strip() == v,
         expected=f"a kubeconfig context name: one line of printable characters, at most {MAX_KUBE_CONTEXT}",
     )  # fmt: skip
     kubeconfig = r.secret("kubeconfig")
+    if version is None:
+        return None
+    return KubernetesSettings(version=version, context=context, kubeconfig=kubeconfig)
 
-    # Cloudflare: validated in every stage so a sunset stack file still describes what was removed.
+
+def _read_cloudflare(r: _Reader, stage: Stage | None, parts: StageParts | None) -> CloudflareSettings | None:
+    """Cloudflare: validated in every stage so a sunset stack file still describes what was removed."""
     account_id = r.string(
         "cloudflareAccountId", required=True, check=_matches(_HEX32), expected="32 lower-case hex characters"
     )
@@ -664,6 +758,38 @@ def load_settings(
         allow_empty=not (parts and parts.exposure),
     )  # fmt: skip
     advanced = _certificate_coverage(r, zone_name, hostnames)
+    access = _read_access(r, stage, parts)
+    cloudflared_image = r.string(
+        "cloudflaredImage", required=True, check=_matches(_PINNED_IMAGE),
+        expected="the cloudflared image pinned by digest (cloudflare/cloudflared:<tag>@sha256:…)",
+    )  # fmt: skip
+    cloudflared_replicas = r.integer("cloudflaredReplicas", low=2, high=20, expected="an integer from 2 to 20")
+    api_token = r.secret("cloudflareApiToken")
+    if (
+        account_id is None or zone_id is None or zone_name is None or hostnames is None or access is None
+        or cloudflared_image is None or cloudflared_replicas is None
+    ):  # fmt: skip
+        return None
+    access_enabled, emails, domains = access
+    return CloudflareSettings(
+        account_id=account_id,
+        zone_id=zone_id,
+        zone_name=zone_name,
+        hostnames=hostnames,
+        access_enabled=access_enabled,
+        access_allow_emails=emails,
+        access_allow_email_domains=domains,
+        cloudflared_image=cloudflared_image,
+        cloudflared_replicas=cloudflared_replicas,
+        api_token=api_token,
+        advanced_certificate_hostnames=advanced,
+    )
+
+
+def _read_access(
+    r: _Reader, stage: Stage | None, parts: StageParts | None
+) -> tuple[bool, tuple[str, ...], tuple[str, ...]] | None:
+    """Cloudflare Access: whether it is on (the stage may require it), and whom it admits."""
     access_setting = r.boolean("accessEnabled")
     if parts and parts.access_required and access_setting is False:
         r.problem("accessEnabled", "false", f"true: stage {stage} is always behind Cloudflare Access")
@@ -677,14 +803,13 @@ def load_settings(
             "accessAllowEmails", "[]",
             "at least one email (or a domain in accessAllowEmailDomains): Access is on and would admit nobody",
         )  # fmt: skip
-    cloudflared_image = r.string(
-        "cloudflaredImage", required=True, check=_matches(_PINNED_IMAGE),
-        expected="the cloudflared image pinned by digest (cloudflare/cloudflared:<tag>@sha256:…)",
-    )  # fmt: skip
-    cloudflared_replicas = r.integer("cloudflaredReplicas", low=2, high=20, expected="an integer from 2 to 20")
-    api_token = r.secret("cloudflareApiToken")
+    if emails is None or domains is None:
+        return None
+    return access, emails, domains
 
-    mon_namespace = r.string(
+
+def _read_monitoring(r: _Reader) -> MonitoringSettings | None:
+    namespace = r.string(
         "monitoringNamespace", required=True, check=_matches(_DNS_LABEL), expected="a namespace name (DNS-1123 label)"
     )
     install_stack = r.boolean("monitoringInstallClusterStack")
@@ -709,57 +834,16 @@ def load_settings(
         "monitoringRunbookUrl", required=True, check=lambda v: re.fullmatch(r'https://[^\s"]+', v) is not None,
         expected="an https:// URL of the alerts' runbook",
     )  # fmt: skip
-
-    if r.problems:
-        raise SettingsError(r.problems)
-
-    # Everything below was checked above; the asserts narrow the types for mypy.
-    assert stage and parts and service_name and team and app_version and replicas and container_port
-    assert resources and repository and retain and k8s_version and account_id and zone_id and zone_name
-    assert hostnames is not None and emails is not None and domains is not None and cloudflared_image
-    assert cloudflared_replicas and mon_namespace and install_stack is not None and slo and latency and runbook
-    return Settings(
-        stage=stage,
-        parts=parts,
-        service_name=service_name,
-        team=team,
-        app_version=app_version,
-        replicas=replicas,
-        container_port=container_port,
-        resources=resources,
-        registry=RegistrySettings(
-            repository=repository,
-            username=username,
-            password=password,
-            retain_digests=retain,
-            pull_secret=bool(pull_secret),
-            pull_password=pull_password if pull_secret else None,
-        ),
-        build=build,
-        promotion=promotion,
-        kubernetes=KubernetesSettings(version=k8s_version, context=kube_context, kubeconfig=kubeconfig),
-        cloudflare=CloudflareSettings(
-            account_id=account_id,
-            zone_id=zone_id,
-            zone_name=zone_name,
-            hostnames=hostnames,
-            access_enabled=access,
-            access_allow_emails=emails,
-            access_allow_email_domains=domains,
-            cloudflared_image=cloudflared_image,
-            cloudflared_replicas=cloudflared_replicas,
-            api_token=api_token,
-            advanced_certificate_hostnames=advanced,
-        ),
-        monitoring=MonitoringSettings(
-            namespace=mon_namespace,
-            install_cluster_stack=install_stack,
-            alert_webhook_url=webhook,
-            grafana_admin_password=grafana_password,
-            slo_availability=slo,
-            latency_p95_seconds=latency,
-            runbook_url=runbook,
-        ),
+    if namespace is None or install_stack is None or slo is None or latency is None or runbook is None:
+        return None
+    return MonitoringSettings(
+        namespace=namespace,
+        install_cluster_stack=install_stack,
+        alert_webhook_url=webhook,
+        grafana_admin_password=grafana_password,
+        slo_availability=slo,
+        latency_p95_seconds=latency,
+        runbook_url=runbook,
     )
 
 
@@ -898,6 +982,29 @@ def load_services(
     if listed is None:
         settings = load_settings(shared, environ=environ, namespace=prefix)
         return {settings.service_name: settings}
+    names = _service_names(listed, prefix)
+    make_source = namespace_source or pulumi.Config
+    result: dict[str, Settings] = {}
+    problems: list[SettingProblem] = []
+    shared_name = shared.get("serviceName")
+    if shared_name is not None:  # silently unused otherwise: each service is named by its entry
+        problems.append(
+            SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
+        )
+    for service in names:
+        source = _ServiceSource(service, make_source(service), shared)
+        try:
+            result[service] = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
+        except SettingsError as error:
+            problems += error.problems
+    problems += _name_clashes(result)
+    if problems:
+        raise SettingsError(problems)
+    return result
+
+
+def _service_names(listed: str, prefix: str) -> list[str]:
+    """The services ``<prefix>:services`` lists; a :class:`SettingsError` when it is not a list of distinct names."""
     try:
         names: Any = json.loads(listed)
     except json.JSONDecodeError:
@@ -914,20 +1021,12 @@ def load_services(
         or prefix in names
     ):
         raise SettingsError([SettingProblem(f"{prefix}:{SERVICES_KEY}", repr(listed), expected)])
-    make_source = namespace_source or pulumi.Config
-    result: dict[str, Settings] = {}
+    return names
+
+
+def _name_clashes(result: Mapping[str, Settings]) -> list[SettingProblem]:
+    """A problem for each service whose own namespace gives it a name an earlier service has."""
     problems: list[SettingProblem] = []
-    shared_name = shared.get("serviceName")
-    if shared_name is not None:  # silently unused otherwise: each service is named by its entry
-        problems.append(
-            SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
-        )
-    for service in names:
-        source = _ServiceSource(service, make_source(service), shared)
-        try:
-            result[service] = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
-        except SettingsError as error:
-            problems += error.problems
     taken: dict[str, str] = {}
     for service, settings in result.items():
         if settings.service_name in taken:
@@ -936,6 +1035,4 @@ def load_services(
                 SettingProblem(f"{service}:serviceName", repr(settings.service_name), f"a name {other} does not have")
             )
         taken.setdefault(settings.service_name, service)
-    if problems:
-        raise SettingsError(problems)
-    return result
+    return problems

@@ -134,6 +134,10 @@ def test_staging_with_access_and_empty_allow_list_is_refused(make_settings: Call
     with pytest.raises(SettingsError) as raised:
         make_settings("staging", accessAllowEmails=[], accessAllowEmailDomains=[])
     assert "Access is on and would admit nobody" in str(raised.value)
+    assert [str(p) for p in raised.value.problems] == [
+        "service-lifecycle:accessAllowEmails: got '[]'; expected at least one email (or a domain in"
+        " accessAllowEmailDomains): Access is on and would admit nobody"
+    ]
 
 
 def test_cluster_stack_needs_its_secrets(make_settings: Callable[..., Settings]) -> None:
@@ -163,6 +167,20 @@ def test_all_problems_are_reported_together(make_settings: Callable[..., Setting
     message = str(raised.value)
     assert message.startswith("invalid stack configuration (4 problem(s)):")
     assert isinstance(raised.value, pulumi.RunError), "RunError: pulumi shows the message without a traceback"
+
+
+def test_every_step_reports_in_the_order_of_the_steps(make_settings: Callable[..., Settings]) -> None:
+    """One bad value for each step of load_settings: the lines come in the steps' order, none stops the next."""
+    with pytest.raises(SettingsError) as raised:
+        make_settings(
+            "staging", appVersion="v1", imageRetainDigests=0, buildPlatform="windows/amd64", pinnedDigest="sha256:abc",
+            kubernetesVersion="1.24", zoneName="not a zone", accessAllowEmails=["x"], monitoringNamespace="Monitoring",
+        )  # fmt: skip
+    keys = [p.key.split(":")[1] for p in raised.value.problems]
+    assert keys == [
+        "appVersion", "imageRetainDigests", "buildPlatform", "pinnedDigest", "pinnedDigest", "kubernetesVersion",
+        "zoneName", "accessAllowEmails", "monitoringNamespace",
+    ]  # fmt: skip
 
 
 def test_secret_values_are_never_echoed(make_settings: Callable[..., Settings]) -> None:
@@ -451,6 +469,19 @@ EXACT_LINES: list[tuple[str, str, Any, str]] = [
         None,
         "service-lifecycle:promoteFromStack: got <not set>; expected stage production never builds: set promoteFromStack (the staging stack) or pinnedDigest (rollback)",  # noqa: E501 - the whole line is the contract
     ),
+    # Survivors of the settings sample after load_settings was split by step (mutation.py --sample 120).
+    (
+        "staging",
+        "registryPullPassword",
+        None,
+        "service-lifecycle:registryPullPassword: got <not set>; expected a secret read-only token: pulumi config set --secret registryPullPassword <token>",  # noqa: E501 - the whole line is the contract
+    ),
+    (
+        "staging",
+        "sourceUrl",
+        "http://github.com/acme/hello",
+        "service-lifecycle:sourceUrl: got 'http://github.com/acme/hello'; expected the https:// URL of the source repository, e.g. https://github.com/acme/hello",  # noqa: E501 - the whole line is the contract
+    ),
 ]
 
 
@@ -508,6 +539,9 @@ GOOD_EDGES: list[tuple[str, str, Any, Callable[[Settings], Any], Any]] = [
     ("staging", "accessAllowEmailDomains", ["example.org"], lambda s: s.cloudflare.access_allow_email_domains,
      ("example.org",)),
     ("staging", "appVersion", "2.0.0-rc.1+build.5", lambda s: s.app_version, "2.0.0-rc.1+build.5"),
+    ("staging", "imagePullSecret", "true", lambda s: s.registry.pull_secret, True),
+    ("staging", "imagePullSecret", "false", lambda s: (s.registry.pull_secret, s.registry.pull_password),
+     (False, None)),
 ]  # fmt: skip
 
 
