@@ -96,3 +96,19 @@ def normalize_repository(repository: str) -> str:
 
 def is_docker_hub(repository: str) -> bool:
     return normalize_repository(repository).startswith(DOCKER_HUB + "/")
+
+
+def same_repository(ref: str, normalized: str) -> bool:
+    """Whether image reference ``ref`` (``repo[:tag]@sha256:…``, what :data:`components.refs.DIGEST_REF`
+    allows) is an image of the repository ``normalized`` (as :func:`normalize_repository` spells it).
+
+    The tag is a ``:`` in the last path part (a ``:`` in the first part of several is a registry port:
+    ``localhost:5000/hello:1.0@sha256:…``); a name that is no repository name is no image of it.
+    """
+    name = ref.rsplit("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name[: name.rindex(":")]
+    try:
+        return normalize_repository(name) == normalized
+    except ValueError:
+        return False

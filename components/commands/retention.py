@@ -9,7 +9,8 @@ file survives the stack, is reviewed like code, and its git history says when ea
 :func:`retained_by_others` is what a decommission must keep for the other stacks: for every stack
 that ever deployed from the same repository (a stack file, a ledger or a sunset report names it),
 its last ``imageRetainDigests`` digests (from its ledger and its sunset report), plus what a live
-stack runs. Repositories are compared after :func:`components.registry_model.normalize_repository`.
+stack runs. A reference is of the repository by :func:`components.registry_model.same_repository`
+(normalised, a ``repo:tag@sha256:…`` line included).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from typing import Any, Final
 
 from components.commands.stage_file import stack_file, stack_files, stack_name
 from components.refs import DIGEST_REF
-from components.registry_model import normalize_digest, normalize_repository
-from components.settings import key
+from components.registry_model import normalize_digest, normalize_repository, same_repository
 from components.stack_config import StackFileError, load_stack_config
 
 LEDGER_DIR: Final = "deployments"
@@ -108,26 +108,22 @@ def retained_by_others(project_dir: Path, stack: str, repository: str) -> dict[s
             continue
         refs = newest_first(project_dir, other)
         retain = DEFAULT_RETAIN
-        same = any(_of_repository(r, mine) for r in refs)
+        same = any(same_repository(r, mine) for r in refs)
         if stack_file(project_dir, other).is_file():
             try:
-                values = load_stack_config(project_dir, other).values
+                config = load_stack_config(project_dir, other)
             except StackFileError:
                 retain = len(refs)
             else:
+                values, key = config.values, config.key  # the project's own namespace
                 raw = values.get(key("imageRetainDigests"), str(DEFAULT_RETAIN))
                 retain = int(raw) if raw.isdigit() else len(refs)
                 repo = values.get(key("imageRepository"))
                 same = same or (repo is not None and normalize_repository(repo) == mine)
         if same:
-            mine_refs = [r for r in refs if _of_repository(r, mine)]
+            mine_refs = [r for r in refs if same_repository(r, mine)]
             kept[other] = list(dict.fromkeys(normalize_digest(r) for r in mine_refs))[:retain]
     return kept
-
-
-def _of_repository(ref: str, normalized: str) -> bool:
-    """Whether ``repo@sha256:…`` is an image of the repository ``normalized``."""
-    return normalize_repository(ref.rsplit("@", 1)[0]) == normalized
 
 
 def main(argv: list[str]) -> int:

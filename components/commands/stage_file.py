@@ -4,6 +4,10 @@ The edit is located with a round-trip YAML parser (ruamel.yaml keeps each key's 
 a quoted key (``"service-lifecycle:stage":``), flow style or a nested unrelated ``stage:`` are told
 apart from the one top-level ``config`` key; only the value's characters on that line change, and
 the result is parsed again and must equal the original document with only the stage changed.
+
+The key is the project's own, ``<project>:stage`` (or the bare ``stage``, which the Pulumi CLI reads
+as the project's): the project is the ``name`` of the ``Pulumi.yaml`` next to the stack file
+(:func:`project_of`), so a platform team's program named ``acme`` edits ``acme:stage``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelError
 
 from components.settings import PROJECT, key
+from components.stackfile import StackFileRefused, read_yaml
 
 STAGE_KEY: Final = key("stage")
+"""This repository's stage key; a stack file's own is :func:`stage_key` of its project."""
 _BARE_KEY: Final = "stage"
 _SCALAR: Final = re.compile(r"""^(?:"[^"\n]*"|'[^'\n]*'|[^\s#,}\]]+)""")
 
@@ -45,14 +51,35 @@ def stack_files(project_dir: Path) -> list[tuple[str, Path]]:
     return [(path.name[len("Pulumi.") : -len(".yaml")], path) for path in sorted(project_dir.glob("Pulumi.*.yaml"))]
 
 
+def project_of(project_dir: Path) -> str:
+    """The project's name, its settings' configuration namespace: ``name`` in ``project_dir/Pulumi.yaml``.
+
+    Without a readable Pulumi.yaml with a name, :data:`~components.settings.PROJECT`, as
+    :func:`components.stack_config.load_stack_config` does (which reports an unreadable one).
+    """
+    path = project_dir / "Pulumi.yaml"
+    if not path.is_file():
+        return PROJECT
+    try:
+        name = read_yaml(path).get("name")
+    except (OSError, StackFileRefused):
+        return PROJECT
+    return str(name or PROJECT)
+
+
+def stage_key(path: Path) -> str:
+    """The stage key of stack file ``path``: ``<project>:stage``, the project's being next to it."""
+    return f"{project_of(path.parent)}:{_BARE_KEY}"
+
+
 def read_stage(path: Path) -> str | None:
     doc = yaml.safe_load(path.read_text()) or {}
-    return _stage_of(doc.get("config") or {})
+    return _stage_of(doc.get("config") or {}, stage_key(path))
 
 
-def _stage_of(config: dict[str, Any]) -> str | None:
+def _stage_of(config: dict[str, Any], full_key: str) -> str | None:
     """The stage a stack file's ``config`` mapping says (the full key, else the bare one Pulumi reads as it)."""
-    value = config.get(STAGE_KEY, config.get(_BARE_KEY))
+    value = config.get(full_key, config.get(_BARE_KEY))
     return None if value is None else str(value)
 
 
@@ -82,12 +109,13 @@ def plan_stage_edit(path: Path, stage: str) -> StageEdit:
     config = doc.get("config") if isinstance(doc, CommentedMap) else None
     if not isinstance(config, CommentedMap):
         raise StackFileEditError(f"{path.name} has no config mapping")
-    found = [k for k in config if k in (STAGE_KEY, _BARE_KEY)]
+    full_key = stage_key(path)
+    found = [k for k in config if k in (full_key, _BARE_KEY)]
     if len(found) != 1:
         raise StackFileEditError(
-            f"{path.name}: expected exactly one '{STAGE_KEY}' key directly under config, found "
+            f"{path.name}: expected exactly one '{full_key}' key directly under config, found "
             f"{len(found)} ({', '.join(map(repr, found)) or 'none'}); Pulumi reads '{_BARE_KEY}' as "
-            f"'{PROJECT}:{_BARE_KEY}', so both together are ambiguous"
+            f"'{full_key}', so both together are ambiguous"
         )
     old = config[found[0]]
     if not isinstance(old, str):
@@ -138,4 +166,4 @@ def default_branch_stage(project_dir: Path, path: Path) -> tuple[str | None, str
         return None, f"the default branch (git: {error})"
     doc = yaml.safe_load(content) or {}
     config = doc.get("config") or {} if isinstance(doc, dict) else {}
-    return (_stage_of(config) if isinstance(config, dict) else None), branch
+    return (_stage_of(config, stage_key(path)) if isinstance(config, dict) else None), branch

@@ -106,7 +106,7 @@ from components.commands.sunset_steps import (
     unprotect,
 )
 from components.lifecycle import Stage
-from components.settings import PROJECT, SettingsError
+from components.settings import SettingsError
 
 ALERTMANAGER_ENV: Final = "SUNSET_ALERTMANAGER_URL"
 
@@ -188,7 +188,7 @@ class Sunset:
         """Plan, preview, then a dry run's report, or the confirmation and the steps."""
         opts = self.options
         report = self.report = Report(
-            stack=opts.stack, project=PROJECT, started=self._clock(), dry_run=opts.dry_run,
+            stack=opts.stack, project=inputs.project, started=self._clock(), dry_run=opts.dry_run,
             exposure_urn=inputs.urn or "", stage_before=inputs.stage, stage_after=inputs.stage,
         )  # fmt: skip
         journal = Journal(report, self.report_path, self.say, self._clock)

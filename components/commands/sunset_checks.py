@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from components.commands.stage_file import (
-    STAGE_KEY,
     StackFileEditError,
     plan_stage_edit,
+    project_of,
     read_stage,
     stack_file,
     stack_files,
@@ -29,8 +29,7 @@ from components.commands.stage_file import (
 )
 from components.lifecycle import Stage
 from components.registry_model import normalize_repository
-from components.settings import key
-from components.stack_config import StackFileError, load_stack_config
+from components.stack_config import StackConfig, StackFileError, load_stack_config
 
 BranchStage = Callable[[Path, Path], tuple[str | None, str]]
 
@@ -39,6 +38,11 @@ def precondition_problem(
     project_dir: Path, stack: str, repository: str, report_path: Path, branch_stage: BranchStage, *, dry_run: bool
 ) -> str | None:
     """Everything that would make a later step fail, checked while nothing has changed yet."""
+    project = project_of(project_dir)
+
+    def key(short: str) -> str:  # the project's own namespace (Pulumi.yaml name)
+        return f"{project}:{short}"
+
     try:
         normalize_repository(repository)
     except ValueError as error:
@@ -98,11 +102,12 @@ def promoters(project_dir: Path, stack: str) -> list[str]:
     """Live stacks that promote from ``stack`` without a pinned digest (their deploy needs its image_ref)."""
     mine = stack_name(stack)
     found = []
-    for other, values in _other_stacks(project_dir, stack):
-        if values is None:
+    for other, config in _other_stacks(project_dir, stack):
+        if config is None:
             continue
+        values, key = config.values, config.key
         source = values.get(key("promoteFromStack"))
-        live = values.get(STAGE_KEY) != Stage.SUNSET.value
+        live = values.get(key("stage")) != Stage.SUNSET.value
         if live and source and stack_name(source) == mine and not values.get(key("pinnedDigest")):
             found.append(other)
     return found
@@ -117,35 +122,35 @@ def sharing_stacks(project_dir: Path, stack: str, repository: str) -> list[str]:
     """
     wanted = normalize_repository(repository)
     found: list[str] = []
-    for other, values in _other_stacks(project_dir, stack):
-        same = _deploys_from(values, wanted)
-        if same is None:
+    for other, config in _other_stacks(project_dir, stack):
+        same = _deploys_from(config, wanted)
+        if same is None or config is None:
             found.append(f"{other} (unreadable stack file)")
             continue
-        stage = (values or {}).get(STAGE_KEY)
+        stage = config.values.get(config.key("stage"))
         if same and stage != Stage.SUNSET.value:
             found.append(f"{other} (stage {stage})")
     return found
 
 
-def _deploys_from(values: dict[str, str] | None, wanted: str) -> bool | None:
-    """Whether stack file ``values`` deploy from repository ``wanted``; None when they cannot be read."""
-    if values is None:
+def _deploys_from(config: StackConfig | None, wanted: str) -> bool | None:
+    """Whether stack ``config`` deploys from repository ``wanted``; None when it cannot be read."""
+    if config is None:
         return None
-    theirs = values.get(key("imageRepository"))
+    theirs = config.values.get(config.key("imageRepository"))
     try:
         return theirs is not None and normalize_repository(theirs) == wanted
     except ValueError:
         return None
 
 
-def _other_stacks(project_dir: Path, stack: str) -> Iterator[tuple[str, dict[str, str] | None]]:
-    """The project's stacks but ``stack``, with their stack file's values (None: the file cannot be read)."""
+def _other_stacks(project_dir: Path, stack: str) -> Iterator[tuple[str, StackConfig | None]]:
+    """The project's stacks but ``stack``, with their stack file's configuration (None: it cannot be read)."""
     for other, _ in stack_files(project_dir):
         if other == stack_name(stack):
             continue
         try:
-            values: dict[str, str] | None = load_stack_config(project_dir, other).values
+            config: StackConfig | None = load_stack_config(project_dir, other)
         except StackFileError:
-            values = None
-        yield other, values
+            config = None
+        yield other, config

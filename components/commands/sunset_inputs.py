@@ -19,8 +19,8 @@ from components.commands.sunset_checks import sharing_stacks
 from components.commands.sunset_stack import StackOps, StateResource
 from components.exposure import TYPE as EXPOSURE_TYPE
 from components.registry_model import normalize_repository
-from components.settings import key
-from components.stack_config import StackFileError, load_stack_config
+from components.settings import SERVICES_KEY
+from components.stack_config import StackConfig, StackFileError, load_stack_config
 
 
 class SunsetError(Exception):
@@ -51,6 +51,12 @@ class Settings:
     """As the stack file spells it (:class:`Inputs` holds it normalised)."""
     username: str | None
     retain: int
+    project: str
+    """The project's name (Pulumi.yaml ``name``): the namespace of its settings, ``<project>:<key>``."""
+
+    def key(self, short: str) -> str:
+        """The full key of one of the project's settings, as error lines name it."""
+        return f"{self.project}:{short}"
 
 
 def read_settings(project_dir: Path, stack: str) -> Settings:
@@ -62,16 +68,33 @@ def read_settings(project_dir: Path, stack: str) -> Settings:
         config = load_stack_config(project_dir, stack_name(stack))
     except StackFileError as error:
         raise StackFileUnusableError(f"{path.name}:\n" + "\n".join(f"  {p}" for p in error.problems)) from None
+    key = config.key
+    if key(SERVICES_KEY) in config.values:
+        raise StackFileUnusableError(
+            f"{path.name} sets {key(SERVICES_KEY)}: sunset takes a stack of one service (its "
+            f"{key('serviceName')} and {key('imageRepository')}); sunset each service's stack on its own"
+        )
     service = config.values.get(key("serviceName"))
     repository = config.values.get(key("imageRepository"))
     retain_raw = config.values.get(key("imageRetainDigests"), "1")
     if not service or not repository or not retain_raw.isdigit() or int(retain_raw) < 1:
         raise StackFileUnusableError(
             f"{path.name} must set {key('serviceName')}, {key('imageRepository')} and a positive "
-            f"{key('imageRetainDigests')}"
+            f"{key('imageRetainDigests')}" + _elsewhere(config, ("serviceName", "imageRepository"))
         )
     username = config.values.get(key("registryUsername")) or None  # Pulumi.yaml's "" is unset
-    return Settings(path=path, service=service, repository=repository, username=username, retain=int(retain_raw))
+    return Settings(path=path, service=service, repository=repository, username=username, retain=int(retain_raw),
+                    project=config.project)  # fmt: skip
+
+
+def _elsewhere(config: StackConfig, shorts: tuple[str, ...]) -> str:
+    """Where the stack file sets those settings in another namespace (a file copied from another project):
+    the Pulumi CLI hands the program only ``<project>:<key>`` (a bare key is the project's)."""
+    found = sorted(k for k in config.values if k.partition(":")[2] in shorts and k.partition(":")[0] != config.project)
+    if not found:
+        return ""
+    return (f"; it sets {', '.join(found)} instead: the keys of project {config.project} are "
+            f"{config.project}:<key> (Pulumi.yaml name: {config.project})")  # fmt: skip
 
 
 @dataclass
@@ -88,6 +111,8 @@ class Inputs:
     resources: list[StateResource]
     outputs: dict[str, Any]
     previous: dict[str, Any] | None
+    project: str
+    """The project's name: its settings are ``<project>:<key>`` (:attr:`Settings.project`)."""
     sharing: list[str] = field(default_factory=list)
     """Other stacks whose stack file still deploys from ``repository`` (not sunset): images stay."""
     others: dict[str, list[str]] = field(default_factory=dict)
@@ -109,6 +134,7 @@ def read_inputs(ops: StackOps, settings: Settings, options: Options, report_path
         previous=previous_report(report_path, options.stack),
         sharing=sharing_stacks(options.project_dir, options.stack, settings.repository),
         others=retention.retained_by_others(options.project_dir, options.stack, settings.repository),
+        project=settings.project,
     )
 
 

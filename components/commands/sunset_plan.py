@@ -16,7 +16,7 @@ from components.commands.sunset_report import Journal, Step
 from components.commands.sunset_stack import StackOps, StateResource
 from components.lifecycle import Stage
 from components.refs import DIGEST_REF
-from components.registry_model import normalize_digest, normalize_repository
+from components.registry_model import normalize_digest, normalize_repository, same_repository
 
 STAGE_STEP: Final = "stage sunset on the default branch"
 SILENCE_STEP: Final = "silence alerts"
@@ -129,18 +129,6 @@ def workload_like(resources: Sequence[StateResource]) -> list[StateResource]:
         for r in resources
         if r.type != _STACK_TYPE and not r.type.startswith(_PROVIDER_PREFIX) and r.type != _COMPONENT_PREFIX
     ]
-
-
-def same_repository(ref: str, normalized: str) -> bool:
-    """Whether image reference ``ref`` (``repo[:tag]@sha256:…``) is of the repository ``normalized``."""
-    name = ref.rsplit("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:  # a tag before the digest
-        name = name[: name.rindex(":")]
-    try:
-        return normalize_repository(name) == normalized
-    except ValueError:
-        return False
 
 
 def _descendants(resources: Sequence[StateResource], root: str | None) -> list[StateResource]:

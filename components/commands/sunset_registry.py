@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from components.commands.sunset_plan import REGISTRY_STEP, Context, same_repository
-from components.settings import key
+from components.commands.sunset_plan import REGISTRY_STEP, Context
+from components.registry_model import same_repository
 
 
 @dataclass
@@ -94,5 +94,5 @@ def _run(ctx: Context, decommission: Decommission, *, dry_run: bool) -> Registry
         keep=ctx.plan.keep,
         dry_run=dry_run,
         username=ctx.inputs.username,
-        password=ctx.ops.secret_config(key("registryPassword")),
+        password=ctx.ops.secret_config(f"{ctx.inputs.project}:registryPassword"),
     )

@@ -1123,3 +1123,163 @@ def test_a_failure_outside_the_planned_steps_is_added_saved_and_printed(tmp_path
     assert saved["next_actions"] == ["fix the cause and run sunset again: finished steps are skipped"]
     assert printed[0] == f"report saved to {tmp_path / 'out' / 'r.json'}"
     assert "  [failed] confirm: 2 resource(s) are still in the stack" in printed[1]
+
+
+# -- a program with its own project name (issue 14), and a tagged ledger line --------------------------------
+
+
+def _acme(project: Path, tmp_path: Path, project_dir: Path, *, rename_keys: bool = True) -> Path:
+    """The repository's project and stack files as a platform team's program named ``acme`` (Pulumi.yaml
+    ``name: acme``), its keys renamed ``acme:*`` unless ``rename_keys`` is False (a file copied unchanged)."""
+    acme = tmp_path / "acme"
+    acme.mkdir()
+    text = (project_dir / "Pulumi.yaml").read_text()
+    assert text.startswith("name: service-lifecycle\n")
+    (acme / "Pulumi.yaml").write_text(text.replace("name: service-lifecycle\n", "name: acme\n", 1))
+    for name in (f"Pulumi.{STACK}.yaml", "Pulumi.staging.yaml"):
+        source = (project if name == f"Pulumi.{STACK}.yaml" else project_dir) / name
+        stack_text = source.read_text()
+        (acme / name).write_text(stack_text.replace("  service-lifecycle:", "  acme:") if rename_keys else stack_text)
+    return acme
+
+
+class AcmeStack(FakeStack):
+    """The fake engine of a program named acme: its state's URNs name project acme; its secret is acme's."""
+
+    def secret_config(self, name: str) -> str | None:
+        self.calls.append(("secret_config", name))
+        return "registry-token-from-stack" if name == "acme:registryPassword" else None
+
+
+def _acme_state() -> list[StateResource]:
+    def renamed(urn: str | None) -> str | None:
+        return urn.replace("::service-lifecycle::", "::acme::") if urn else urn
+
+    return [replace(r, urn=str(renamed(r.urn)), parent=renamed(r.parent)) for r in production_state()]
+
+
+def _sunset(directory: Path, stack: FakeStack, registry: FakeRegistry) -> tuple[int, str]:
+    out = io.StringIO()
+    code = Sunset(
+        Options(stack=STACK, project_dir=directory, yes=True), stack_factory=lambda _s, _d: stack,
+        decommission=registry, which=lambda _: "/usr/bin/pulumi", stdin=io.StringIO(""), out=out,
+        clock=lambda: "2026-11-27T15:00:00+00:00", branch_stage=_branch_stage,
+    ).run()  # fmt: skip
+    return code, out.getvalue()
+
+
+def test_a_program_named_acme_is_sunset_from_its_own_keys(project: Path, tmp_path: Path, project_dir: Path) -> None:
+    """A bare key is the project's and a full key is ``<namespace>:<name>``: pulumi/pulumi
+    ``sdk/go/common/resource/config/key.go`` (``ParseKey``: the namespace is what precedes the ``:``) and
+    ``pkg/workspace/config.go`` (``parseConfigKey``: a key without ``:`` takes ``project.Name``). So a program
+    whose Pulumi.yaml says ``name: acme`` has ``acme:stage``, ``acme:imageRepository``…; before, the sunset
+    refused it ("must set service-lifecycle:serviceName …"). The whole sunset runs on acme's keys: its stage
+    edit, its registry user and password, the other stack's retention (a tagged ledger line) and report."""
+    acme = _acme(project, tmp_path, project_dir)
+    staging = acme / "Pulumi.staging.yaml"
+    assert sunset.main(["--stack", "staging", "--project-dir", str(acme), "--set-stage"]) == EXIT_OK
+    assert "  acme:stage: sunset\n" in staging.read_text() and read_stage(staging) == "sunset"
+    tagged = f"{REPO}:1.0@{_digest(4)}"  # what `python -m components ledger` records from a tagged image_ref
+    from components.commands import retention
+
+    assert retention.record(acme, "staging", tagged) is True
+    fake = AcmeStack(acme, _acme_state(), {"stage": STACK, "image_ref": RUNNING})
+    registry = FakeRegistry()
+    code, out = _sunset(acme, fake, registry)
+    assert code == EXIT_OK, out
+    assert ("secret_config", "acme:registryPassword") in fake.calls
+    assert registry.calls == [{"repository": REPO, "keep": [D_RUNNING, _digest(4)], "dry_run": False,
+                               "username": "example-org-ci", "password": "registry-token-from-stack"}]  # fmt: skip
+    report = json.loads((acme / "sunset-production.json").read_text())
+    assert report["project"] == "acme" and report["retention"]["staging"] == [_digest(4)]
+    assert "sunset of stack production (acme): done" in out
+    assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
+
+
+def test_acme_s_checks_read_acme_s_keys(project: Path, tmp_path: Path, project_dir: Path) -> None:
+    """The preconditions name and read the project's keys: a live acme staging that promotes from production
+    blocks it (``acme:promoteFromStack``), and deploys from the same repository (``acme:imageRepository``)."""
+    acme = _acme(project, tmp_path, project_dir)
+    staging = acme / "Pulumi.staging.yaml"
+    staging.write_text(staging.read_text() + "  acme:promoteFromStack: example-org/acme/production\n")
+    assert sunset_checks.promoters(acme, STACK) == ["staging"]
+    assert sunset_checks.sharing_stacks(acme, STACK, REPO) == ["staging (stage staging)"]
+    problem = sunset_checks.precondition_problem(acme, STACK, REPO, tmp_path / "r.json", _branch_stage, dry_run=False)
+    assert problem is not None and problem.startswith("live stack(s) staging promote from production (acme:promote")
+    bad = sunset_checks.precondition_problem(acme, STACK, f"{REPO}:1.0", tmp_path / "r.json", _branch_stage,
+                                             dry_run=False)  # fmt: skip
+    assert bad is not None and bad.startswith("acme:imageRepository: repository ")
+    (acme / f"Pulumi.{STACK}.yaml").write_text("config:\n  acme:stage: production\n  stage: production\n")
+    with pytest.raises(
+        StackFileEditError, match=r"exactly one 'acme:stage' key .* Pulumi reads 'stage' as 'acme:stage'"
+    ):
+        write_stage(acme / f"Pulumi.{STACK}.yaml", "sunset")
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared_settings", "bare_project_file"])
+def test_service_lifecycle_keys_in_an_acme_program_are_refused_naming_the_key(
+    project: Path, tmp_path: Path, project_dir: Path, declared: bool
+) -> None:
+    """The Pulumi CLI hands program acme only acme:* (and the bare keys); a stack file still spelling
+    service-lifecycle:* keys is another project's: refused, naming acme's key, before the stack is opened."""
+    acme = _acme(project, tmp_path, project_dir, rename_keys=False)
+    if not declared:
+        (acme / "Pulumi.yaml").write_text("name: acme\nruntime: python\n")
+    fake, registry = AcmeStack(acme, _acme_state(), {}), FakeRegistry()
+    code, out = _sunset(acme, fake, registry)
+    assert code == sunset.EXIT_USAGE and fake.calls == [] and registry.calls == []
+    lines = [line for line in out.splitlines() if "acme:serviceName" in line]
+    assert lines, out
+    if not declared:
+        assert lines == [
+            "error: Pulumi.production.yaml must set acme:serviceName, acme:imageRepository and a positive "
+            "acme:imageRetainDigests; it sets service-lifecycle:imageRepository, service-lifecycle:serviceName "
+            "instead: the keys of project acme are acme:<key> (Pulumi.yaml name: acme)"
+        ]
+
+
+def test_a_multi_service_stack_is_refused_naming_its_services_key(tmp_path: Path) -> None:
+    """``<project>:services`` (components.settings.load_services): one stack, several repositories; the
+    sunset takes one service per stack and says so before anything is read from the stack."""
+    example = REPO_DIR / "examples" / "two-services"
+    for path in example.glob("Pulumi*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    out = io.StringIO()
+    code = Sunset(Options(stack="staging", project_dir=tmp_path, yes=True), stack_factory=lambda _s, _d: pytest.fail(),
+                  which=lambda _: "/usr/bin/pulumi", out=out).run()  # fmt: skip
+    assert code == sunset.EXIT_USAGE
+    assert out.getvalue().startswith("error: Pulumi.staging.yaml sets shop:services: sunset takes a stack of one ")
+
+
+def test_a_tagged_ledger_line_is_kept_not_a_crash(project: Path) -> None:
+    """``repo:tag@sha256:…`` is a digest reference (components.refs.DIGEST_REF) the ledger records. Before:
+    retention passed ``repo:tag`` to normalize_repository, which raised, and the sunset refused with
+    "could not read stack production". Now the tagged line counts for its repository."""
+    from components.commands import retention
+
+    retention.record(project, "staging", f"{REPO}@{_digest(3)}")
+    retention.record(project, "staging", f"GHCR.io/example-org/hello:1.2.0@{_digest(4)}")
+    retention.record(project, "preview", f"ghcr.io/example-org/other:1.0@{_digest(5)}")  # another repository
+    assert retention.retained_by_others(project, STACK, REPO) == {"staging": [_digest(4)]}
+
+
+@pytest.mark.parametrize(("ref", "repository", "same"), [
+    (f"{REPO}:1.0@{_digest(1)}", REPO, True),
+    (f"{REPO}@{_digest(1)}", REPO, True),
+    (f"GHCR.io/Example-Org/hello:Latest@{_digest(1)}", REPO, True),
+    (f"localhost:5000/hello@{_digest(1)}", "localhost:5000/hello", True),
+    (f"localhost:5000/hello:1.0@{_digest(1)}", "localhost:5000/hello", True),
+    (f"nginx:1.27@{_digest(1)}", "docker.io/library/nginx", True),
+    (f"{REPO}-other:1.0@{_digest(1)}", REPO, False),
+    (f"localhost:5000/hello:1.0@{_digest(1)}", "docker.io/library/localhost", False),
+    (f"ghcr.io/a..b:1@{_digest(1)}", REPO, False),
+], ids=["tag", "no_tag", "case", "port", "port_and_tag", "hub_tag", "other", "port_not_tag", "no_name"])  # fmt: skip
+def test_one_tag_aware_repository_comparison(ref: str, repository: str, same: bool) -> None:
+    """distribution/reference ``reference.go`` grammar: ``reference := name [":" tag] ["@" digest]`` and
+    ``domain := domain-component ['.' domain-component]* [':' port-number]``: a ``:`` in the last path part
+    is the tag, one in the first part of several is the registry's port."""
+    from components.commands import sunset_plan
+    from components.registry_model import same_repository
+
+    assert same_repository(ref, repository) is same
+    assert sunset_plan.same_repository is same_repository  # the one comparison retention uses too
