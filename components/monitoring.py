@@ -241,6 +241,113 @@ def dashboard_exprs(board: Mapping[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# One function per object the component registers, in registration order.
+
+
+def app_monitor(
+    name: str,
+    args: MonitoringArgs,
+    *,
+    namespace: pulumi.Output[str],
+    monitor_labels: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    """The app's ServiceMonitor (``<name>-app-monitor``), ``job=<service>``."""
+    service = args.service_name
+    return k8s.apiextensions.CustomResource(
+        f"{name}-app-monitor",
+        api_version=API_VERSION,
+        kind="ServiceMonitor",
+        metadata={"name": service, "namespace": namespace, "labels": monitor_labels},
+        spec=service_monitor_spec(
+            namespace=namespace, selector=args.app_selector, port=args.app_port_name, job=service,
+            interval=args.scrape_interval,
+        ),
+        opts=opts,
+    )  # fmt: skip
+
+
+def tunnel_monitor(
+    name: str,
+    args: MonitoringArgs,
+    *,
+    namespace: pulumi.Output[str],
+    monitor_labels: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    """cloudflared's PodMonitor (``<name>-tunnel-monitor``), ``job=<service>-cloudflared``."""
+    service = args.service_name
+    tunnel_pods = args.tunnel_selector or labels.selector(service, labels.COMPONENT_TUNNEL)
+    return k8s.apiextensions.CustomResource(
+        f"{name}-tunnel-monitor",
+        api_version=API_VERSION,
+        kind="PodMonitor",
+        metadata={"name": tunnel_job(service), "namespace": namespace, "labels": monitor_labels},
+        spec=pod_monitor_spec(
+            namespace=namespace, selector=tunnel_pods, port=args.tunnel_metrics_port,
+            job=tunnel_job(service), interval=args.scrape_interval,
+        ),
+        opts=opts,
+    )  # fmt: skip
+
+
+def prometheus_rule(
+    name: str,
+    args: MonitoringArgs,
+    *,
+    namespace: pulumi.Output[str],
+    monitor_labels: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    """The PrometheusRule (``<name>-rules``) whose spec is :func:`components.rules.rule_groups`."""
+    groups = namespace.apply(lambda ns: rule_groups(args.rule_params(ns)))
+    return k8s.apiextensions.CustomResource(
+        f"{name}-rules",
+        api_version=API_VERSION,
+        kind="PrometheusRule",
+        metadata={"name": args.service_name, "namespace": namespace, "labels": monitor_labels},
+        spec=groups,
+        opts=opts,
+    )
+
+
+def dashboard_map_name(args: MonitoringArgs) -> str:
+    """Name of the dashboard ConfigMap: ``<service>-<stage>-dashboard``."""
+    return f"{args.service_name}-{args.stage}-dashboard"
+
+
+def dashboard_config_map(
+    name: str,
+    args: MonitoringArgs,
+    *,
+    namespace: pulumi.Output[str],
+    common_labels: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.ConfigMap:
+    """The Grafana dashboard ConfigMap (``<name>-dashboard``) in the monitoring namespace."""
+    service = args.service_name
+    board = namespace.apply(
+        lambda ns: json.dumps(
+            dashboard(
+                service=service, stage=args.stage, namespace=ns, slo_availability=args.slo_availability,
+                latency_p95_seconds=args.latency_p95_seconds,
+            ),
+            indent=1, sort_keys=True,
+        )
+    )  # fmt: skip
+    return k8s.core.v1.ConfigMap(
+        f"{name}-dashboard",
+        metadata={
+            "name": dashboard_map_name(args),
+            "namespace": args.monitoring_namespace,
+            "labels": {**common_labels, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE},
+        },
+        data={f"{service}-{args.stage}.json": board},
+        opts=opts,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # The component
 
 
@@ -273,66 +380,19 @@ class Monitoring(pulumi.ComponentResource):
         per_service = pulumi.ResourceOptions.merge(kube, needs_crds)
 
         self.service_monitor_name = service
-        k8s.apiextensions.CustomResource(
-            f"{name}-app-monitor",
-            api_version=API_VERSION,
-            kind="ServiceMonitor",
-            metadata={"name": service, "namespace": namespace, "labels": selected},
-            spec=service_monitor_spec(
-                namespace=namespace, selector=args.app_selector, port=args.app_port_name, job=service,
-                interval=args.scrape_interval,
-            ),
-            opts=per_service,
-        )  # fmt: skip
+        app_monitor(name, args, namespace=namespace, monitor_labels=selected, opts=per_service)
 
         self.pod_monitor_name = None
         if args.monitor_tunnel:
             self.pod_monitor_name = tunnel_job(service)
-            tunnel_pods = args.tunnel_selector or labels.selector(service, labels.COMPONENT_TUNNEL)
-            k8s.apiextensions.CustomResource(
-                f"{name}-tunnel-monitor",
-                api_version=API_VERSION,
-                kind="PodMonitor",
-                metadata={"name": self.pod_monitor_name, "namespace": namespace, "labels": selected},
-                spec=pod_monitor_spec(
-                    namespace=namespace, selector=tunnel_pods, port=args.tunnel_metrics_port,
-                    job=tunnel_job(service), interval=args.scrape_interval,
-                ),
-                opts=per_service,
-            )  # fmt: skip
+            tunnel_monitor(name, args, namespace=namespace, monitor_labels=selected, opts=per_service)
 
         self.rule_name = service
-        groups = namespace.apply(lambda ns: rule_groups(args.rule_params(ns)))
         self.alerts = alert_names(rule_groups(args.rule_params("x")))
-        k8s.apiextensions.CustomResource(
-            f"{name}-rules",
-            api_version=API_VERSION,
-            kind="PrometheusRule",
-            metadata={"name": service, "namespace": namespace, "labels": selected},
-            spec=groups,
-            opts=per_service,
-        )
+        prometheus_rule(name, args, namespace=namespace, monitor_labels=selected, opts=per_service)
 
-        self.dashboard_name = f"{service}-{args.stage}-dashboard"
-        board = namespace.apply(
-            lambda ns: json.dumps(
-                dashboard(
-                    service=service, stage=args.stage, namespace=ns, slo_availability=args.slo_availability,
-                    latency_p95_seconds=args.latency_p95_seconds,
-                ),
-                indent=1, sort_keys=True,
-            )
-        )  # fmt: skip
-        k8s.core.v1.ConfigMap(
-            f"{name}-dashboard",
-            metadata={
-                "name": self.dashboard_name,
-                "namespace": args.monitoring_namespace,
-                "labels": {**common, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE},
-            },
-            data={f"{service}-{args.stage}.json": board},
-            opts=per_service,
-        )
+        self.dashboard_name = dashboard_map_name(args)
+        dashboard_config_map(name, args, namespace=namespace, common_labels=common, opts=per_service)
 
         self.register_outputs(
             {

@@ -194,22 +194,25 @@ def _alert(
     }
 
 
-def rule_groups(params: RuleParams) -> dict[str, Any]:
-    """The Prometheus rule file (``{"groups": [...]}``) for one service in one namespace.
+def _app_selector(params: RuleParams) -> str:
+    """Matchers of the app's own series: its namespace and scrape job."""
+    return _selector(namespace=params.namespace, job=params.app_job)
 
-    Raises :class:`RulesError` when the parameters cannot make meaningful alerts.
-    """
-    problems = params.problems()
-    if problems:
-        raise RulesError("alert rules: " + "; ".join(problems))
-    svc, ns = params.service, params.namespace
-    app = _selector(namespace=ns, job=params.app_job)
-    users = app + ',route!~"' + "|".join(NON_USER_ROUTES) + '"'
-    recorded = _selector(namespace=ns, job=params.app_job)
-    tunnel = _selector(namespace=ns, job=params.tunnel_job)
-    budget = error_budget(params.slo_availability)
-    extra = {"service": svc}
 
+def _user_selector(params: RuleParams) -> str:
+    """Matchers of the requests users made: the app's series without probe and scrape routes."""
+    return _app_selector(params) + ',route!~"' + "|".join(NON_USER_ROUTES) + '"'
+
+
+def _ratio(params: RuleParams, window: str) -> str:
+    """The recorded error ratio over ``window``, selected for this service."""
+    return ERROR_RATIO.format(window=window) + "{" + _app_selector(params) + "}"
+
+
+def recording_rules(params: RuleParams) -> list[dict[str, Any]]:
+    """Request rate, p95 latency and the error ratio over every SLO window, from user requests only."""
+    users = _user_selector(params)
+    extra = {"service": params.service}
     recording: list[dict[str, Any]] = [
         {
             "record": REQUESTS_RATE,
@@ -236,23 +239,28 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
                 "labels": extra,
             }
         )
+    return recording
 
-    def ratio(window: str) -> str:
-        return ERROR_RATIO.format(window=window) + "{" + recorded + "}"
 
-    def burn(windows: Sequence[BurnRateWindow]) -> str:
-        pairs = [
-            f"(\n  {ratio(w.long)} > ({_num(w.factor)} * {_num(budget)})\n"
-            f"  and\n  {ratio(w.short)} > ({_num(w.factor)} * {_num(budget)})\n)"
-            for w in windows
-        ]
-        return "\nor\n".join(pairs)
+def _burn(params: RuleParams, windows: Sequence[BurnRateWindow]) -> str:
+    """Either long/short window pair burning faster than its factor allows."""
+    budget = error_budget(params.slo_availability)
+    pairs = [
+        f"(\n  {_ratio(params, w.long)} > ({_num(w.factor)} * {_num(budget)})\n"
+        f"  and\n  {_ratio(params, w.short)} > ({_num(w.factor)} * {_num(budget)})\n)"
+        for w in windows
+    ]
+    return "\nor\n".join(pairs)
 
+
+def error_budget_alerts(params: RuleParams) -> list[dict[str, Any]]:
+    """The multi-window, multi-burn-rate pair: page on a fast burn, ticket on a slow one."""
+    svc, ns = params.service, params.namespace
     slo_text = f"{_num(params.slo_availability)}%"
-    alerts: list[dict[str, Any]] = [
+    return [
         _alert(
             "ErrorBudgetBurnFast",
-            burn(FAST_BURN),
+            _burn(params, FAST_BURN),
             for_="2m",
             severity=SEVERITY_PAGE,
             params=params,
@@ -266,7 +274,7 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
         ),
         _alert(
             "ErrorBudgetBurnSlow",
-            burn(SLOW_BURN),
+            _burn(params, SLOW_BURN),
             for_="15m",
             severity=SEVERITY_TICKET,
             params=params,
@@ -278,9 +286,16 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
             ),
             extra_labels={"slo": "availability"},
         ),
+    ]
+
+
+def service_alerts(params: RuleParams) -> list[dict[str, Any]]:
+    """Symptoms users or Prometheus see: 5xx ratio, p95 latency, no scrape target."""
+    svc, ns = params.service, params.namespace
+    return [
         _alert(
             "HighErrorRatio",
-            f"{ratio('5m')} > {_num(params.error_ratio_threshold)}",
+            f"{_ratio(params, '5m')} > {_num(params.error_ratio_threshold)}",
             for_="10m",
             severity=SEVERITY_TICKET,
             params=params,
@@ -289,7 +304,7 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
         ),
         _alert(
             "HighLatencyP95",
-            f"{LATENCY_P95}{{{recorded}}} > {_num(params.latency_p95_seconds)}",
+            f"{LATENCY_P95}{{{_app_selector(params)}}} > {_num(params.latency_p95_seconds)}",
             for_="10m",
             severity=SEVERITY_TICKET,
             params=params,
@@ -298,7 +313,7 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
         ),
         _alert(
             "ServiceDown",
-            f"absent(up{{{app}}} == 1)",
+            f"absent(up{{{_app_selector(params)}}} == 1)",
             for_="5m",
             severity=SEVERITY_PAGE,
             params=params,
@@ -308,11 +323,19 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
                 "every pod is down, not ready for scraping, or the ServiceMonitor no longer matches."
             ),
         ),
+    ]
+
+
+def workload_alerts(params: RuleParams) -> list[dict[str, Any]]:
+    """What kube-state-metrics shows of the pods: restarts, crash loops, missing replicas."""
+    svc, ns = params.service, params.namespace
+    in_namespace = _selector(namespace=ns)
+    return [
         _alert(
             "PodRestarting",
             (
                 "sum by (namespace, pod, container) "
-                f"(increase(kube_pod_container_status_restarts_total{{{_selector(namespace=ns)}}}[1h]))"
+                f"(increase(kube_pod_container_status_restarts_total{{{in_namespace}}}[1h]))"
                 f" >= {params.restarts_threshold}"
             ),
             for_="5m",
@@ -328,7 +351,7 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
             "PodCrashLooping",
             (
                 "max by (namespace, pod, container) (kube_pod_container_status_waiting_reason"
-                f'{{{_selector(namespace=ns)},reason="CrashLoopBackOff"}}) == 1'
+                f'{{{in_namespace},reason="CrashLoopBackOff"}}) == 1'
             ),
             for_="5m",
             severity=SEVERITY_PAGE,
@@ -341,10 +364,7 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
         ),
         _alert(
             "DeploymentReplicasUnavailable",
-            (
-                "max by (namespace, deployment) "
-                f"(kube_deployment_status_replicas_unavailable{{{_selector(namespace=ns)}}}) > 0"
-            ),
+            f"max by (namespace, deployment) (kube_deployment_status_replicas_unavailable{{{in_namespace}}}) > 0",
             for_="10m",
             severity=SEVERITY_TICKET,
             params=params,
@@ -355,7 +375,13 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
             ),
         ),
     ]
-    tunnel_alerts: list[dict[str, Any]] = [
+
+
+def tunnel_alerts(params: RuleParams) -> list[dict[str, Any]]:
+    """cloudflared's health: no edge connection, lost connections, origin errors."""
+    svc, ns = params.service, params.namespace
+    tunnel = _selector(namespace=ns, job=params.tunnel_job)
+    return [
         _alert(
             "TunnelDown",
             (
@@ -400,11 +426,23 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
             ),
         ),
     ]
+
+
+def rule_groups(params: RuleParams) -> dict[str, Any]:
+    """The Prometheus rule file (``{"groups": [...]}``) for one service in one namespace.
+
+    Raises :class:`RulesError` when the parameters cannot make meaningful alerts.
+    """
+    problems = params.problems()
+    if problems:
+        raise RulesError("alert rules: " + "; ".join(problems))
+    alerts = [*error_budget_alerts(params), *service_alerts(params), *workload_alerts(params)]
     if params.tunnel:
-        alerts += tunnel_alerts
+        alerts += tunnel_alerts(params)
     # One group: rules of a group run in order, so every alert reads the series recorded in the same
     # evaluation. In separate groups (evaluated concurrently) an alert could read last minute's value.
-    return {"groups": [{"name": f"{svc}.{ns}", "interval": "1m", "rules": [*recording, *alerts]}]}
+    group_name = f"{params.service}.{params.namespace}"
+    return {"groups": [{"name": group_name, "interval": "1m", "rules": [*recording_rules(params), *alerts]}]}
 
 
 def alert_names(groups: dict[str, Any]) -> list[str]:

@@ -64,6 +64,11 @@ def _pull_credentials(settings: Settings) -> PullCredentials | None:
     return PullCredentials(server=registry.server, username=registry.username, password=registry.pull_password)
 
 
+def _max_replicas(settings: Settings) -> int:
+    """The autoscaler's ceiling: twice the stage's replicas (the namespace quota is sized for it)."""
+    return 2 * settings.replicas
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceStackArgs:
     """Arguments of :class:`ServiceStack`."""
@@ -73,6 +78,148 @@ class ServiceStackArgs:
     cluster_monitoring: ClusterMonitoring | None = None
     """The cluster's monitoring stack when the same program registers it: the service's monitors wait
     for its CRDs. Default None: the stack is already on the cluster (another program installed it)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# One function per part the ServiceStack wires, in creation order.
+
+
+def image_part(name: str, settings: Settings, *, opts: pulumi.ResourceOptions) -> ContainerImage:
+    """The image this stage builds and pushes (``<name>-image``)."""
+    assert settings.build is not None  # the stage builds: ServiceStack checked
+    return ContainerImage(
+        child_name(name, ROLE_IMAGE),
+        ContainerImageArgs(
+            repository=settings.registry.repository,
+            context=settings.build.context,
+            platform=settings.build.platform,
+            version=settings.app_version,
+            base_image=settings.build.base_image,
+            source=settings.build.source_url,
+            registry_username=settings.registry.username,
+            registry_password=settings.registry.password,
+        ),
+        opts,
+    )
+
+
+def environment_part(name: str, settings: Settings, *, opts: pulumi.ResourceOptions) -> Environment:
+    """The namespace with its guard rails (``<name>-env``), its quota sized for the stage's pods."""
+    # Room for a rolling update (one surge pod each) of the app at its ceiling and of
+    # cloudflared, each at its own size (cloudflared's limits can exceed a small app's).
+    tunnel = [(settings.cloudflare.cloudflared_replicas + 1, CLOUDFLARED_RESOURCES)] if settings.parts.exposure else []
+    return Environment(
+        child_name(name, ROLE_ENVIRONMENT),
+        EnvironmentArgs(
+            namespace=settings.namespace,
+            service_name=settings.service_name,
+            team=settings.team,
+            stage=settings.stage.value,
+            quota=namespace_quota(pods=_max_replicas(settings) + 1, per_pod=settings.resources, more=tunnel),
+            container_defaults=settings.resources,
+            protect=settings.parts.protect_environment,
+            pod_security_version=f"v{settings.kubernetes.version}",
+        ),
+        opts,
+    )
+
+
+def workload_part(
+    name: str,
+    settings: Settings,
+    *,
+    image_ref: pulumi.Output[str] | None,
+    environment: Environment,
+    opts: pulumi.ResourceOptions,
+) -> Workload:
+    """The service's pods, Service and friends (``<name>-workload``), running the built or promoted image."""
+    if image_ref is None:
+        raise pulumi.RunError(f"stage {settings.stage} runs a workload but neither builds nor promotes an image")
+    return Workload(
+        child_name(name, ROLE_WORKLOAD),
+        WorkloadArgs(
+            namespace=environment.namespace,
+            service_name=settings.service_name,
+            team=settings.team,
+            stage=settings.stage.value,
+            app_version=settings.app_version,
+            image=image_ref,
+            replicas=settings.replicas,
+            max_replicas=_max_replicas(settings),
+            container_port=settings.container_port,
+            resources=settings.resources,
+            monitoring_namespace=settings.monitoring.namespace,
+            kubernetes_version=settings.kubernetes.version,
+            pull_credentials=_pull_credentials(settings),
+        ),
+        opts,
+    )
+
+
+def monitoring_part(
+    name: str,
+    settings: Settings,
+    *,
+    workload: Workload,
+    cluster_monitoring: ClusterMonitoring | None,
+    provider: k8s.Provider | None,
+    opts: pulumi.ResourceOptions,
+) -> Monitoring:
+    """Scrape targets, alert rules and dashboard (``<name>-monitoring``), read from the Workload's outputs."""
+    watch = settings.monitoring
+    return Monitoring(
+        child_name(name, ROLE_MONITORING),
+        MonitoringArgs(
+            service_name=settings.service_name,
+            team=settings.team,
+            stage=settings.stage.value,
+            namespace=workload.namespace,
+            app_selector=workload.selector,
+            app_port_name=workload.port_name,
+            monitor_tunnel=settings.parts.exposure,
+            monitoring_namespace=watch.namespace,
+            slo_availability=watch.slo_availability,
+            latency_p95_seconds=watch.latency_p95_seconds,
+            runbook_url=watch.runbook_url,
+            after=[cluster_monitoring.ready] if cluster_monitoring is not None else [],
+            kubernetes_provider=provider,
+        ),
+        opts,
+    )
+
+
+def exposure_part(
+    name: str, settings: Settings, *, workload: Workload, provider: k8s.Provider | None, opts: pulumi.ResourceOptions
+) -> Exposure:
+    """Tunnel, DNS, Access and cloudflared (``<name>-exposure``) in front of the Workload's Service."""
+    cloudflare = settings.cloudflare
+    return Exposure(
+        child_name(name, ROLE_EXPOSURE),
+        ExposureArgs(
+            service_name=settings.service_name,
+            team=settings.team,
+            stage=settings.stage.value,
+            namespace=workload.namespace,
+            origin_url=workload.url,
+            app_port=workload.container_port,
+            account_id=cloudflare.account_id,
+            zone_id=cloudflare.zone_id,
+            hostnames=cloudflare.hostnames,
+            cloudflared_image=cloudflare.cloudflared_image,
+            cloudflared_replicas=cloudflare.cloudflared_replicas,
+            access_enabled=cloudflare.access_enabled,
+            access_allow_emails=cloudflare.access_allow_emails,
+            access_allow_email_domains=cloudflare.access_allow_email_domains,
+            monitoring_namespace=settings.monitoring.namespace,
+            cpu_request=CLOUDFLARED_RESOURCES.cpu_request,
+            cpu_limit=CLOUDFLARED_RESOURCES.cpu_limit,
+            memory_request=CLOUDFLARED_RESOURCES.memory_request,
+            memory_limit=CLOUDFLARED_RESOURCES.memory_limit,
+            api_token=cloudflare.api_token,
+            kubernetes_provider=provider,
+        ),
+        opts,
+    )
 
 
 class ServiceStack(pulumi.ComponentResource):
@@ -110,35 +257,19 @@ class ServiceStack(pulumi.ComponentResource):
         parts = settings.parts
         self.parts = []
         self.namespace = settings.namespace if parts.environment else None
-        self.image_ref = None
-        self.image_tag = None
+        self.image_ref = self.image_tag = None
         self.urls = [f"https://{host}" for host in settings.cloudflare.hostnames] if parts.exposure else []
         child = pulumi.ResourceOptions(parent=self)
 
         # Image: built and pushed where the stage builds.
         if parts.builds_image and settings.build is not None:
-            image = ContainerImage(
-                child_name(name, ROLE_IMAGE),
-                ContainerImageArgs(
-                    repository=settings.registry.repository,
-                    context=settings.build.context,
-                    platform=settings.build.platform,
-                    version=settings.app_version,
-                    base_image=settings.build.base_image,
-                    source=settings.build.source_url,
-                    registry_username=settings.registry.username,
-                    registry_password=settings.registry.password,
-                ),
-                child,
-            )
+            image = image_part(name, settings, opts=child)
             self.image_ref = image.image_ref
             self.image_tag = image.content_tag
             self.parts.append(ROLE_IMAGE)
 
         # Kubernetes: provider, promoted image, namespace with guard rails, the workload.
-        self.kubernetes_provider = None
-        self.environment = None
-        self.workload = None
+        self.kubernetes_provider = self.environment = self.workload = None
         if parts.promotes_image and settings.promotion is not None:
             self.image_ref = promoted_image_ref(
                 name, repository=settings.registry.repository, promotion=settings.promotion, opts=child
@@ -147,72 +278,23 @@ class ServiceStack(pulumi.ComponentResource):
             provider = kubernetes_provider(f"{name}-k8s", settings.kubernetes, child)
             self.kubernetes_provider = provider
             on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
-            max_replicas = 2 * settings.replicas
-            # Room for a rolling update (one surge pod each) of the app at its ceiling and of
-            # cloudflared, each at its own size (cloudflared's limits can exceed a small app's).
-            tunnel = [(settings.cloudflare.cloudflared_replicas + 1, CLOUDFLARED_RESOURCES)] if parts.exposure else []
-            self.environment = Environment(
-                child_name(name, ROLE_ENVIRONMENT),
-                EnvironmentArgs(
-                    namespace=settings.namespace,
-                    service_name=settings.service_name,
-                    team=settings.team,
-                    stage=settings.stage.value,
-                    quota=namespace_quota(pods=max_replicas + 1, per_pod=settings.resources, more=tunnel),
-                    container_defaults=settings.resources,
-                    protect=parts.protect_environment,
-                    pod_security_version=f"v{settings.kubernetes.version}",
-                ),
-                on_cluster,
-            )
+            self.environment = environment_part(name, settings, opts=on_cluster)
             self.parts.append(ROLE_ENVIRONMENT)
             if parts.workload:
-                if self.image_ref is None:
-                    raise pulumi.RunError(
-                        f"stage {settings.stage} runs a workload but neither builds nor promotes an image"
-                    )
-                self.workload = Workload(
-                    child_name(name, ROLE_WORKLOAD),
-                    WorkloadArgs(
-                        namespace=self.environment.namespace,
-                        service_name=settings.service_name,
-                        team=settings.team,
-                        stage=settings.stage.value,
-                        app_version=settings.app_version,
-                        image=self.image_ref,
-                        replicas=settings.replicas,
-                        max_replicas=max_replicas,
-                        container_port=settings.container_port,
-                        resources=settings.resources,
-                        monitoring_namespace=settings.monitoring.namespace,
-                        kubernetes_version=settings.kubernetes.version,
-                        pull_credentials=_pull_credentials(settings),
-                    ),
-                    on_cluster,
+                self.workload = workload_part(
+                    name, settings, image_ref=self.image_ref, environment=self.environment, opts=on_cluster
                 )
                 self.parts.append(ROLE_WORKLOAD)
 
         # Monitoring and Exposure take the Workload's outputs; nothing depends on them.
         if parts.monitoring and self.workload is not None:
-            watch = settings.monitoring
-            Monitoring(
-                child_name(name, ROLE_MONITORING),
-                MonitoringArgs(
-                    service_name=settings.service_name,
-                    team=settings.team,
-                    stage=settings.stage.value,
-                    namespace=self.workload.namespace,
-                    app_selector=self.workload.selector,
-                    app_port_name=self.workload.port_name,
-                    monitor_tunnel=parts.exposure,
-                    monitoring_namespace=watch.namespace,
-                    slo_availability=watch.slo_availability,
-                    latency_p95_seconds=watch.latency_p95_seconds,
-                    runbook_url=watch.runbook_url,
-                    after=[args.cluster_monitoring.ready] if args.cluster_monitoring is not None else [],
-                    kubernetes_provider=self.kubernetes_provider,
-                ),
-                child,
+            monitoring_part(
+                name,
+                settings,
+                workload=self.workload,
+                cluster_monitoring=args.cluster_monitoring,
+                provider=self.kubernetes_provider,
+                opts=child,
             )
             self.parts.append(ROLE_MONITORING)
 
@@ -221,33 +303,8 @@ class ServiceStack(pulumi.ComponentResource):
         if parts.exposure:
             if self.workload is None:
                 raise pulumi.RunError(f"stage {settings.stage} exposes the service but runs no workload")
-            cloudflare = settings.cloudflare
-            self.exposure = Exposure(
-                child_name(name, ROLE_EXPOSURE),
-                ExposureArgs(
-                    service_name=settings.service_name,
-                    team=settings.team,
-                    stage=settings.stage.value,
-                    namespace=self.workload.namespace,
-                    origin_url=self.workload.url,
-                    app_port=self.workload.container_port,
-                    account_id=cloudflare.account_id,
-                    zone_id=cloudflare.zone_id,
-                    hostnames=cloudflare.hostnames,
-                    cloudflared_image=cloudflare.cloudflared_image,
-                    cloudflared_replicas=cloudflare.cloudflared_replicas,
-                    access_enabled=cloudflare.access_enabled,
-                    access_allow_emails=cloudflare.access_allow_emails,
-                    access_allow_email_domains=cloudflare.access_allow_email_domains,
-                    monitoring_namespace=settings.monitoring.namespace,
-                    cpu_request=CLOUDFLARED_RESOURCES.cpu_request,
-                    cpu_limit=CLOUDFLARED_RESOURCES.cpu_limit,
-                    memory_request=CLOUDFLARED_RESOURCES.memory_request,
-                    memory_limit=CLOUDFLARED_RESOURCES.memory_limit,
-                    api_token=cloudflare.api_token,
-                    kubernetes_provider=self.kubernetes_provider,
-                ),
-                child,
+            self.exposure = exposure_part(
+                name, settings, workload=self.workload, provider=self.kubernetes_provider, opts=child
             )
             self.exposure_urn = self.exposure.urn
             self.access_client_id = self.exposure.access_client_id

@@ -286,39 +286,48 @@ class RecordingMocks(pulumi.runtime.Mocks):
     # -- answers -------------------------------------------------------------------------
 
     def _answer(self, record: RecordedResource) -> tuple[str | None, dict[str, Any]]:
-        inputs = dict(record.inputs)
-        resource_id: str | None = f"{record.name}-{_digest(record.urn or record.name)[:8]}"
-        outputs: dict[str, Any] = dict(inputs)
-        if record.type == STACK_REFERENCE:
-            stack_name = str(inputs.get("name", record.name))
-            resource_id = stack_name
-            outputs = {"name": stack_name, "outputs": self.stack_outputs.get(stack_name, {}), "secretOutputNames": []}
-        elif not record.custom:
-            resource_id = None
-        elif record.type == "docker:index/image:Image":
-            image_name = str(unwrap(inputs.get("imageName", record.name)))
-            repository = image_name.rsplit(":", 1)[0] if ":" in image_name.rsplit("/", 1)[-1] else image_name
-            outputs["repoDigest"] = (
-                f"{repository}@sha256:{_digest(image_name, json.dumps(redact(inputs), sort_keys=True))}"
-            )
-            outputs["imageName"] = image_name
-        elif record.type.startswith("cloudflare:") and "Tunnel" in record.type and "Config" not in record.type:
-            resource_id = str(uuid.UUID(_digest(record.urn)[:32]))
-            outputs["id"] = resource_id
-        elif record.type == "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken":
-            resource_id = _digest(record.urn)[:32]
-            outputs["clientId"] = f"{_digest('client-id', record.urn)[:32]}.access"
-            outputs["clientSecret"] = _digest("client-secret", record.urn)
-        elif record.type.startswith("cloudflare:"):
-            resource_id = _digest(record.urn)[:32]
-        elif record.type.startswith("kubernetes:") and record.custom:
-            metadata = inputs.get("metadata") or {}
-            namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
-            name = metadata.get("name") if isinstance(metadata, dict) else None
-            resource_id = f"{namespace}/{name}" if namespace else str(name or record.name)
+        resource_id, outputs = plausible_answer(record, self.stack_outputs)
         if record.type in self._outputs:
             outputs.update(self._outputs[record.type](record))
         return resource_id, outputs
+
+
+def plausible_answer(
+    record: RecordedResource, stack_outputs: Mapping[str, Mapping[str, Any]]
+) -> tuple[str | None, dict[str, Any]]:
+    """The built-in answer to one registration: its id and outputs (the inputs, plus what the provider adds).
+
+    Deterministic: ids and digests derive from the URN and inputs, so two runs of one program agree.
+    """
+    inputs = dict(record.inputs)
+    resource_id: str | None = f"{record.name}-{_digest(record.urn or record.name)[:8]}"
+    outputs: dict[str, Any] = dict(inputs)
+    if record.type == STACK_REFERENCE:
+        stack_name = str(inputs.get("name", record.name))
+        resource_id = stack_name
+        outputs = {"name": stack_name, "outputs": stack_outputs.get(stack_name, {}), "secretOutputNames": []}
+    elif not record.custom:
+        resource_id = None
+    elif record.type == "docker:index/image:Image":
+        image_name = str(unwrap(inputs.get("imageName", record.name)))
+        repository = image_name.rsplit(":", 1)[0] if ":" in image_name.rsplit("/", 1)[-1] else image_name
+        outputs["repoDigest"] = f"{repository}@sha256:{_digest(image_name, json.dumps(redact(inputs), sort_keys=True))}"
+        outputs["imageName"] = image_name
+    elif record.type.startswith("cloudflare:") and "Tunnel" in record.type and "Config" not in record.type:
+        resource_id = str(uuid.UUID(_digest(record.urn)[:32]))
+        outputs["id"] = resource_id
+    elif record.type == "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken":
+        resource_id = _digest(record.urn)[:32]
+        outputs["clientId"] = f"{_digest('client-id', record.urn)[:32]}.access"
+        outputs["clientSecret"] = _digest("client-secret", record.urn)
+    elif record.type.startswith("cloudflare:"):
+        resource_id = _digest(record.urn)[:32]
+    elif record.type.startswith("kubernetes:") and record.custom:
+        metadata = inputs.get("metadata") or {}
+        namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        resource_id = f"{namespace}/{name}" if namespace else str(name or record.name)
+    return resource_id, outputs
 
 
 def tunnel_token(account_id: str, tunnel_id: str) -> str:
@@ -353,6 +362,44 @@ def _ensure_event_loop() -> None:
     with _worker_loops_lock:
         if loop not in _worker_loops:
             _worker_loops.append(loop)
+
+
+def engine_refusal(
+    mocks: RecordingMocks, record: RecordedResource, providers: list[str], *, create: bool
+) -> str | None:
+    """What the engine (or, at create time, the provider) would refuse about ``record``, in its words; None when
+    nothing. Remembers the Kubernetes identity and DNS record of an accepted create. Call with ``mocks._lock`` held.
+    """
+    urn = record.urn
+    if urn in mocks.urns:
+        return f"Duplicate resource URN '{urn}'; try giving it a unique name"
+    if record.parent and record.parent not in mocks.urns and "::pulumi:pulumi:Stack::" not in record.parent:
+        return f"could not find parent resource {record.parent} (registering {urn})"
+    for dependency in record.dependencies:
+        if dependency not in mocks.urns:
+            return f"resource {urn}'s dependency {dependency} refers to missing resource"
+    for reference in filter(None, providers):
+        if reference.rsplit("::", 1)[0] not in mocks.urns:
+            return f"resource {urn} refers to unknown provider {reference}"
+    if not create:
+        return None
+    identity = kubernetes_identity(record)
+    if identity is not None:
+        if identity in mocks._kubernetes:
+            group_kind = f"{identity[2]}.{identity[1]}" if identity[1] else identity[2]
+            where = f"{identity[3]}/{identity[4]}" if identity[3] else identity[4]
+            return (
+                f"{group_kind} {where} is created twice: {urn} and {mocks._kubernetes[identity]} "
+                "(the API server refuses the second: AlreadyExists)"
+            )
+        mocks._kubernetes[identity] = urn
+    if record.type in DNS_RECORD_TYPES:
+        for other in mocks._dns:
+            conflict = dns_conflict(record, other)
+            if conflict:
+                return f"DNS record {urn} cannot be created: {conflict}"
+        mocks._dns.append(record)
+    return None
 
 
 class RecordingMonitor(_mocks.MockMonitor):
@@ -415,45 +462,13 @@ class RecordingMonitor(_mocks.MockMonitor):
         """The engine's refusals, in its words (pulumi/pulumi sources named in tests/unit/test_testing.py)."""
         mocks = self.mocks
         with mocks._lock:
-            problem = self._violation(record, providers, create=create)
+            problem = engine_refusal(mocks, record, providers, create=create)
             if problem is None:
                 mocks.urns.add(record.urn)
                 return
             mocks.violations.append(problem)
         mocks._pending.record = None
         raise EngineRuleError(problem)
-
-    def _violation(self, record: RecordedResource, providers: list[str], *, create: bool) -> str | None:
-        mocks, urn = self.mocks, record.urn
-        if urn in mocks.urns:
-            return f"Duplicate resource URN '{urn}'; try giving it a unique name"
-        if record.parent and record.parent not in mocks.urns and "::pulumi:pulumi:Stack::" not in record.parent:
-            return f"could not find parent resource {record.parent} (registering {urn})"
-        for dependency in record.dependencies:
-            if dependency not in mocks.urns:
-                return f"resource {urn}'s dependency {dependency} refers to missing resource"
-        for reference in filter(None, providers):
-            if reference.rsplit("::", 1)[0] not in mocks.urns:
-                return f"resource {urn} refers to unknown provider {reference}"
-        if not create:
-            return None
-        identity = kubernetes_identity(record)
-        if identity is not None:
-            if identity in mocks._kubernetes:
-                group_kind = f"{identity[2]}.{identity[1]}" if identity[1] else identity[2]
-                where = f"{identity[3]}/{identity[4]}" if identity[3] else identity[4]
-                return (
-                    f"{group_kind} {where} is created twice: {urn} and {mocks._kubernetes[identity]} "
-                    "(the API server refuses the second: AlreadyExists)"
-                )
-            mocks._kubernetes[identity] = urn
-        if record.type in DNS_RECORD_TYPES:
-            for other in mocks._dns:
-                conflict = dns_conflict(record, other)
-                if conflict:
-                    return f"DNS record {urn} cannot be created: {conflict}"
-            mocks._dns.append(record)
-        return None
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":

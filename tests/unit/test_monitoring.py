@@ -18,8 +18,13 @@ from components.monitoring import (
     TUNNEL_METRICS_PORT,
     Monitoring,
     MonitoringArgs,
+    app_monitor,
     dashboard,
+    dashboard_config_map,
     dashboard_exprs,
+    dashboard_map_name,
+    prometheus_rule,
+    tunnel_monitor,
 )
 from components.service import ServiceStack, ServiceStackArgs
 from components.settings import Settings, SettingsError
@@ -342,3 +347,49 @@ def test_alerts_come_after_the_series_they_read_in_one_group() -> None:
             seen.add(rule["record"])
         else:
             assert {n for n in rules.metric_names(rule["expr"]) if n.startswith("service:")} <= seen, rule["alert"]
+
+
+def test_the_rule_group_is_the_recorded_series_then_each_alert_family_in_order() -> None:
+    """rule_groups is assembled from one function per family; the order and the membership are pinned here,
+    and the tunnel family is left out where cloudflared is not scraped."""
+    params = _params()
+    families = [rules.error_budget_alerts(params), rules.service_alerts(params), rules.workload_alerts(params)]
+    assert [[a["alert"] for a in family] for family in [*families, rules.tunnel_alerts(params)]] == [
+        ["ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"],
+        ["HighErrorRatio", "HighLatencyP95", "ServiceDown"],
+        ["PodRestarting", "PodCrashLooping", "DeploymentReplicasUnavailable"],
+        ["TunnelDown", "TunnelDegraded", "TunnelOriginErrors"],
+    ]
+    recorded = rules.recording_rules(params)
+    assert [r["record"] for r in recorded][:2] == [rules.REQUESTS_RATE, rules.LATENCY_P95]
+    (group,) = rules.rule_groups(params)["groups"]
+    assert group["rules"] == [*recorded, *(a for family in families for a in family), *rules.tunnel_alerts(params)]
+    (without_tunnel,) = rules.rule_groups(_params(tunnel=False))["groups"]
+    assert without_tunnel["rules"] == [*recorded, *(a for family in families for a in family)]
+
+
+def test_each_object_monitoring_registers_has_its_own_step(run_components: Callable[..., RecordingMocks]) -> None:
+    """The step functions register exactly one object each, named ``<name>-<role>``, with what the component
+    gives them; the dashboard's name is the component's ``dashboard_name`` output."""
+    args = _args()
+    assert dashboard_map_name(args) == "hello-staging-dashboard"
+
+    def program() -> None:
+        namespace = pulumi.Output.from_input("hello-staging")
+        opts = pulumi.ResourceOptions()
+        marked = {"release": "r"}
+        app_monitor("m", args, namespace=namespace, monitor_labels=marked, opts=opts)
+        tunnel_monitor("m", args, namespace=namespace, monitor_labels=marked, opts=opts)
+        prometheus_rule("m", args, namespace=namespace, monitor_labels=marked, opts=opts)
+        dashboard_config_map("m", args, namespace=namespace, common_labels={"team": "t"}, opts=opts)
+
+    mocks = run_components(program, stack="staging")
+    assert sorted((r.type, r.name) for r in mocks.resources) == sorted(
+        [(SERVICE_MONITOR, "m-app-monitor"), (POD_MONITOR, "m-tunnel-monitor"), (PROMETHEUS_RULE, "m-rules"),
+         (CONFIG_MAP, "m-dashboard")]
+    )  # fmt: skip
+    assert mocks.one(POD_MONITOR).plain_inputs["metadata"]["name"] == "hello-cloudflared"
+    assert mocks.one(PROMETHEUS_RULE).plain_inputs["spec"] == rules.rule_groups(args.rule_params("hello-staging"))
+    board = mocks.one(CONFIG_MAP).plain_inputs["metadata"]
+    assert board["name"] == "hello-staging-dashboard"
+    assert board["labels"] == {"team": "t", "grafana_dashboard": "1"}

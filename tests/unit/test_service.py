@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import pulumi
 import pytest
 
-from components.service import ServiceStack, ServiceStackArgs
+from components.service import (
+    ROLE_ENVIRONMENT,
+    ROLE_EXPOSURE,
+    ROLE_IMAGE,
+    ROLE_MONITORING,
+    ROLE_WORKLOAD,
+    ServiceStack,
+    ServiceStackArgs,
+    child_name,
+    environment_part,
+    workload_part,
+)
 from components.settings import Settings
 from components.testing import RecordingMocks
 
@@ -64,3 +76,43 @@ def test_sunset_registers_nothing_but_the_service(
         lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)) and None, stack="production"
     )
     assert [r.type for r in mocks.resources] == ["service-lifecycle:index:ServiceStack"]
+
+
+def test_a_workload_part_without_an_image_is_refused_before_it_is_registered(
+    make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks]
+) -> None:
+    """The guard of the workload step fires on its own: no image, no Workload (only the namespace came first)."""
+    settings = make_settings("staging")
+    mocks = RecordingMocks()
+
+    def program() -> None:
+        environment = environment_part("hello", settings, opts=pulumi.ResourceOptions())
+        workload_part("hello", settings, image_ref=None, environment=environment, opts=pulumi.ResourceOptions())
+
+    with pytest.raises(pulumi.RunError) as raised:
+        run_components(program, stack="staging", mocks=mocks)
+    assert str(raised.value) == "stage staging runs a workload but neither builds nor promotes an image"
+    assert "service-lifecycle:index:Workload" not in {r.type for r in mocks.resources}
+    assert "service-lifecycle:index:Environment" in {r.type for r in mocks.resources}
+
+
+@pytest.mark.parametrize("stage", ["staging", "production"])
+def test_the_parts_are_named_after_the_service_stack_and_its_roles(
+    make_settings: Callable[..., Settings], run_components: Callable[..., RecordingMocks], stage: str
+) -> None:
+    """Every part function names its component ``child_name(<ServiceStack name>, <role>)``."""
+    settings = make_settings(stage, serviceName="hello")
+    mocks = run_components(
+        lambda: ServiceStack("front", ServiceStackArgs(settings=settings)) and None,
+        stack=stage,
+        stack_outputs=STACK_OUTPUTS,
+    )
+    stack = mocks.one("service-lifecycle:index:ServiceStack")
+    children = {r.name for r in mocks.children_of(stack.urn) if not r.custom}
+    assert children == {child_name("front", role) for role in _roles(settings)}
+
+
+def _roles(settings: Settings) -> list[str]:
+    parts = settings.parts
+    roles = [ROLE_IMAGE] if parts.builds_image else []
+    return [*roles, ROLE_ENVIRONMENT, ROLE_WORKLOAD, ROLE_MONITORING, ROLE_EXPOSURE]

@@ -16,9 +16,12 @@ from components.testing import (
     STACK_REFERENCE,
     TUNNEL_TOKEN_INVOKE,
     EngineRuleError,
+    RecordedResource,
     RecordingMocks,
+    engine_refusal,
     install_mocks,
     is_secret,
+    plausible_answer,
     redact,
     unwrap,
 )
@@ -221,8 +224,13 @@ def test_two_kubernetes_objects_with_one_identity_are_refused(run_components: Ca
     assert run_components(fine).violations == []
 
 
-def _record(name: str, record_type: str, content: str, zone: str = "z1", host: str = "hello.example.com") -> None:
-    cloudflare.DnsRecord(name, zone_id=zone, name=host, type=record_type, content=content, ttl=1, proxied=True)
+def _record(
+    name: str, record_type: str, content: str, zone: str = "z1", host: str = "hello.example.com", **opts: Any
+) -> cloudflare.DnsRecord:
+    return cloudflare.DnsRecord(
+        name, zone_id=zone, name=host, type=record_type, content=content, ttl=1, proxied=True,
+        opts=pulumi.ResourceOptions(**opts),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -247,8 +255,8 @@ def test_dns_records_that_cannot_coexist_are_refused(
     Cloudflare refuses an identical record (81058) but keeps several A records (round robin)."""
 
     def program() -> None:
-        _record("first", *first)
-        _record("second", *second)
+        # Registrations run concurrently: without the dependency "second" sometimes reached the monitor first.
+        _record("second", *second, depends_on=[_record("first", *first)])
 
     if refused:
         message, _ = _refused(run_components, program)
@@ -297,3 +305,60 @@ def test_teardown_hook_drops_only_the_loop_self_pipe_artefact(monkeypatch: pytes
     ):
         _quiet_loop_teardown(other)
     assert len(seen) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# The seams the mocks and the monitor are built from, on their own
+
+
+def _recorded(type_: str, name: str, **fields: Any) -> RecordedResource:
+    values: dict[str, Any] = {"urn": f"urn:pulumi:test::p::{type_}::{name}", "parent": None, "inputs": {}}
+    values.update(fields)
+    return RecordedResource(type=type_, name=name, custom=values.pop("custom", True), **values)
+
+
+def test_plausible_answer_is_deterministic_and_per_type() -> None:
+    """What RecordingMocks answers before any per-type override: a component has no id, a StackReference
+    answers the configured outputs, a Kubernetes object's id is ``<namespace>/<name>``, and two calls agree."""
+    config_map = _recorded(
+        "kubernetes:core/v1:ConfigMap", "cm", inputs={"metadata": {"name": "hello", "namespace": "ns"}, "data": {}}
+    )
+    assert plausible_answer(config_map, {}) == (
+        "ns/hello",
+        {"metadata": {"name": "hello", "namespace": "ns"}, "data": {}},
+    )
+    assert plausible_answer(_recorded("test:index:Box", "box", custom=False), {})[0] is None
+    reference = _recorded(STACK_REFERENCE, "ref", inputs={"name": "org/p/staging"})
+    assert plausible_answer(reference, {"org/p/staging": {"image_ref": "r@sha256:1"}}) == (
+        "org/p/staging",
+        {"name": "org/p/staging", "outputs": {"image_ref": "r@sha256:1"}, "secretOutputNames": []},
+    )
+    token = _recorded("cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken", "tok")
+    first, second = plausible_answer(token, {}), plausible_answer(token, {})
+    assert first == second and first[1]["clientId"].endswith(".access")
+
+
+def test_engine_refusal_names_the_problem_and_remembers_only_accepted_creates() -> None:
+    """engine_refusal on its own (the monitor calls it under the lock): None for a good registration, the
+    engine's line otherwise; a Kubernetes identity is remembered at create time, never on a read."""
+    mocks = RecordingMocks()
+    parent = _recorded("test:index:Box", "box", custom=False)
+    orphan = _recorded("test:index:Box", "orphan", custom=False, parent=GHOST)
+    assert engine_refusal(mocks, orphan, [], create=True) == (
+        f"could not find parent resource {GHOST} (registering {orphan.urn})"
+    )
+    assert engine_refusal(mocks, parent, [], create=True) is None
+    mocks.urns.add(parent.urn)
+    assert engine_refusal(mocks, parent, [], create=True) == (
+        f"Duplicate resource URN '{parent.urn}'; try giving it a unique name"
+    )
+    inputs = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "same", "namespace": "ns"}}
+    read = _recorded("kubernetes:core/v1:ConfigMap", "read", inputs=inputs)
+    assert engine_refusal(mocks, read, [], create=False) is None
+    first = _recorded("kubernetes:core/v1:ConfigMap", "first", inputs=inputs)
+    assert engine_refusal(mocks, first, [], create=True) is None
+    second = _recorded("kubernetes:core/v1:ConfigMap", "second", inputs=inputs)
+    refusal = engine_refusal(mocks, second, [], create=True)
+    assert refusal is not None and refusal.startswith(
+        f"ConfigMap ns/same is created twice: {second.urn} and {first.urn}"
+    )
