@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from components import schema, stack_rules
-from components.settings import PROJECT, SECRET_MARK, SettingProblem, looks_secret
-from components.stackfile import StackFileRefused, closest, namespace_problem, provider_keys, read_yaml
+from components.settings import PROJECT, SECRET_MARK, SHOWN_CHARS, SettingProblem, looks_secret
+from components.stackfile import StackFileRefused, namespace_problem, read_yaml
 from components.testing import DictConfig
 
 
@@ -136,23 +136,17 @@ def _declarations(project: dict[str, Any], project_file: Path) -> dict[str, dict
     return declared
 
 
-_SHOWN_CHARS = 80
-"""Longest value quoted in an error line; the rest is elided (a 1 MiB value is no help in a log)."""
-
-
 def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
-    """A value as an error line may show it: never a secret's, whatever its type or the key's spelling.
-
-    Masked: declared secrets, names that look secret, and names a typo away from either (a provider's
-    secret-looking keys included: ``cloudflare:apiTokn``).
-    """
-    namespace, _, short = full.rpartition(":")
-    secret_names = [k.rpartition(":")[2] for k in config.secret_keys] if config else []
-    secret_names += [k for k in provider_keys(namespace) or () if looks_secret(k)]
-    if looks_secret(full) or (config and full in config.secret_keys) or closest(short, secret_names):
+    """A value as an error line may show it: never a secret's (:func:`components.settings.looks_secret`
+    decides, whatever the value's type or the key's spelling); a long value is cut."""
+    if looks_secret(full, config.secret_keys if config else ()):
         return SECRET_MARK
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}… ({len(text)} characters)"
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    """At most :data:`components.settings.SHOWN_CHARS` characters: a 1 MiB value is no help in a log."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
 
 
 def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
@@ -162,15 +156,12 @@ def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
 
 
 def _masked(problem: SettingProblem, config: StackConfig) -> SettingProblem:
-    """``problem`` with its value masked where :func:`_shown` would mask it, and long values cut."""
+    """``problem`` with its value masked where :func:`components.settings.looks_secret` says so, and long values cut."""
     if problem.value in ("<not set>", SECRET_MARK):
         return problem
-    if _shown(problem.key, None, config) == SECRET_MARK:
+    if looks_secret(problem.key, config.secret_keys):
         return dataclasses.replace(problem, value=SECRET_MARK)
-    if len(problem.value) > _SHOWN_CHARS:
-        cut = f"{problem.value[:_SHOWN_CHARS]}… ({len(problem.value)} characters)"
-        return dataclasses.replace(problem, value=cut)
-    return problem
+    return dataclasses.replace(problem, value=_cut(problem.value)) if len(problem.value) > SHOWN_CHARS else problem
 
 
 def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) -> SettingProblem | None:

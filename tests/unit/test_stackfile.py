@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,86 @@ def test_an_unwritable_out_directory_is_named(tmp_path: Path, monkeypatch: pytes
     assert plan._out_problem(tmp_path) == "cannot be written (Permission denied); expected a writable directory"
     monkeypatch.undo()
     assert plan._out_problem(tmp_path / "new" / "dir") is None and (tmp_path / "new" / "dir").is_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# Which values an error line may show: one function decides (components.settings.looks_secret)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret_keys"),
+    [
+        ("registryPassword", ()),
+        ("service-lifecycle:registryPasword", ()),  # a typo of a schema secret
+        ("service-lifecycle:alertWebhookUrll", ()),  # ... whose name does not look secret
+        ("service-lifecycle:kubeconfig", ()),
+        ("other:grafanaAdminPasswd", ()),  # any namespace
+        ("cloudflare:apiTokn", ()),  # a typo of a provider's secret-looking key
+        ("aws:secretKy", ()),
+        ("docker:registryAut", ()),
+        ("myteam:dbPwd", ()),  # a name that says it is secret
+        ("myproject:owner", ("myproject:owner",)),  # declared secret, plain-looking name
+        ("myproject:ownr", ("myproject:owner",)),  # ... and a typo of it
+        ("other:OWNER", ("myproject:owner",)),
+    ],
+    ids=["schema_secret", "schema_typo", "webhook_typo", "kubeconfig", "foreign_typo", "provider_typo", "aws_typo",
+         "docker_typo", "secret_word", "declared", "declared_typo", "declared_case"],
+)  # fmt: skip
+def test_looks_secret_hides(name: str, secret_keys: tuple[str, ...]) -> None:
+    from components.settings import looks_secret
+
+    assert looks_secret(name, secret_keys)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret_keys"),
+    [
+        ("replicas", ()),
+        ("service-lifecycle:replicas", ()),
+        ("service-lifecycle:imagePullSecret", ()),  # a boolean: the schema says so, whatever the name says
+        ("service-lifecycle:hostnames", ("service-lifecycle:registryPassword",)),
+        ("cloudflare:email", ()),
+        ("aws:region", ()),
+        ("kubernetes:context", ()),
+        ("myteam:owner", ()),
+        ("myproject:team", ("myproject:owner",)),  # three edits from the declared secret
+        ("config", ()),
+    ],
+    ids=["replicas", "replicas_full", "image_pull_secret", "hostnames", "cloudflare_email", "aws_region",
+         "kubernetes_context", "foreign", "far_from_declared", "config"],
+)  # fmt: skip
+def test_looks_secret_shows(name: str, secret_keys: tuple[str, ...]) -> None:
+    from components.settings import looks_secret
+
+    assert not looks_secret(name, secret_keys)
+
+
+def test_settings_and_the_stack_reader_mask_through_the_same_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both error paths ask components.settings.looks_secret: hiding one more name there hides it in both."""
+    from components import settings, stack_config
+    from components.settings import SettingsError, load_settings
+    from components.testing import DictConfig
+
+    original = settings.looks_secret
+    hidden = {"team", "service-lifecycle:team", "service-lifecycle:replicaCount"}
+
+    def stricter(name: str, secret_keys: Collection[str] = ()) -> bool:
+        return name in hidden or original(name, secret_keys)
+
+    monkeypatch.setattr(settings, "looks_secret", stricter)
+    monkeypatch.setattr(stack_config, "looks_secret", stricter)
+    values = dict(load_stack_config(PROJECT_DIR, "staging").values)
+    values["service-lifecycle:team"] = "Not A Team"
+    with pytest.raises(SettingsError) as settings_error:
+        load_settings(DictConfig(values, set()), environ={"SOURCE_REVISION": "0" * 40})
+    assert [p.value for p in settings_error.value.problems if p.key.endswith(":team")] == ["[secret]"]
+    project = _project(tmp_path, {**_sample("staging"), "service-lifecycle:replicaCount": "2"})
+    with pytest.raises(StackFileError) as stack_error:
+        load_stack_config(project, "staging")
+    assert [p.value for p in stack_error.value.problems] == ["[secret]"]
+    monkeypatch.undo()
+    with pytest.raises(StackFileError) as shown:
+        load_stack_config(project, "staging")
+    assert [p.value for p in shown.value.problems] == ["'2'"], "the same line shows the value without the change"
