@@ -119,7 +119,10 @@ def _read_files(project_dir: Path, stack_file: Path) -> tuple[dict[str, Any], di
             raise StackFileError([SettingProblem(str(path), "<missing>", hint)]) from None
         except StackFileRefused as refused:
             raise StackFileError(
-                [SettingProblem(refused.where, refused.problem, "a stack file Pulumi can read")]
+                [
+                    stack_rules.RuleProblem(each.where, each.problem, "a stack file Pulumi can read", each.cli)
+                    for each in refused.every()
+                ]
             ) from None
         except OSError as error:
             raise StackFileError(

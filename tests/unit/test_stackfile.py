@@ -94,6 +94,54 @@ def test_refusals_name_the_file_and_line(tmp_path: Path, content: bytes, message
         read_yaml(_write(tmp_path, content))
 
 
+def test_a_repeated_key_carries_the_pulumi_cli_line(tmp_path: Path) -> None:
+    """gopkg.in/yaml.v3 v3.0.1 decode.go ``decoder.mapping``: ``line %d: mapping key %#v already defined at
+    line %d`` (the Pulumi CLI's stack-file decoder); the reader's own line names the file and the key."""
+    path = _write(tmp_path, b'config:\n  team: a\n  replicas: "2"\n  team: b\n  replicas: "3"\n')
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    assert [(str(r), r.cli) for r in raised.value.every()] == [
+        ("Pulumi.x.yaml line 4: team: a second value for the key (first on line 2); keep one",
+         'line 4: mapping key "team" already defined at line 2'),
+        ("Pulumi.x.yaml line 5: replicas: a second value for the key (first on line 3); keep one",
+         'line 5: mapping key "replicas" already defined at line 3'),
+    ]  # fmt: skip
+
+
+def test_repeated_keys_are_counted_by_group_and_listed_up_to_a_limit(tmp_path: Path) -> None:
+    """yaml.v3 compares every pair (20,000 equal keys: 2·10^8 lines); the reader counts them by group, never
+    pair by pair, and lists the first MAX_DUPLICATES_LISTED, then how many more."""
+    from components.stackfile import MAX_DUPLICATES_LISTED
+
+    keys = 20_000
+    path = _write(tmp_path, b"a: 1\n" * keys)
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    every = raised.value.every()
+    assert len(every) == MAX_DUPLICATES_LISTED + 1
+    assert every[0].cli == 'line 2: mapping key "a" already defined at line 1'
+    assert every[-1].cli == "" and every[-1].problem == (
+        f"{keys * (keys - 1) // 2 - MAX_DUPLICATES_LISTED} more repeated keys, not listed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [("a", '"a"'), ('say "hi"', '"say \\"hi\\""'), ("back\\slash", '"back\\\\slash"'), ("tab\there", '"tab\\there"'),
+     ("\x01", '"\\x01"'), ("\x7f", '"\\x7f"'), ("équipe", '"équipe"'), ("\u00a0", '"\\u00a0"'),
+     ("\u200b", '"\\u200b"'), ("\U000e0001", '"\\U000e0001"'), ("\ud800", '"\\ufffd"')],
+    ids=["plain", "quote", "backslash", "tab", "control", "delete", "accent", "nbsp", "zero_width", "tag_char",
+         "surrogate"],
+)  # fmt: skip
+def test_go_quoted_is_strconv_quote(text: str, quoted: str) -> None:
+    """Go's strconv/quote.go ``appendEscapedRune`` (``%#v`` of a string): printable runes (unicode.IsPrint)
+    as they are, \\a \\b \\f \\n \\r \\t \\v, ``\\xNN`` below space and for DEL, ``\\uNNNN`` and ``\\UNNNNNNNN``
+    in lower-case hex, an invalid rune as U+FFFD."""
+    from components.stackfile import go_quoted
+
+    assert go_quoted(text) == quoted
+
+
 def test_yaml_errors_never_quote_the_file(tmp_path: Path) -> None:
     """PyYAML's str(error) prints the offending line, which may hold a plain-text token."""
     path = _write(tmp_path, b'config:\n  service-lifecycle:registryPassword: "ghp_leaked\n')
