@@ -19,9 +19,11 @@ line, which may hold a secret).
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,12 +225,53 @@ def _refuse_duplicates(path: Path, root: Node) -> None:
         raise StackFileRefused(path, first.problem, line=first.line, key=first.key, cli=first.cli, more=tuple(more))
 
 
+CACHED_FILES: Final = 32
+"""Files whose reading :func:`read_yaml` keeps (a project has a Pulumi.yaml and a few stack files)."""
+SETTLED_NS: Final = 2_000_000_000
+"""A file changed less than this long ago is read again every time: timestamps are coarse (a clock tick),
+so an edit within the same tick, same size, would look unchanged. The rule is git's (racy-git.txt)."""
+
+_read: dict[tuple[Path, str], tuple[tuple[int, int], dict[str, Any] | StackFileRefused]] = {}
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read one project or stack file within the limits; an empty file is ``{}``.
 
-    Raises :class:`StackFileRefused` for anything else, and ``FileNotFoundError`` when missing.
+    Raises :class:`StackFileRefused` for anything else, and ``FileNotFoundError`` when missing. A file
+    is read and parsed once per process while it stays as it was (same resolved path, ``st_mtime_ns``
+    and size, and settled: :data:`SETTLED_NS`); every caller gets its own copy of the document.
     """
-    size = path.stat().st_size
+    stat = path.stat()
+    key, stamp = (path.resolve(), path.name), (stat.st_mtime_ns, stat.st_size)
+    known = _read.get(key)
+    if known is not None and known[0] == stamp:
+        result = known[1]
+    else:
+        try:
+            result = _parse(path, _read_text(path, stat.st_size))
+        except StackFileRefused as refused:
+            result = refused
+        if time.time_ns() - stat.st_mtime_ns >= SETTLED_NS:
+            _remember(key, stamp, result)
+    if isinstance(result, StackFileRefused):
+        raise result.with_traceback(None)
+    return copy.deepcopy(result)
+
+
+def forget_read_files() -> None:
+    """Drop what :func:`read_yaml` keeps (tests that count reads start from nothing)."""
+    _read.clear()
+
+
+def _remember(key: tuple[Path, str], stamp: tuple[int, int], result: dict[str, Any] | StackFileRefused) -> None:
+    _read.pop(key, None)
+    while len(_read) >= CACHED_FILES:
+        del _read[next(iter(_read))]  # the oldest entry
+    _read[key] = (stamp, result)
+
+
+def _read_text(path: Path, size: int) -> str:
+    """The file's text: at most :data:`MAX_BYTES`, UTF-8, no control characters, without a byte order mark."""
     if size > MAX_BYTES:
         raise StackFileRefused(path, f"{size} bytes; a stack file may have at most {MAX_BYTES} (1 MiB)")
     with path.open("rb") as stream:
@@ -245,6 +288,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if bad is not None:
         line = text.count("\n", 0, bad) + 1
         raise StackFileRefused(path, f"a control character U+{ord(text[bad]):04X} (a binary file?)", line=line)
+    return text
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    """The document of ``text``: one mapping, composed and constructed within the limits."""
     loader = LimitedLoader(text)
     try:
         root = loader.get_single_node()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
@@ -394,3 +395,87 @@ def test_settings_and_the_stack_reader_mask_through_the_same_function(
     with pytest.raises(StackFileError) as shown:
         load_stack_config(project, "staging")
     assert [p.value for p in shown.value.problems] == ["'2'"], "the same line shows the value without the change"
+
+
+# ---------------------------------------------------------------------------------------------
+# Each file is read once per process while it is unchanged
+
+
+def _settle(*paths: Path, ago_s: int = 60) -> None:
+    """Give files a modification time older than stackfile.SETTLED_NS (a fresh one is never kept)."""
+    when = time.time_ns() - ago_s * 1_000_000_000
+    for path in paths:
+        os.utime(path, ns=(when, when))
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    from components import stackfile
+
+    stackfile.forget_read_files()
+    reads: Counter[str] = Counter()
+    original = stackfile._read_text
+
+    def counting(path: Path, size: int) -> str:
+        reads[path.name] += 1
+        return original(path, size)
+
+    monkeypatch.setattr(stackfile, "_read_text", counting)
+    return reads
+
+
+def test_a_second_load_reads_no_file_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hostname check reads every other stack file: loading each stack once reads each file once."""
+    project = _project(tmp_path, _sample("staging"))
+    files = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml")
+    _settle(*(project / name for name in files))
+    reads = _count_reads(monkeypatch)
+    load_stack_config(project, "staging")
+    assert reads == {name: 1 for name in files}, "the production file too: its hostnames are checked"
+    for stack in ("staging", "production", "staging"):
+        load_stack_config(project, stack)
+    assert reads == {name: 1 for name in files}
+
+
+def test_an_edited_file_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same size, another modification time: read again, and the edit is what is returned."""
+    project = _project(tmp_path, _sample("staging"))
+    production = project / "Pulumi.production.yaml"
+    _settle(project / "Pulumi.yaml", project / "Pulumi.staging.yaml", production, ago_s=120)
+    reads = _count_reads(monkeypatch)
+    assert load_stack_config(project, "production").values["service-lifecycle:replicas"] == "3"
+    text = production.read_text()
+    production.write_text(text.replace('service-lifecycle:replicas: "3"', 'service-lifecycle:replicas: "4"'))
+    assert production.stat().st_size == len(text.encode())
+    _settle(production)
+    assert load_stack_config(project, "production").values["service-lifecycle:replicas"] == "4"
+    assert reads["Pulumi.production.yaml"] == 2 and reads["Pulumi.yaml"] == 1
+
+
+def test_a_file_changed_within_the_clock_tick_is_read_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git's racy-git rule: a same-size edit in the same timestamp tick would look unchanged, so a file
+    modified less than SETTLED_NS ago is never kept."""
+    path = _write(tmp_path, b"a: b\n")
+    reads = _count_reads(monkeypatch)
+    assert read_yaml(path) == read_yaml(path) == {"a": "b"}
+    assert reads[path.name] == 2
+    _settle(path)
+    read_yaml(path), read_yaml(path)
+    assert reads[path.name] == 3
+
+
+def test_a_kept_file_is_a_fresh_copy_and_a_kept_refusal_is_raised_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = _write(tmp_path, b"config:\n  a: [1]\n"), tmp_path / "Pulumi.bad.yaml"
+    bad.write_bytes(b"a: 1\na: 2\n")
+    _settle(good, bad)
+    reads = _count_reads(monkeypatch)
+    read_yaml(good)["config"]["a"].append(2)
+    assert read_yaml(good) == {"config": {"a": [1]}}, "a caller's change does not reach the next caller"
+    for _ in range(2):
+        with pytest.raises(StackFileRefused, match=r"^Pulumi\.bad\.yaml line 2: a: a second value") as raised:
+            read_yaml(bad)
+        assert raised.value.cli == 'line 2: mapping key "a" already defined at line 1'
+    assert reads == {"Pulumi.x.yaml": 1, "Pulumi.bad.yaml": 1}
