@@ -64,6 +64,23 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     Both files go through :func:`components.stackfile.read_yaml` (size, depth, aliases, duplicate
     keys) before any value is looked at; then every key is checked and every problem collected.
     """
+    stack_file = _existing_stack_file(project_dir, stack)
+    project, stack_doc = _read_files(project_dir, stack_file)
+    config = _with_project_defaults(project, project_dir / "Pulumi.yaml", stack)
+    raw = _config_mapping(stack_doc, stack_file)
+    problems = [
+        *stack_rules.project_file_problems(config.project, config.declared, "Pulumi.yaml"),
+        *_cli_rule_problems(config, raw),  # before _taken adds the stack's secure: keys to the secret keys
+        *_taken(config, raw),
+        *_hostnames_owned_elsewhere(project_dir, stack, config),
+    ]
+    if problems:
+        raise StackFileError(problems, config)
+    return config
+
+
+def _existing_stack_file(project_dir: Path, stack: str) -> Path:
+    """``Pulumi.<stack>.yaml``, or a problem naming the stacks there are (and --project-dir when none)."""
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
         existing = _stacks_in(project_dir)
@@ -75,33 +92,44 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
                 )
             ]
         )
-    project, stack_doc = _read_files(project_dir, stack_file)
-    declared = _declarations(project, project_dir / "Pulumi.yaml")
-    project_name = str(project.get("name") or PROJECT)
-    problems: list[SettingProblem] = []
-    problems += stack_rules.project_file_problems(project_name, declared, "Pulumi.yaml")
-    config = StackConfig(stack=stack, values={}, declared=declared, project=project_name)
-    key = config.key
+    return stack_file
+
+
+def _with_project_defaults(project: dict[str, Any], project_file: Path, stack: str) -> StackConfig:
+    """The stack's configuration before its own file: the project's declared defaults (the CLI's
+    ``createConfigValue``) and which keys are secret (declared so, or the schema's secrets)."""
+    declared = _declarations(project, project_file)
+    config = StackConfig(stack=stack, values={}, declared=declared, project=str(project.get("name") or PROJECT))
     for short, declaration in declared.items():
         if "default" in declaration:
-            config.values[key(short)] = stack_rules.cli_text(declaration["default"])  # the CLI's createConfigValue
+            config.values[config.key(short)] = stack_rules.cli_text(declaration["default"])
         if declaration.get("secret"):
-            config.secret_keys.add(key(short))
-    config.secret_keys |= {key(name) for name in schema.SECRETS if name not in declared}
+            config.secret_keys.add(config.key(short))
+    config.secret_keys |= {config.key(name) for name in schema.SECRETS if name not in declared}
+    return config
+
+
+def _config_mapping(stack_doc: dict[str, Any], stack_file: Path) -> dict[Any, Any]:
+    """The stack file's ``config:`` mapping (none is an empty one)."""
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
         raise StackFileError(
             [SettingProblem(f"{stack_file.name}: config", _shown("config", raw), "a mapping of settings")]
         )
-    # The CLI's own rules first (missing, type, secret), with its wording; then ours (undeclared keys,
-    # namespaces, provider keys, ciphertext shape). No value of a secret-looking key is ever shown.
-    problems += [_masked(p, config) for p in stack_rules.stack_problems(stack, declared, raw, project_name)]
-    services = _service_namespaces(raw, project_name)
-    problems += [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
-    problems += _hostnames_owned_elsewhere(project_dir, stack, config)
-    if problems:
-        raise StackFileError(problems, config)
-    return config
+    return raw
+
+
+def _cli_rule_problems(config: StackConfig, raw: Mapping[str, Any]) -> list[SettingProblem]:
+    """The Pulumi CLI's own rules (missing, type, secret) with its wording, values masked and cut."""
+    rules = stack_rules.stack_problems(config.stack, config.declared, raw, config.project)
+    return [_masked(problem, config) for problem in rules]
+
+
+def _taken(config: StackConfig, raw: Mapping[Any, Any]) -> list[SettingProblem]:
+    """Every key of the stack file added to ``config``; our problems with them (undeclared namespaces,
+    provider keys, ciphertext shape)."""
+    services = _service_namespaces(raw, config.project)
+    return [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
 
 
 def _stacks_in(project_dir: Path) -> list[str]:
