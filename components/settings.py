@@ -93,8 +93,8 @@ def looks_secret(name: str, secret_keys: Collection[str] = ()) -> bool:
     if name in secret_keys or _named_secret(name):
         return True
     namespace, _, short = name.rpartition(":")
-    near = {key.rpartition(":")[2] for key in secret_keys} | schema.SECRETS
-    near |= {key for key in provider_keys(namespace) or () if _named_secret(key)}
+    near = {full.rpartition(":")[2] for full in secret_keys} | schema.SECRETS
+    near |= {known for known in provider_keys(namespace) or () if _named_secret(known)}
     return any(edit_distance(short.lower(), secret.lower()) <= 2 for secret in near)
 
 

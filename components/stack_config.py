@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from components import schema, stack_rules
+from components.lifecycle import Stage, parts_for
 from components.settings import PROJECT, SECRET_MARK, SHOWN_CHARS, SettingProblem, looks_secret
 from components.stackfile import StackFileRefused, namespace_problem, read_yaml
 from components.testing import DictConfig
@@ -219,7 +220,7 @@ def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) 
 def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfig) -> list[SettingProblem]:
     """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset)."""
     mine = _listed(config.values.get(config.key("hostnames")))
-    if not mine or config.values.get(config.key("stage")) == "sunset":
+    if not mine or not _publishes(config.values.get(config.key("stage"))):
         return []
     problems: list[SettingProblem] = []
     for other in _stacks_in(project_dir):
@@ -233,13 +234,21 @@ def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfi
             continue
         stage = other_config.get(config.key("stage"), other_config.get("stage"))
         theirs = other_config.get(config.key("hostnames"), other_config.get("hostnames"))
-        if stage == "sunset" or not isinstance(theirs, list):
+        if not _publishes(stage) or not isinstance(theirs, list):
             continue
         for host in sorted(set(mine) & {h for h in theirs if isinstance(h, str)}):
             problems.append(SettingProblem(config.key("hostnames"), repr(host),
                 f"a hostname no other stack owns: Pulumi.{other}.yaml (stage {stage}) has it too; one DNS record "
                 "cannot have two owners"))  # fmt: skip
     return problems
+
+
+def _publishes(stage: object) -> bool:
+    """Whether a stack at ``stage`` has DNS records (the stage table's exposure); a stage that is not one
+    counts as publishing: that stack's own plan reports it."""
+    if not isinstance(stage, str) or stage not in {known.value for known in Stage}:
+        return True
+    return parts_for(Stage(stage)).exposure
 
 
 def _listed(encoded: str | None) -> list[str]:

@@ -479,3 +479,16 @@ def test_a_kept_file_is_a_fresh_copy_and_a_kept_refusal_is_raised_again(
             read_yaml(bad)
         assert raised.value.cli == 'line 2: mapping key "a" already defined at line 1'
     assert reads == {"Pulumi.x.yaml": 1, "Pulumi.bad.yaml": 1}
+
+
+@pytest.mark.parametrize(
+    ("stage", "publishes"),
+    [("staging", True), ("production", True), ("sunset", False), ("Sunset", True), (None, True), (["sunset"], True)],
+    ids=["staging", "production", "sunset", "not_a_stage", "missing", "a_list"],
+)
+def test_which_stacks_own_their_hostnames(stage: object, publishes: bool) -> None:
+    """The stage table's exposure (components/lifecycle.py) decides; a stage that is not one still owns its
+    hostnames (the same as before the table was asked: only "sunset" gives them up)."""
+    from components.stack_config import _publishes
+
+    assert _publishes(stage) is publishes
