@@ -17,7 +17,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from functools import partial
@@ -28,6 +28,7 @@ import pulumi
 from components import schema
 from components.lifecycle import Stage, StageParts, parts_for
 from components.refs import DIGEST
+from components.stackfile import edit_distance, provider_keys
 
 PROJECT: Final = "service-lifecycle"
 """The Pulumi project name, and so the configuration namespace."""
@@ -78,9 +79,27 @@ def key(name: str) -> str:
     return f"{PROJECT}:{name}"
 
 
-def looks_secret(name: str) -> bool:
-    """Whether a key's value is a secret: a setting the schema knows says so itself (``imagePullSecret`` is a
-    boolean); any other name by what it says (password, token, secret, key, credential…)."""
+def looks_secret(name: str, secret_keys: Collection[str] = ()) -> bool:
+    """Whether an error line must hide the value of the key ``name`` (``short`` or ``namespace:short``).
+
+    The one place that decides it, for the settings' error lines and the stack-file reader's
+    (:mod:`components.stack_config`). Hidden: a key of ``secret_keys`` (full keys a stack or project
+    declares secret); a name that says it is secret (a setting the schema knows says so itself:
+    ``imagePullSecret`` is a boolean; any other by its words: password, token, secret, key, credential…);
+    and a name a typo away (edit distance ≤ 2, any case) from a secret: the schema's, ``secret_keys``'
+    and the secret-looking keys of the name's provider (``cloudflare:apiTokn``), so that a misspelt
+    secret is not printed as the unknown key it is.
+    """
+    if name in secret_keys or _named_secret(name):
+        return True
+    namespace, _, short = name.rpartition(":")
+    near = {full.rpartition(":")[2] for full in secret_keys} | schema.SECRETS
+    near |= {known for known in provider_keys(namespace) or () if _named_secret(known)}
+    return any(edit_distance(short.lower(), secret.lower()) <= 2 for secret in near)
+
+
+def _named_secret(name: str) -> bool:
+    """The name alone: a setting of the schema in the project's namespace by its declaration, any other by its words."""
     known = schema.BY_NAME.get(name.rpartition(":")[2])
     if known is not None and name.partition(":")[0] in (name, PROJECT):
         return known.secret

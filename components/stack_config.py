@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from components import schema, stack_rules
-from components.settings import PROJECT, SECRET_MARK, SettingProblem, looks_secret
-from components.stackfile import StackFileRefused, closest, namespace_problem, provider_keys, read_yaml
+from components.lifecycle import Stage, parts_for
+from components.settings import PROJECT, SECRET_MARK, SHOWN_CHARS, SettingProblem, looks_secret
+from components.stackfile import StackFileRefused, namespace_problem, read_yaml
 from components.testing import DictConfig
 
 
@@ -64,6 +65,23 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
     Both files go through :func:`components.stackfile.read_yaml` (size, depth, aliases, duplicate
     keys) before any value is looked at; then every key is checked and every problem collected.
     """
+    stack_file = _existing_stack_file(project_dir, stack)
+    project, stack_doc = _read_files(project_dir, stack_file)
+    config = _with_project_defaults(project, project_dir / "Pulumi.yaml", stack)
+    raw = _config_mapping(stack_doc, stack_file)
+    problems = [
+        *stack_rules.project_file_problems(config.project, config.declared, "Pulumi.yaml"),
+        *_cli_rule_problems(config, raw),  # before _taken adds the stack's secure: keys to the secret keys
+        *_taken(config, raw),
+        *_hostnames_owned_elsewhere(project_dir, stack, config),
+    ]
+    if problems:
+        raise StackFileError(problems, config)
+    return config
+
+
+def _existing_stack_file(project_dir: Path, stack: str) -> Path:
+    """``Pulumi.<stack>.yaml``, or a problem naming the stacks there are (and --project-dir when none)."""
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
         existing = _stacks_in(project_dir)
@@ -75,33 +93,44 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
                 )
             ]
         )
-    project, stack_doc = _read_files(project_dir, stack_file)
-    declared = _declarations(project, project_dir / "Pulumi.yaml")
-    project_name = str(project.get("name") or PROJECT)
-    problems: list[SettingProblem] = []
-    problems += stack_rules.project_file_problems(project_name, declared, "Pulumi.yaml")
-    config = StackConfig(stack=stack, values={}, declared=declared, project=project_name)
-    key = config.key
+    return stack_file
+
+
+def _with_project_defaults(project: dict[str, Any], project_file: Path, stack: str) -> StackConfig:
+    """The stack's configuration before its own file: the project's declared defaults (the CLI's
+    ``createConfigValue``) and which keys are secret (declared so, or the schema's secrets)."""
+    declared = _declarations(project, project_file)
+    config = StackConfig(stack=stack, values={}, declared=declared, project=str(project.get("name") or PROJECT))
     for short, declaration in declared.items():
         if "default" in declaration:
-            config.values[key(short)] = stack_rules.cli_text(declaration["default"])  # the CLI's createConfigValue
+            config.values[config.key(short)] = stack_rules.cli_text(declaration["default"])
         if declaration.get("secret"):
-            config.secret_keys.add(key(short))
-    config.secret_keys |= {key(name) for name in schema.SECRETS if name not in declared}
+            config.secret_keys.add(config.key(short))
+    config.secret_keys |= {config.key(name) for name in schema.SECRETS if name not in declared}
+    return config
+
+
+def _config_mapping(stack_doc: dict[str, Any], stack_file: Path) -> dict[Any, Any]:
+    """The stack file's ``config:`` mapping (none is an empty one)."""
     raw = stack_doc.get("config") or {}
     if not isinstance(raw, dict):
         raise StackFileError(
             [SettingProblem(f"{stack_file.name}: config", _shown("config", raw), "a mapping of settings")]
         )
-    # The CLI's own rules first (missing, type, secret), with its wording; then ours (undeclared keys,
-    # namespaces, provider keys, ciphertext shape). No value of a secret-looking key is ever shown.
-    problems += [_masked(p, config) for p in stack_rules.stack_problems(stack, declared, raw, project_name)]
-    services = _service_namespaces(raw, project_name)
-    problems += [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
-    problems += _hostnames_owned_elsewhere(project_dir, stack, config)
-    if problems:
-        raise StackFileError(problems, config)
-    return config
+    return raw
+
+
+def _cli_rule_problems(config: StackConfig, raw: Mapping[str, Any]) -> list[SettingProblem]:
+    """The Pulumi CLI's own rules (missing, type, secret) with its wording, values masked and cut."""
+    rules = stack_rules.stack_problems(config.stack, config.declared, raw, config.project)
+    return [_masked(problem, config) for problem in rules]
+
+
+def _taken(config: StackConfig, raw: Mapping[Any, Any]) -> list[SettingProblem]:
+    """Every key of the stack file added to ``config``; our problems with them (undeclared namespaces,
+    provider keys, ciphertext shape)."""
+    services = _service_namespaces(raw, config.project)
+    return [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
 
 
 def _stacks_in(project_dir: Path) -> list[str]:
@@ -119,7 +148,10 @@ def _read_files(project_dir: Path, stack_file: Path) -> tuple[dict[str, Any], di
             raise StackFileError([SettingProblem(str(path), "<missing>", hint)]) from None
         except StackFileRefused as refused:
             raise StackFileError(
-                [SettingProblem(refused.where, refused.problem, "a stack file Pulumi can read")]
+                [
+                    stack_rules.RuleProblem(each.where, each.problem, "a stack file Pulumi can read", each.cli)
+                    for each in refused.every()
+                ]
             ) from None
         except OSError as error:
             raise StackFileError(
@@ -136,23 +168,17 @@ def _declarations(project: dict[str, Any], project_file: Path) -> dict[str, dict
     return declared
 
 
-_SHOWN_CHARS = 80
-"""Longest value quoted in an error line; the rest is elided (a 1 MiB value is no help in a log)."""
-
-
 def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
-    """A value as an error line may show it: never a secret's, whatever its type or the key's spelling.
-
-    Masked: declared secrets, names that look secret, and names a typo away from either (a provider's
-    secret-looking keys included: ``cloudflare:apiTokn``).
-    """
-    namespace, _, short = full.rpartition(":")
-    secret_names = [k.rpartition(":")[2] for k in config.secret_keys] if config else []
-    secret_names += [k for k in provider_keys(namespace) or () if looks_secret(k)]
-    if looks_secret(full) or (config and full in config.secret_keys) or closest(short, secret_names):
+    """A value as an error line may show it: never a secret's (:func:`components.settings.looks_secret`
+    decides, whatever the value's type or the key's spelling); a long value is cut."""
+    if looks_secret(full, config.secret_keys if config else ()):
         return SECRET_MARK
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}… ({len(text)} characters)"
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    """At most :data:`components.settings.SHOWN_CHARS` characters: a 1 MiB value is no help in a log."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
 
 
 def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
@@ -162,15 +188,12 @@ def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
 
 
 def _masked(problem: SettingProblem, config: StackConfig) -> SettingProblem:
-    """``problem`` with its value masked where :func:`_shown` would mask it, and long values cut."""
+    """``problem`` with its value masked where :func:`components.settings.looks_secret` says so, and long values cut."""
     if problem.value in ("<not set>", SECRET_MARK):
         return problem
-    if _shown(problem.key, None, config) == SECRET_MARK:
+    if looks_secret(problem.key, config.secret_keys):
         return dataclasses.replace(problem, value=SECRET_MARK)
-    if len(problem.value) > _SHOWN_CHARS:
-        cut = f"{problem.value[:_SHOWN_CHARS]}… ({len(problem.value)} characters)"
-        return dataclasses.replace(problem, value=cut)
-    return problem
+    return dataclasses.replace(problem, value=_cut(problem.value)) if len(problem.value) > SHOWN_CHARS else problem
 
 
 def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) -> SettingProblem | None:
@@ -197,7 +220,7 @@ def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) 
 def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfig) -> list[SettingProblem]:
     """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset)."""
     mine = _listed(config.values.get(config.key("hostnames")))
-    if not mine or config.values.get(config.key("stage")) == "sunset":
+    if not mine or not _publishes(config.values.get(config.key("stage"))):
         return []
     problems: list[SettingProblem] = []
     for other in _stacks_in(project_dir):
@@ -211,13 +234,21 @@ def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfi
             continue
         stage = other_config.get(config.key("stage"), other_config.get("stage"))
         theirs = other_config.get(config.key("hostnames"), other_config.get("hostnames"))
-        if stage == "sunset" or not isinstance(theirs, list):
+        if not _publishes(stage) or not isinstance(theirs, list):
             continue
         for host in sorted(set(mine) & {h for h in theirs if isinstance(h, str)}):
             problems.append(SettingProblem(config.key("hostnames"), repr(host),
                 f"a hostname no other stack owns: Pulumi.{other}.yaml (stage {stage}) has it too; one DNS record "
                 "cannot have two owners"))  # fmt: skip
     return problems
+
+
+def _publishes(stage: object) -> bool:
+    """Whether a stack at ``stage`` has DNS records (the stage table's exposure); a stage that is not one
+    counts as publishing: that stack's own plan reports it."""
+    if not isinstance(stage, str) or stage not in {known.value for known in Stage}:
+        return True
+    return parts_for(Stage(stage)).exposure
 
 
 def _listed(encoded: str | None) -> list[str]:

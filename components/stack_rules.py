@@ -11,7 +11,8 @@ pulumi/pulumi (the tests name it):
 - :func:`value_problems`: ``validateStackConfigValue`` (same file) with ``ValidateConfigValue``.
 - :func:`undeclared_problems`: not a CLI rule (the CLI passes undeclared keys to the program
   silently): ours, so that a typo does not quietly leave a setting at its default.
-- :func:`duplicate_key_problems`: gopkg.in/yaml.v3 ``decoder.mapping`` (the CLI's YAML decoder).
+- A key twice in one mapping (gopkg.in/yaml.v3 ``decoder.mapping``, the CLI's YAML decoder) is refused
+  by the reader, with yaml.v3's line, before any rule here runs: :func:`components.stackfile.duplicate_keys`.
 
 Settings that Pulumi.yaml cannot declare (optional secrets, see :data:`PROGRAM_SETTINGS`) are
 checked here too: the CLI knows nothing of them.
@@ -24,8 +25,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-
-import yaml
 
 from components import schema
 from components.settings import PROJECT, SECRET_MARK, SettingProblem
@@ -274,35 +273,6 @@ def undeclared_problems(
         elif short not in declared_short and schema.BY_NAME[short].secret and not is_secure(value):
             problems.append(RuleProblem(full, SECRET_MARK, f"an encrypted value: pulumi config set --secret {short} …"))
     return problems
-
-
-def duplicate_key_problems(text: str, file_name: str) -> list[RuleProblem]:
-    """gopkg.in/yaml.v3 ``decoder.mapping``: a key twice in one mapping is refused with
-    ``line N: mapping key "k" already defined at line M`` (PyYAML would keep the last silently)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return []  # unreadable YAML is reported by the reader
-    problems: list[tuple[int, RuleProblem]] = []
-    pending: list[yaml.Node] = [root] if root is not None else []
-    while pending:
-        node = pending.pop()
-        if isinstance(node, yaml.MappingNode):
-            keys = [k for k, _ in node.value]
-            # As yaml.v3 does: every later key equal to an earlier one (kind and text), pair by pair.
-            for i, first in enumerate(keys):
-                for later in keys[i + 1 :]:
-                    if isinstance(first, yaml.ScalarNode) and type(later) is type(first) and later.value == first.value:
-                        line, at = later.start_mark.line + 1, first.start_mark.line + 1
-                        cli = f"line {line}: mapping key {json.dumps(later.value)} already defined at line {at}"
-                        problem = RuleProblem(
-                            f"{file_name}: {later.value}", f"a second value at line {line}", "each key once", cli
-                        )
-                        problems.append((line, problem))
-            pending.extend(value for _, value in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            pending.extend(node.value)
-    return [problem for _, problem in sorted(problems, key=lambda found: found[0])]
 
 
 def stack_problems(

@@ -8,7 +8,8 @@ hold before any value is interpreted:
 - no YAML aliases or anchors: refused while composing, before an alias is expanded, so an alias
   bomb costs milliseconds instead of gigabytes (``pulumi config set`` never writes one);
 - at most :data:`MAX_DEPTH` levels of nesting, checked while composing (no ``RecursionError``);
-- no key twice in one mapping (YAML 1.2 forbids it; PyYAML would keep the last silently);
+- no key twice in one mapping (YAML 1.2 forbids it; PyYAML would keep the last silently): refused
+  with the Pulumi CLI's own line for it, gopkg.in/yaml.v3's (:func:`duplicate_keys`);
 - one document whose top level is a mapping (or an empty file).
 
 Every refusal is a :class:`StackFileRefused` naming the file and, where there is one, the line
@@ -18,16 +19,19 @@ line, which may hold a secret).
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import re
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_BYTES: Final = 1 << 20
 """Largest stack or project file read (1 MiB); the sample stack files are under 3 KiB."""
@@ -39,12 +43,29 @@ _CONTROL: Final = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r")
 class StackFileRefused(Exception):  # noqa: N818 - a refusal, not an error of the reader
     """A file that is not read: ``file[ line N][: key]: problem``, without the file's content."""
 
-    def __init__(self, path: Path, problem: str, *, line: int | None = None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        problem: str,
+        *,
+        line: int | None = None,
+        key: str | None = None,
+        cli: str = "",
+        more: tuple[StackFileRefused, ...] = (),
+    ) -> None:
         self.path = path
         self.problem = problem
         self.line = line
         self.key = key
+        self.cli = cli
+        """The Pulumi CLI's own line for this refusal, where it has one (a repeated key: yaml.v3's)."""
+        self.more = more
+        """Further refusals of the same file found in the same pass (every repeated key, as yaml.v3 lists them)."""
         super().__init__(f"{self.where}: {problem}")
+
+    def every(self) -> tuple[StackFileRefused, ...]:
+        """This refusal and the ones found with it, in the order the Pulumi CLI would list them."""
+        return (self, *self.more)
 
     @property
     def where(self) -> str:
@@ -65,7 +86,8 @@ class _Refusal(Exception):  # noqa: N818 - see StackFileRefused
 
 
 class LimitedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases, anchors, merge keys, duplicate keys and deep nesting while composing."""
+    """SafeLoader that refuses aliases, anchors and deep nesting while composing, merge keys and keys that
+    are not strings while constructing (repeated keys are found between the two: :func:`duplicate_keys`)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -87,25 +109,169 @@ class LimitedLoader(yaml.SafeLoader):
             self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise _Refusal("a YAML merge key (<<); write the keys out", key_node)
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise _Refusal(f"a key that is not a string ({type(key).__name__})", key_node)
-            if key in seen:
-                raise _Refusal(f"a second value for the key (first on line {seen[key]}); keep one", key_node, key)
-            seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Repeated keys, as the Pulumi CLI's YAML decoder (gopkg.in/yaml.v3) reports them
+
+MAX_DUPLICATES_LISTED: Final = 20
+"""Repeated keys listed in one refusal; yaml.v3 lists every pair (a hostile file can hold billions)."""
+
+
+@dataclass(frozen=True)
+class DuplicateKey:
+    """A key that a mapping has twice: the later occurrence and the first."""
+
+    key: str
+    line: int
+    first_line: int
+
+    @property
+    def cli(self) -> str:
+        """yaml.v3 ``decoder.mapping``: ``line %d: mapping key %#v already defined at line %d``."""
+        return f"line {self.line}: mapping key {go_quoted(self.key)} already defined at line {self.first_line}"
+
+
+def duplicate_keys(root: Node) -> tuple[list[DuplicateKey], int]:
+    """The repeated keys of a composed document as gopkg.in/yaml.v3 ``decoder.mapping`` reports them, the
+    first :data:`MAX_DUPLICATES_LISTED`, and how many there are in all.
+
+    yaml.v3 (the decoder of the Pulumi CLI's ``LoadProjectStackBytes``) walks the document in order and
+    compares each key of a mapping with every later one of the same node kind and text (``"a"`` and ``a``
+    are one key); a mapping with a repeated key is not decoded further, so nothing below it is reported.
+    """
+    listed: list[DuplicateKey] = []
+    total = 0
+    pending: list[Node] = [root]
+    while pending:  # depth first, in document order: the stack holds children reversed
+        node = pending.pop()
+        if isinstance(node, MappingNode):
+            found, count = _repeated(node, MAX_DUPLICATES_LISTED - len(listed))
+            listed += found
+            total += count
+            if not count:
+                pending += [child for pair in reversed(node.value) for child in reversed(pair)]
+        elif isinstance(node, SequenceNode):
+            pending += reversed(node.value)
+    return listed, total
+
+
+def _repeated(mapping: MappingNode, budget: int) -> tuple[list[DuplicateKey], int]:
+    """One mapping's repeated keys in yaml.v3's order (each key, then every later equal one), at most
+    ``budget`` of them, and their count; linear in the keys, whatever the count."""
+    groups: dict[tuple[type[Node], str], list[Node]] = {}
+    for key, _ in mapping.value:
+        groups.setdefault(_identity(key), []).append(key)
+    count = sum(len(keys) * (len(keys) - 1) // 2 for keys in groups.values())
+    found: list[DuplicateKey] = []
+    seen: dict[tuple[type[Node], str], int] = {}
+    for key, _ in mapping.value:
+        if len(found) >= budget or len(found) == count:
+            break
+        identity = _identity(key)
+        position = seen[identity] = seen.get(identity, -1) + 1
+        for later in groups[identity][position + 1 : position + 1 + budget - len(found)]:
+            found.append(DuplicateKey(_identity(later)[1], later.start_mark.line + 1, key.start_mark.line + 1))
+    return found, count
+
+
+def _identity(key: Node) -> tuple[type[Node], str]:
+    """yaml.v3 compares ``Kind`` and ``Value``: a collection's Value is empty."""
+    return type(key), key.value if isinstance(key, ScalarNode) else ""
+
+
+def go_quoted(text: str) -> str:
+    """Go's ``strconv.Quote`` (what ``%#v`` prints for a string): printable characters as they are,
+    ``"`` and ``\\`` escaped, the C escapes, then ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``."""
+    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():  # unicode.IsPrint: letters, marks, numbers, punctuation, symbols, ASCII space
+            out.append(char)
+        elif char in escapes:
+            out.append(escapes[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02x}")
+        elif 0xD800 <= ord(char) <= 0xDFFF:  # not a valid rune: Go writes U+FFFD
+            out.append("\\ufffd")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _refuse_duplicates(path: Path, root: Node) -> None:
+    """Raise one :class:`StackFileRefused` for the repeated keys of ``root``, carrying yaml.v3's lines."""
+    listed, total = duplicate_keys(root)
+    refusals = [
+        StackFileRefused(path, f"a second value for the key (first on line {d.first_line}); keep one",
+                         line=d.line, key=d.key, cli=d.cli)
+        for d in listed
+    ]  # fmt: skip
+    if total > len(listed):
+        refusals.append(StackFileRefused(path, f"{total - len(listed)} more repeated keys, not listed"))
+    if refusals:
+        first, *more = refusals
+        raise StackFileRefused(path, first.problem, line=first.line, key=first.key, cli=first.cli, more=tuple(more))
+
+
+CACHED_FILES: Final = 32
+"""Files whose reading :func:`read_yaml` keeps (a project has a Pulumi.yaml and a few stack files)."""
+SETTLED_NS: Final = 2_000_000_000
+"""A file changed less than this long ago is read again every time: timestamps are coarse (a clock tick),
+so an edit within the same tick, same size, would look unchanged. The rule is git's (racy-git.txt)."""
+
+_read: dict[tuple[Path, str], tuple[tuple[int, int], dict[str, Any] | StackFileRefused]] = {}
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read one project or stack file within the limits; an empty file is ``{}``.
 
-    Raises :class:`StackFileRefused` for anything else, and ``FileNotFoundError`` when missing.
+    Raises :class:`StackFileRefused` for anything else, and ``FileNotFoundError`` when missing. A file
+    is read and parsed once per process while it stays as it was (same resolved path, ``st_mtime_ns``
+    and size, and settled: :data:`SETTLED_NS`); every caller gets its own copy of the document.
     """
-    size = path.stat().st_size
+    stat = path.stat()
+    key, stamp = (path.resolve(), path.name), (stat.st_mtime_ns, stat.st_size)
+    known = _read.get(key)
+    if known is not None and known[0] == stamp:
+        result = known[1]
+    else:
+        try:
+            result = _parse(path, _read_text(path, stat.st_size))
+        except StackFileRefused as refused:
+            result = refused
+        if time.time_ns() - stat.st_mtime_ns >= SETTLED_NS:
+            _remember(key, stamp, result)
+    if isinstance(result, StackFileRefused):
+        raise result.with_traceback(None)
+    return copy.deepcopy(result)
+
+
+def forget_read_files() -> None:
+    """Drop what :func:`read_yaml` keeps (tests that count reads start from nothing)."""
+    _read.clear()
+
+
+def _remember(key: tuple[Path, str], stamp: tuple[int, int], result: dict[str, Any] | StackFileRefused) -> None:
+    _read.pop(key, None)
+    while len(_read) >= CACHED_FILES:
+        del _read[next(iter(_read))]  # the oldest entry
+    _read[key] = (stamp, result)
+
+
+def _read_text(path: Path, size: int) -> str:
+    """The file's text: at most :data:`MAX_BYTES`, UTF-8, no control characters, without a byte order mark."""
     if size > MAX_BYTES:
         raise StackFileRefused(path, f"{size} bytes; a stack file may have at most {MAX_BYTES} (1 MiB)")
     with path.open("rb") as stream:
@@ -122,9 +288,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if bad is not None:
         line = text.count("\n", 0, bad) + 1
         raise StackFileRefused(path, f"a control character U+{ord(text[bad]):04X} (a binary file?)", line=line)
+    return text
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    """The document of ``text``: one mapping, composed and constructed within the limits."""
     loader = LimitedLoader(text)
     try:
-        document = loader.get_single_data()
+        root = loader.get_single_node()
+        if root is not None:
+            _refuse_duplicates(path, root)  # yaml.v3 finds them before it decodes: so do we
+        document = None if root is None else loader.construct_document(root)
     except _Refusal as refusal:
         raise StackFileRefused(path, refusal.problem, line=refusal.line, key=refusal.key) from None
     except ConstructorError as error:  # e.g. an unhashable key, an unknown !tag

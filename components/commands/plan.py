@@ -159,10 +159,32 @@ def run_plan(
     :class:`components.testing.EngineRuleError` when the program breaks a rule the engine enforces.
     """
     env = dict(os.environ if environ is None else environ)
+    config = _load_with_stand_ins(project_dir, stack, env)
+    mocks = RecordingMocks(stack_outputs=offline_stack_outputs(config))
+    pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+    install_mocks(mocks, project=config.project, stack=stack)
+    _run_main(project_dir, program or project_dir / "__main__.py")
+    plan = Plan(
+        project=config.project,
+        stack=stack,
+        stage=config.values.get(config.key("stage"), ""),
+        # Registrations run concurrently: sort so that plans (and their diffs in PRs) are stable.
+        resources=tree_order(mocks.resources),
+        invokes=[{"token": i.token, "args": redact(i.args)} for i in mocks.invocations],
+        outputs=_stack_outputs(),
+        notes=list(config.notes),
+    )
+    return plan, mocks
+
+
+def _load_with_stand_ins(project_dir: Path, stack: str, env: Mapping[str, str]) -> StackConfig:
+    """The stack's configuration with the offline stand-ins filled in; on bad configuration, every
+    problem at once: the stack file's and the settings' (not the stack file's first)."""
     try:
         config = load_stack_config(project_dir, stack)
     except StackFileError as error:
-        if error.config is not None:  # every bad key at once, not the stack file's first
+        if error.config is not None:
             reported = {p.key for p in error.problems}
             try:
                 _offline_stand_ins(error.config, project_dir, env)
@@ -170,11 +192,11 @@ def run_plan(
                 error.problems += [p for p in invalid.problems if p.key not in reported]
         raise
     _offline_stand_ins(config, project_dir, env)
-    mocks = RecordingMocks(stack_outputs=offline_stack_outputs(config))
-    pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
-    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
-    install_mocks(mocks, project=config.project, stack=stack)
-    main = program or project_dir / "__main__.py"
+    return config
+
+
+def _run_main(project_dir: Path, main: Path) -> None:
+    """Run the program as ``pulumi up`` would (from the project, importable), never reaching AWS for ECR."""
     sys.path.insert(0, str(project_dir))
     cwd = Path.cwd()
     online_ecr = image.ecr_client_factory
@@ -190,17 +212,6 @@ def run_plan(
         image.ecr_client_factory = online_ecr
         os.chdir(cwd)
         sys.path.remove(str(project_dir))
-    plan = Plan(
-        project=config.project,
-        stack=stack,
-        stage=config.values.get(config.key("stage"), ""),
-        # Registrations run concurrently: sort so that plans (and their diffs in PRs) are stable.
-        resources=tree_order(mocks.resources),
-        invokes=[{"token": i.token, "args": redact(i.args)} for i in mocks.invocations],
-        outputs=_stack_outputs(),
-        notes=list(config.notes),
-    )
-    return plan, mocks
 
 
 def tree_order(resources: list[RecordedResource]) -> list[RecordedResource]:

@@ -27,13 +27,13 @@ from components.stack_config import StackFileError, load_stack_config
 from components.stack_rules import (
     PROGRAM_SETTINGS,
     cli_text,
-    duplicate_key_problems,
     missing_problems,
     project_problems,
     undeclared_problems,
     validate_config_value,
     value_problems,
 )
+from components.stackfile import StackFileRefused, duplicate_keys, read_yaml
 from components.testing import DictConfig
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -130,7 +130,8 @@ def test_sample_stacks_pass_every_cli_rule(stack: str) -> None:
     """pulumi/pulumi pkg/workspace/config.go ``mergeConfig`` (no missing key) and
     ``validateStackConfigValue`` (types, secrets); plus our undeclared-key rule."""
     assert stack_rules.stack_problems(stack, DECLARED, _stack(stack)) == []
-    assert duplicate_key_problems((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text(), stack) == []
+    root = yaml.compose((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text(), Loader=yaml.SafeLoader)
+    assert root is not None and duplicate_keys(root) == ([], 0)
 
 
 def test_required_keys_are_the_ones_every_stack_names() -> None:
@@ -272,24 +273,47 @@ def test_undeclared_keys_and_program_secrets() -> None:
     assert "pulumi config set --secret registryPassword" in problems[key("registryPassword")].expected
 
 
-def test_duplicate_keys_in_yaml_v3_wording() -> None:
-    """gopkg.in/yaml.v3 decode.go ``decoder.mapping`` (uniqueKeys on by default): every repeated key of a
-    mapping, ``line N: mapping key "k" already defined at line M``; "a" and a are the same key."""
+def _cli_lines(tmp_path: Path, text: str) -> list[str]:
+    """The yaml.v3 lines the reader's refusal of ``text`` carries (components/stackfile.py ``read_yaml``)."""
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(text)
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    return [refusal.cli for refusal in raised.value.every()]
+
+
+def test_duplicate_keys_in_yaml_v3_wording(tmp_path: Path) -> None:
+    """gopkg.in/yaml.v3 v3.0.1 decode.go ``decoder.mapping`` (uniqueKeys, set by ``newDecoder``; the Pulumi CLI
+    decodes stack files with it: pulumi/pulumi sdk/go/common/workspace/loaders.go ``LoadProjectStackBytes`` →
+    sdk/go/common/encoding/marshal.go ``yamlMarshaler.Unmarshal``): every repeated key of a mapping,
+    ``line %d: mapping key %#v already defined at line %d``; "a" and a are the same key (same Kind and Value).
+    The reader refuses the file with these lines, before any value is read."""
     text = 'config:\n  a: 1\n  b: 2\n  "a": 3\n  c:\n    x: 1\n    x: 2\n  b: 4\n'
-    problems = duplicate_key_problems(text, "Pulumi.dev.yaml")
-    assert [p.cli for p in problems] == [
+    # decoder.mapping returns before decoding a mapping with a repeated key: x (below it) is not reported.
+    assert _cli_lines(tmp_path, text) == [
         'line 4: mapping key "a" already defined at line 2',
-        'line 7: mapping key "x" already defined at line 6',
         'line 8: mapping key "b" already defined at line 3',
     ]
-    assert duplicate_key_problems("config:\n  a: 1\n  b: 1\n", "x") == []
-    # Three times: yaml.v3 pairs each later key with each earlier one (decode_test.go has the same shape).
-    thrice = [p.cli for p in duplicate_key_problems("a: 1\na: 2\na: 3\n", "x")]
-    assert thrice == [
+    # Once that mapping is clean, the keys below it are checked, in document order (sequences too).
+    nested = "config:\n  c:\n    x: 1\n    x: 2\n  d: [{y: 1, y: 2}]\n"
+    assert _cli_lines(tmp_path, nested) == [
+        'line 4: mapping key "x" already defined at line 3',
+        'line 5: mapping key "y" already defined at line 5',
+    ]
+    (tmp_path / "Pulumi.ok.yaml").write_text("config:\n  a: 1\n  b: 1\n")
+    assert read_yaml(tmp_path / "Pulumi.ok.yaml") == {"config": {"a": 1, "b": 1}}
+    # Three times: yaml.v3 pairs each key with each later one (i, then j > i), not sorted by line.
+    assert _cli_lines(tmp_path, "a: 1\na: 2\na: 3\n") == [
         'line 2: mapping key "a" already defined at line 1',
         'line 3: mapping key "a" already defined at line 1',
         'line 3: mapping key "a" already defined at line 2',
     ]
+    assert _cli_lines(tmp_path, "a: 1\nb: 1\nb: 2\na: 2\n") == [
+        'line 4: mapping key "a" already defined at line 1',
+        'line 3: mapping key "b" already defined at line 2',
+    ]
+    # decode_test.go unmarshalStrictTests: 9 and 9 repeat (the key's text, whatever its type).
+    assert _cli_lines(tmp_path, "a: 1\n9: 2\nnull: 3\n9: 4") == ['line 4: mapping key "9" already defined at line 2']
 
 
 # ---------------------------------------------------------------------------------------------

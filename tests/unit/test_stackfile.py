@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,54 @@ def test_an_alias_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
 def test_refusals_name_the_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
     with pytest.raises(StackFileRefused, match=r"^Pulumi\.x\.yaml" + message):
         read_yaml(_write(tmp_path, content))
+
+
+def test_a_repeated_key_carries_the_pulumi_cli_line(tmp_path: Path) -> None:
+    """gopkg.in/yaml.v3 v3.0.1 decode.go ``decoder.mapping``: ``line %d: mapping key %#v already defined at
+    line %d`` (the Pulumi CLI's stack-file decoder); the reader's own line names the file and the key."""
+    path = _write(tmp_path, b'config:\n  team: a\n  replicas: "2"\n  team: b\n  replicas: "3"\n')
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    assert [(str(r), r.cli) for r in raised.value.every()] == [
+        ("Pulumi.x.yaml line 4: team: a second value for the key (first on line 2); keep one",
+         'line 4: mapping key "team" already defined at line 2'),
+        ("Pulumi.x.yaml line 5: replicas: a second value for the key (first on line 3); keep one",
+         'line 5: mapping key "replicas" already defined at line 3'),
+    ]  # fmt: skip
+
+
+def test_repeated_keys_are_counted_by_group_and_listed_up_to_a_limit(tmp_path: Path) -> None:
+    """yaml.v3 compares every pair (20,000 equal keys: 2·10^8 lines); the reader counts them by group, never
+    pair by pair, and lists the first MAX_DUPLICATES_LISTED, then how many more."""
+    from components.stackfile import MAX_DUPLICATES_LISTED
+
+    keys = 20_000
+    path = _write(tmp_path, b"a: 1\n" * keys)
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    every = raised.value.every()
+    assert len(every) == MAX_DUPLICATES_LISTED + 1
+    assert every[0].cli == 'line 2: mapping key "a" already defined at line 1'
+    assert every[-1].cli == "" and every[-1].problem == (
+        f"{keys * (keys - 1) // 2 - MAX_DUPLICATES_LISTED} more repeated keys, not listed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [("a", '"a"'), ('say "hi"', '"say \\"hi\\""'), ("back\\slash", '"back\\\\slash"'), ("tab\there", '"tab\\there"'),
+     ("\x01", '"\\x01"'), ("\x7f", '"\\x7f"'), ("équipe", '"équipe"'), ("\u00a0", '"\\u00a0"'),
+     ("\u200b", '"\\u200b"'), ("\U000e0001", '"\\U000e0001"'), ("\ud800", '"\\ufffd"')],
+    ids=["plain", "quote", "backslash", "tab", "control", "delete", "accent", "nbsp", "zero_width", "tag_char",
+         "surrogate"],
+)  # fmt: skip
+def test_go_quoted_is_strconv_quote(text: str, quoted: str) -> None:
+    """Go's strconv/quote.go ``appendEscapedRune`` (``%#v`` of a string): printable runes (unicode.IsPrint)
+    as they are, \\a \\b \\f \\n \\r \\t \\v, ``\\xNN`` below space and for DEL, ``\\uNNNN`` and ``\\UNNNNNNNN``
+    in lower-case hex, an invalid rune as U+FFFD."""
+    from components.stackfile import go_quoted
+
+    assert go_quoted(text) == quoted
 
 
 def test_yaml_errors_never_quote_the_file(tmp_path: Path) -> None:
@@ -262,3 +312,183 @@ def test_an_unwritable_out_directory_is_named(tmp_path: Path, monkeypatch: pytes
     assert plan._out_problem(tmp_path) == "cannot be written (Permission denied); expected a writable directory"
     monkeypatch.undo()
     assert plan._out_problem(tmp_path / "new" / "dir") is None and (tmp_path / "new" / "dir").is_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# Which values an error line may show: one function decides (components.settings.looks_secret)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret_keys"),
+    [
+        ("registryPassword", ()),
+        ("service-lifecycle:registryPasword", ()),  # a typo of a schema secret
+        ("service-lifecycle:alertWebhookUrll", ()),  # ... whose name does not look secret
+        ("service-lifecycle:kubeconfig", ()),
+        ("other:grafanaAdminPasswd", ()),  # any namespace
+        ("cloudflare:apiTokn", ()),  # a typo of a provider's secret-looking key
+        ("aws:secretKy", ()),
+        ("docker:registryAut", ()),
+        ("myteam:dbPwd", ()),  # a name that says it is secret
+        ("myproject:owner", ("myproject:owner",)),  # declared secret, plain-looking name
+        ("myproject:ownr", ("myproject:owner",)),  # ... and a typo of it
+        ("other:OWNER", ("myproject:owner",)),
+    ],
+    ids=["schema_secret", "schema_typo", "webhook_typo", "kubeconfig", "foreign_typo", "provider_typo", "aws_typo",
+         "docker_typo", "secret_word", "declared", "declared_typo", "declared_case"],
+)  # fmt: skip
+def test_looks_secret_hides(name: str, secret_keys: tuple[str, ...]) -> None:
+    from components.settings import looks_secret
+
+    assert looks_secret(name, secret_keys)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret_keys"),
+    [
+        ("replicas", ()),
+        ("service-lifecycle:replicas", ()),
+        ("service-lifecycle:imagePullSecret", ()),  # a boolean: the schema says so, whatever the name says
+        ("service-lifecycle:hostnames", ("service-lifecycle:registryPassword",)),
+        ("cloudflare:email", ()),
+        ("aws:region", ()),
+        ("kubernetes:context", ()),
+        ("myteam:owner", ()),
+        ("myproject:team", ("myproject:owner",)),  # three edits from the declared secret
+        ("config", ()),
+    ],
+    ids=["replicas", "replicas_full", "image_pull_secret", "hostnames", "cloudflare_email", "aws_region",
+         "kubernetes_context", "foreign", "far_from_declared", "config"],
+)  # fmt: skip
+def test_looks_secret_shows(name: str, secret_keys: tuple[str, ...]) -> None:
+    from components.settings import looks_secret
+
+    assert not looks_secret(name, secret_keys)
+
+
+def test_settings_and_the_stack_reader_mask_through_the_same_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both error paths ask components.settings.looks_secret: hiding one more name there hides it in both."""
+    from components import settings, stack_config
+    from components.settings import SettingsError, load_settings
+    from components.testing import DictConfig
+
+    original = settings.looks_secret
+    hidden = {"team", "service-lifecycle:team", "service-lifecycle:replicaCount"}
+
+    def stricter(name: str, secret_keys: Collection[str] = ()) -> bool:
+        return name in hidden or original(name, secret_keys)
+
+    monkeypatch.setattr(settings, "looks_secret", stricter)
+    monkeypatch.setattr(stack_config, "looks_secret", stricter)
+    values = dict(load_stack_config(PROJECT_DIR, "staging").values)
+    values["service-lifecycle:team"] = "Not A Team"
+    with pytest.raises(SettingsError) as settings_error:
+        load_settings(DictConfig(values, set()), environ={"SOURCE_REVISION": "0" * 40})
+    assert [p.value for p in settings_error.value.problems if p.key.endswith(":team")] == ["[secret]"]
+    project = _project(tmp_path, {**_sample("staging"), "service-lifecycle:replicaCount": "2"})
+    with pytest.raises(StackFileError) as stack_error:
+        load_stack_config(project, "staging")
+    assert [p.value for p in stack_error.value.problems] == ["[secret]"]
+    monkeypatch.undo()
+    with pytest.raises(StackFileError) as shown:
+        load_stack_config(project, "staging")
+    assert [p.value for p in shown.value.problems] == ["'2'"], "the same line shows the value without the change"
+
+
+# ---------------------------------------------------------------------------------------------
+# Each file is read once per process while it is unchanged
+
+
+def _settle(*paths: Path, ago_s: int = 60) -> None:
+    """Give files a modification time older than stackfile.SETTLED_NS (a fresh one is never kept)."""
+    when = time.time_ns() - ago_s * 1_000_000_000
+    for path in paths:
+        os.utime(path, ns=(when, when))
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    from components import stackfile
+
+    stackfile.forget_read_files()
+    reads: Counter[str] = Counter()
+    original = stackfile._read_text
+
+    def counting(path: Path, size: int) -> str:
+        reads[path.name] += 1
+        return original(path, size)
+
+    monkeypatch.setattr(stackfile, "_read_text", counting)
+    return reads
+
+
+def test_a_second_load_reads_no_file_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hostname check reads every other stack file: loading each stack once reads each file once."""
+    project = _project(tmp_path, _sample("staging"))
+    files = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml")
+    _settle(*(project / name for name in files))
+    reads = _count_reads(monkeypatch)
+    load_stack_config(project, "staging")
+    assert reads == {name: 1 for name in files}, "the production file too: its hostnames are checked"
+    for stack in ("staging", "production", "staging"):
+        load_stack_config(project, stack)
+    assert reads == {name: 1 for name in files}
+
+
+def test_an_edited_file_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same size, another modification time: read again, and the edit is what is returned."""
+    project = _project(tmp_path, _sample("staging"))
+    production = project / "Pulumi.production.yaml"
+    _settle(project / "Pulumi.yaml", project / "Pulumi.staging.yaml", production, ago_s=120)
+    reads = _count_reads(monkeypatch)
+    assert load_stack_config(project, "production").values["service-lifecycle:replicas"] == "3"
+    text = production.read_text()
+    production.write_text(text.replace('service-lifecycle:replicas: "3"', 'service-lifecycle:replicas: "4"'))
+    assert production.stat().st_size == len(text.encode())
+    _settle(production)
+    assert load_stack_config(project, "production").values["service-lifecycle:replicas"] == "4"
+    assert reads["Pulumi.production.yaml"] == 2 and reads["Pulumi.yaml"] == 1
+
+
+def test_a_file_changed_within_the_clock_tick_is_read_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git's racy-git rule: a same-size edit in the same timestamp tick would look unchanged, so a file
+    modified less than SETTLED_NS ago is never kept."""
+    path = _write(tmp_path, b"a: b\n")
+    reads = _count_reads(monkeypatch)
+    assert read_yaml(path) == read_yaml(path) == {"a": "b"}
+    assert reads[path.name] == 2
+    _settle(path)
+    read_yaml(path), read_yaml(path)
+    assert reads[path.name] == 3
+
+
+def test_a_kept_file_is_a_fresh_copy_and_a_kept_refusal_is_raised_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = _write(tmp_path, b"config:\n  a: [1]\n"), tmp_path / "Pulumi.bad.yaml"
+    bad.write_bytes(b"a: 1\na: 2\n")
+    _settle(good, bad)
+    reads = _count_reads(monkeypatch)
+    read_yaml(good)["config"]["a"].append(2)
+    assert read_yaml(good) == {"config": {"a": [1]}}, "a caller's change does not reach the next caller"
+    for _ in range(2):
+        with pytest.raises(StackFileRefused, match=r"^Pulumi\.bad\.yaml line 2: a: a second value") as raised:
+            read_yaml(bad)
+        assert raised.value.cli == 'line 2: mapping key "a" already defined at line 1'
+    assert reads == {"Pulumi.x.yaml": 1, "Pulumi.bad.yaml": 1}
+
+
+@pytest.mark.parametrize(
+    ("stage", "publishes"),
+    [("staging", True), ("production", True), ("sunset", False), ("Sunset", True), (None, True), (["sunset"], True)],
+    ids=["staging", "production", "sunset", "not_a_stage", "missing", "a_list"],
+)
+def test_which_stacks_own_their_hostnames(stage: object, publishes: bool) -> None:
+    """The stage table's exposure (components/lifecycle.py) decides; a stage that is not one still owns its
+    hostnames (the same as before the table was asked: only "sunset" gives them up)."""
+    from components.stack_config import _publishes
+
+    assert _publishes(stage) is publishes
