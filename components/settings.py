@@ -98,6 +98,20 @@ def looks_secret(name: str, secret_keys: Collection[str] = ()) -> bool:
     return any(edit_distance(short.lower(), secret.lower()) <= 2 for secret in near)
 
 
+def shown_value(name: str, value: object, secret_keys: Collection[str] = ()) -> str:
+    """``value`` as an error line about the key ``name`` may show it: :data:`SECRET_MARK` where
+    :func:`looks_secret` says so (an Output is always one), else its ``repr`` cut to
+    :data:`SHOWN_CHARS` characters (a 1 MiB value helps nobody in a log)."""
+    if isinstance(value, pulumi.Output) or looks_secret(name, secret_keys):
+        return SECRET_MARK
+    return cut(repr(value))
+
+
+def cut(text: str) -> str:
+    """``text`` cut to :data:`SHOWN_CHARS` characters, saying how long it was."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
+
+
 def _named_secret(name: str) -> bool:
     """The name alone: a setting of the schema in the project's namespace by its declaration, any other by its words."""
     known = schema.BY_NAME.get(name.rpartition(":")[2])
@@ -353,9 +367,7 @@ class _Reader:
         self.problems: list[SettingProblem] = []
 
     def problem(self, name: str, value: object, expected: str) -> None:
-        shown = "<not set>" if value is None else SECRET_MARK if looks_secret(name) else repr(value)
-        if len(shown) > SHOWN_CHARS:  # a 1 MiB value helps nobody in a log
-            shown = f"{shown[:SHOWN_CHARS]}… ({len(shown)} characters)"
+        shown = "<not set>" if value is None else shown_value(name, value)
         self.problems.append(SettingProblem(self._label(name), shown, expected))
 
     def raw(self, name: str) -> str | None:
@@ -923,8 +935,10 @@ def _validated(
         if setting is None:
             close = difflib.get_close_matches(written, list(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            shown_value = SECRET_MARK if isinstance(value, pulumi.Output) else repr(value)
-            problems.append(SettingProblem(shown(written), shown_value, f"a setting of components.schema{hint}"))
+            # an unknown key may be a misspelt secret: looks_secret knows the schema's secrets, typos included
+            problems.append(
+                SettingProblem(shown(written), shown_value(written, value), f"a setting of components.schema{hint}")
+            )
         elif isinstance(value, pulumi.Output) and not setting.secret:
             problems.append(SettingProblem(shown(written), "an Output", "a plain value (only secrets may be Outputs)"))
         else:

@@ -21,7 +21,7 @@ from typing import Any
 
 from components import schema, stack_rules
 from components.lifecycle import Stage, parts_for
-from components.settings import PROJECT, SECRET_MARK, SHOWN_CHARS, SettingProblem, looks_secret
+from components.settings import PROJECT, SECRET_MARK, SHOWN_CHARS, SettingProblem, cut, looks_secret, shown_value
 from components.stackfile import StackFileRefused, namespace_problem, read_yaml
 from components.testing import DictConfig
 
@@ -169,16 +169,8 @@ def _declarations(project: dict[str, Any], project_file: Path) -> dict[str, dict
 
 
 def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
-    """A value as an error line may show it: never a secret's (:func:`components.settings.looks_secret`
-    decides, whatever the value's type or the key's spelling); a long value is cut."""
-    if looks_secret(full, config.secret_keys if config else ()):
-        return SECRET_MARK
-    return _cut(repr(value))
-
-
-def _cut(text: str) -> str:
-    """At most :data:`components.settings.SHOWN_CHARS` characters: a 1 MiB value is no help in a log."""
-    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
+    """A value as an error line may show it (:func:`components.settings.shown_value`)."""
+    return shown_value(full, value, config.secret_keys if config else ())
 
 
 def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
@@ -193,7 +185,7 @@ def _masked(problem: SettingProblem, config: StackConfig) -> SettingProblem:
         return problem
     if looks_secret(problem.key, config.secret_keys):
         return dataclasses.replace(problem, value=SECRET_MARK)
-    return dataclasses.replace(problem, value=_cut(problem.value)) if len(problem.value) > SHOWN_CHARS else problem
+    return dataclasses.replace(problem, value=cut(problem.value)) if len(problem.value) > SHOWN_CHARS else problem
 
 
 def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) -> SettingProblem | None:

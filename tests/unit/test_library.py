@@ -72,6 +72,32 @@ def test_keywords_are_named_as_written_in_errors() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("written", "keyword"),
+    [("registryPasswrd", False), ("cloudflareApiTokn", False), ("registry_passwrd", True), ("api_token", True)],
+)
+def test_a_misspelt_secret_is_refused_without_its_value(written: str, keyword: bool) -> None:
+    """An unknown key is refused with its value shown, unless the key is (a typo of) a secret: then
+    the value is masked like every other secret in an error line (components.settings.shown_value)."""
+    values = {components.schema.BY_NAME[k].python_name: v for k, v in MINIMAL.items()} if keyword else MINIMAL
+    with pytest.raises(SettingsError) as raised:
+        if keyword:
+            Settings.create(**{**values, written: "hunter2-plain-text"})
+        else:
+            settings_from_mapping({**values, written: "hunter2-plain-text"})
+    assert "hunter2" not in str(raised.value)
+    assert any(
+        line.startswith(f"{written}: got [secret]; expected a setting of components.schema") for line in _lines(raised)
+    )
+
+
+def test_an_unknown_plain_key_still_shows_its_value() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_from_mapping({**MINIMAL, "replica": "x" * 500})
+    (line,) = [line for line in _lines(raised) if line.startswith("replica:")]
+    assert line.startswith("replica: got 'xxxx") and "(502 characters)" in line and len(line) < 200
+
+
 def test_only_secrets_may_be_outputs_in_a_mapping() -> None:
     with pytest.raises(SettingsError) as raised:
         settings_from_mapping({**MINIMAL, "team": pulumi.Output.from_input("web")}, namespace="acme")
