@@ -27,7 +27,7 @@ import runpy
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,6 +43,7 @@ from components.stack_config import StackConfig, StackFileError, load_stack_conf
 from components.testing import (
     EngineRuleError,
     OfflineEcrClient,
+    RecordedInvoke,
     RecordedResource,
     RecordingMocks,
     install_mocks,
@@ -171,7 +172,7 @@ def run_plan(
         stage=config.values.get(config.key("stage"), ""),
         # Registrations run concurrently: sort so that plans (and their diffs in PRs) are stable.
         resources=tree_order(mocks.resources),
-        invokes=[{"token": i.token, "args": redact(i.args)} for i in mocks.invocations],
+        invokes=stable_invokes(mocks.invocations),
         outputs=_stack_outputs(),
         notes=list(config.notes),
     )
@@ -212,6 +213,13 @@ def _run_main(project_dir: Path, main: Path) -> None:
         image.ecr_client_factory = online_ecr
         os.chdir(cwd)
         sys.path.remove(str(project_dir))
+
+
+def stable_invokes(invocations: Iterable[RecordedInvoke]) -> list[dict[str, Any]]:
+    """The invokes, redacted, by token then arguments: they run concurrently too (two services' tunnel
+    token lookups finish in either order), and a plan must not differ between two runs of one commit."""
+    invokes = [{"token": i.token, "args": redact(i.args)} for i in invocations]
+    return sorted(invokes, key=lambda i: (i["token"], json.dumps(i["args"], sort_keys=True, default=str)))
 
 
 def tree_order(resources: list[RecordedResource]) -> list[RecordedResource]:

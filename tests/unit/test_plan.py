@@ -205,3 +205,23 @@ def test_a_duplicate_service_stack_stops_the_plan(tmp_path: Path, project_dir: P
     ]
     # --out is checked (made, and written to) before planning; nothing is left in it
     assert "Traceback" not in result.stderr and not any(out.iterdir())
+
+
+def test_invokes_are_listed_the_same_whatever_order_they_finished_in() -> None:
+    """Registrations and invokes run concurrently (examples/two-services' two tunnel-token lookups
+    finished in either order, so plan.json differed between two runs of one commit)."""
+    from components.commands.plan import stable_invokes
+    from components.testing import RecordedInvoke
+
+    calls = [
+        RecordedInvoke(
+            token="cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken",
+            args={"tunnelId": tunnel, "accountId": "a"},
+            provider=None,
+        )
+        for tunnel in ("web-tunnel", "api-tunnel")
+    ] + [RecordedInvoke(token="aws:ecr/getAuthorizationToken:getAuthorizationToken", args={}, provider=None)]
+    forward, backward = stable_invokes(calls), stable_invokes(list(reversed(calls)))
+    assert forward == backward
+    assert [i["token"].split(":")[0] for i in forward] == ["aws", "cloudflare", "cloudflare"]
+    assert [i["args"].get("tunnelId") for i in forward] == [None, "api-tunnel", "web-tunnel"]
