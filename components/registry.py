@@ -56,10 +56,13 @@ from components.registry_http import (
 )
 from components.registry_model import (
     DOCKER_HUB,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
     Failure,
     Manifest,
     RegistryClient,
     RegistryKind,
+    index_children,
     normalize_digest,
     normalize_repository,
 )
@@ -67,14 +70,6 @@ from components.registry_model import (
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
-MANIFEST_MEDIA_TYPES: Final = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-"""Accept header for manifest requests: without it registries answer (and hash) a legacy schema."""
-INDEX_MEDIA_TYPES: Final = MANIFEST_MEDIA_TYPES[0], MANIFEST_MEDIA_TYPES[2]
 GHCR_HOST: Final = "ghcr.io"
 DOCKER_HUB_REFUSAL: Final = (
     "Docker Hub deletes images only through its own Hub API (the registry API answers DELETE with 405), "
@@ -327,12 +322,12 @@ class OciRegistryClient:
 
     def children(self, digest: str) -> tuple[str, ...]:
         """The per-platform manifests of an index; () for an image manifest."""
-        return _index_children(self.manifest(digest), self.repository, digest)
+        return index_children(self.manifest(digest), self.repository, digest)
 
     def created(self, digest: str, body: dict[str, Any] | None = None) -> datetime | None:
         """Build time from the image config (first platform of an index); None when absent."""
         body = body if body is not None else self.manifest(digest)
-        children = _index_children(body, self.repository, digest)
+        children = index_children(body, self.repository, digest)
         if children:
             return self.created(children[0])
         config = body.get("config")
@@ -356,7 +351,7 @@ class OciRegistryClient:
                     digest=digest,
                     tags=tuple(sorted(tags)),
                     created=self.created(digest, body) if need_dates else None,
-                    children=_index_children(body, self.repository, digest),
+                    children=index_children(body, self.repository, digest),
                 )
             )
         return found
@@ -489,15 +484,6 @@ def _reconcile(registry: RegistryClient, attempted: Sequence[Manifest], failures
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
-def _index_children(body: dict[str, Any], repository: str, digest: str) -> tuple[str, ...]:
-    if body.get("mediaType") not in INDEX_MEDIA_TYPES and "manifests" not in body:
-        return ()
-    entries = body.get("manifests")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise RegistryError(f"{repository}: index {digest}: 'manifests' is not a list of descriptors")
-    return tuple(normalize_digest(str(e.get("digest"))) for e in entries)
-
-
 def _error_detail(response: requests.Response) -> str:
     """The registry's own error codes (``MANIFEST_UNKNOWN``, ``DENIED``…), when it sent any."""
     try:
@@ -523,6 +509,8 @@ def _parse_time(stamp: str) -> datetime | None:
 
 __all__ = [
     "ECR_HOST",
+    "INDEX_MEDIA_TYPES",
+    "MANIFEST_MEDIA_TYPES",
     "DecommissionReport",
     "DockerHubClient",
     "EcrRegistryClient",

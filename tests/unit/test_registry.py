@@ -505,6 +505,222 @@ def test_ecr_access_denied_is_an_auth_error() -> None:
             decommission(ECR_REPO, keep=1, dry_run=False, ecr_client=client)
 
 
+# ---- ECR image indexes (moto) --------------------------------------------------------------------------
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def _put_raw(client: Any, manifest: str, media_type: str, tag: str | None = None) -> str:
+    """PutImage as a pushing client sends it: the manifest's own bytes, its media type, its digest.
+
+    moto (5.x ``moto/ecr/models.py``, ``Image._create_digest``) does not hash the manifest the way ECR does
+    (an index, having no layers, gets a random digest from 101 values), so the real digest is passed."""
+    digest = _sha(manifest.encode())
+    extra = {"imageTag": tag} if tag else {}
+    client.put_image(
+        repositoryName="hello", imageManifest=manifest, imageManifestMediaType=media_type, imageDigest=digest, **extra
+    )
+    return digest
+
+
+def _put_platform(client: Any, n: int, arch: str, media_type: str = OCI_MANIFEST) -> str:
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(f"config {n} {arch}".encode()),
+              "size": 100 + n}  # fmt: skip
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(f"layer {n} {arch}".encode()),
+             "size": 1000 + n}  # fmt: skip
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": media_type, "config": config, "layers": [layer]})
+    return _put_raw(client, manifest, media_type)  # untagged, as buildx pushes the platforms of an index
+
+
+def _put_index(client: Any, n: int, tag: str, media_type: str = OCI_INDEX) -> tuple[str, str, str]:
+    """An index (OCI image index or Docker manifest list) over two untagged platforms: (index, amd64, arm64)."""
+    child_type = OCI_MANIFEST if media_type == OCI_INDEX else DOCKER_MANIFEST
+    amd, arm = _put_platform(client, n, "amd64", child_type), _put_platform(client, n, "arm64", child_type)
+    manifests = [
+        {"mediaType": child_type, "digest": d, "size": 400, "platform": {"architecture": a, "os": "linux"}}
+        for d, a in ((amd, "amd64"), (arm, "arm64"))
+    ]
+    index = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": manifests})
+    return _put_raw(client, index, media_type, tag), amd, arm
+
+
+class _RecordingEcr:
+    """Forwards to moto and records the calls; optionally hides ``imageManifestMediaType`` from
+    DescribeImages (a field the API may leave out) and refuses, as ECR does, to delete an image that an
+    index still in the repository lists (``ImageReferencedByManifestList``, botocore ``ImageFailureCode``;
+    moto 5.x ``batch_delete_image`` deletes it)."""
+
+    def __init__(self, client: Any, *, hide_media_type: bool = False, refuse_referenced: bool = False) -> None:
+        self._client = client
+        self.hide_media_type, self.refuse_referenced = hide_media_type, refuse_referenced
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def get_paginator(self, name: str) -> Any:
+        outer = self
+
+        class Paginator:
+            def paginate(self, **kw: Any) -> Iterator[dict[str, Any]]:
+                outer.calls.append((name, kw))
+                for page in outer._client.get_paginator(name).paginate(**kw):
+                    if outer.hide_media_type:
+                        for detail in page["imageDetails"]:
+                            detail.pop("imageManifestMediaType", None)
+                    yield page
+
+        return Paginator()
+
+    def batch_get_image(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("batch_get_image", kw))
+        return dict(self._client.batch_get_image(**kw))
+
+    def batch_delete_image(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("batch_delete_image", kw))
+        if not self.refuse_referenced:
+            return dict(self._client.batch_delete_image(**kw))
+        asked = {i["imageDigest"] for i in kw["imageIds"]}
+        referenced: set[str] = set()
+        for digest in set(_ecr_state(self._client)) - asked:
+            answer = self._client.batch_get_image(repositoryName="hello", imageIds=[{"imageDigest": digest}])
+            image = answer["images"][0]
+            referenced |= {m["digest"] for m in json.loads(image["imageManifest"]).get("manifests", [])}
+        refused = asked & referenced
+        ids = [i for i in kw["imageIds"] if i["imageDigest"] not in refused]
+        response = dict(self._client.batch_delete_image(**{**kw, "imageIds": ids})) if ids else {"failures": []}
+        response["failures"] = [*response.get("failures", []), *(
+            {"imageId": {"imageDigest": d}, "failureCode": "ImageReferencedByManifestList",
+             "failureReason": "Requested image is referenced by a manifest list"} for d in sorted(refused)
+        )]  # fmt: skip
+        return response
+
+
+@pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST], ids=["oci_index", "docker_manifest_list"])
+def test_ecr_a_kept_index_keeps_its_platforms_and_an_old_one_goes_with_them(ecr: Any, media_type: str) -> None:
+    """ECR lists an index and its platforms as separate images (the platforms untagged) and reports each one's
+    ``imageManifestMediaType`` (botocore ``data/ecr/2015-09-21/service-2.json``, ``ImageDetail``; moto 5.x records
+    it from PutImage and returns it). The kept index keeps both platforms; the unretained index, its
+    platforms and a lone image go."""
+    old, old_amd, old_arm = _put_index(ecr, 1, "1.0.0", media_type)
+    lone = _put(ecr, 7, "scratch")
+    new, amd, arm = _put_index(ecr, 2, "1.1.0", media_type)
+    report = decommission(ECR_REPO, keep=[new], dry_run=False, ecr_client=ecr)
+    assert report.ok
+    assert {m.digest for m in report.kept} == {new, amd, arm}
+    assert {m.digest for m in report.deleted} == {old, old_amd, old_arm, lone}
+    assert set(_ecr_state(ecr)) == {new, amd, arm}
+    assert next(m for m in report.kept if m.digest == new).children == (amd, arm)
+
+
+def test_ecr_keep_count_counts_an_index_as_one_image(ecr: Any) -> None:
+    """Without index detection ``keep=1`` would keep one of three "images" (moto stamps them in the same second)
+    and delete a platform production pulls."""
+    index, amd, arm = _put_index(ecr, 1, "1.0.0")
+    report = decommission(ECR_REPO, keep=1, dry_run=False, ecr_client=ecr)
+    assert report.ok and report.deleted == ()
+    assert {m.digest for m in report.kept} == {index, amd, arm}
+    assert set(_ecr_state(ecr)) == {index, amd, arm}
+
+
+def test_ecr_reads_manifests_of_indexes_and_of_unknown_types_only(ecr: Any) -> None:
+    """BatchGetImage (botocore ``BatchGetImageRequest``) is asked for indexes only, naming every manifest media
+    type in ``acceptedMediaTypes`` (moto 5.x ignores that parameter: what ECR does with an index left out of it
+    is not checked here). When DescribeImages leaves ``imageManifestMediaType`` out, every image is read and
+    its type comes from BatchGetImage's ``imageManifestMediaType`` or the manifest's ``mediaType`` (as
+    awslabs/amazon-ecr-containerd-resolver ``ecr/resolver.go`` does)."""
+    index, amd, arm = _put_index(ecr, 1, "1.0.0")
+    lone = _put(ecr, 7, "scratch")
+    spy = _RecordingEcr(ecr)
+    listed = EcrRegistryClient(ECR_REPO, client=spy).list_manifests(need_dates=False)  # type: ignore[arg-type]
+    assert {m.digest: m.children for m in listed} == {index: (amd, arm), amd: (), arm: (), lone: ()}
+    reads = [kw for name, kw in spy.calls if name == "batch_get_image"]
+    assert [[i["imageDigest"] for i in kw["imageIds"]] for kw in reads] == [[index]]
+    assert reads[0]["acceptedMediaTypes"] == list(MANIFEST_MEDIA_TYPES)
+    assert reads[0]["registryId"] == "123456789012" and reads[0]["repositoryName"] == "hello"
+
+    blind = _RecordingEcr(ecr, hide_media_type=True)
+    listed = EcrRegistryClient(ECR_REPO, client=blind).list_manifests(need_dates=False)  # type: ignore[arg-type]
+    assert {m.digest: m.children for m in listed} == {index: (amd, arm), amd: (), arm: (), lone: ()}
+    read = {i["imageDigest"] for name, kw in blind.calls if name == "batch_get_image" for i in kw["imageIds"]}
+    assert read == {index, amd, arm, lone}
+
+
+def test_ecr_deletes_an_index_in_a_call_before_its_platforms(ecr: Any) -> None:
+    """ECR refuses to delete an image a manifest list still references (``ImageReferencedByManifestList``);
+    the emulation refuses it likewise, so the index must go in an earlier BatchDeleteImage call."""
+    old, old_amd, old_arm = _put_index(ecr, 1, "1.0.0")
+    new, _, _ = _put_index(ecr, 2, "1.1.0")
+    spy = _RecordingEcr(ecr, refuse_referenced=True)
+    report = decommission(ECR_REPO, keep=[new], dry_run=False, client=EcrRegistryClient(ECR_REPO, client=spy))  # type: ignore[arg-type]
+    assert report.ok, report.failures
+    deletes = [[i["imageDigest"] for i in kw["imageIds"]] for name, kw in spy.calls if name == "batch_delete_image"]
+    assert deletes == [[old], [old_amd, old_arm]]
+    assert {m.digest for m in report.deleted} == {old, old_amd, old_arm}
+
+
+def test_ecr_emulated_refusal_fires_when_an_index_and_its_platforms_share_a_call(ecr: Any) -> None:
+    """The emulated ``ImageReferencedByManifestList`` refusal fires: a platform whose index stays in the
+    repository is refused and stays (the guard the wave order is tested against)."""
+    index, amd, _ = _put_index(ecr, 1, "1.0.0")
+    spy = _RecordingEcr(ecr, refuse_referenced=True)
+    response = spy.batch_delete_image(repositoryName="hello", imageIds=[{"imageDigest": amd}])
+    assert [f["failureCode"] for f in response["failures"]] == ["ImageReferencedByManifestList"]
+    assert amd in _ecr_state(ecr) and index in _ecr_state(ecr)
+
+
+def test_ecr_nested_indexes_are_deleted_outside_in() -> None:
+    a, b, c = ("sha256:" + ch * 64 for ch in "abc")
+    outer, inner, leaf = Manifest(a, children=(b,)), Manifest(b, children=(c,)), Manifest(c)
+    calls: list[list[str]] = []
+
+    class Ecr:
+        def batch_delete_image(self, **kw: Any) -> dict[str, Any]:
+            calls.append([i["imageDigest"] for i in kw["imageIds"]])
+            return {"failures": []}
+
+    assert EcrRegistryClient(ECR_REPO, client=Ecr()).delete([leaf, inner, outer]) == []  # type: ignore[arg-type]
+    assert calls == [[a], [b], [c]]
+
+
+def _unread(digest: str) -> dict[str, Any]:
+    return {"images": [], "failures": [{"imageId": {"imageDigest": digest}, "failureCode": "ImageNotFound",
+                                        "failureReason": "Requested image not found"}]}  # fmt: skip
+
+
+def _served(digest: str, manifest: str) -> dict[str, Any]:
+    return {"images": [{"imageId": {"imageDigest": digest}, "imageManifest": manifest}], "failures": []}
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (_unread, "could not read manifest {}: ImageNotFound: Requested image not found"),
+    (lambda d: {"images": [], "failures": []}, "could not read manifest {}: ECR did not return it"),
+    (lambda d: _served(d, "<html>"), "manifest {} is not a JSON object"),
+    (lambda d: _served(d, json.dumps({"mediaType": OCI_INDEX})), "index {}: 'manifests' is not a list of descriptors"),
+], ids=["failure", "missing", "not_json", "index_without_manifests"])  # fmt: skip
+def test_ecr_an_unreadable_index_stops_before_anything_is_deleted(ecr: Any, answer: Any, message: str) -> None:
+    """Platforms of an index that cannot be read could be deleted from under it: the run stops first."""
+    index, _, _ = _put_index(ecr, 1, "1.0.0")
+    _put(ecr, 7, "scratch")
+    spy = _RecordingEcr(ecr)
+    spy.batch_get_image = lambda **kw: answer(index)  # type: ignore[method-assign]
+    with pytest.raises(RegistryError, match=re.escape(message.format(index))):
+        decommission(ECR_REPO, keep=1, dry_run=False, client=EcrRegistryClient(ECR_REPO, client=spy))  # type: ignore[arg-type]
+    assert not [c for c, _ in spy.calls if c == "batch_delete_image"]
+    assert len(_ecr_state(ecr)) == 4
+
+
+def test_ecr_a_refused_manifest_read_is_an_auth_error() -> None:
+    from botocore.stub import Stubber
+
+    client = boto3.client("ecr", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    digest = "sha256:" + "d" * 64
+    with Stubber(client) as stub:
+        stub.add_response("describe_images", {"imageDetails": [
+            {"imageDigest": digest, "imageTags": ["v1"], "imageManifestMediaType": OCI_INDEX}]})  # fmt: skip
+        stub.add_client_error("batch_get_image", service_error_code="AccessDeniedException", http_status_code=403)
+        with pytest.raises(RegistryAuthError, match="AWS refused to read image manifests: AccessDeniedException"):
+            decommission(ECR_REPO, keep=1, dry_run=False, ecr_client=client)
+
+
 def test_report_type_is_what_decommission_returns(fake_registry: FakeRegistry) -> None:
     report = decommission(fake_registry.repository, keep=1, dry_run=True)
     assert isinstance(report, DecommissionReport) and report.deleted == () and report.kept == ()
