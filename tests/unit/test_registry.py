@@ -3,22 +3,16 @@ the ECR client against moto, retention, dry run, auth and partial failures."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 import requests
+from fake_registry import NAME, OCI_INDEX, OCI_MANIFEST, FakeRegistry, sha
 from moto import mock_aws
 
 from components.registry import (
@@ -41,200 +35,6 @@ from components.registry import (
 )
 from components.registry_ghcr import GhcrRegistryClient
 from components.registry_http import Http, retry_after
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-NAME = "acme/hello"
-
-
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class FakeRegistry:
-    """Just enough of the Distribution API: tags (paged), manifests, config blobs, delete, auth."""
-
-    auth: str = "none"  # none | basic | bearer
-    username: str = "ci"
-    password: str = "pw-123"
-    delete_enabled: bool = True
-    fail_delete: set[str] = field(default_factory=set)
-    fail_body: bytes | None = None
-    """Body of the failed deletes' answer instead of the spec's error object."""
-    page_size: int = 2
-    tags: dict[str, str] = field(default_factory=dict)
-    manifests: dict[str, bytes] = field(default_factory=dict)
-    blobs: dict[str, bytes] = field(default_factory=dict)
-    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    token_scopes: list[str] = field(default_factory=list)
-    token_queries: list[dict[str, list[str]]] = field(default_factory=list)
-    faults: list[tuple[str, str, int, dict[str, str], bytes]] = field(default_factory=list)
-    """Injected answers (method, path substring, status, headers, body), each used once, first match first."""
-    lose_delete_answer: set[str] = field(default_factory=set)
-    """Digests whose DELETE is applied but whose answer is lost (connection closed)."""
-    keep_after_delete: set[str] = field(default_factory=set)
-    """Digests whose DELETE answers 202 but changes nothing (a registry that lies, or a replica lag)."""
-    head_digest: bool = True
-    """False: no Docker-Content-Digest header (clients must hash the manifest they GET)."""
-    link_loop: bool = False
-    token_status: int = 200
-    challenge: str = ""
-    port: int = 0
-
-    def push(self, created: str, *tags: str) -> str:
-        config = json.dumps({"created": created, "architecture": "amd64", "os": "linux"}).encode()
-        self.blobs[_sha(config)] = config
-        manifest = json.dumps(
-            {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": _sha(config)}, "layers": []}
-        ).encode()
-        digest = _sha(manifest)
-        self.manifests[digest] = manifest
-        for tag in tags:
-            self.tags[tag] = digest
-        return digest
-
-    def push_index(self, *tags: str, children: tuple[str, ...], media_type: str = OCI_INDEX) -> str:
-        index = json.dumps(
-            {"schemaVersion": 2, "mediaType": media_type, "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": c, "size": len(self.manifests[c])} for c in children
-            ]}
-        ).encode()  # fmt: skip
-        digest = _sha(index)
-        self.manifests[digest] = index
-        for tag in tags:
-            self.tags[tag] = digest
-        return digest
-
-    @property
-    def repository(self) -> str:
-        return f"127.0.0.1:{self.port}/{NAME}"
-
-
-def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-            self.send_response(code)
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _error(self, code: int, err: str) -> None:
-            self._send(code, json.dumps({"errors": [{"code": err, "message": err.lower()}]}).encode())
-
-        def _authorized(self) -> bool:
-            header = self.headers.get("Authorization", "")
-            basic = "Basic " + base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
-            if reg.auth == "none":
-                return True
-            if reg.auth == "basic":
-                if header == basic:
-                    return True
-                self._send(401, b"{}", {"WWW-Authenticate": reg.challenge or 'Basic realm="fake"'})
-                return False
-            if header == "Bearer good-token":
-                return True
-            realm = f"http://127.0.0.1:{reg.port}/token"
-            challenge = f'Bearer realm="{realm}",service="fake",scope="repository:{NAME}:pull"'
-            self._send(401, b"{}", {"WWW-Authenticate": challenge})
-            return False
-
-        def _route(self) -> None:
-            url = urlsplit(self.path)
-            reg.requests.append((self.command, url.path, dict(self.headers)))
-            for fault in reg.faults:
-                method, where, status, headers, body = fault
-                if method == self.command and where in self.path:
-                    reg.faults.remove(fault)
-                    return self._send(status, body, headers)
-            if url.path == "/token":
-                basic = "Basic " + base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
-                if self.headers.get("Authorization") != basic:
-                    return self._send(401)
-                reg.token_queries.append(parse_qs(url.query))
-                reg.token_scopes.append(parse_qs(url.query)["scope"][0])
-                if reg.token_status != 200:
-                    return self._send(reg.token_status, b"{}")
-                return self._send(200, json.dumps({"token": "good-token"}).encode())
-            if not self._authorized():
-                return None
-            prefix = f"/v2/{NAME}/"
-            if not url.path.startswith(prefix):
-                return self._error(404, "NAME_UNKNOWN")
-            rest = url.path[len(prefix) :]
-            if rest == "tags/list":
-                names = sorted(reg.tags)
-                last = parse_qs(url.query).get("last", [""])[0]
-                after = [t for t in names if t > last]
-                page, more = after[: reg.page_size], after[reg.page_size :]
-                headers = {"Content-Type": "application/json"}
-                if reg.link_loop:  # a broken server: "next" is the page just served
-                    headers["Link"] = f'<{self.path}>; rel="next"'
-                elif more:
-                    headers["Link"] = f'</v2/{NAME}/tags/list?n={reg.page_size}&last={page[-1]}>; rel="next"'
-                return self._send(200, json.dumps({"name": NAME, "tags": page or None}).encode(), headers)
-            kind, _, ref = rest.partition("/")
-            if kind == "manifests":
-                digest = reg.tags.get(ref, ref)
-                if digest not in reg.manifests:
-                    return self._error(404, "MANIFEST_UNKNOWN")
-                if self.command == "DELETE":
-                    if not reg.delete_enabled:
-                        return self._error(405, "UNSUPPORTED")
-                    if digest in reg.fail_delete:
-                        if reg.fail_body is not None:
-                            return self._send(502, reg.fail_body, {"Content-Type": "application/json"})
-                        return self._error(500, "UNKNOWN")
-                    if digest in reg.keep_after_delete:
-                        return self._send(202)
-                    del reg.manifests[digest]
-                    for tag in [t for t, d in reg.tags.items() if d == digest]:
-                        del reg.tags[tag]
-                    if digest in reg.lose_delete_answer:
-                        self.close_connection = True
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                        return None
-                    return self._send(202)
-                # Like distribution: without the right Accept type, no OCI digest.
-                if OCI_MANIFEST not in self.headers.get("Accept", ""):
-                    return self._error(404, "MANIFEST_UNKNOWN")
-                body = reg.manifests[digest]
-                headers = {"Content-Type": json.loads(body)["mediaType"]}
-                if reg.head_digest:
-                    headers["Docker-Content-Digest"] = digest
-                return self._send(200, body, headers)
-            if kind == "blobs" and ref in reg.blobs:
-                return self._send(200, reg.blobs[ref])
-            return self._error(404, "BLOB_UNKNOWN")
-
-        def do_GET(self) -> None:
-            self._route()
-
-        def do_HEAD(self) -> None:
-            self._route()
-
-        def do_DELETE(self) -> None:
-            self._route()
-
-    return Handler
-
-
-@pytest.fixture
-def fake_registry() -> Iterator[FakeRegistry]:
-    reg = FakeRegistry()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(reg))
-    reg.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield reg
-    server.shutdown()
-    server.server_close()
 
 
 def _three(reg: FakeRegistry) -> tuple[str, str, str]:
@@ -420,7 +220,7 @@ def ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _put(client: Any, n: int, *tags: str) -> str:
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "n": n, "layers": []})
-    digest = _sha(manifest.encode())
+    digest = sha(manifest.encode())
     for tag in tags:
         client.put_image(repositoryName="hello", imageManifest=manifest, imageTag=tag, imageDigest=digest)
     return digest
@@ -516,7 +316,7 @@ def _put_raw(client: Any, manifest: str, media_type: str, tag: str | None = None
 
     moto (5.x ``moto/ecr/models.py``, ``Image._create_digest``) does not hash the manifest the way ECR does
     (an index, having no layers, gets a random digest from 101 values), so the real digest is passed."""
-    digest = _sha(manifest.encode())
+    digest = sha(manifest.encode())
     extra = {"imageTag": tag} if tag else {}
     client.put_image(
         repositoryName="hello", imageManifest=manifest, imageManifestMediaType=media_type, imageDigest=digest, **extra
@@ -525,9 +325,9 @@ def _put_raw(client: Any, manifest: str, media_type: str, tag: str | None = None
 
 
 def _put_platform(client: Any, n: int, arch: str, media_type: str = OCI_MANIFEST) -> str:
-    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(f"config {n} {arch}".encode()),
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(f"config {n} {arch}".encode()),
               "size": 100 + n}  # fmt: skip
-    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(f"layer {n} {arch}".encode()),
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(f"layer {n} {arch}".encode()),
              "size": 1000 + n}  # fmt: skip
     manifest = json.dumps({"schemaVersion": 2, "mediaType": media_type, "config": config, "layers": [layer]})
     return _put_raw(client, manifest, media_type)  # untagged, as buildx pushes the platforms of an index
@@ -1286,13 +1086,13 @@ def test_created_reads_the_first_platform_and_ignores_odd_configs(fake_registry:
     odd = fake_registry.push("2026-01-01T00:00:00", "c")  # no zone: UTC
     assert client.created(odd) == datetime(2026, 1, 1, tzinfo=UTC)
     config = json.dumps({"created": 12}).encode()
-    fake_registry.blobs[_sha(config)] = config
-    manifest = json.dumps({"mediaType": OCI_MANIFEST, "config": {"digest": _sha(config)}}).encode()
-    fake_registry.manifests[_sha(manifest)] = manifest
-    assert client.created(_sha(manifest)) is None
+    fake_registry.blobs[sha(config)] = config
+    manifest = json.dumps({"mediaType": OCI_MANIFEST, "config": {"digest": sha(config)}}).encode()
+    fake_registry.manifests[sha(manifest)] = manifest
+    assert client.created(sha(manifest)) is None
     weird = json.dumps({"mediaType": OCI_MANIFEST, "config": "sha256:x"}).encode()
-    fake_registry.manifests[_sha(weird)] = weird
-    assert client.created(_sha(weird)) is None
+    fake_registry.manifests[sha(weird)] = weird
+    assert client.created(sha(weird)) is None
     assert client.created(index, {"mediaType": OCI_MANIFEST, "config": {}}) is None  # the given body is used
 
 
@@ -1309,9 +1109,9 @@ def test_children_of_an_index_and_of_an_image(fake_registry: FakeRegistry) -> No
 ], ids=["no_manifests", "not_descriptors"])  # fmt: skip
 def test_a_broken_index_is_an_error(fake_registry: FakeRegistry, body: dict[str, Any], message: str) -> None:
     data = json.dumps(body).encode()
-    fake_registry.manifests[_sha(data)] = data
-    fake_registry.tags["i"] = _sha(data)
-    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: {message}$"):
+    fake_registry.manifests[sha(data)] = data
+    fake_registry.tags["i"] = sha(data)
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: index {sha(data)}: {message}$"):
         decommission(fake_registry.repository, keep=1, dry_run=True)
 
 
@@ -1404,10 +1204,10 @@ def test_manifests_are_read_once_each_with_every_media_type(fake_registry: FakeR
 
 def test_a_broken_index_is_named_by_every_path(fake_registry: FakeRegistry) -> None:
     data = json.dumps({"mediaType": OCI_INDEX}).encode()
-    fake_registry.manifests[_sha(data)] = data
-    fake_registry.tags["i"] = _sha(data)
-    expected = f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: 'manifests' is not a list of descriptors$"
+    fake_registry.manifests[sha(data)] = data
+    fake_registry.tags["i"] = sha(data)
+    expected = f"^{re.escape(fake_registry.repository)}: index {sha(data)}: 'manifests' is not a list of descriptors$"
     with pytest.raises(RegistryError, match=expected):
-        _client(fake_registry).children(_sha(data))
+        _client(fake_registry).children(sha(data))
     with pytest.raises(RegistryError, match=expected):
         decommission(fake_registry.repository, keep=[], dry_run=True)
