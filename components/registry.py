@@ -52,7 +52,9 @@ from components.registry_http import (
     RegistryError,
     RegistryUnsupportedError,
     RepositoryNotFoundError,
+    body_json,
     json_body,
+    parse_time,
 )
 from components.registry_model import (
     DOCKER_HUB,
@@ -62,6 +64,7 @@ from components.registry_model import (
     Manifest,
     RegistryClient,
     RegistryKind,
+    delete_each,
     index_children,
     normalize_digest,
     normalize_repository,
@@ -187,11 +190,8 @@ def partition(
 # ---- OCI Distribution API --------------------------------------------------------------------------------
 
 
-class OciRegistryClient:
-    """OCI Distribution API client for one repository, with basic and bearer-token auth."""
-
-    kind: RegistryKind = "oci"
-    delete_refusal: str | None = None
+class OciTransport:
+    """The HTTP side of one repository's Distribution API: URLs, basic auth, and bearer tokens."""
 
     def __init__(
         self,
@@ -218,8 +218,6 @@ class OciRegistryClient:
         self._basic = (username, password) if username is not None and password is not None else None
         self._http = http or Http(label=repository, session=session or requests.Session(), timeout=timeout)
         self._token: str | None = None
-
-    # -- HTTP with auth ------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, accept: str | None = None) -> requests.Response:
         url = path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
@@ -282,7 +280,12 @@ class OciRegistryClient:
         body: dict[str, Any] = json_body(response, dict, self.repository, action)
         return body
 
-    # -- API -----------------------------------------------------------------------------------
+
+class OciRegistryClient(OciTransport):
+    """OCI Distribution API client for one repository, with basic and bearer-token auth."""
+
+    kind: RegistryKind = "oci"
+    delete_refusal: str | None = None
 
     def tags(self) -> list[str]:
         found: list[str] = []
@@ -337,7 +340,7 @@ class OciRegistryClient:
         blob = self._request("GET", f"/v2/{self.name}/blobs/{config_digest}")
         self._expect(blob, f"read config {config_digest}")
         stamp = self._json(blob, f"read config {config_digest}").get("created")
-        return _parse_time(stamp) if isinstance(stamp, str) else None
+        return parse_time(stamp) if isinstance(stamp, str) else None
 
     def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
         by_digest: dict[str, list[str]] = {}
@@ -357,25 +360,23 @@ class OciRegistryClient:
         return found
 
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]:
-        failures: list[Failure] = []
-        for m in manifests:
-            try:
-                response = self._request("DELETE", f"/v2/{self.name}/manifests/{m.digest}")
-            except RegistryError as exc:
-                failures.append(Failure(m.digest, m.tags, str(exc)))
-                continue
-            # 404: already gone (an earlier run, or a DELETE whose answer was lost): the end state holds.
-            if response.status_code in (200, 202, 404):
-                continue
-            if response.status_code == 405:
-                reason = (
-                    f"{self.base} refuses deletes through the Distribution API (405): on a distribution "
-                    "registry set storage.delete.enabled: true; a hosted registry deletes through its own API"
-                )
-            else:
-                reason = f"HTTP {response.status_code}"
-            failures.append(Failure(m.digest, m.tags, f"{reason}{_error_detail(response)}"))
-        return failures
+        # 404: already gone (an earlier run, or a DELETE whose answer was lost): the end state holds.
+        return delete_each(
+            manifests,
+            lambda m: self._request("DELETE", f"/v2/{self.name}/manifests/{m.digest}"),
+            (200, 202, 404),
+            self._delete_failure,
+        )
+
+    def _delete_failure(self, response: requests.Response) -> str:
+        if response.status_code == 405:
+            reason = (
+                f"{self.base} refuses deletes through the Distribution API (405): on a distribution "
+                "registry set storage.delete.enabled: true; a hosted registry deletes through its own API"
+            )
+        else:
+            reason = f"HTTP {response.status_code}"
+        return f"{reason}{_error_detail(response)}"
 
 
 class DockerHubClient(OciRegistryClient):
@@ -486,25 +487,13 @@ def _reconcile(registry: RegistryClient, attempted: Sequence[Manifest], failures
 
 def _error_detail(response: requests.Response) -> str:
     """The registry's own error codes (``MANIFEST_UNKNOWN``, ``DENIED``…), when it sent any."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+    body = body_json(response)
     # Not every server (or proxy in front of one) sends the spec's object: never crash mid-deletion.
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
         return ""
     codes = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
     return f" ({'; '.join(codes)})" if codes else ""
-
-
-def _parse_time(stamp: str) -> datetime | None:
-    # Python 3.11 reads RFC 3339 with "Z" and Go's nanoseconds (digits past 6 are dropped).
-    try:
-        parsed = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 __all__ = [

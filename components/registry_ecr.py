@@ -58,11 +58,8 @@ class _Listed:
     media_type: str | None = None
 
 
-class EcrRegistryClient:
-    """Amazon ECR client for one repository (``<account>.dkr.ecr.<region>.amazonaws.com/<name>``)."""
-
-    kind: RegistryKind = "ecr"
-    delete_refusal: str | None = None
+class EcrApi:
+    """The ECR calls for one repository (``<account>.dkr.ecr.<region>.amazonaws.com/<name>``), errors mapped."""
 
     def __init__(self, repository: str, *, client: ECRClient | None = None) -> None:
         host, _, name = repository.partition("/")
@@ -93,16 +90,6 @@ class EcrRegistryClient:
                 raise RegistryAuthError(f"{self.repository}: AWS refused to {action}: {code}") from None
         raise RegistryError(f"{self.repository}: could not {action}: {exc}") from None
 
-    def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
-        listed = self._describe()
-        # An index, or a manifest whose type ECR did not report: read it to find its platforms.
-        unsure = [d for d, info in listed.items() if info.media_type in INDEX_MEDIA_TYPES or not info.media_type]
-        children = self._children(unsure, listed)
-        return [
-            Manifest(digest=d, tags=tuple(sorted(info.tags)), created=info.pushed, children=children.get(d, ()))
-            for d, info in listed.items()
-        ]
-
     def _describe(self) -> dict[str, _Listed]:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -120,20 +107,6 @@ class EcrRegistryClient:
         except (ClientError, BotoCoreError) as exc:
             self._raise(exc, "list images")
         return listed
-
-    def _children(self, digests: Sequence[str], listed: dict[str, _Listed]) -> dict[str, tuple[str, ...]]:
-        """The platforms of each index among ``digests``, read with BatchGetImage; RegistryError when
-        a manifest cannot be read (its platforms could otherwise be deleted from under it)."""
-        found: dict[str, tuple[str, ...]] = {}
-        for start in range(0, len(digests), _ECR_BATCH):
-            batch = digests[start : start + _ECR_BATCH]
-            read = self._read_manifests(batch)
-            for digest in batch:
-                if digest not in read:
-                    raise RegistryError(f"{self.repository}: could not read manifest {digest}: ECR did not return it")
-                body, media_type = read[digest]
-                found[digest] = index_children(body, self.repository, digest, media_type or listed[digest].media_type)
-        return found
 
     def _read_manifests(self, digests: Sequence[str]) -> dict[str, tuple[dict[str, Any], str | None]]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -164,6 +137,37 @@ class EcrRegistryClient:
                 raise RegistryError(f"{self.repository}: manifest {digest} is not a JSON object")
             read[digest] = (body, image.get("imageManifestMediaType"))
         return read
+
+
+class EcrRegistryClient(EcrApi):
+    """Amazon ECR client for one repository (``<account>.dkr.ecr.<region>.amazonaws.com/<name>``)."""
+
+    kind: RegistryKind = "ecr"
+    delete_refusal: str | None = None
+
+    def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
+        listed = self._describe()
+        # An index, or a manifest whose type ECR did not report: read it to find its platforms.
+        unsure = [d for d, info in listed.items() if info.media_type in INDEX_MEDIA_TYPES or not info.media_type]
+        children = self._children(unsure, listed)
+        return [
+            Manifest(digest=d, tags=tuple(sorted(info.tags)), created=info.pushed, children=children.get(d, ()))
+            for d, info in listed.items()
+        ]
+
+    def _children(self, digests: Sequence[str], listed: dict[str, _Listed]) -> dict[str, tuple[str, ...]]:
+        """The platforms of each index among ``digests``, read with BatchGetImage; RegistryError when
+        a manifest cannot be read (its platforms could otherwise be deleted from under it)."""
+        found: dict[str, tuple[str, ...]] = {}
+        for start in range(0, len(digests), _ECR_BATCH):
+            batch = digests[start : start + _ECR_BATCH]
+            read = self._read_manifests(batch)
+            for digest in batch:
+                if digest not in read:
+                    raise RegistryError(f"{self.repository}: could not read manifest {digest}: ECR did not return it")
+                body, media_type = read[digest]
+                found[digest] = index_children(body, self.repository, digest, media_type or listed[digest].media_type)
+        return found
 
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]:
         failures: list[Failure] = []

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from components.refs import DIGEST
 from components.registry_http import RegistryError
+
+if TYPE_CHECKING:
+    import requests
 
 RegistryKind = Literal["oci", "ecr", "ghcr", "dockerhub"]
 
@@ -62,6 +65,27 @@ class RegistryClient(Protocol):
     def list_manifests(self, *, need_dates: bool) -> list[Manifest]: ...
 
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]: ...
+
+
+def delete_each(
+    manifests: Sequence[Manifest],
+    send: Callable[[Manifest], requests.Response],
+    done: Collection[int],
+    reason: Callable[[requests.Response], str],
+) -> list[Failure]:
+    """One DELETE per manifest (the HTTP clients): an answer in ``done`` is a success, any other answer a
+    failure said by ``reason``, a request that failed (RegistryError) a failure with its message; a
+    failure never stops the others."""
+    failures: list[Failure] = []
+    for m in manifests:
+        try:
+            response = send(m)
+        except RegistryError as exc:
+            failures.append(Failure(m.digest, m.tags, str(exc)))
+            continue
+        if response.status_code not in done:
+            failures.append(Failure(m.digest, m.tags, reason(response)))
+    return failures
 
 
 def normalize_digest(ref: str) -> str:

@@ -116,11 +116,7 @@ class FakeRegistry:
         manifest = json.dumps(
             {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": sha(config)}, "layers": []}
         ).encode()
-        digest = sha(manifest)
-        self.manifests[digest] = manifest
-        for tag in tags:
-            self.tags[tag] = digest
-        return digest
+        return self.store(manifest, *tags)
 
     def push_index(self, *tags: str, children: tuple[str, ...], media_type: str = OCI_INDEX) -> str:
         index = json.dumps(
@@ -128,8 +124,12 @@ class FakeRegistry:
                 {"mediaType": OCI_MANIFEST, "digest": c, "size": len(self.manifests[c])} for c in children
             ]}
         ).encode()  # fmt: skip
-        digest = sha(index)
-        self.manifests[digest] = index
+        return self.store(index, *tags)
+
+    def store(self, manifest: bytes, *tags: str) -> str:
+        """Hold ``manifest`` under its digest, with ``tags`` pointing at it; the digest."""
+        digest = sha(manifest)
+        self.manifests[digest] = manifest
         for tag in tags:
             self.tags[tag] = digest
         return digest

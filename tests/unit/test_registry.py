@@ -34,7 +34,8 @@ from components.registry import (
     normalize_repository,
 )
 from components.registry_ghcr import GhcrRegistryClient
-from components.registry_http import Http, retry_after
+from components.registry_http import Http, body_json, parse_time, retry_after
+from components.registry_model import delete_each, index_children
 
 
 def _three(reg: FakeRegistry) -> tuple[str, str, str]:
@@ -1148,19 +1149,24 @@ def test_the_final_listing_reads_no_dates_and_keeps_tags_in_failures(fake_regist
     assert [(f.digest, f.tags) for f in report.failures] == [(old, ("1.0.0", "aaaaaaa"))]
 
 
-def test_a_failed_final_listing_keeps_tags(fake_registry: FakeRegistry) -> None:
-    old, mid, new = _three(fake_registry)
-    client = _client(fake_registry)
+def _second_listing_raises(client: OciRegistryClient, error: Exception) -> None:
+    """The client's second listing (the decommission's final check) raises ``error``."""
     original = client.list_manifests
     calls: list[bool] = []
 
     def listing(*, need_dates: bool) -> list[Manifest]:
         calls.append(need_dates)
         if len(calls) == 2:
-            raise RegistryError("boom")
+            raise error
         return original(need_dates=need_dates)
 
     client.list_manifests = listing  # type: ignore[method-assign]
+
+
+def test_a_failed_final_listing_keeps_tags(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    client = _client(fake_registry)
+    _second_listing_raises(client, RegistryError("boom"))
     report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=client)
     assert {(f.digest, f.tags) for f in report.failures} == {(old, ("1.0.0", "aaaaaaa")), (mid, ("bbbbbbb",))}
 
@@ -1169,16 +1175,7 @@ def test_a_repository_gone_with_its_last_tag_counts_as_all_deleted(fake_registry
     """distribution answers tags/list of a repository without tags with 404 NAME_UNKNOWN."""
     old = _three(fake_registry)[0]
     client = _client(fake_registry)
-    original = client.list_manifests
-    calls: list[bool] = []
-
-    def listing(*, need_dates: bool) -> list[Manifest]:
-        calls.append(need_dates)
-        if len(calls) == 2:
-            raise RepositoryNotFoundError("gone")
-        return original(need_dates=need_dates)
-
-    client.list_manifests = listing  # type: ignore[method-assign]
+    _second_listing_raises(client, RepositoryNotFoundError("gone"))
     fake_registry.keep_after_delete = {old}  # would be a failure if the listing said it is still there
     report = decommission(fake_registry.repository, keep=0, dry_run=False, client=client)
     assert report.ok and len(report.deleted) == 3
@@ -1211,3 +1208,51 @@ def test_a_broken_index_is_named_by_every_path(fake_registry: FakeRegistry) -> N
         _client(fake_registry).children(sha(data))
     with pytest.raises(RegistryError, match=expected):
         decommission(fake_registry.repository, keep=[], dry_run=True)
+
+
+# ---- shared helpers of the clients (components.registry_http, components.registry_model) -----------------
+
+
+def test_parse_time_reads_rfc3339_and_takes_utc_without_an_offset() -> None:
+    assert parse_time("2026-01-01T00:00:00.123456789Z") == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    assert parse_time("2026-01-01T01:00:00+01:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    naive = parse_time("2026-01-01T00:00:00")
+    assert naive == datetime(2026, 1, 1, tzinfo=UTC) and naive is not None and naive.tzinfo is UTC
+    assert parse_time("yesterday") is None
+
+
+def _answer(status: int, body: bytes = b"") -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = status, body
+    return response
+
+
+def test_body_json_is_none_for_anything_but_json() -> None:
+    assert body_json(_answer(200, b'{"a": 1}')) == {"a": 1}
+    assert body_json(_answer(502, b"<html>bad gateway</html>")) is None
+    assert body_json(_answer(204)) is None
+
+
+def test_delete_each_counts_done_answers_and_goes_on_after_a_failure() -> None:
+    a, b, c, d = (Manifest("sha256:" + ch * 64, tags=(ch,)) for ch in "abcd")
+    answers: dict[str, Any] = {a.digest: 204, b.digest: 500, c.digest: RegistryError("connection lost"), d.digest: 404}
+
+    def send(m: Manifest) -> requests.Response:
+        answer = answers[m.digest]
+        if isinstance(answer, Exception):
+            raise answer
+        return _answer(answer)
+
+    failures = delete_each([a, b, c, d], send, (204, 404), lambda r: f"HTTP {r.status_code}")
+    assert failures == [Failure(b.digest, ("b",), "HTTP 500"), Failure(c.digest, ("c",), "connection lost")]
+
+
+def test_index_children_takes_the_media_type_the_registry_reported() -> None:
+    """ECR reports ``imageManifestMediaType`` beside a manifest, which may itself carry no ``mediaType``."""
+    child = "sha256:" + "c" * 64
+    listing = {"schemaVersion": 2, "manifests": [{"digest": child}]}
+    assert index_children(listing, "r/x", "sha256:i", DOCKER_LIST) == (child,)
+    assert index_children(listing, "r/x", "sha256:i") == (child,)  # "manifests" alone says index
+    assert index_children({"schemaVersion": 2, "layers": []}, "r/x", "sha256:m", OCI_MANIFEST) == ()
+    with pytest.raises(RegistryError, match=r"^r/x: index sha256:i: 'manifests' is not a list of descriptors$"):
+        index_children({"schemaVersion": 2}, "r/x", "sha256:i", OCI_INDEX)

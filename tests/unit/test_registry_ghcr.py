@@ -165,6 +165,15 @@ def test_index_platforms_are_read_from_the_registry_side_with_the_oci_client(
     _check_against_spec(github.requests)
 
 
+def test_a_version_date_without_an_offset_is_read_as_utc(github: FakeGitHub) -> None:
+    """GitHub sends ``created_at`` with ``Z``; one without an offset is read as UTC like every registry date
+    (components.registry_http.parse_time), so ``keep=N`` can order it against the others."""
+    old = github.add(1, "2026-01-01T00:00:00", "a")
+    new = github.add(2, "2026-02-01T00:00:00Z", "b")
+    report = decommission("ghcr.io/acme/hello", keep=1, dry_run=True, client=_client(github))
+    assert [m.digest for m in report.kept] == [new] and [m.digest for m in report.deleted] == [old]
+
+
 def test_self_referencing_link_is_an_error(github: FakeGitHub) -> None:
     github.add(1, "2026-01-01T00:00:00Z", "a")
     github.link_loop = True
