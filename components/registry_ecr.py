@@ -3,9 +3,11 @@
 Image indexes (multi-platform images, attestations): ECR lists an index and each of its per-platform
 manifests as separate images (the platforms untagged). ``DescribeImages`` reports each image's
 ``imageManifestMediaType`` (botocore ``data/ecr/2015-09-21/service-2.json``, ``ImageDetail``); for an
-index type, or when the field is absent, the manifest itself is read with ``BatchGetImage``
-(``acceptedMediaTypes`` naming the index types, else ECR may refuse or convert it) and its
-``manifests`` become the :attr:`Manifest.children`, so the retention keeps them with their index.
+index type, or when the field is absent, the manifest itself is read with ``BatchGetImage``, naming
+the index types in ``acceptedMediaTypes`` as AWS's own containerd resolver does
+(awslabs/amazon-ecr-containerd-resolver, ``ecr/resolver.go``, pull request 13 "Support manifest lists
+in ECR"), and its ``manifests`` become the :attr:`Manifest.children`, so the retention keeps them
+with their index.
 ECR refuses to delete an image a manifest list still references (``ImageReferencedByManifestList``,
 botocore ``ImageFailureCode``): deletions go in waves, every index in a call before its children's.
 ``artifactMediaType`` (the config's media type) says nothing about being an index and is not used.

@@ -424,10 +424,11 @@ def test_ecr_keep_count_counts_an_index_as_one_image(ecr: Any) -> None:
 
 def test_ecr_reads_manifests_of_indexes_and_of_unknown_types_only(ecr: Any) -> None:
     """BatchGetImage (botocore ``BatchGetImageRequest``) is asked for indexes only, naming every manifest media
-    type in ``acceptedMediaTypes`` (moto 5.x ignores that parameter: what ECR does with an index left out of it
-    is not checked here). When DescribeImages leaves ``imageManifestMediaType`` out, every image is read and
-    its type comes from BatchGetImage's ``imageManifestMediaType`` or the manifest's ``mediaType`` (as
-    awslabs/amazon-ecr-containerd-resolver ``ecr/resolver.go`` does)."""
+    type in ``acceptedMediaTypes``, the index types too, as awslabs/amazon-ecr-containerd-resolver does (pull
+    request 13, ``ecr/resolver.go``). moto 5.x ignores that parameter (``batch_get_image``): what ECR answers
+    for these types is not checked here. When DescribeImages leaves ``imageManifestMediaType`` out, every
+    image is read and its type comes from BatchGetImage's ``imageManifestMediaType`` or the manifest's
+    ``mediaType`` (as the same resolver's ``parseImageManifestMediaType`` does)."""
     index, amd, arm = _put_index(ecr, 1, "1.0.0")
     lone = _put(ecr, 7, "scratch")
     spy = _RecordingEcr(ecr)
