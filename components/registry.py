@@ -238,7 +238,7 @@ class OciTransport:
     def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
         # Basic credentials go with every request until a token exists; requests drops them on a
         # redirect to another host.
-        if self._token:
+        if self._token is not None:
             return self._http.send(method, url, headers={**headers, "Authorization": f"Bearer {self._token}"})
         return self._http.send(method, url, headers=headers, auth=self._basic)
 

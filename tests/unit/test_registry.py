@@ -1257,3 +1257,41 @@ def test_index_children_takes_the_media_type_the_registry_reported() -> None:
     assert index_children({"schemaVersion": 2, "layers": []}, "r/x", "sha256:m", OCI_MANIFEST) == ()
     with pytest.raises(RegistryError, match=r"^r/x: index sha256:i: 'manifests' is not a list of descriptors$"):
         index_children({"schemaVersion": 2}, "r/x", "sha256:i", OCI_INDEX)
+
+
+def test_resolve_sends_upper_case_reads_and_retries_them_after_a_lost_connection() -> None:
+    """Only GET and HEAD are repeated after a lost connection (components.registry_http.Http.send)."""
+    digest = "sha256:" + "e" * 64
+    answers = {"HEAD": (200, {}, b""), "GET": (200, {"Docker-Content-Digest": digest}, b"{}")}
+    sent: list[str] = []
+
+    class Flaky(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            sent.append(method)
+            if sent.count(method) == 1:
+                raise requests.ConnectionError("reset")
+            status, headers, body = answers[method]
+            response = requests.Response()
+            response.status_code, response._content, response.url = status, body, url
+            response.headers.update(headers)
+            return response
+
+    http = Http(label="x", session=Flaky(), sleep=lambda s: None)
+    assert OciRegistryClient("r.example.com/a/b", http=http).resolve("v1") == digest
+    assert sent == ["HEAD", "HEAD", "GET", "GET"]
+
+
+def test_a_request_without_accept_sends_no_accept_header() -> None:
+    session = _Recording([(200, {}, b"{}"), (200, {}, b"{}")])
+    client = OciRegistryClient("r.example.com/a/b", session=session)
+    client._request("GET", "/v2/a/b/blobs/sha256:1")
+    client._request("GET", "/v2/a/b/manifests/v1", accept="x/y")
+    assert session.sent[0][2]["headers"] == {} and session.sent[1][2]["headers"] == {"Accept": "x/y"}
+
+
+def test_keep_takes_any_sequence_of_digests(fake_registry: FakeRegistry) -> None:
+    from collections import UserList
+
+    old, mid, new = _three(fake_registry)
+    report = decommission(fake_registry.repository, keep=UserList([mid]), dry_run=True)
+    assert [m.digest for m in report.kept] == [mid] and {m.digest for m in report.deleted} == {old, new}
