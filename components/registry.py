@@ -52,14 +52,20 @@ from components.registry_http import (
     RegistryError,
     RegistryUnsupportedError,
     RepositoryNotFoundError,
+    body_json,
     json_body,
+    parse_time,
 )
 from components.registry_model import (
     DOCKER_HUB,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
     Failure,
     Manifest,
     RegistryClient,
     RegistryKind,
+    delete_each,
+    index_children,
     normalize_digest,
     normalize_repository,
 )
@@ -67,14 +73,6 @@ from components.registry_model import (
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
-MANIFEST_MEDIA_TYPES: Final = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-"""Accept header for manifest requests: without it registries answer (and hash) a legacy schema."""
-INDEX_MEDIA_TYPES: Final = MANIFEST_MEDIA_TYPES[0], MANIFEST_MEDIA_TYPES[2]
 GHCR_HOST: Final = "ghcr.io"
 DOCKER_HUB_REFUSAL: Final = (
     "Docker Hub deletes images only through its own Hub API (the registry API answers DELETE with 405), "
@@ -192,11 +190,8 @@ def partition(
 # ---- OCI Distribution API --------------------------------------------------------------------------------
 
 
-class OciRegistryClient:
-    """OCI Distribution API client for one repository, with basic and bearer-token auth."""
-
-    kind: RegistryKind = "oci"
-    delete_refusal: str | None = None
+class OciTransport:
+    """The HTTP side of one repository's Distribution API: URLs, basic auth, and bearer tokens."""
 
     def __init__(
         self,
@@ -224,8 +219,6 @@ class OciRegistryClient:
         self._http = http or Http(label=repository, session=session or requests.Session(), timeout=timeout)
         self._token: str | None = None
 
-    # -- HTTP with auth ------------------------------------------------------------------------
-
     def _request(self, method: str, path: str, *, accept: str | None = None) -> requests.Response:
         url = path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
         headers = {"Accept": accept} if accept else {}
@@ -245,7 +238,7 @@ class OciRegistryClient:
     def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
         # Basic credentials go with every request until a token exists; requests drops them on a
         # redirect to another host.
-        if self._token:
+        if self._token is not None:
             return self._http.send(method, url, headers={**headers, "Authorization": f"Bearer {self._token}"})
         return self._http.send(method, url, headers=headers, auth=self._basic)
 
@@ -287,7 +280,12 @@ class OciRegistryClient:
         body: dict[str, Any] = json_body(response, dict, self.repository, action)
         return body
 
-    # -- API -----------------------------------------------------------------------------------
+
+class OciRegistryClient(OciTransport):
+    """OCI Distribution API client for one repository, with basic and bearer-token auth."""
+
+    kind: RegistryKind = "oci"
+    delete_refusal: str | None = None
 
     def tags(self) -> list[str]:
         found: list[str] = []
@@ -327,12 +325,12 @@ class OciRegistryClient:
 
     def children(self, digest: str) -> tuple[str, ...]:
         """The per-platform manifests of an index; () for an image manifest."""
-        return _index_children(self.manifest(digest), self.repository, digest)
+        return index_children(self.manifest(digest), self.repository, digest)
 
     def created(self, digest: str, body: dict[str, Any] | None = None) -> datetime | None:
         """Build time from the image config (first platform of an index); None when absent."""
         body = body if body is not None else self.manifest(digest)
-        children = _index_children(body, self.repository, digest)
+        children = index_children(body, self.repository, digest)
         if children:
             return self.created(children[0])
         config = body.get("config")
@@ -342,7 +340,7 @@ class OciRegistryClient:
         blob = self._request("GET", f"/v2/{self.name}/blobs/{config_digest}")
         self._expect(blob, f"read config {config_digest}")
         stamp = self._json(blob, f"read config {config_digest}").get("created")
-        return _parse_time(stamp) if isinstance(stamp, str) else None
+        return parse_time(stamp) if isinstance(stamp, str) else None
 
     def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
         by_digest: dict[str, list[str]] = {}
@@ -356,31 +354,29 @@ class OciRegistryClient:
                     digest=digest,
                     tags=tuple(sorted(tags)),
                     created=self.created(digest, body) if need_dates else None,
-                    children=_index_children(body, self.repository, digest),
+                    children=index_children(body, self.repository, digest),
                 )
             )
         return found
 
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]:
-        failures: list[Failure] = []
-        for m in manifests:
-            try:
-                response = self._request("DELETE", f"/v2/{self.name}/manifests/{m.digest}")
-            except RegistryError as exc:
-                failures.append(Failure(m.digest, m.tags, str(exc)))
-                continue
-            # 404: already gone (an earlier run, or a DELETE whose answer was lost): the end state holds.
-            if response.status_code in (200, 202, 404):
-                continue
-            if response.status_code == 405:
-                reason = (
-                    f"{self.base} refuses deletes through the Distribution API (405): on a distribution "
-                    "registry set storage.delete.enabled: true; a hosted registry deletes through its own API"
-                )
-            else:
-                reason = f"HTTP {response.status_code}"
-            failures.append(Failure(m.digest, m.tags, f"{reason}{_error_detail(response)}"))
-        return failures
+        # 404: already gone (an earlier run, or a DELETE whose answer was lost): the end state holds.
+        return delete_each(
+            manifests,
+            lambda m: self._request("DELETE", f"/v2/{self.name}/manifests/{m.digest}"),
+            (200, 202, 404),
+            self._delete_failure,
+        )
+
+    def _delete_failure(self, response: requests.Response) -> str:
+        if response.status_code == 405:
+            reason = (
+                f"{self.base} refuses deletes through the Distribution API (405): on a distribution "
+                "registry set storage.delete.enabled: true; a hosted registry deletes through its own API"
+            )
+        else:
+            reason = f"HTTP {response.status_code}"
+        return f"{reason}{_error_detail(response)}"
 
 
 class DockerHubClient(OciRegistryClient):
@@ -489,21 +485,9 @@ def _reconcile(registry: RegistryClient, attempted: Sequence[Manifest], failures
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
-def _index_children(body: dict[str, Any], repository: str, digest: str) -> tuple[str, ...]:
-    if body.get("mediaType") not in INDEX_MEDIA_TYPES and "manifests" not in body:
-        return ()
-    entries = body.get("manifests")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise RegistryError(f"{repository}: index {digest}: 'manifests' is not a list of descriptors")
-    return tuple(normalize_digest(str(e.get("digest"))) for e in entries)
-
-
 def _error_detail(response: requests.Response) -> str:
     """The registry's own error codes (``MANIFEST_UNKNOWN``, ``DENIED``…), when it sent any."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+    body = body_json(response)
     # Not every server (or proxy in front of one) sends the spec's object: never crash mid-deletion.
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
@@ -512,17 +496,10 @@ def _error_detail(response: requests.Response) -> str:
     return f" ({'; '.join(codes)})" if codes else ""
 
 
-def _parse_time(stamp: str) -> datetime | None:
-    # Python 3.11 reads RFC 3339 with "Z" and Go's nanoseconds (digits past 6 are dropped).
-    try:
-        parsed = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 __all__ = [
     "ECR_HOST",
+    "INDEX_MEDIA_TYPES",
+    "MANIFEST_MEDIA_TYPES",
     "DecommissionReport",
     "DockerHubClient",
     "EcrRegistryClient",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import quote
 
@@ -32,9 +31,11 @@ from components.registry_http import (
     RegistryAuthError,
     RegistryError,
     RepositoryNotFoundError,
+    body_json,
     json_body,
+    parse_time,
 )
-from components.registry_model import Failure, Manifest, RegistryKind, normalize_digest
+from components.registry_model import Failure, Manifest, RegistryKind, delete_each, normalize_digest
 
 API: Final = "https://api.github.com"
 API_VERSION: Final = "2022-11-28"
@@ -46,22 +47,17 @@ class ManifestReader(Protocol):
     def children(self, digest: str) -> tuple[str, ...]: ...
 
 
-class GhcrRegistryClient:
-    """One ``ghcr.io`` repository as a GitHub ``container`` package."""
-
-    kind: RegistryKind = "ghcr"
-    delete_refusal: str | None = None
+class GitHubPackages:
+    """The package-version operations of one ``container`` package (listing by owner kind, URLs, auth)."""
 
     def __init__(
         self,
         repository: str,
         *,
         token: str | None,
-        username: str | None = None,
         api: str | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        reader: ManifestReader | None = None,
     ) -> None:
         host, _, path = repository.partition("/")
         owner, _, package = path.partition("/")
@@ -79,11 +75,6 @@ class GhcrRegistryClient:
         self._token = token
         self._http = Http(label=repository, session=session or requests.Session(), sleep=sleep)
         self._owner_kind: OwnerKind | None = None
-        if reader is None:
-            from components.registry import OciRegistryClient
-
-            reader = OciRegistryClient(repository, username=username or owner, password=token, session=session)
-        self._reader = reader
 
     def _versions_url(self, kind: OwnerKind) -> str:
         return (
@@ -110,22 +101,8 @@ class GhcrRegistryClient:
         """Every version of the package, organisation owner first, then user owner."""
         kinds: tuple[OwnerKind, ...] = (self._owner_kind,) if self._owner_kind else ("orgs", "users")
         for kind in kinds:
-            # The user operation declares no query parameters; the organisation one takes per_page.
-            first = self._versions_url(kind) + ("?per_page=100" if kind == "orgs" else "")
-            found: list[dict[str, Any]] = []
-            for response in self._http.pages(first, self._get):
-                if response.status_code == 404:
-                    break
-                if response.status_code != 200:
-                    raise RegistryError(
-                        f"{self.repository}: listing package versions answered HTTP {response.status_code}"
-                        f"{_message(response)}"
-                    )
-                page = json_body(response, list, self.repository, "list package versions")
-                if not all(isinstance(v, dict) for v in page):
-                    raise RegistryError(f"{self.repository}: list package versions: not a list of objects")
-                found.extend(page)
-            else:
+            found = self._versions_of(kind)
+            if found is not None:
                 self._owner_kind = kind
                 return found
         raise RepositoryNotFoundError(
@@ -133,72 +110,99 @@ class GhcrRegistryClient:
             f"{self.owner!r} (or the token cannot see it: it needs {SCOPES})"
         )
 
-    def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
-        found = []
-        for version in self.versions():
-            vid, name = version.get("id"), version.get("name")
-            if not isinstance(vid, int) or not isinstance(name, str):
-                raise RegistryError(f"{self.repository}: a package version without an integer id and a name")
-            try:
-                digest = normalize_digest(name)
-            except ValueError:
+    def _versions_of(self, kind: OwnerKind) -> list[dict[str, Any]] | None:
+        """The versions listed under ``kind`` (``orgs`` or ``users``); None when GitHub answers 404."""
+        # The user operation declares no query parameters; the organisation one takes per_page.
+        first = self._versions_url(kind) + ("?per_page=100" if kind == "orgs" else "")
+        found: list[dict[str, Any]] = []
+        for response in self._http.pages(first, self._get):
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
                 raise RegistryError(
-                    f"{self.repository}: package version {vid} is named {name!r}, not a digest"
-                ) from None
-            metadata = version.get("metadata")
-            container = metadata.get("container") if isinstance(metadata, dict) else None
-            tags = container.get("tags") if isinstance(container, dict) else None
-            tags = tags if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else []
-            stamp = version.get("created_at")
-            found.append(
-                Manifest(
-                    digest=digest,
-                    tags=tuple(sorted(tags)),
-                    created=_parse(stamp) if isinstance(stamp, str) else None,
-                    # Untagged versions are the platforms of an index (or orphans): only tagged ones are read.
-                    children=self._reader.children(digest) if tags else (),
-                    ref=str(vid),
+                    f"{self.repository}: listing package versions answered HTTP {response.status_code}"
+                    f"{_message(response)}"
                 )
-            )
+            page = json_body(response, list, self.repository, "list package versions")
+            if not all(isinstance(v, dict) for v in page):
+                raise RegistryError(f"{self.repository}: list package versions: not a list of objects")
+            found.extend(page)
         return found
+
+
+class GhcrRegistryClient(GitHubPackages):
+    """One ``ghcr.io`` repository as a GitHub ``container`` package."""
+
+    kind: RegistryKind = "ghcr"
+    delete_refusal: str | None = None
+
+    def __init__(
+        self,
+        repository: str,
+        *,
+        token: str | None,
+        username: str | None = None,
+        api: str | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        reader: ManifestReader | None = None,
+    ) -> None:
+        super().__init__(repository, token=token, api=api, session=session, sleep=sleep)
+        if reader is None:
+            from components.registry import OciRegistryClient
+
+            reader = OciRegistryClient(repository, username=username or self.owner, password=token, session=session)
+        self._reader = reader
+
+    def list_manifests(self, *, need_dates: bool) -> list[Manifest]:
+        return [self._manifest(version) for version in self.versions()]
+
+    def _manifest(self, version: dict[str, Any]) -> Manifest:
+        vid, name = version.get("id"), version.get("name")
+        if not isinstance(vid, int) or not isinstance(name, str):
+            raise RegistryError(f"{self.repository}: a package version without an integer id and a name")
+        try:
+            digest = normalize_digest(name)
+        except ValueError:
+            raise RegistryError(f"{self.repository}: package version {vid} is named {name!r}, not a digest") from None
+        metadata = version.get("metadata")
+        container = metadata.get("container") if isinstance(metadata, dict) else None
+        tags = container.get("tags") if isinstance(container, dict) else None
+        tags = tags if isinstance(tags, list) and all(isinstance(t, str) for t in tags) else []
+        stamp = version.get("created_at")
+        return Manifest(
+            digest=digest,
+            tags=tuple(sorted(tags)),
+            created=parse_time(stamp) if isinstance(stamp, str) else None,
+            # Untagged versions are the platforms of an index (or orphans): only tagged ones are read.
+            children=self._reader.children(digest) if tags else (),
+            ref=str(vid),
+        )
 
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]:
         if self._owner_kind is None:
             self.versions()
         assert self._owner_kind is not None
-        failures: list[Failure] = []
-        for m in manifests:
-            url = f"{self._versions_url(self._owner_kind)}/{quote(m.ref, safe='')}"
-            try:
-                response = self._http.send("DELETE", url, headers=self._headers())
-            except RegistryError as exc:
-                failures.append(Failure(m.digest, m.tags, str(exc)))
-                continue
-            if response.status_code in (204, 404):  # 404: already deleted
-                continue
-            if response.status_code in (401, 403):
-                reason = (
-                    f"GitHub refused ({response.status_code}{_message(response)}): the token needs {SCOPES} and admin "
-                    "rights on the package; a public version with more than 5,000 downloads cannot be deleted"
-                )
-            else:
-                reason = f"HTTP {response.status_code}{_message(response)}"
-            failures.append(Failure(m.digest, m.tags, reason))
-        return failures
+        url = self._versions_url(self._owner_kind)
+        return delete_each(
+            manifests,
+            lambda m: self._http.send("DELETE", f"{url}/{quote(m.ref, safe='')}", headers=self._headers()),
+            (204, 404),  # 404: already deleted
+            _delete_failure,
+        )
+
+
+def _delete_failure(response: requests.Response) -> str:
+    if response.status_code in (401, 403):
+        return (
+            f"GitHub refused ({response.status_code}{_message(response)}): the token needs {SCOPES} and admin "
+            "rights on the package; a public version with more than 5,000 downloads cannot be deleted"
+        )
+    return f"HTTP {response.status_code}{_message(response)}"
 
 
 def _message(response: requests.Response) -> str:
     """GitHub's ``basic-error`` message, when the body is one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+    body = body_json(response)
     message = body.get("message") if isinstance(body, dict) else None
     return f": {message}" if isinstance(message, str) and message else ""
-
-
-def _parse(stamp: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None

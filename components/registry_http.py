@@ -2,7 +2,8 @@
 detects loops, and JSON bodies checked for shape. Every failure here is a :class:`RegistryError`.
 
 Shared by the OCI Distribution client (:mod:`components.registry`) and the GitHub Packages client
-(:mod:`components.registry_ghcr`).
+(:mod:`components.registry_ghcr`), with the readers of their answers' bodies (:func:`json_body`,
+:func:`body_json`, :func:`parse_time`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urljoin
@@ -145,6 +147,24 @@ def json_body(response: requests.Response, expected: type, label: str, what: str
     if not isinstance(body, expected):
         raise RegistryError(f"{label}: {what}: expected a JSON {expected.__name__}, got {type(body).__name__}")
     return body
+
+
+def body_json(response: requests.Response) -> Any:
+    """The body as JSON, or None when it is not JSON (an error page from a proxy must not crash a run)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def parse_time(stamp: str) -> datetime | None:
+    """An RFC 3339 time (``Z`` or an offset; Go's nanoseconds) as an aware datetime, UTC when it names no
+    offset; None when unreadable. Python 3.11's ``fromisoformat`` reads all of these."""
+    try:
+        parsed = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _bare(url: str) -> str:

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from components.refs import DIGEST
+from components.registry_http import RegistryError
+
+if TYPE_CHECKING:
+    import requests
 
 RegistryKind = Literal["oci", "ecr", "ghcr", "dockerhub"]
+
+MANIFEST_MEDIA_TYPES: Final = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+"""Accept header for manifest requests: without it registries answer (and hash) a legacy schema."""
+INDEX_MEDIA_TYPES: Final = MANIFEST_MEDIA_TYPES[0], MANIFEST_MEDIA_TYPES[2]
+"""An OCI image index and a Docker manifest list: manifests whose ``manifests`` are per-platform images."""
 
 DOCKER_HUB: Final = "docker.io"
 _DOCKER_HUB_ALIASES: Final = frozenset(
@@ -53,12 +67,51 @@ class RegistryClient(Protocol):
     def delete(self, manifests: Sequence[Manifest]) -> list[Failure]: ...
 
 
+def delete_each(
+    manifests: Sequence[Manifest],
+    send: Callable[[Manifest], requests.Response],
+    done: Collection[int],
+    reason: Callable[[requests.Response], str],
+) -> list[Failure]:
+    """One DELETE per manifest (the HTTP clients): an answer in ``done`` is a success, any other answer a
+    failure said by ``reason``, a request that failed (RegistryError) a failure with its message; a
+    failure never stops the others."""
+    failures: list[Failure] = []
+    for m in manifests:
+        try:
+            response = send(m)
+        except RegistryError as exc:
+            failures.append(Failure(m.digest, m.tags, str(exc)))
+            continue
+        if response.status_code not in done:
+            failures.append(Failure(m.digest, m.tags, reason(response)))
+    return failures
+
+
 def normalize_digest(ref: str) -> str:
     """``sha256:…`` or ``repo@sha256:…`` → ``sha256:…``; ValueError for anything else (a tag)."""
     digest = ref.rsplit("@", 1)[-1]
     if not DIGEST.match(digest):
         raise ValueError(f"{ref!r} is not a digest (sha256:<64 hex>) or a repo@sha256:… reference")
     return digest
+
+
+def index_children(
+    body: dict[str, Any], repository: str, digest: str, media_type: str | None = None
+) -> tuple[str, ...]:
+    """The digests an image index lists; () for an image manifest.
+
+    A manifest is an index when its ``mediaType`` (or the ``media_type`` the registry reported for it,
+    which a manifest without the field needs) is an index type, or when it has ``manifests``.
+    RegistryError when an index's ``manifests`` is not a list of descriptors with digests.
+    """
+    is_index = body.get("mediaType") in INDEX_MEDIA_TYPES or media_type in INDEX_MEDIA_TYPES or "manifests" in body
+    if not is_index:
+        return ()
+    entries = body.get("manifests")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise RegistryError(f"{repository}: index {digest}: 'manifests' is not a list of descriptors")
+    return tuple(normalize_digest(str(e.get("digest"))) for e in entries)
 
 
 def normalize_repository(repository: str) -> str:

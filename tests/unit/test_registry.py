@@ -3,22 +3,16 @@ the ECR client against moto, retention, dry run, auth and partial failures."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 import requests
+from fake_registry import NAME, OCI_INDEX, OCI_MANIFEST, FakeRegistry, sha
 from moto import mock_aws
 
 from components.registry import (
@@ -40,201 +34,8 @@ from components.registry import (
     normalize_repository,
 )
 from components.registry_ghcr import GhcrRegistryClient
-from components.registry_http import Http, retry_after
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-NAME = "acme/hello"
-
-
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class FakeRegistry:
-    """Just enough of the Distribution API: tags (paged), manifests, config blobs, delete, auth."""
-
-    auth: str = "none"  # none | basic | bearer
-    username: str = "ci"
-    password: str = "pw-123"
-    delete_enabled: bool = True
-    fail_delete: set[str] = field(default_factory=set)
-    fail_body: bytes | None = None
-    """Body of the failed deletes' answer instead of the spec's error object."""
-    page_size: int = 2
-    tags: dict[str, str] = field(default_factory=dict)
-    manifests: dict[str, bytes] = field(default_factory=dict)
-    blobs: dict[str, bytes] = field(default_factory=dict)
-    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    token_scopes: list[str] = field(default_factory=list)
-    token_queries: list[dict[str, list[str]]] = field(default_factory=list)
-    faults: list[tuple[str, str, int, dict[str, str], bytes]] = field(default_factory=list)
-    """Injected answers (method, path substring, status, headers, body), each used once, first match first."""
-    lose_delete_answer: set[str] = field(default_factory=set)
-    """Digests whose DELETE is applied but whose answer is lost (connection closed)."""
-    keep_after_delete: set[str] = field(default_factory=set)
-    """Digests whose DELETE answers 202 but changes nothing (a registry that lies, or a replica lag)."""
-    head_digest: bool = True
-    """False: no Docker-Content-Digest header (clients must hash the manifest they GET)."""
-    link_loop: bool = False
-    token_status: int = 200
-    challenge: str = ""
-    port: int = 0
-
-    def push(self, created: str, *tags: str) -> str:
-        config = json.dumps({"created": created, "architecture": "amd64", "os": "linux"}).encode()
-        self.blobs[_sha(config)] = config
-        manifest = json.dumps(
-            {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": _sha(config)}, "layers": []}
-        ).encode()
-        digest = _sha(manifest)
-        self.manifests[digest] = manifest
-        for tag in tags:
-            self.tags[tag] = digest
-        return digest
-
-    def push_index(self, *tags: str, children: tuple[str, ...], media_type: str = OCI_INDEX) -> str:
-        index = json.dumps(
-            {"schemaVersion": 2, "mediaType": media_type, "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": c, "size": len(self.manifests[c])} for c in children
-            ]}
-        ).encode()  # fmt: skip
-        digest = _sha(index)
-        self.manifests[digest] = index
-        for tag in tags:
-            self.tags[tag] = digest
-        return digest
-
-    @property
-    def repository(self) -> str:
-        return f"127.0.0.1:{self.port}/{NAME}"
-
-
-def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-            self.send_response(code)
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _error(self, code: int, err: str) -> None:
-            self._send(code, json.dumps({"errors": [{"code": err, "message": err.lower()}]}).encode())
-
-        def _authorized(self) -> bool:
-            header = self.headers.get("Authorization", "")
-            basic = "Basic " + base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
-            if reg.auth == "none":
-                return True
-            if reg.auth == "basic":
-                if header == basic:
-                    return True
-                self._send(401, b"{}", {"WWW-Authenticate": reg.challenge or 'Basic realm="fake"'})
-                return False
-            if header == "Bearer good-token":
-                return True
-            realm = f"http://127.0.0.1:{reg.port}/token"
-            challenge = f'Bearer realm="{realm}",service="fake",scope="repository:{NAME}:pull"'
-            self._send(401, b"{}", {"WWW-Authenticate": challenge})
-            return False
-
-        def _route(self) -> None:
-            url = urlsplit(self.path)
-            reg.requests.append((self.command, url.path, dict(self.headers)))
-            for fault in reg.faults:
-                method, where, status, headers, body = fault
-                if method == self.command and where in self.path:
-                    reg.faults.remove(fault)
-                    return self._send(status, body, headers)
-            if url.path == "/token":
-                basic = "Basic " + base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
-                if self.headers.get("Authorization") != basic:
-                    return self._send(401)
-                reg.token_queries.append(parse_qs(url.query))
-                reg.token_scopes.append(parse_qs(url.query)["scope"][0])
-                if reg.token_status != 200:
-                    return self._send(reg.token_status, b"{}")
-                return self._send(200, json.dumps({"token": "good-token"}).encode())
-            if not self._authorized():
-                return None
-            prefix = f"/v2/{NAME}/"
-            if not url.path.startswith(prefix):
-                return self._error(404, "NAME_UNKNOWN")
-            rest = url.path[len(prefix) :]
-            if rest == "tags/list":
-                names = sorted(reg.tags)
-                last = parse_qs(url.query).get("last", [""])[0]
-                after = [t for t in names if t > last]
-                page, more = after[: reg.page_size], after[reg.page_size :]
-                headers = {"Content-Type": "application/json"}
-                if reg.link_loop:  # a broken server: "next" is the page just served
-                    headers["Link"] = f'<{self.path}>; rel="next"'
-                elif more:
-                    headers["Link"] = f'</v2/{NAME}/tags/list?n={reg.page_size}&last={page[-1]}>; rel="next"'
-                return self._send(200, json.dumps({"name": NAME, "tags": page or None}).encode(), headers)
-            kind, _, ref = rest.partition("/")
-            if kind == "manifests":
-                digest = reg.tags.get(ref, ref)
-                if digest not in reg.manifests:
-                    return self._error(404, "MANIFEST_UNKNOWN")
-                if self.command == "DELETE":
-                    if not reg.delete_enabled:
-                        return self._error(405, "UNSUPPORTED")
-                    if digest in reg.fail_delete:
-                        if reg.fail_body is not None:
-                            return self._send(502, reg.fail_body, {"Content-Type": "application/json"})
-                        return self._error(500, "UNKNOWN")
-                    if digest in reg.keep_after_delete:
-                        return self._send(202)
-                    del reg.manifests[digest]
-                    for tag in [t for t, d in reg.tags.items() if d == digest]:
-                        del reg.tags[tag]
-                    if digest in reg.lose_delete_answer:
-                        self.close_connection = True
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                        return None
-                    return self._send(202)
-                # Like distribution: without the right Accept type, no OCI digest.
-                if OCI_MANIFEST not in self.headers.get("Accept", ""):
-                    return self._error(404, "MANIFEST_UNKNOWN")
-                body = reg.manifests[digest]
-                headers = {"Content-Type": json.loads(body)["mediaType"]}
-                if reg.head_digest:
-                    headers["Docker-Content-Digest"] = digest
-                return self._send(200, body, headers)
-            if kind == "blobs" and ref in reg.blobs:
-                return self._send(200, reg.blobs[ref])
-            return self._error(404, "BLOB_UNKNOWN")
-
-        def do_GET(self) -> None:
-            self._route()
-
-        def do_HEAD(self) -> None:
-            self._route()
-
-        def do_DELETE(self) -> None:
-            self._route()
-
-    return Handler
-
-
-@pytest.fixture
-def fake_registry() -> Iterator[FakeRegistry]:
-    reg = FakeRegistry()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(reg))
-    reg.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield reg
-    server.shutdown()
-    server.server_close()
+from components.registry_http import Http, body_json, parse_time, retry_after
+from components.registry_model import delete_each, index_children
 
 
 def _three(reg: FakeRegistry) -> tuple[str, str, str]:
@@ -420,7 +221,7 @@ def ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _put(client: Any, n: int, *tags: str) -> str:
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "n": n, "layers": []})
-    digest = _sha(manifest.encode())
+    digest = sha(manifest.encode())
     for tag in tags:
         client.put_image(repositoryName="hello", imageManifest=manifest, imageTag=tag, imageDigest=digest)
     return digest
@@ -502,6 +303,223 @@ def test_ecr_access_denied_is_an_auth_error() -> None:
     with Stubber(client) as stub:
         stub.add_client_error("describe_images", service_error_code="AccessDeniedException", http_status_code=403)
         with pytest.raises(RegistryAuthError, match="AWS refused to list images: AccessDeniedException"):
+            decommission(ECR_REPO, keep=1, dry_run=False, ecr_client=client)
+
+
+# ---- ECR image indexes (moto) --------------------------------------------------------------------------
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def _put_raw(client: Any, manifest: str, media_type: str, tag: str | None = None) -> str:
+    """PutImage as a pushing client sends it: the manifest's own bytes, its media type, its digest.
+
+    moto (5.x ``moto/ecr/models.py``, ``Image._create_digest``) does not hash the manifest the way ECR does
+    (an index, having no layers, gets a random digest from 101 values), so the real digest is passed."""
+    digest = sha(manifest.encode())
+    extra = {"imageTag": tag} if tag else {}
+    client.put_image(
+        repositoryName="hello", imageManifest=manifest, imageManifestMediaType=media_type, imageDigest=digest, **extra
+    )
+    return digest
+
+
+def _put_platform(client: Any, n: int, arch: str, media_type: str = OCI_MANIFEST) -> str:
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(f"config {n} {arch}".encode()),
+              "size": 100 + n}  # fmt: skip
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(f"layer {n} {arch}".encode()),
+             "size": 1000 + n}  # fmt: skip
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": media_type, "config": config, "layers": [layer]})
+    return _put_raw(client, manifest, media_type)  # untagged, as buildx pushes the platforms of an index
+
+
+def _put_index(client: Any, n: int, tag: str, media_type: str = OCI_INDEX) -> tuple[str, str, str]:
+    """An index (OCI image index or Docker manifest list) over two untagged platforms: (index, amd64, arm64)."""
+    child_type = OCI_MANIFEST if media_type == OCI_INDEX else DOCKER_MANIFEST
+    amd, arm = _put_platform(client, n, "amd64", child_type), _put_platform(client, n, "arm64", child_type)
+    manifests = [
+        {"mediaType": child_type, "digest": d, "size": 400, "platform": {"architecture": a, "os": "linux"}}
+        for d, a in ((amd, "amd64"), (arm, "arm64"))
+    ]
+    index = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": manifests})
+    return _put_raw(client, index, media_type, tag), amd, arm
+
+
+class _RecordingEcr:
+    """Forwards to moto and records the calls; optionally hides ``imageManifestMediaType`` from
+    DescribeImages (a field the API may leave out) and refuses, as ECR does, to delete an image that an
+    index still in the repository lists (``ImageReferencedByManifestList``, botocore ``ImageFailureCode``;
+    moto 5.x ``batch_delete_image`` deletes it)."""
+
+    def __init__(self, client: Any, *, hide_media_type: bool = False, refuse_referenced: bool = False) -> None:
+        self._client = client
+        self.hide_media_type, self.refuse_referenced = hide_media_type, refuse_referenced
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def get_paginator(self, name: str) -> Any:
+        outer = self
+
+        class Paginator:
+            def paginate(self, **kw: Any) -> Iterator[dict[str, Any]]:
+                outer.calls.append((name, kw))
+                for page in outer._client.get_paginator(name).paginate(**kw):
+                    if outer.hide_media_type:
+                        for detail in page["imageDetails"]:
+                            detail.pop("imageManifestMediaType", None)
+                    yield page
+
+        return Paginator()
+
+    def batch_get_image(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("batch_get_image", kw))
+        return dict(self._client.batch_get_image(**kw))
+
+    def batch_delete_image(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("batch_delete_image", kw))
+        if not self.refuse_referenced:
+            return dict(self._client.batch_delete_image(**kw))
+        asked = {i["imageDigest"] for i in kw["imageIds"]}
+        referenced: set[str] = set()
+        for digest in set(_ecr_state(self._client)) - asked:
+            answer = self._client.batch_get_image(repositoryName="hello", imageIds=[{"imageDigest": digest}])
+            image = answer["images"][0]
+            referenced |= {m["digest"] for m in json.loads(image["imageManifest"]).get("manifests", [])}
+        refused = asked & referenced
+        ids = [i for i in kw["imageIds"] if i["imageDigest"] not in refused]
+        response = dict(self._client.batch_delete_image(**{**kw, "imageIds": ids})) if ids else {"failures": []}
+        response["failures"] = [*response.get("failures", []), *(
+            {"imageId": {"imageDigest": d}, "failureCode": "ImageReferencedByManifestList",
+             "failureReason": "Requested image is referenced by a manifest list"} for d in sorted(refused)
+        )]  # fmt: skip
+        return response
+
+
+@pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST], ids=["oci_index", "docker_manifest_list"])
+def test_ecr_a_kept_index_keeps_its_platforms_and_an_old_one_goes_with_them(ecr: Any, media_type: str) -> None:
+    """ECR lists an index and its platforms as separate images (the platforms untagged) and reports each one's
+    ``imageManifestMediaType`` (botocore ``data/ecr/2015-09-21/service-2.json``, ``ImageDetail``; moto 5.x records
+    it from PutImage and returns it). The kept index keeps both platforms; the unretained index, its
+    platforms and a lone image go."""
+    old, old_amd, old_arm = _put_index(ecr, 1, "1.0.0", media_type)
+    lone = _put(ecr, 7, "scratch")
+    new, amd, arm = _put_index(ecr, 2, "1.1.0", media_type)
+    report = decommission(ECR_REPO, keep=[new], dry_run=False, ecr_client=ecr)
+    assert report.ok
+    assert {m.digest for m in report.kept} == {new, amd, arm}
+    assert {m.digest for m in report.deleted} == {old, old_amd, old_arm, lone}
+    assert set(_ecr_state(ecr)) == {new, amd, arm}
+    assert next(m for m in report.kept if m.digest == new).children == (amd, arm)
+
+
+def test_ecr_keep_count_counts_an_index_as_one_image(ecr: Any) -> None:
+    """Without index detection ``keep=1`` would keep one of three "images" (moto stamps them in the same second)
+    and delete a platform production pulls."""
+    index, amd, arm = _put_index(ecr, 1, "1.0.0")
+    report = decommission(ECR_REPO, keep=1, dry_run=False, ecr_client=ecr)
+    assert report.ok and report.deleted == ()
+    assert {m.digest for m in report.kept} == {index, amd, arm}
+    assert set(_ecr_state(ecr)) == {index, amd, arm}
+
+
+def test_ecr_reads_manifests_of_indexes_and_of_unknown_types_only(ecr: Any) -> None:
+    """BatchGetImage (botocore ``BatchGetImageRequest``) is asked for indexes only, naming every manifest media
+    type in ``acceptedMediaTypes``, the index types too, as awslabs/amazon-ecr-containerd-resolver does (pull
+    request 13, ``ecr/resolver.go``). moto 5.x ignores that parameter (``batch_get_image``): what ECR answers
+    for these types is not checked here. When DescribeImages leaves ``imageManifestMediaType`` out, every
+    image is read and its type comes from BatchGetImage's ``imageManifestMediaType`` or the manifest's
+    ``mediaType`` (as the same resolver's ``parseImageManifestMediaType`` does)."""
+    index, amd, arm = _put_index(ecr, 1, "1.0.0")
+    lone = _put(ecr, 7, "scratch")
+    spy = _RecordingEcr(ecr)
+    listed = EcrRegistryClient(ECR_REPO, client=spy).list_manifests(need_dates=False)  # type: ignore[arg-type]
+    assert {m.digest: m.children for m in listed} == {index: (amd, arm), amd: (), arm: (), lone: ()}
+    reads = [kw for name, kw in spy.calls if name == "batch_get_image"]
+    assert [[i["imageDigest"] for i in kw["imageIds"]] for kw in reads] == [[index]]
+    assert reads[0]["acceptedMediaTypes"] == list(MANIFEST_MEDIA_TYPES)
+    assert reads[0]["registryId"] == "123456789012" and reads[0]["repositoryName"] == "hello"
+
+    blind = _RecordingEcr(ecr, hide_media_type=True)
+    listed = EcrRegistryClient(ECR_REPO, client=blind).list_manifests(need_dates=False)  # type: ignore[arg-type]
+    assert {m.digest: m.children for m in listed} == {index: (amd, arm), amd: (), arm: (), lone: ()}
+    read = {i["imageDigest"] for name, kw in blind.calls if name == "batch_get_image" for i in kw["imageIds"]}
+    assert read == {index, amd, arm, lone}
+
+
+def test_ecr_deletes_an_index_in_a_call_before_its_platforms(ecr: Any) -> None:
+    """ECR refuses to delete an image a manifest list still references (``ImageReferencedByManifestList``);
+    the emulation refuses it likewise, so the index must go in an earlier BatchDeleteImage call."""
+    old, old_amd, old_arm = _put_index(ecr, 1, "1.0.0")
+    new, _, _ = _put_index(ecr, 2, "1.1.0")
+    spy = _RecordingEcr(ecr, refuse_referenced=True)
+    report = decommission(ECR_REPO, keep=[new], dry_run=False, client=EcrRegistryClient(ECR_REPO, client=spy))  # type: ignore[arg-type]
+    assert report.ok, report.failures
+    deletes = [[i["imageDigest"] for i in kw["imageIds"]] for name, kw in spy.calls if name == "batch_delete_image"]
+    assert deletes == [[old], [old_amd, old_arm]]
+    assert {m.digest for m in report.deleted} == {old, old_amd, old_arm}
+
+
+def test_ecr_emulated_refusal_fires_when_an_index_and_its_platforms_share_a_call(ecr: Any) -> None:
+    """The emulated ``ImageReferencedByManifestList`` refusal fires: a platform whose index stays in the
+    repository is refused and stays (the guard the wave order is tested against)."""
+    index, amd, _ = _put_index(ecr, 1, "1.0.0")
+    spy = _RecordingEcr(ecr, refuse_referenced=True)
+    response = spy.batch_delete_image(repositoryName="hello", imageIds=[{"imageDigest": amd}])
+    assert [f["failureCode"] for f in response["failures"]] == ["ImageReferencedByManifestList"]
+    assert amd in _ecr_state(ecr) and index in _ecr_state(ecr)
+
+
+def test_ecr_nested_indexes_are_deleted_outside_in() -> None:
+    a, b, c = ("sha256:" + ch * 64 for ch in "abc")
+    outer, inner, leaf = Manifest(a, children=(b,)), Manifest(b, children=(c,)), Manifest(c)
+    calls: list[list[str]] = []
+
+    class Ecr:
+        def batch_delete_image(self, **kw: Any) -> dict[str, Any]:
+            calls.append([i["imageDigest"] for i in kw["imageIds"]])
+            return {"failures": []}
+
+    assert EcrRegistryClient(ECR_REPO, client=Ecr()).delete([leaf, inner, outer]) == []  # type: ignore[arg-type]
+    assert calls == [[a], [b], [c]]
+
+
+def _unread(digest: str) -> dict[str, Any]:
+    return {"images": [], "failures": [{"imageId": {"imageDigest": digest}, "failureCode": "ImageNotFound",
+                                        "failureReason": "Requested image not found"}]}  # fmt: skip
+
+
+def _served(digest: str, manifest: str) -> dict[str, Any]:
+    return {"images": [{"imageId": {"imageDigest": digest}, "imageManifest": manifest}], "failures": []}
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (_unread, "could not read manifest {}: ImageNotFound: Requested image not found"),
+    (lambda d: {"images": [], "failures": []}, "could not read manifest {}: ECR did not return it"),
+    (lambda d: _served(d, "<html>"), "manifest {} is not a JSON object"),
+    (lambda d: _served(d, json.dumps({"mediaType": OCI_INDEX})), "index {}: 'manifests' is not a list of descriptors"),
+], ids=["failure", "missing", "not_json", "index_without_manifests"])  # fmt: skip
+def test_ecr_an_unreadable_index_stops_before_anything_is_deleted(ecr: Any, answer: Any, message: str) -> None:
+    """Platforms of an index that cannot be read could be deleted from under it: the run stops first."""
+    index, _, _ = _put_index(ecr, 1, "1.0.0")
+    _put(ecr, 7, "scratch")
+    spy = _RecordingEcr(ecr)
+    spy.batch_get_image = lambda **kw: answer(index)  # type: ignore[method-assign]
+    with pytest.raises(RegistryError, match=re.escape(message.format(index))):
+        decommission(ECR_REPO, keep=1, dry_run=False, client=EcrRegistryClient(ECR_REPO, client=spy))  # type: ignore[arg-type]
+    assert not [c for c, _ in spy.calls if c == "batch_delete_image"]
+    assert len(_ecr_state(ecr)) == 4
+
+
+def test_ecr_a_refused_manifest_read_is_an_auth_error() -> None:
+    from botocore.stub import Stubber
+
+    client = boto3.client("ecr", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    digest = "sha256:" + "d" * 64
+    with Stubber(client) as stub:
+        stub.add_response("describe_images", {"imageDetails": [
+            {"imageDigest": digest, "imageTags": ["v1"], "imageManifestMediaType": OCI_INDEX}]})  # fmt: skip
+        stub.add_client_error("batch_get_image", service_error_code="AccessDeniedException", http_status_code=403)
+        with pytest.raises(RegistryAuthError, match="AWS refused to read image manifests: AccessDeniedException"):
             decommission(ECR_REPO, keep=1, dry_run=False, ecr_client=client)
 
 
@@ -1070,13 +1088,13 @@ def test_created_reads_the_first_platform_and_ignores_odd_configs(fake_registry:
     odd = fake_registry.push("2026-01-01T00:00:00", "c")  # no zone: UTC
     assert client.created(odd) == datetime(2026, 1, 1, tzinfo=UTC)
     config = json.dumps({"created": 12}).encode()
-    fake_registry.blobs[_sha(config)] = config
-    manifest = json.dumps({"mediaType": OCI_MANIFEST, "config": {"digest": _sha(config)}}).encode()
-    fake_registry.manifests[_sha(manifest)] = manifest
-    assert client.created(_sha(manifest)) is None
+    fake_registry.blobs[sha(config)] = config
+    manifest = json.dumps({"mediaType": OCI_MANIFEST, "config": {"digest": sha(config)}}).encode()
+    fake_registry.manifests[sha(manifest)] = manifest
+    assert client.created(sha(manifest)) is None
     weird = json.dumps({"mediaType": OCI_MANIFEST, "config": "sha256:x"}).encode()
-    fake_registry.manifests[_sha(weird)] = weird
-    assert client.created(_sha(weird)) is None
+    fake_registry.manifests[sha(weird)] = weird
+    assert client.created(sha(weird)) is None
     assert client.created(index, {"mediaType": OCI_MANIFEST, "config": {}}) is None  # the given body is used
 
 
@@ -1093,9 +1111,9 @@ def test_children_of_an_index_and_of_an_image(fake_registry: FakeRegistry) -> No
 ], ids=["no_manifests", "not_descriptors"])  # fmt: skip
 def test_a_broken_index_is_an_error(fake_registry: FakeRegistry, body: dict[str, Any], message: str) -> None:
     data = json.dumps(body).encode()
-    fake_registry.manifests[_sha(data)] = data
-    fake_registry.tags["i"] = _sha(data)
-    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: {message}$"):
+    fake_registry.manifests[sha(data)] = data
+    fake_registry.tags["i"] = sha(data)
+    with pytest.raises(RegistryError, match=f"^{re.escape(fake_registry.repository)}: index {sha(data)}: {message}$"):
         decommission(fake_registry.repository, keep=1, dry_run=True)
 
 
@@ -1132,19 +1150,24 @@ def test_the_final_listing_reads_no_dates_and_keeps_tags_in_failures(fake_regist
     assert [(f.digest, f.tags) for f in report.failures] == [(old, ("1.0.0", "aaaaaaa"))]
 
 
-def test_a_failed_final_listing_keeps_tags(fake_registry: FakeRegistry) -> None:
-    old, mid, new = _three(fake_registry)
-    client = _client(fake_registry)
+def _second_listing_raises(client: OciRegistryClient, error: Exception) -> None:
+    """The client's second listing (the decommission's final check) raises ``error``."""
     original = client.list_manifests
     calls: list[bool] = []
 
     def listing(*, need_dates: bool) -> list[Manifest]:
         calls.append(need_dates)
         if len(calls) == 2:
-            raise RegistryError("boom")
+            raise error
         return original(need_dates=need_dates)
 
     client.list_manifests = listing  # type: ignore[method-assign]
+
+
+def test_a_failed_final_listing_keeps_tags(fake_registry: FakeRegistry) -> None:
+    old, mid, new = _three(fake_registry)
+    client = _client(fake_registry)
+    _second_listing_raises(client, RegistryError("boom"))
     report = decommission(fake_registry.repository, keep=[new], dry_run=False, client=client)
     assert {(f.digest, f.tags) for f in report.failures} == {(old, ("1.0.0", "aaaaaaa")), (mid, ("bbbbbbb",))}
 
@@ -1153,16 +1176,7 @@ def test_a_repository_gone_with_its_last_tag_counts_as_all_deleted(fake_registry
     """distribution answers tags/list of a repository without tags with 404 NAME_UNKNOWN."""
     old = _three(fake_registry)[0]
     client = _client(fake_registry)
-    original = client.list_manifests
-    calls: list[bool] = []
-
-    def listing(*, need_dates: bool) -> list[Manifest]:
-        calls.append(need_dates)
-        if len(calls) == 2:
-            raise RepositoryNotFoundError("gone")
-        return original(need_dates=need_dates)
-
-    client.list_manifests = listing  # type: ignore[method-assign]
+    _second_listing_raises(client, RepositoryNotFoundError("gone"))
     fake_registry.keep_after_delete = {old}  # would be a failure if the listing said it is still there
     report = decommission(fake_registry.repository, keep=0, dry_run=False, client=client)
     assert report.ok and len(report.deleted) == 3
@@ -1188,10 +1202,96 @@ def test_manifests_are_read_once_each_with_every_media_type(fake_registry: FakeR
 
 def test_a_broken_index_is_named_by_every_path(fake_registry: FakeRegistry) -> None:
     data = json.dumps({"mediaType": OCI_INDEX}).encode()
-    fake_registry.manifests[_sha(data)] = data
-    fake_registry.tags["i"] = _sha(data)
-    expected = f"^{re.escape(fake_registry.repository)}: index {_sha(data)}: 'manifests' is not a list of descriptors$"
+    fake_registry.manifests[sha(data)] = data
+    fake_registry.tags["i"] = sha(data)
+    expected = f"^{re.escape(fake_registry.repository)}: index {sha(data)}: 'manifests' is not a list of descriptors$"
     with pytest.raises(RegistryError, match=expected):
-        _client(fake_registry).children(_sha(data))
+        _client(fake_registry).children(sha(data))
     with pytest.raises(RegistryError, match=expected):
         decommission(fake_registry.repository, keep=[], dry_run=True)
+
+
+# ---- shared helpers of the clients (components.registry_http, components.registry_model) -----------------
+
+
+def test_parse_time_reads_rfc3339_and_takes_utc_without_an_offset() -> None:
+    assert parse_time("2026-01-01T00:00:00.123456789Z") == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    assert parse_time("2026-01-01T01:00:00+01:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    naive = parse_time("2026-01-01T00:00:00")
+    assert naive == datetime(2026, 1, 1, tzinfo=UTC) and naive is not None and naive.tzinfo is UTC
+    assert parse_time("yesterday") is None
+
+
+def _answer(status: int, body: bytes = b"") -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = status, body
+    return response
+
+
+def test_body_json_is_none_for_anything_but_json() -> None:
+    assert body_json(_answer(200, b'{"a": 1}')) == {"a": 1}
+    assert body_json(_answer(502, b"<html>bad gateway</html>")) is None
+    assert body_json(_answer(204)) is None
+
+
+def test_delete_each_counts_done_answers_and_goes_on_after_a_failure() -> None:
+    a, b, c, d = (Manifest("sha256:" + ch * 64, tags=(ch,)) for ch in "abcd")
+    answers: dict[str, Any] = {a.digest: 204, b.digest: 500, c.digest: RegistryError("connection lost"), d.digest: 404}
+
+    def send(m: Manifest) -> requests.Response:
+        answer = answers[m.digest]
+        if isinstance(answer, Exception):
+            raise answer
+        return _answer(answer)
+
+    failures = delete_each([a, b, c, d], send, (204, 404), lambda r: f"HTTP {r.status_code}")
+    assert failures == [Failure(b.digest, ("b",), "HTTP 500"), Failure(c.digest, ("c",), "connection lost")]
+
+
+def test_index_children_takes_the_media_type_the_registry_reported() -> None:
+    """ECR reports ``imageManifestMediaType`` beside a manifest, which may itself carry no ``mediaType``."""
+    child = "sha256:" + "c" * 64
+    listing = {"schemaVersion": 2, "manifests": [{"digest": child}]}
+    assert index_children(listing, "r/x", "sha256:i", DOCKER_LIST) == (child,)
+    assert index_children(listing, "r/x", "sha256:i") == (child,)  # "manifests" alone says index
+    assert index_children({"schemaVersion": 2, "layers": []}, "r/x", "sha256:m", OCI_MANIFEST) == ()
+    with pytest.raises(RegistryError, match=r"^r/x: index sha256:i: 'manifests' is not a list of descriptors$"):
+        index_children({"schemaVersion": 2}, "r/x", "sha256:i", OCI_INDEX)
+
+
+def test_resolve_sends_upper_case_reads_and_retries_them_after_a_lost_connection() -> None:
+    """Only GET and HEAD are repeated after a lost connection (components.registry_http.Http.send)."""
+    digest = "sha256:" + "e" * 64
+    answers = {"HEAD": (200, {}, b""), "GET": (200, {"Docker-Content-Digest": digest}, b"{}")}
+    sent: list[str] = []
+
+    class Flaky(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            sent.append(method)
+            if sent.count(method) == 1:
+                raise requests.ConnectionError("reset")
+            status, headers, body = answers[method]
+            response = requests.Response()
+            response.status_code, response._content, response.url = status, body, url
+            response.headers.update(headers)
+            return response
+
+    http = Http(label="x", session=Flaky(), sleep=lambda s: None)
+    assert OciRegistryClient("r.example.com/a/b", http=http).resolve("v1") == digest
+    assert sent == ["HEAD", "HEAD", "GET", "GET"]
+
+
+def test_a_request_without_accept_sends_no_accept_header() -> None:
+    session = _Recording([(200, {}, b"{}"), (200, {}, b"{}")])
+    client = OciRegistryClient("r.example.com/a/b", session=session)
+    client._request("GET", "/v2/a/b/blobs/sha256:1")
+    client._request("GET", "/v2/a/b/manifests/v1", accept="x/y")
+    assert session.sent[0][2]["headers"] == {} and session.sent[1][2]["headers"] == {"Accept": "x/y"}
+
+
+def test_keep_takes_any_sequence_of_digests(fake_registry: FakeRegistry) -> None:
+    from collections import UserList
+
+    old, mid, new = _three(fake_registry)
+    report = decommission(fake_registry.repository, keep=UserList([mid]), dry_run=True)
+    assert [m.digest for m in report.kept] == [mid] and {m.digest for m in report.deleted} == {old, new}

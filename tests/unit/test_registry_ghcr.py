@@ -6,139 +6,19 @@ excerpt: path template, method, path parameter values, query parameter names."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import yaml
+from fake_registry import GITHUB_TOKEN, FakeGitHub, FakeRegistry
 
-from components.registry import decommission
+from components.registry import OciRegistryClient, decommission
 from components.registry_ghcr import GhcrRegistryClient
 from components.registry_http import RegistryAuthError, RegistryError, RepositoryNotFoundError
 
 SPEC = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "github-packages-api.excerpt.yaml").read_text())
-TOKEN = "ghp_test-token-1"
-
-
-def _digest(n: int) -> str:
-    return "sha256:" + f"{n:064x}"
-
-
-@dataclass
-class FakeGitHub:
-    """The package-version operations of the excerpt. Versions are ``package-version`` objects
-    (``id``, ``name`` = the manifest digest, ``created_at``, ``metadata.container.tags``)."""
-
-    owner_kind: str = "orgs"  # orgs | users
-    owner: str = "acme"
-    package: str = "hello"
-    versions: list[dict[str, Any]] = field(default_factory=list)
-    page_size: int = 2
-    link_loop: bool = False
-    delete_status: int = 204
-    body_override: bytes | None = None
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    port: int = 0
-
-    def add(self, n: int, created: str, *tags: str) -> str:
-        self.versions.append(
-            {
-                "id": 1000 + n,
-                "name": _digest(n),
-                "url": f"https://api.github.com/orgs/{self.owner}/packages/container/{self.package}/versions/{n}",
-                "package_html_url": f"https://github.com/orgs/{self.owner}/packages/container/package/{self.package}",
-                "created_at": created,
-                "updated_at": created,
-                "html_url": f"https://github.com/orgs/{self.owner}/packages/container/{self.package}/{1000 + n}",
-                "metadata": {"package_type": "container", "container": {"tags": list(tags)}},
-            }
-        )
-        return _digest(n)
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def remaining(self) -> set[str]:
-        return {v["name"] for v in self.versions}
-
-
-def _server(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-            data = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
-            self.send_response(code)
-            for k, v in {"Content-Type": "application/json; charset=utf-8", **(headers or {})}.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _route(self) -> None:
-            gh.requests.append((self.command, self.path))
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return self._send(
-                    401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
-                )
-            url = urlsplit(self.path)
-            base = f"/{gh.owner_kind}/{gh.owner}/packages/container/{gh.package.replace('/', '%2F')}/versions"
-            not_found = {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
-            if self.command == "GET" and url.path == base:
-                if gh.body_override is not None:
-                    return self._send(200, gh.body_override)
-                page = int(parse_qs(url.query).get("page", ["1"])[0])
-                size = int(parse_qs(url.query).get("per_page", ["30"])[0])
-                size = min(size, gh.page_size)
-                chunk = gh.versions[(page - 1) * size : page * size]
-                headers = {}
-                if gh.link_loop:
-                    headers["Link"] = f'<{gh.api}{self.path}>; rel="next"'
-                elif page * size < len(gh.versions):
-                    headers["Link"] = (
-                        f'<{gh.api}{url.path}?per_page={size}&page={page + 1}>; rel="next", '
-                        f'<{gh.api}{url.path}?per_page={size}&page={-(-len(gh.versions) // size)}>; rel="last"'
-                    )
-                return self._send(200, chunk, headers)
-            if self.command == "DELETE" and url.path.startswith(base + "/"):
-                vid = int(url.path.rsplit("/", 1)[1])
-                match = [v for v in gh.versions if v["id"] == vid]
-                if not match:
-                    return self._send(404, not_found)
-                if gh.delete_status != 204:
-                    return self._send(gh.delete_status, {"message": "Must have admin rights to Repository."})
-                gh.versions.remove(match[0])
-                return self._send(204)
-            return self._send(404, not_found)
-
-        def do_GET(self) -> None:
-            self._route()
-
-        def do_DELETE(self) -> None:
-            self._route()
-
-    return Handler
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    gh = FakeGitHub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _server(gh))
-    gh.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield gh
-    server.shutdown()
-    server.server_close()
 
 
 class Reader:
@@ -154,7 +34,9 @@ class Reader:
 
 
 def _client(gh: FakeGitHub, reader: Reader | None = None, repository: str = "ghcr.io/acme/hello") -> GhcrRegistryClient:
-    return GhcrRegistryClient(repository, token=TOKEN, api=gh.api, reader=reader or Reader(), sleep=lambda s: None)
+    return GhcrRegistryClient(
+        repository, token=GITHUB_TOKEN, api=gh.api, reader=reader or Reader(), sleep=lambda s: None
+    )
 
 
 def _check_against_spec(requests: list[tuple[str, str]]) -> None:
@@ -255,6 +137,43 @@ def test_an_index_keeps_its_untagged_platform_versions(github: FakeGitHub) -> No
     _check_against_spec(github.requests)
 
 
+def test_index_platforms_are_read_from_the_registry_side_with_the_oci_client(
+    github: FakeGitHub, fake_registry: FakeRegistry
+) -> None:
+    """The real reader (the OCI Distribution client, GET only) against the shared fake registry: the
+    kept index's untagged platform versions stay, the old index and its platform go, the registry side
+    is never asked to delete (GHCR answers the Distribution API's DELETE with 405)."""
+    amd = fake_registry.push("2026-02-01T00:00:00Z")
+    arm = fake_registry.push("2026-02-01T00:00:01Z")
+    index = fake_registry.push_index("v2", children=(amd, arm))
+    old_amd = fake_registry.push("2026-01-01T00:00:00Z")
+    old_index = fake_registry.push_index("v1", children=(old_amd,))
+    for n, digest, created, tags in [
+        (1, old_amd, "2026-01-01T00:00:00Z", ()), (2, old_index, "2026-01-01T00:00:01Z", ("v1",)),
+        (3, amd, "2026-02-01T00:00:00Z", ()), (4, arm, "2026-02-01T00:00:00Z", ()),
+        (5, index, "2026-02-01T00:00:01Z", ("v2",)),
+    ]:  # fmt: skip
+        github.add(n, created, *tags, digest=digest)
+    reader = OciRegistryClient(fake_registry.repository)
+    client = GhcrRegistryClient("ghcr.io/acme/hello", token=GITHUB_TOKEN, api=github.api, reader=reader)
+    report = decommission("ghcr.io/acme/hello", keep=1, dry_run=False, client=client)
+    assert report.ok
+    assert {m.digest for m in report.kept} == {index, amd, arm}
+    assert {m.digest for m in report.deleted} == {old_index, old_amd}
+    assert github.remaining() == {index, amd, arm}
+    assert [m for m, _, _ in fake_registry.requests if m != "GET"] == []
+    _check_against_spec(github.requests)
+
+
+def test_a_version_date_without_an_offset_is_read_as_utc(github: FakeGitHub) -> None:
+    """GitHub sends ``created_at`` with ``Z``; one without an offset is read as UTC like every registry date
+    (components.registry_http.parse_time), so ``keep=N`` can order it against the others."""
+    old = github.add(1, "2026-01-01T00:00:00", "a")
+    new = github.add(2, "2026-02-01T00:00:00Z", "b")
+    report = decommission("ghcr.io/acme/hello", keep=1, dry_run=True, client=_client(github))
+    assert [m.digest for m in report.kept] == [new] and [m.digest for m in report.deleted] == [old]
+
+
 def test_self_referencing_link_is_an_error(github: FakeGitHub) -> None:
     github.add(1, "2026-01-01T00:00:00Z", "a")
     github.link_loop = True
@@ -321,7 +240,7 @@ def test_a_version_already_deleted_is_not_a_failure(github: FakeGitHub) -> None:
 @pytest.mark.parametrize("repository", ["ghcr.io/acme", "quay.io/acme/hello"], ids=["no_package", "other_host"])
 def test_only_ghcr_repositories(repository: str) -> None:
     with pytest.raises(ValueError, match="is not a GHCR repository"):
-        GhcrRegistryClient(repository, token=TOKEN, reader=Reader())
+        GhcrRegistryClient(repository, token=GITHUB_TOKEN, reader=Reader())
 
 
 def test_the_spec_check_can_fail() -> None:
