@@ -65,7 +65,7 @@ GROUPS: dict[str, Group] = {
     "settings": Group(package="components", modules=("settings.py",), tests=("tests/unit/test_settings.py",)),
     "registry": Group(
         package="components",
-        modules=("registry.py", "registry_http.py", "registry_model.py", "registry_ghcr.py"),
+        modules=("registry.py", "registry_http.py", "registry_model.py", "registry_ghcr.py", "registry_ecr.py"),
         tests=("tests/unit/test_registry.py", "tests/unit/test_registry_ghcr.py"),
     ),
     "policy": Group(
