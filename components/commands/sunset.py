@@ -194,7 +194,7 @@ class Sunset:
         journal = Journal(report, self.report_path, self.say, self._clock)
         ctx = Context(opts, ops, inputs, make_plan(inputs, opts), journal)
         report.production_image_refs = ctx.plan.refs
-        report.retention = {opts.stack: ctx.plan.keep[: inputs.retain], **inputs.others}
+        report.retention = {opts.stack: ctx.plan.kept_own, **inputs.others}
         if ctx.plan.nothing_to_do(inputs):
             ctx.journal.finish("nothing-to-do")
             self.say(f"stack {opts.stack} is already sunset: its stack file says stage sunset and no exposure, "

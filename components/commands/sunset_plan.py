@@ -41,6 +41,9 @@ class Plan:
     retained: list[str]
     refs: list[str]
     keep: list[str]
+    """Every digest the registry step keeps: this stack's last ``retain``, then the other stacks'."""
+    kept_own: list[str]
+    """This stack's share of ``keep``: its last ``retain`` digests (the report's retention entry)."""
     registry_due: bool
     silence_due: bool
 
@@ -76,7 +79,7 @@ def make_plan(inputs: Inputs, options: Options) -> Plan:
     return Plan(
         exposure=exposure, workload=workload, protected=[r for r in workload if r.protect],
         retained=[r.urn for r in workload if r.retain_on_delete], refs=history, keep=keep,
-        registry_due=registry_due,
+        kept_own=own[: inputs.retain], registry_due=registry_due,
         silence_due=bool(options.alertmanager_url) and bool(exposure or workload),
     )  # fmt: skip
 

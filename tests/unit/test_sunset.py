@@ -1192,6 +1192,8 @@ def test_a_program_named_acme_is_sunset_from_its_own_keys(project: Path, tmp_pat
                                "username": "example-org-ci", "password": "registry-token-from-stack"}]  # fmt: skip
     report = json.loads((acme / "sunset-production.json").read_text())
     assert report["project"] == "acme" and report["retention"]["staging"] == [_digest(4)]
+    # production ran one digest and retains 2: its entry is its own digest, not padded with staging's
+    assert report["retention"]["production"] == [D_RUNNING]
     assert "sunset of stack production (acme): done" in out
     assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
 
