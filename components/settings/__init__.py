@@ -9,6 +9,11 @@ Defaults, types and descriptions live in :mod:`components.schema`, the one sourc
 (this repository's ``Pulumi.yaml`` declares the same; a test checks that they agree). Settings can
 also be built without a stack: :func:`settings_from_mapping` and :meth:`Settings.create`, with the
 same checks and error lines; :func:`load_services` reads several services from one stack.
+
+The package by step, every name importable from here: :mod:`~components.settings.model` (the
+constants, which values an error line shows, the errors, the settings dataclasses),
+:mod:`~components.settings.reading` (the reader and :func:`load_settings`'s steps) and
+:mod:`~components.settings.sources` (a mapping or keywords instead of a stack file, several services).
 """
 
 from __future__ import annotations
