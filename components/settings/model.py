@@ -1,9 +1,10 @@
 """The settings model: the project's constants, the settings dataclasses, and how a value is shown.
 
-What a value may look like (the patterns), the one place that decides which values an error line
-hides (:func:`looks_secret`, :func:`shown_value`), the error (:class:`SettingProblem`,
-:class:`SettingsError`), the source a reader takes keys from (:class:`ConfigSource`) and the
-validated tree (:class:`Settings` and its parts). Reading and validation: :mod:`components.settings.reading`.
+The limits other modules share (:data:`PROJECT`, :data:`SUPPORTED_KUBERNETES`…), the one place that
+decides which values an error line hides (:func:`looks_secret`, :func:`shown_value`), the error
+(:class:`SettingProblem`, :class:`SettingsError`), the source a reader takes keys from
+(:class:`ConfigSource`) and the validated tree (:class:`Settings` and its parts). Reading and
+validation, with the patterns a value must match: :mod:`components.settings.reading`.
 """
 
 from __future__ import annotations
