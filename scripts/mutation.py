@@ -62,7 +62,11 @@ class Group:
 
 
 GROUPS: dict[str, Group] = {
-    "settings": Group(package="components", modules=("settings.py",), tests=("tests/unit/test_settings.py",)),
+    "settings": Group(
+        package="components",
+        modules=("settings/model.py", "settings/reading.py", "settings/sources.py"),
+        tests=("tests/unit/test_settings.py",),
+    ),
     "registry": Group(
         package="components",
         modules=("registry.py", "registry_http.py", "registry_model.py", "registry_ghcr.py", "registry_ecr.py"),

@@ -317,6 +317,26 @@ def test_a_command_module_is_where_the_layout_says() -> None:
         assert not (REPOSITORY / "components" / f"{moved}.py").exists(), moved
 
 
+def test_every_name_imported_from_components_settings_is_the_package_s() -> None:
+    """``components.settings`` is a package by step (model, reading, sources): every name the repository
+    imports from it (code, tests, examples, benchmarks, README) is listed in its ``__all__`` and there."""
+    import components.settings
+
+    statement = re.compile(r"from components\.settings import (\([^)]*\)|[\w ,]+)")
+    files = [REPOSITORY / "README.md", *REPOSITORY.glob("*.py")]
+    for folder in ("components", "tests", "examples", "benchmarks", "scripts", "policy", "app"):
+        files += (REPOSITORY / folder).rglob("*.py")
+    imported: set[str] = set()
+    for path in files:
+        for match in statement.finditer(path.read_text()):
+            listed = "\n".join(line.partition("#")[0] for line in match.group(1).strip("()").splitlines())
+            imported |= {item.split(" as ")[0].strip() for item in listed.split(",") if item.strip()}
+    imported -= {"model", "reading", "sources"}  # the modules themselves (a test patches one)
+    assert len(imported) > 20
+    assert sorted(imported - set(components.settings.__all__)) == []
+    assert all(hasattr(components.settings, name) for name in components.settings.__all__)
+
+
 # -- documentation -------------------------------------------------------------------------------
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -346,7 +366,9 @@ def _referenced_files(text: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "document",
-    ["README.md", "CHANGELOG.md", "docs/design.md", "docs/api.md", "examples/README.md", "components/settings.py",
+    ["README.md", "CHANGELOG.md", "docs/design.md", "docs/api.md", "examples/README.md",
+     "components/settings/__init__.py", "components/settings/model.py", "components/settings/reading.py",
+     "components/settings/sources.py",
      "components/lifecycle.py", "components/commands/sunset.py", "components/exposure.py", "components/monitoring.py"],
 )  # fmt: skip
 def test_documents_refer_only_to_files_in_the_repository(document: str) -> None:

@@ -1,42 +1,49 @@
-"""Typed, validated settings read from the stack configuration.
+"""Reading and validation: :func:`load_settings` and its steps, one per part of :class:`Settings`.
 
-Every value the program uses comes through :func:`load_settings`. All keys are read, every
-problem is collected, and a single :class:`SettingsError` lists one line per bad key (full key
-name, the value given, what was expected) before any resource is registered. Secrets are read
-only with ``get_secret``/``require_secret`` and stay :class:`pulumi.Output` secrets.
-
-Defaults, types and descriptions live in :mod:`components.schema`, the one source of truth
-(this repository's ``Pulumi.yaml`` declares the same; a test checks that they agree). Settings can
-also be built without a stack: :func:`settings_from_mapping` and :meth:`Settings.create`, with the
-same checks and error lines; :func:`load_services` reads several services from one stack.
+A :class:`_Reader` reads every key, collecting each problem instead of stopping at the first; each
+``_read_*`` step reads one part, and :func:`load_settings` runs them in order and raises one
+:class:`SettingsError` listing every problem. Kubernetes quantities are parsed here too
+(:func:`cpu_millicores`, :func:`memory_bytes`, :func:`in_quantity_range`).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Context, Decimal
-from functools import partial
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final
 
 import pulumi
 
 from components import schema
 from components.lifecycle import Stage, StageParts, parts_for
 from components.refs import DIGEST
-from components.stackfile import edit_distance, provider_keys
+from components.settings.model import (
+    _DNS_LABEL,
+    _ECR,
+    MAX_KUBE_CONTEXT,
+    MAX_SERVICE_NAME,
+    PROJECT,
+    QUANTITY_MAX,
+    SUPPORTED_KUBERNETES,
+    BuildSettings,
+    CloudflareSettings,
+    ConfigSource,
+    KubernetesSettings,
+    MonitoringSettings,
+    PromotionSettings,
+    RegistrySettings,
+    Resources,
+    SettingProblem,
+    Settings,
+    SettingsError,
+    key,
+    shown_value,
+)
 
-PROJECT: Final = "service-lifecycle"
-"""The Pulumi project name, and so the configuration namespace."""
-
-SECRET_MARK: Final = "[secret]"
-"""How a secret value is shown in errors and plans."""
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _INTEGER = re.compile(r"-?[0-9]{1,18}")  # int() refuses more than 4300 digits with a traceback
 _DECIMAL = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")  # written out: no exponent, NaN or Infinity
@@ -48,278 +55,15 @@ _REPO_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-
 _REGISTRY_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::\d+)?"
 _REPOSITORY = re.compile(rf"^{_REGISTRY_HOST}/{_REPO_PATH}$")
 _PINNED_IMAGE = re.compile(rf"^(?:{_REGISTRY_HOST}/)?{_REPO_PATH}(?::[\w][\w.-]{{0,127}})?@sha256:[0-9a-f]{{64}}$")
-_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 _STACK_REF = re.compile(r"^(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
 # At most 30 digits each side: with _EXACT's precision every product and comparison below is exact.
 _CPU = re.compile(r"^(?P<n>[0-9]{1,30}(?:\.[0-9]{1,30})?)(?P<unit>m?)$")
 _MEMORY = re.compile(r"^(?P<n>[0-9]{1,30}(?:\.[0-9]{1,30})?)(?P<unit>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _EXACT: Final = Context(prec=100)
-QUANTITY_MAX: Final = 2**63 - 1
-"""Largest number a Kubernetes quantity may represent (k8s.io/apimachinery pkg/api/resource/quantity.go)."""
-SHOWN_CHARS: Final = 80
-"""Longest value quoted in an error line."""
-MAX_KUBE_CONTEXT: Final = 253
-"""Longest kubeContext accepted: a context name is one line (kubeconfig YAML keys stay short in practice)."""
-SECRET_NAME: Final = re.compile(
-    r"pa?ss?w(o?r)?d|pwd|token|secret|credential|key|kubeconfig|auth|private", re.IGNORECASE
-)
-"""Key names whose values are never shown in an error line, declared secret or not (misspellings included)."""
 _MEMORY_UNITS: Final = {
     "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
 }  # fmt: skip
-SUPPORTED_KUBERNETES: Final = tuple(f"1.{minor}" for minor in range(25, 38))
-"""Kubernetes versions whose schemas the manifests are validated against."""
-MAX_SERVICE_NAME: Final = 40
-"""Longest service name: leaves room for suffixes such as ``-production`` and ``-cloudflared``."""
-
-
-def key(name: str) -> str:
-    """The full configuration key, as users type it: ``service-lifecycle:<name>``."""
-    return f"{PROJECT}:{name}"
-
-
-def looks_secret(name: str, secret_keys: Collection[str] = ()) -> bool:
-    """Whether an error line must hide the value of the key ``name`` (``short`` or ``namespace:short``).
-
-    The one place that decides it, for the settings' error lines and the stack-file reader's
-    (:mod:`components.stack_config`). Hidden: a key of ``secret_keys`` (full keys a stack or project
-    declares secret); a name that says it is secret (a setting the schema knows says so itself:
-    ``imagePullSecret`` is a boolean; any other by its words: password, token, secret, key, credential…);
-    and a name a typo away (edit distance ≤ 2, any case) from a secret: the schema's, ``secret_keys``'
-    and the secret-looking keys of the name's provider (``cloudflare:apiTokn``), so that a misspelt
-    secret is not printed as the unknown key it is.
-    """
-    if name in secret_keys or _named_secret(name):
-        return True
-    namespace, _, short = name.rpartition(":")
-    near = {full.rpartition(":")[2] for full in secret_keys} | schema.SECRETS
-    near |= {known for known in provider_keys(namespace) or () if _named_secret(known)}
-    return any(edit_distance(short.lower(), secret.lower()) <= 2 for secret in near)
-
-
-def shown_value(name: str, value: object, secret_keys: Collection[str] = ()) -> str:
-    """``value`` as an error line about the key ``name`` may show it: :data:`SECRET_MARK` where
-    :func:`looks_secret` says so (an Output is always one), else its ``repr`` cut to
-    :data:`SHOWN_CHARS` characters (a 1 MiB value helps nobody in a log)."""
-    if isinstance(value, pulumi.Output) or looks_secret(name, secret_keys):
-        return SECRET_MARK
-    return cut(repr(value))
-
-
-def cut(text: str) -> str:
-    """``text`` cut to :data:`SHOWN_CHARS` characters, saying how long it was."""
-    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
-
-
-def _named_secret(name: str) -> bool:
-    """The name alone: a setting of the schema in the project's namespace by its declaration, any other by its words."""
-    known = schema.BY_NAME.get(name.rpartition(":")[2])
-    if known is not None and name.partition(":")[0] in (name, PROJECT):
-        return known.secret
-    return SECRET_NAME.search(name) is not None
-
-
-@dataclass(frozen=True)
-class SettingProblem:
-    """One bad configuration value."""
-
-    key: str
-    """Full key, e.g. ``service-lifecycle:replicas``."""
-    value: str
-    """The value as given (``[secret]`` for secrets, ``<not set>`` when missing)."""
-    expected: str
-    """What would have been accepted."""
-
-    def __str__(self) -> str:
-        return f"{self.key}: got {self.value}; expected {self.expected}"
-
-
-class SettingsError(pulumi.RunError):
-    """Invalid stack configuration. A RunError, so `pulumi up` shows the lines without a traceback."""
-
-    def __init__(self, problems: Sequence[SettingProblem]) -> None:
-        self.problems = tuple(problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"invalid stack configuration ({len(self.problems)} problem(s)):\n{lines}")
-
-
-class ConfigSource(Protocol):
-    """The part of :class:`pulumi.Config` that settings need (a fake can stand in for tests)."""
-
-    def get(self, key: str) -> str | None: ...
-
-    def get_secret(self, key: str) -> pulumi.Output[str] | None: ...
-
-
-# ---------------------------------------------------------------------------------------------
-# The settings tree
-
-
-@dataclass(frozen=True, kw_only=True)
-class Resources:
-    """Container resource requests and limits (Kubernetes quantities)."""
-
-    cpu_request: str
-    cpu_limit: str
-    memory_request: str
-    memory_limit: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegistrySettings:
-    """Where images live and how to log in."""
-
-    repository: str
-    """Image repository without tag or digest, e.g. ``ghcr.io/acme/hello``."""
-    username: str | None
-    """Registry user; None for ECR (credentials come from AWS)."""
-    password: pulumi.Output[str] | None = field(repr=False)
-    """Registry password or token, a Pulumi secret; None for ECR."""
-    retain_digests: int
-    """How many production digests the sunset decommission keeps."""
-    pull_secret: bool = False
-    """Pods pull with a ``kubernetes.io/dockerconfigjson`` Secret (private registries other than ECR)."""
-    pull_password: pulumi.Output[str] | None = field(default=None, repr=False)
-    """Read-only registry token for that Secret, a Pulumi secret; None without :attr:`pull_secret`."""
-
-    @property
-    def server(self) -> str:
-        """The registry host (and port) of :attr:`repository`."""
-        return self.repository.split("/", 1)[0]
-
-    @property
-    def is_ecr(self) -> bool:
-        return _ECR.match(self.repository) is not None
-
-    @property
-    def ecr_region(self) -> str | None:
-        match = _ECR.match(self.repository)
-        return match.group("region") if match else None
-
-    @property
-    def ecr_repository_name(self) -> str | None:
-        return self.repository.split("/", 1)[1] if self.is_ecr else None
-
-
-@dataclass(frozen=True, kw_only=True)
-class BuildSettings:
-    """How the image is built (stages that build)."""
-
-    context: str
-    """Docker build context, relative to the project directory."""
-    platform: str
-    """Target platform, e.g. ``linux/amd64``."""
-    revision: str
-    """Git revision the image is tagged with."""
-    base_image: str | None
-    """Override of the Dockerfile's ``BASE_IMAGE`` build argument; None keeps the pinned default."""
-    source_url: str | None = None
-    """Source repository URL for the image's OCI source label; None leaves the label empty."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class PromotionSettings:
-    """Where a promoting stage takes its image from."""
-
-    from_stack: str | None
-    """Stack whose ``image_ref`` output is promoted, e.g. ``acme/service-lifecycle/staging``."""
-    pinned_digest: str | None
-    """``sha256:…`` to deploy instead (rollback); wins over :attr:`from_stack`."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class KubernetesSettings:
-    """Which cluster and which API version."""
-
-    version: str
-    """Targeted Kubernetes minor version, e.g. ``1.31``."""
-    context: str | None
-    """kubeconfig context; None uses the current one."""
-    kubeconfig: pulumi.Output[str] | None = field(repr=False)
-    """kubeconfig path or contents (secret); None uses the ambient kubeconfig."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class CloudflareSettings:
-    """Cloudflare account, zone, hostnames and Access."""
-
-    account_id: str
-    zone_id: str
-    zone_name: str
-    hostnames: tuple[str, ...]
-    access_enabled: bool
-    """Effective: True when the stage requires Access or settings ask for it."""
-    access_allow_emails: tuple[str, ...]
-    access_allow_email_domains: tuple[str, ...]
-    cloudflared_image: str
-    cloudflared_replicas: int
-    api_token: pulumi.Output[str] | None = field(repr=False)
-    """API token (secret); None lets the provider read ``CLOUDFLARE_API_TOKEN``."""
-    advanced_certificate_hostnames: tuple[str, ...] = ()
-    """Hostnames more than one label below the zone that an Advanced Certificate covers; default none."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class MonitoringSettings:
-    """Monitoring of the service, and optionally the cluster-wide stack."""
-
-    namespace: str
-    """Namespace of the monitoring stack (Prometheus scrapes from there)."""
-    install_cluster_stack: bool
-    """Install kube-prometheus-stack and the log stack with this stack."""
-    alert_webhook_url: pulumi.Output[str] | None = field(repr=False)
-    """Alertmanager receiver URL (Slack or generic webhook), a secret."""
-    grafana_admin_password: pulumi.Output[str] | None = field(repr=False)
-    """Grafana admin password, a secret (needed when installing the cluster stack)."""
-    slo_availability: float
-    """Availability objective in percent, e.g. 99.9."""
-    latency_p95_seconds: float
-    """p95 latency above which the latency alert fires."""
-    runbook_url: str
-    """Runbook every alert links to (``<url>#<alert name>``)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything the program needs, validated."""
-
-    stage: Stage
-    parts: StageParts
-    service_name: str
-    team: str
-    app_version: str
-    replicas: int
-    container_port: int
-    resources: Resources
-    registry: RegistrySettings
-    build: BuildSettings | None
-    """Present only in stages that build."""
-    promotion: PromotionSettings | None
-    """Present only in stages that promote."""
-    kubernetes: KubernetesSettings
-    cloudflare: CloudflareSettings
-    monitoring: MonitoringSettings
-
-    @property
-    def namespace(self) -> str:
-        """The service's namespace in this stage: ``<service>-<stage>``."""
-        return f"{self.service_name}-{self.stage.value}"
-
-    @classmethod
-    def create(cls, *, environ: Mapping[str, str] | None = None, **values: object) -> Settings:
-        """Settings from keyword arguments named after the settings (``service_name="web"``).
-
-        (``build`` is taken: it is the build settings' field.) The same checks as a stack file and
-        the schema's defaults; problem lines name the keywords.
-        """
-        return _validated(values, keyword=True, namespace=None, environ=environ)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading and validation
-
-T = TypeVar("T")
 
 
 def _whole_number(value: str, *, low: int, high: int) -> int | None:
@@ -876,196 +620,3 @@ def _read_monitoring(r: _Reader) -> MonitoringSettings | None:
         latency_p95_seconds=latency,
         runbook_url=runbook,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Settings without a stack file, and several services in one program
-
-SERVICES_KEY: Final = "services"
-"""Project key listing the services of a program that runs several (see :func:`load_services`)."""
-RESERVED_NAMESPACES: Final = frozenset({"pulumi", "kubernetes", "cloudflare", "docker", "aws", "config"})
-"""Configuration namespaces of the providers: no service may take one as its own."""
-
-
-def config_text(value: object) -> str:
-    """A Python value as the Pulumi CLI hands configuration to a program: text, lists as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        value = list(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
-class _MappingSource:
-    """A :class:`ConfigSource` over key → Python value; secret values become Pulumi secrets."""
-
-    def __init__(self, values: Mapping[str, object]) -> None:
-        self._values = values
-
-    def get(self, name: str) -> str | None:
-        value = self._values.get(name)
-        return None if value is None else config_text(value)
-
-    def get_secret(self, name: str) -> pulumi.Output[str] | None:
-        value = self._values.get(name)
-        if value is None:
-            return None
-        if isinstance(value, pulumi.Output):
-            return pulumi.Output.secret(value)
-        return pulumi.Output.secret(config_text(value))
-
-
-def _validated(
-    values: Mapping[str, object], *, keyword: bool, namespace: str | None, environ: Mapping[str, str] | None
-) -> Settings:
-    def given(name: str) -> str:
-        setting = schema.BY_NAME.get(name)
-        return setting.python_name if keyword and setting else name
-
-    def shown(written: str) -> str:
-        return f"{namespace}:{written}" if namespace else written
-
-    known = schema.BY_PYTHON_NAME if keyword else schema.BY_NAME
-    problems: list[SettingProblem] = []
-    by_name: dict[str, object] = {}
-    for written, value in values.items():
-        setting = known.get(written)
-        if setting is None:
-            close = difflib.get_close_matches(written, list(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            # an unknown key may be a misspelt secret: looks_secret knows the schema's secrets, typos included
-            problems.append(
-                SettingProblem(shown(written), shown_value(written, value), f"a setting of components.schema{hint}")
-            )
-        elif isinstance(value, pulumi.Output) and not setting.secret:
-            problems.append(SettingProblem(shown(written), "an Output", "a plain value (only secrets may be Outputs)"))
-        else:
-            by_name[setting.name] = value
-    try:
-        settings = load_settings(_MappingSource(by_name), environ=environ, label=lambda name: shown(given(name)))
-    except SettingsError as error:
-        reported = {p.key for p in problems}  # a refused value is not also "not set"
-        raise SettingsError([*problems, *(p for p in error.problems if p.key not in reported)]) from None
-    if problems:
-        raise SettingsError(problems)
-    return settings
-
-
-def settings_from_mapping(
-    values: Mapping[str, object], *, namespace: str | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
-    """Settings from a plain mapping of configuration keys (``{"serviceName": "web", "replicas": 2}``).
-
-    Values may be Python values (numbers, booleans, lists) or text as in a stack file; secret
-    settings become Pulumi secrets (a :class:`pulumi.Output` is kept as one). The schema's
-    defaults fill what is not given; the checks and problem lines are those of a stack file, keys
-    named ``<namespace>:<key>`` when ``namespace`` is given, else as written. An unknown key is a
-    problem too (with a did-you-mean).
-    """
-    return _validated(values, keyword=False, namespace=namespace, environ=environ)
-
-
-class _ServiceSource:
-    """One service of several: its own namespace first, then the project's shared keys."""
-
-    def __init__(self, service: str, own: ConfigSource, shared: ConfigSource) -> None:
-        self.service = service
-        self._own = own
-        self._shared = shared
-
-    def get(self, name: str) -> str | None:
-        if name == "serviceName":  # never shared: every service would take the same name
-            return self._own.get(name) or self.service
-        value = self._own.get(name)
-        return self._shared.get(name) if value is None else value
-
-    def get_secret(self, name: str) -> pulumi.Output[str] | None:
-        value = self._own.get_secret(name)
-        return self._shared.get_secret(name) if value is None else value
-
-    def where(self, name: str, *, shared: str) -> str:
-        """The key as the user wrote it: the service's own, else the shared one, else (missing) the service's."""
-        if name != "serviceName" and self._own.get(name) is None and self._shared.get(name) is not None:
-            return f"{shared}:{name}"
-        return f"{self.service}:{name}"
-
-
-def load_services(
-    config: ConfigSource | None = None,
-    *,
-    namespace_source: Callable[[str], ConfigSource] | None = None,
-    environ: Mapping[str, str] | None = None,
-    namespace: str | None = None,
-) -> dict[str, Settings]:
-    """Settings of every service a stack runs, by service name: the one way to run several.
-
-    Without a ``services`` key this is :func:`load_settings` (one service, the project's keys).
-    With ``<project>:services: [web, api]`` each service reads its own namespace first
-    (``web:imageRepository``), then the project's shared keys (``<project>:stage``), then the
-    schema's defaults; its ``serviceName`` is its name unless its namespace sets one. Every
-    service is validated, and all problems come in one :class:`SettingsError`, each naming the key
-    where the value was read. ``namespace_source`` gives the source of another namespace
-    (default ``pulumi.Config``).
-    """
-    shared: ConfigSource = config if config is not None else pulumi.Config()
-    prefix = namespace or getattr(shared, "name", None) or PROJECT
-    listed = shared.get(SERVICES_KEY)
-    if listed is None:
-        settings = load_settings(shared, environ=environ, namespace=prefix)
-        return {settings.service_name: settings}
-    names = _service_names(listed, prefix)
-    make_source = namespace_source or pulumi.Config
-    result: dict[str, Settings] = {}
-    problems: list[SettingProblem] = []
-    shared_name = shared.get("serviceName")
-    if shared_name is not None:  # silently unused otherwise: each service is named by its entry
-        problems.append(
-            SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
-        )
-    for service in names:
-        source = _ServiceSource(service, make_source(service), shared)
-        try:
-            result[service] = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
-        except SettingsError as error:
-            problems += error.problems
-    problems += _name_clashes(result)
-    if problems:
-        raise SettingsError(problems)
-    return result
-
-
-def _service_names(listed: str, prefix: str) -> list[str]:
-    """The services ``<prefix>:services`` lists; a :class:`SettingsError` when it is not a list of distinct names."""
-    try:
-        names: Any = json.loads(listed)
-    except json.JSONDecodeError:
-        names = None
-    expected = (
-        "a non-empty list of distinct service names (DNS-1123 labels), none of them a provider's "
-        f"configuration namespace ({', '.join(sorted(RESERVED_NAMESPACES))}) or {prefix}"
-    )
-    if (
-        not isinstance(names, list)
-        or not names
-        or len(set(map(str, names))) != len(names)
-        or not all(isinstance(n, str) and _DNS_LABEL.fullmatch(n) and n not in RESERVED_NAMESPACES for n in names)
-        or prefix in names
-    ):
-        raise SettingsError([SettingProblem(f"{prefix}:{SERVICES_KEY}", repr(listed), expected)])
-    return names
-
-
-def _name_clashes(result: Mapping[str, Settings]) -> list[SettingProblem]:
-    """A problem for each service whose own namespace gives it a name an earlier service has."""
-    problems: list[SettingProblem] = []
-    taken: dict[str, str] = {}
-    for service, settings in result.items():
-        if settings.service_name in taken:
-            other = taken[settings.service_name]
-            problems.append(
-                SettingProblem(f"{service}:serviceName", repr(settings.service_name), f"a name {other} does not have")
-            )
-        taken.setdefault(settings.service_name, service)
-    return problems
