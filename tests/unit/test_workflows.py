@@ -493,14 +493,62 @@ def test_production_digest_check_accepts_a_rollback_pin(pinned: str, deployed: s
     assert "--expect-revision" not in _run_step(smoke, tmp_path, {**env, "PINNED": PIN}).stdout
 
 
-@pytest.mark.parametrize(("typed", "code"), [("hello", 0), ("hello-production", 1)])
-def test_sunset_confirmation_must_equal_the_service_name(tmp_path: Path, typed: str, code: int) -> None:
+def _acme_copy(tmp_path: Path, stack: str = "production") -> Path:
+    """This repository's project and stack file as a program named ``acme`` (keys ``acme:*``)."""
+    (tmp_path / "Pulumi.yaml").write_text(
+        (PROJECT_DIR / "Pulumi.yaml").read_text().replace("name: service-lifecycle", "name: acme", 1)
+    )
+    text = (PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text().replace("service-lifecycle:", "acme:")
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(text)
+    return tmp_path / f"Pulumi.{stack}.yaml"
+
+
+@pytest.mark.parametrize(
+    ("project", "typed", "code"),
+    [("service-lifecycle", "hello", 0), ("service-lifecycle", "hello-production", 1), ("acme", "hello", 0),
+     ("acme", "hello-production", 1)],
+)  # fmt: skip
+def test_sunset_confirmation_must_equal_the_service_name(tmp_path: Path, project: str, typed: str, code: int) -> None:
+    """The confirmation reads the program's own ``<project>:serviceName`` (Pulumi.yaml ``name``)."""
     step = step_named(load("sunset.yml")["jobs"]["sunset"], "Check the typed confirmation")
-    shutil.copy(PROJECT_DIR / "Pulumi.production.yaml", tmp_path)
+    if project == "acme":
+        _acme_copy(tmp_path)
+    else:
+        shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path)
+        shutil.copy(PROJECT_DIR / "Pulumi.production.yaml", tmp_path)
     result = _run_step(step, tmp_path, {"STACK": "production", "CONFIRM": typed})
     assert result.returncode == code, result.stdout + result.stderr
     if code:
         assert "does not match the service name" in result.stdout and "nothing was changed" in result.stdout
+
+
+def test_sunset_confirmation_refuses_a_stack_without_the_project_s_service_name(tmp_path: Path) -> None:
+    step = step_named(load("sunset.yml")["jobs"]["sunset"], "Check the typed confirmation")
+    shutil.copy(PROJECT_DIR / "Pulumi.production.yaml", tmp_path)  # service-lifecycle:* keys …
+    (tmp_path / "Pulumi.yaml").write_text("name: acme\nruntime: python\n")  # … in a program named acme
+    result = _run_step(step, tmp_path, {"STACK": "production", "CONFIRM": "hello"})
+    assert result.returncode == 1
+    assert "Pulumi.production.yaml sets no acme:serviceName: nothing was changed" in result.stdout
+
+
+@pytest.mark.parametrize(("project", "stage", "code"), [("service-lifecycle", "sunset", 0), ("acme", "sunset", 0),
+                                                        ("acme", "production", 1)])  # fmt: skip
+def test_the_last_sunset_check_reads_the_program_s_stage_key(
+    tmp_path: Path, venv_stand_in: Callable[[Path], Path], project: str, stage: str, code: int
+) -> None:
+    step = step_named(load("sunset.yml")["jobs"]["sunset"], "The stack file still says sunset")
+    if project == "acme":
+        path = _acme_copy(tmp_path)
+    else:
+        shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path)
+        path = Path(shutil.copy(PROJECT_DIR / "Pulumi.production.yaml", tmp_path))
+    path.write_text(path.read_text().replace(f"{project}:stage: production", f"{project}:stage: {stage}"))
+    _git(tmp_path, "init", "--quiet")
+    venv_stand_in(tmp_path)
+    result = _run_step(step, tmp_path, {"STACK": "production"})
+    assert result.returncode == code, result.stdout + result.stderr
+    if code:
+        assert "says stage 'production' after the sunset, not sunset" in result.stdout
 
 
 def _git(cwd: Path, *args: str) -> str:
