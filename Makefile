@@ -42,8 +42,8 @@ integration: system-deps $(VENV)/.installed
 	$(PY) -m pytest -m integration
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check components tests benchmarks policy app examples __main__.py
-	$(VENV)/bin/ruff format --check components
+	$(VENV)/bin/ruff check components tests benchmarks policy app examples scripts __main__.py
+	$(VENV)/bin/ruff format --check components tests benchmarks policy app examples scripts __main__.py
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy

@@ -187,8 +187,9 @@ def wilson_interval(killed: int, tested: int) -> tuple[float, float]:
     return 100 * (centre - margin), 100 * (centre + margin)
 
 
-def report(group: Group, module: str, found: dict[str, str], *, scratch: Path, args: argparse.Namespace,
-           mutmut: str) -> None:
+def report(
+    group: Group, module: str, found: dict[str, str], *, scratch: Path, args: argparse.Namespace, mutmut: str
+) -> None:
     """Print one module's score (with its interval for a sample) and its survivors."""
     prefix = group.dotted(module) + "."
     mine = {name: status for name, status in found.items() if name.startswith(prefix)}
