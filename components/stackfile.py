@@ -8,6 +8,8 @@ hold before any value is interpreted:
 - no YAML aliases or anchors: refused while composing, before an alias is expanded, so an alias
   bomb costs milliseconds instead of gigabytes (``pulumi config set`` never writes one);
 - at most :data:`MAX_DEPTH` levels of nesting, checked while composing (no ``RecursionError``);
+- at most :data:`MAX_NODES` keys, values and list items, counted while composing, so a megabyte of
+  tiny keys stops at the first node over the limit instead of costing seconds and a problem line each;
 - no key twice in one mapping (YAML 1.2 forbids it; PyYAML would keep the last silently): refused
   with the Pulumi CLI's own line for it, gopkg.in/yaml.v3's (:func:`duplicate_keys`);
 - one document whose top level is a mapping (or an empty file).
@@ -37,6 +39,8 @@ MAX_BYTES: Final = 1 << 20
 """Largest stack or project file read (1 MiB); the sample stack files are under 3 KiB."""
 MAX_DEPTH: Final = 16
 """Deepest nesting of mappings and lists; a stack file needs 3 (config → key → list or object)."""
+MAX_NODES: Final = 10_000
+"""Most YAML nodes (keys, values, list items) in one file; the sample stack files have under 150."""
 _CONTROL: Final = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r") | {"\x7f"}
 
 
@@ -92,6 +96,7 @@ class LimitedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]
@@ -100,6 +105,10 @@ class LimitedLoader(yaml.SafeLoader):
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
             raise _Refusal(f"a YAML anchor (&{anchor}); write the values out without anchors", event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refusal(f"more than {MAX_NODES} keys, values and list items; a stack file needs a few hundred",
+                           event.start_mark)  # fmt: skip
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:

@@ -401,16 +401,24 @@ def _out_problem(out: Path) -> str | None:
     return None
 
 
+MAX_PROBLEMS_SHOWN = 50
+"""Problem lines printed at most; the rest are counted (a hostile file must not flood a CI log)."""
+
+
 def report_problems(stack: str, error: StackFileError | SettingsError, stream: TextIO) -> None:
-    """One line per problem, then the notes (a stand-in is a note even when something else is wrong)."""
+    """One line per problem (at most :data:`MAX_PROBLEMS_SHOWN`, then how many more), then the notes
+    (a stand-in is a note even when something else is wrong)."""
     print(f"error: stack {stack}: {len(error.problems)} invalid setting(s):", file=stream)
     said: set[str] = set()
-    for problem in error.problems:
+    shown, rest = error.problems[:MAX_PROBLEMS_SHOWN], len(error.problems) - MAX_PROBLEMS_SHOWN
+    for problem in shown:
         cli = getattr(problem, "cli", "")
         if cli and cli not in said:  # the Pulumi CLI's own line, as `pulumi up` would print it
             said.add(cli)
             print(f"  {cli}", file=stream)
         print(f"  {problem}", file=stream)
+    if rest > 0:
+        print(f"  … and {rest} more: fix these and run the plan again", file=stream)
     config = error.config if isinstance(error, StackFileError) else None
     for note in config.notes if config else []:
         print(f"note: {note}", file=stream)

@@ -225,3 +225,22 @@ def test_invokes_are_listed_the_same_whatever_order_they_finished_in() -> None:
     assert forward == backward
     assert [i["token"].split(":")[0] for i in forward] == ["aws", "cloudflare", "cloudflare"]
     assert [i["args"].get("tunnelId") for i in forward] == [None, "api-tunnel", "web-tunnel"]
+
+
+def test_a_flood_of_problems_is_cut_to_a_readable_report() -> None:
+    """A hostile stack file with thousands of bad keys prints at most MAX_PROBLEMS_SHOWN lines and a count."""
+    import io
+
+    from components.commands.plan import MAX_PROBLEMS_SHOWN, report_problems
+    from components.settings import SettingProblem
+
+    for count, printed in ((MAX_PROBLEMS_SHOWN, MAX_PROBLEMS_SHOWN), (MAX_PROBLEMS_SHOWN + 7, MAX_PROBLEMS_SHOWN)):
+        stream = io.StringIO()
+        problems = [SettingProblem(f"service-lifecycle:k{i}", "1", "a setting") for i in range(count)]
+        report_problems("staging", StackFileError(problems), stream)
+        lines = stream.getvalue().splitlines()
+        assert lines[0] == f"error: stack staging: {count} invalid setting(s):"
+        assert [line for line in lines if line.startswith("  service-lifecycle:k")] == [
+            f"  service-lifecycle:k{i}: got 1; expected a setting" for i in range(printed)
+        ]
+        assert (lines[-1] == "  … and 7 more: fix these and run the plan again") is (count > printed)

@@ -17,6 +17,7 @@ from components.stack_config import StackFileError, load_stack_config
 from components.stackfile import (
     MAX_BYTES,
     MAX_DEPTH,
+    MAX_NODES,
     StackFileRefused,
     closest,
     edit_distance,
@@ -50,6 +51,22 @@ def test_the_size_limit_holds_on_both_sides(tmp_path: Path) -> None:
     over = _write(tmp_path, b"#" * MAX_BYTES + b"\n" + body)
     with pytest.raises(StackFileRefused, match=r"^Pulumi\.x\.yaml: 1048582 bytes; a stack file may have at most"):
         read_yaml(over)
+
+
+def test_node_limit_holds_on_both_sides(tmp_path: Path) -> None:
+    """A megabyte of tiny keys (35,000 of them cost 4 s and printed 35,000 problem lines) stops at
+    the first node over the limit; a file just under it reads."""
+
+    def keys(n: int) -> bytes:  # the top mapping and its "config" key and value: 3 nodes, then 2 per key
+        return b"config:\n" + b"".join(b"  k%d: 1\n" % i for i in range(n))
+
+    under = (MAX_NODES - 3) // 2
+    assert len(read_yaml(_write(tmp_path, keys(under)))["config"]) == under
+    with pytest.raises(StackFileRefused, match=f"more than {MAX_NODES} keys, values and list items"):
+        read_yaml(_write(tmp_path, keys(under + 1)))
+    lines = b"config:\n  k: [" + b",".join(b"1" for _ in range(MAX_NODES)) + b"]\n"
+    with pytest.raises(StackFileRefused, match="line 2: more than"):
+        read_yaml(_write(tmp_path, lines))
 
 
 def test_depth_limit_holds_on_both_sides(tmp_path: Path) -> None:
@@ -110,11 +127,13 @@ def test_a_repeated_key_carries_the_pulumi_cli_line(tmp_path: Path) -> None:
 
 
 def test_repeated_keys_are_counted_by_group_and_listed_up_to_a_limit(tmp_path: Path) -> None:
-    """yaml.v3 compares every pair (20,000 equal keys: 2·10^8 lines); the reader counts them by group, never
-    pair by pair, and lists the first MAX_DUPLICATES_LISTED, then how many more."""
+    """yaml.v3 compares every pair (4,000 equal keys: 8·10^6 lines); the reader counts them by group, never
+    pair by pair, and lists the first MAX_DUPLICATES_LISTED, then how many more. (4,000 keys: 8,001
+    nodes, under MAX_NODES, which refuses larger files before any pair is looked at.)"""
     from components.stackfile import MAX_DUPLICATES_LISTED
 
-    keys = 20_000
+    keys = 4_000
+    assert 2 * keys + 1 <= MAX_NODES
     path = _write(tmp_path, b"a: 1\n" * keys)
     with pytest.raises(StackFileRefused) as raised:
         read_yaml(path)
