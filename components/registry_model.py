@@ -147,10 +147,6 @@ def normalize_repository(repository: str) -> str:
     return f"{host}/{name}"
 
 
-def is_docker_hub(repository: str) -> bool:
-    return normalize_repository(repository).startswith(DOCKER_HUB + "/")
-
-
 def same_repository(ref: str, normalized: str) -> bool:
     """Whether image reference ``ref`` (``repo[:tag]@sha256:…``, what :data:`components.refs.DIGEST_REF`
     allows) is an image of the repository ``normalized`` (as :func:`normalize_repository` spells it).

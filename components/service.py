@@ -47,14 +47,6 @@ def child_name(service: str, role: str) -> str:
     return f"{service}-{role}"
 
 
-def component_urn(*, project: str, stack: str, service: str, child_type: str, role: str) -> str:
-    """URN of a direct child component of the ServiceStack named ``service``.
-
-    The same naming the program uses, so commands (sunset) never type a URN by hand.
-    """
-    return f"urn:pulumi:{stack}::{project}::{TYPE}${child_type}::{child_name(service, role)}"
-
-
 def _pull_credentials(settings: Settings) -> PullCredentials | None:
     """The pods' registry login when the stack asks for a pull Secret (validated by the settings)."""
     registry = settings.registry
