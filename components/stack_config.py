@@ -133,8 +133,14 @@ def _taken(config: StackConfig, raw: Mapping[Any, Any]) -> list[SettingProblem]:
     return [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
 
 
+def stack_files(project_dir: Path) -> list[tuple[str, Path]]:
+    """Every stack file of the project as (stack, ``Pulumi.<stack>.yaml``), in the order of the file names."""
+    return [(path.name[len("Pulumi.") : -len(".yaml")], path) for path in sorted(project_dir.glob("Pulumi.*.yaml"))]
+
+
 def _stacks_in(project_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+    """The stacks' names, sorted by name (the order error lines list them in)."""
+    return sorted(name for name, _ in stack_files(project_dir))
 
 
 def _read_files(project_dir: Path, stack_file: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -215,11 +221,11 @@ def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfi
     if not mine or not _publishes(config.values.get(config.key("stage"))):
         return []
     problems: list[SettingProblem] = []
-    for other in _stacks_in(project_dir):
+    for other, path in sorted(stack_files(project_dir)):
         if other == stack:
             continue
         try:
-            other_config = read_yaml(project_dir / f"Pulumi.{other}.yaml").get("config") or {}
+            other_config = read_yaml(path).get("config") or {}
         except (OSError, StackFileRefused):
             continue  # that stack's own plan reports it
         if not isinstance(other_config, dict):

@@ -20,10 +20,10 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from components.commands.stage_file import stack_file, stack_files, stack_name
+from components.commands.stage_file import stack_file, stack_name
 from components.refs import DIGEST_REF
 from components.registry_model import normalize_digest, normalize_repository, same_repository
-from components.stack_config import StackFileError, load_stack_config
+from components.stack_config import StackFileError, load_stack_config, stack_files
 
 LEDGER_DIR: Final = "deployments"
 DEFAULT_RETAIN: Final = 1

@@ -46,11 +46,6 @@ def stack_file(project_dir: Path, stack: str) -> Path:
     return project_dir / f"Pulumi.{stack_name(stack)}.yaml"
 
 
-def stack_files(project_dir: Path) -> list[tuple[str, Path]]:
-    """Every stack file of the project as (stack, ``Pulumi.<stack>.yaml``), in the order of the file names."""
-    return [(path.name[len("Pulumi.") : -len(".yaml")], path) for path in sorted(project_dir.glob("Pulumi.*.yaml"))]
-
-
 def project_of(project_dir: Path) -> str:
     """The project's name, its settings' configuration namespace: ``name`` in ``project_dir/Pulumi.yaml``.
 

@@ -24,12 +24,11 @@ from components.commands.stage_file import (
     project_of,
     read_stage,
     stack_file,
-    stack_files,
     stack_name,
 )
 from components.lifecycle import Stage
 from components.registry_model import normalize_repository
-from components.stack_config import StackConfig, StackFileError, load_stack_config
+from components.stack_config import StackConfig, StackFileError, load_stack_config, stack_files
 
 BranchStage = Callable[[Path, Path], tuple[str | None, str]]
 

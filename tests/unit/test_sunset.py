@@ -1101,7 +1101,8 @@ def test_an_unreadable_other_stack_file_keeps_the_images_and_blocks_no_promotion
 
 
 def test_stack_files_come_in_file_name_order_and_a_qualified_stack_uses_its_last_part(tmp_path: Path) -> None:
-    from components.commands.stage_file import stack_files, stack_name
+    from components.commands.stage_file import stack_name
+    from components.stack_config import stack_files
 
     for name in ("b", "a", "a-b"):
         (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {}\n")
