@@ -6,7 +6,7 @@ to these three steps:
 
 ``stacks``
     Prints the JSON list of live stacks: every committed ``Pulumi.<stack>.yaml`` whose
-    ``service-lifecycle:stage`` is not ``sunset`` (a sunset stack has nothing left to drift).
+    ``<project>:stage`` is not ``sunset`` (a sunset stack has nothing left to drift).
 ``classify --stack S --exit-code N --log FILE --out DIR [--run-url URL]``
     Reads the preview's output and writes ``DIR/<stack>.json``: ``clean`` (exit 0), ``drift``
     (the CLI's own "no changes were expected … but changes were proposed", pulumi/pulumi
@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
 
-import yaml
-
+from components.commands.stage_file import read_stage, stage_key
 from components.lifecycle import Stage, parts_for
+from components.stack_config import stack_files
 
 LABEL: Final = "drift"
 """The label every drift issue carries; with the title, how the workflow finds a stack's issue."""
@@ -65,15 +65,13 @@ def title(stack: str) -> str:
 def live_stacks(project_dir: Path) -> list[str]:
     """Stacks whose committed stack file names a stage in which something runs (not sunset)."""
     live: list[str] = []
-    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
-        stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-        stage = config.get("service-lifecycle:stage")
+    for stack, path in stack_files(project_dir):
+        stage = read_stage(path)  # the project's own <project>:stage, or the bare key Pulumi reads as it
         try:
             parsed = Stage(str(stage))
         except ValueError as error:
             allowed = ", ".join(s.value for s in Stage)
-            raise DriftError(f"{path.name}: service-lifecycle:stage is {stage!r}; expected one of {allowed}") from error
+            raise DriftError(f"{path.name}: {stage_key(path)} is {stage!r}; expected one of {allowed}") from error
         if parts_for(parsed).runs_anything:  # sunset: nothing left to drift
             live.append(stack)
     return live

@@ -78,6 +78,19 @@ def test_live_stacks_are_the_committed_ones_not_sunset(tmp_path: Path, capsys: p
     assert json.loads(capsys.readouterr().out) == ["staging"]
 
 
+def test_live_stacks_read_the_program_s_own_stage_key(tmp_path: Path) -> None:
+    """A program named acme keeps its stage under acme:stage (or the bare key, which Pulumi reads as
+    the project's): drift reads the key the sunset edits (components/commands/stage_file.py)."""
+    (tmp_path / "Pulumi.yaml").write_text("name: acme\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  acme:stage: staging\n")
+    (tmp_path / "Pulumi.old.yaml").write_text("config:\n  stage: sunset\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  acme:stage: production\n")
+    assert drift.live_stacks(tmp_path) == ["dev", "prod"]
+    (tmp_path / "Pulumi.qa.yaml").write_text("config:\n  service-lifecycle:stage: staging\n")
+    with pytest.raises(drift.DriftError, match=r"Pulumi\.qa\.yaml: acme:stage is None; expected one of"):
+        drift.live_stacks(tmp_path)
+
+
 def test_a_bad_stage_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "Pulumi.qa.yaml").write_text("config:\n  service-lifecycle:stage: retired\n")
     assert cli.main(["drift", "stacks", "--project-dir", str(tmp_path)]) == 1
