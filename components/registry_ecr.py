@@ -209,4 +209,5 @@ def _waves(manifests: Sequence[Manifest]) -> Iterator[list[Manifest]]:
         referenced = {c for m in pending for c in m.children}
         wave = [m for m in pending if m.digest not in referenced] or pending  # a cycle cannot be hashed; be safe
         yield wave
-        pending = [m for m in pending if m not in wave]
+        taken = {m.digest for m in wave}  # a set: a repository of thousands must not cost n² comparisons
+        pending = [m for m in pending if m.digest not in taken]
