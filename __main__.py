@@ -2,10 +2,10 @@
 
 import pulumi
 
-from components.cluster_monitoring import ClusterMonitoring, ClusterMonitoringArgs, LogCollector, LogCollectorArgs
+from components.config.settings import load_settings
 from components.kube import kubernetes_provider
+from components.monitoring.cluster import ClusterMonitoring, ClusterMonitoringArgs, LogCollector, LogCollectorArgs
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import load_settings
 
 settings = load_settings()
 watch = settings.monitoring

@@ -22,12 +22,12 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 MANY_SERVICES = """
 import pulumi
-from components import schema
+from components.config import schema
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import settings_from_mapping
+from components.config.settings import settings_from_mapping
 
 # The stack's values for every service, then each service's own name, repository and hostname:
-# validated like a stack file (components.settings.settings_from_mapping), secrets kept secret.
+# validated like a stack file (components.config.settings.settings_from_mapping), secrets kept secret.
 config = pulumi.Config()
 shared = {{s.name: config.get_secret(s.name) if s.secret else config.get(s.name) for s in schema.SETTINGS}}
 shared = {{k: v for k, v in shared.items() if v is not None}}

@@ -2,7 +2,7 @@
 
     venv/bin/python benchmarks/rules.py [--repeat 5]
 
-Builds the staging rules with components.rules (median of --repeat builds), writes them as a rule
+Builds the staging rules with components.monitoring.rules (median of --repeat builds), writes them as a rule
 file, then times ``promtool check rules`` and ``promtool test rules`` on every tests/rules/*.test.yml
 (median of --repeat runs each). Prints figures; asserts nothing.
 """
@@ -23,7 +23,7 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from components.rules import RuleParams, alert_names, recorded_names, rule_groups, to_yaml  # noqa: E402
+from components.monitoring.rules import RuleParams, alert_names, recorded_names, rule_groups, to_yaml  # noqa: E402
 
 PARAMS = RuleParams(
     service="hello",

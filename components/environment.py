@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
-from components.settings import Resources, cpu_millicores, memory_bytes
+from components.config.settings import Resources, cpu_millicores, memory_bytes
 
 TYPE: Final = "service-lifecycle:index:Environment"
 

@@ -37,7 +37,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.refs import DIGEST_REF
-from components.registry import ECR_HOST
+from components.registry.ecr import ECR_HOST
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.settings import KubernetesSettings
+from components.config.settings import KubernetesSettings
 
 
 def kubernetes_provider(

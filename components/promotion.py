@@ -13,8 +13,8 @@ from typing import Final
 
 import pulumi
 
+from components.config.settings import PromotionSettings
 from components.refs import DIGEST_REF
-from components.settings import PromotionSettings
 
 IMAGE_REF_OUTPUT: Final = "image_ref"
 """The stack output a building stage exports and a promoting stage reads."""

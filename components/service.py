@@ -13,14 +13,14 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster_monitoring import ClusterMonitoring
+from components.config.settings import Resources, Settings
 from components.environment import Environment, EnvironmentArgs, namespace_quota
 from components.exposure import Exposure, ExposureArgs
 from components.image import ContainerImage, ContainerImageArgs
 from components.kube import kubernetes_provider
 from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring.cluster import ClusterMonitoring
 from components.promotion import promoted_image_ref
-from components.settings import Resources, Settings
 from components.workload import PullCredentials, Workload, WorkloadArgs
 
 TYPE: Final = "service-lifecycle:index:ServiceStack"
@@ -66,7 +66,7 @@ class ServiceStackArgs:
     """Arguments of :class:`ServiceStack`."""
 
     settings: Settings
-    """Validated settings (components.settings.load_settings). Required."""
+    """Validated settings (components.config.settings.load_settings). Required."""
     cluster_monitoring: ClusterMonitoring | None = None
     """The cluster's monitoring stack when the same program registers it: the service's monitors wait
     for its CRDs. Default None: the stack is already on the cluster (another program installed it)."""

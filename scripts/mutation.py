@@ -64,12 +64,19 @@ class Group:
 GROUPS: dict[str, Group] = {
     "settings": Group(
         package="components",
-        modules=("settings/model.py", "settings/reading.py", "settings/sources.py"),
+        modules=("config/settings/model.py", "config/settings/reading.py", "config/settings/sources.py"),
         tests=("tests/unit/test_settings.py",),
     ),
     "registry": Group(
         package="components",
-        modules=("registry.py", "registry_http.py", "registry_model.py", "registry_ghcr.py", "registry_ecr.py"),
+        modules=(
+            "registry/decommissioning.py",
+            "registry/oci.py",
+            "registry/http.py",
+            "registry/model.py",
+            "registry/ghcr.py",
+            "registry/ecr.py",
+        ),
         tests=("tests/unit/test_registry.py", "tests/unit/test_registry_ghcr.py"),
     ),
     "policy": Group(

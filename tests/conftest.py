@@ -5,7 +5,7 @@
   (short key → value; None removes the key; lists are JSON-encoded for you):
   :func:`components.testing.make_settings` with this project's test secrets and revision.
 - ``run_components(fn, stack=…, stack_outputs=…)``: :func:`components.testing.run_components`
-  (also a fixture of the package's pytest plugin, components/pytest_plugin.py).
+  (also a fixture of the package's pytest plugin, components/testing/pytest_plugin.py).
 - ``offline_plan(stack)``: session-cached result of ``python -m components plan --stack S --out DIR``
   run as a subprocess: ``(plan_json, out_dir)``.
 """
@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from components.settings import Settings, key
-from components.stack_config import StackConfig, load_stack_config
+from components.config.settings import Settings, key
+from components.config.stack_config import StackConfig, load_stack_config
 from components.testing import RecordingMocks
 from components.testing import make_settings as package_make_settings
 from components.testing import run_components as package_run_components

@@ -20,12 +20,12 @@ COMMANDS: Final = {
     ),
     "drift": ("components.commands.drift", "live stacks, drift reports and the one-issue-per-stack sync of drift.yml"),
     "sunset": (
-        "components.commands.sunset",
+        "components.commands.sunset.command",
         "remove a stack's access points, workload, monitoring and images (Automation API)",
     ),
     "schema": (
         "components.commands.schema",
-        "print the Pulumi.yaml config block of every setting, from components/schema.py",
+        "print the Pulumi.yaml config block of every setting, from components/config/schema.py",
     ),
     "ledger": (
         "components.commands.retention",

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Final
 
 from components.commands.stage_file import read_stage, stage_key
+from components.config.stack_config import stack_files
 from components.lifecycle import Stage, parts_for
-from components.stack_config import stack_files
 
 LABEL: Final = "drift"
 """The label every drift issue carries; with the title, how the workflow finds a stack's issue."""

@@ -4,9 +4,9 @@
 
 It works for any program that uses the library. It reads ``DIR/Pulumi.yaml`` (the project's name,
 which is its configuration namespace, and its declared settings with their defaults, as the Pulumi
-CLI merges them; settings the project does not declare take :mod:`components.schema`'s defaults)
+CLI merges them; settings the project does not declare take :mod:`components.config.schema`'s defaults)
 and ``Pulumi.<stack>.yaml`` (``secure:`` values become ``[secret]``), applies the Pulumi CLI's config
-rules (:mod:`components.stack_rules`) and validates the settings (exit 2 with one line per bad key),
+rules (:mod:`components.config.stack_rules`) and validates the settings (exit 2 with one line per bad key),
 runs ``__main__.py`` under :mod:`components.testing` (exit 1 on what the engine would refuse, one
 line: :class:`components.testing.EngineRuleError`), prints the resource tree, and with ``--out``
 writes every Kubernetes object as YAML under ``DIR/manifests`` and the whole plan as
@@ -36,10 +36,11 @@ import pulumi
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components import image, schema
-from components.rules import write_rule_files
-from components.settings import SECRET_MARK, SettingProblem, SettingsError, load_services
-from components.stack_config import StackConfig, StackFileError, load_stack_config
+from components import image
+from components.config import schema
+from components.config.settings import SECRET_MARK, SettingProblem, SettingsError, load_services
+from components.config.stack_config import StackConfig, StackFileError, load_stack_config
+from components.monitoring.rules import write_rule_files
 from components.testing import (
     EngineRuleError,
     OfflineEcrClient,

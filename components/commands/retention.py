@@ -9,7 +9,7 @@ file survives the stack, is reviewed like code, and its git history says when ea
 :func:`retained_by_others` is what a decommission must keep for the other stacks: for every stack
 that ever deployed from the same repository (a stack file, a ledger or a sunset report names it),
 its last ``imageRetainDigests`` digests (from its ledger and its sunset report), plus what a live
-stack runs. A reference is of the repository by :func:`components.registry_model.same_repository`
+stack runs. A reference is of the repository by :func:`components.registry.model.same_repository`
 (normalised, a ``repo:tag@sha256:…`` line included).
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from components.commands.stage_file import stack_file, stack_name
+from components.config.stack_config import StackFileError, load_stack_config, stack_files
 from components.refs import DIGEST_REF
-from components.registry_model import normalize_digest, normalize_repository, same_repository
-from components.stack_config import StackFileError, load_stack_config, stack_files
+from components.registry.model import normalize_digest, normalize_repository, same_repository
 
 LEDGER_DIR: Final = "deployments"
 DEFAULT_RETAIN: Final = 1

@@ -1,11 +1,12 @@
-"""``python -m components schema``: print the ``config:`` block of every setting, from :mod:`components.schema`."""
+"""``python -m components schema``: print the ``config:`` block of every setting, from
+:mod:`components.config.schema`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from components.schema import render_project_config
+from components.config.schema import render_project_config
 
 
 def main(argv: list[str]) -> int:

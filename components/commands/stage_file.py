@@ -23,8 +23,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RuamelError
 
-from components.settings import PROJECT, key
-from components.stackfile import StackFileRefused, read_yaml
+from components.config.settings import PROJECT, key
+from components.config.stackfile import StackFileRefused, read_yaml
 
 STAGE_KEY: Final = key("stage")
 """This repository's stage key; a stack file's own is :func:`stage_key` of its project."""
@@ -49,8 +49,8 @@ def stack_file(project_dir: Path, stack: str) -> Path:
 def project_of(project_dir: Path) -> str:
     """The project's name, its settings' configuration namespace: ``name`` in ``project_dir/Pulumi.yaml``.
 
-    Without a readable Pulumi.yaml with a name, :data:`~components.settings.PROJECT`, as
-    :func:`components.stack_config.load_stack_config` does (which reports an unreadable one).
+    Without a readable Pulumi.yaml with a name, :data:`~components.config.settings.PROJECT`, as
+    :func:`components.config.stack_config.load_stack_config` does (which reports an unreadable one).
     """
     path = project_dir / "Pulumi.yaml"
     if not path.is_file():

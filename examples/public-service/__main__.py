@@ -2,8 +2,8 @@
 
 import pulumi
 
+from components.config.settings import load_settings
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import load_settings
 
 settings = load_settings()
 service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings))

@@ -27,7 +27,7 @@ def test_public_without_access_and_promoted_not_built(plan_stack: Callable[..., 
 def test_a_mistyped_setting_is_refused_naming_the_program_s_key(
     make_settings: Callable[..., Any],
 ) -> None:
-    from components.settings import SettingsError
+    from components.config.settings import SettingsError
 
     with pytest.raises(SettingsError) as raised:
         make_settings("production", replicas=1)

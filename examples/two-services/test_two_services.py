@@ -1,7 +1,7 @@
 """The two-services example plans offline and wires what it says, tested with the package's fixtures.
 
 ``pulumi_project_dir`` and ``plan_stack`` come from the library's pytest plugin
-(components/pytest_plugin.py), registered when the package is installed: no conftest needed.
+(components/testing/pytest_plugin.py), registered when the package is installed: no conftest needed.
 """
 
 from collections.abc import Callable

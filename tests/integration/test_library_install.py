@@ -55,10 +55,10 @@ config:
 
 MAIN = """\
 import pulumi
-from components.cluster_monitoring import ClusterMonitoring, ClusterMonitoringArgs
+from components.monitoring.cluster import ClusterMonitoring, ClusterMonitoringArgs
 from components.kube import kubernetes_provider
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import load_services
+from components.config.settings import load_services
 
 services = load_services()
 cluster = None
@@ -76,7 +76,7 @@ TEST = """\
 from pathlib import Path
 
 import pytest
-from components.settings import SettingsError, settings_from_mapping
+from components.config.settings import SettingsError, settings_from_mapping
 
 
 @pytest.fixture

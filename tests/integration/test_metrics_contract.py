@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components import rules
-from components.monitoring import dashboard_exprs
+from components.monitoring import rules
+from components.monitoring.component import dashboard_exprs
 
 SERVER = Path(__file__).resolve().parents[2] / "app" / "server.py"
 PlanFn = Callable[[str], tuple[dict[str, Any], Path]]

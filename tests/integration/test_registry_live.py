@@ -14,7 +14,7 @@ import pytest
 from faultproxy import FaultProxy, Rule, manifest_status, push_image, push_index
 
 from components.registry import MANIFEST_MEDIA_TYPES, OciRegistryClient, RegistryError, decommission, keep_last
-from components.registry_http import Http
+from components.registry.http import Http
 
 
 def _manifest_status(registry: dockerenv.OciRegistry, name: str, digest: str) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.cluster_monitoring import alertmanager_config
+from components.monitoring.cluster import alertmanager_config
 
 RULE_TESTS = Path(__file__).resolve().parents[1] / "rules"
 TEST_FILES = sorted(RULE_TESTS.glob("*.test.yml"))

@@ -392,8 +392,8 @@ def _environment(environ: dict[str, str]) -> Iterator[None]:
 def run_in_process(case: Case, project: Path) -> Outcome:
     """Plan the case as ``python -m components plan`` would, without a new interpreter (seconds saved per case)."""
     from components.commands.plan import render_tree, report_problems, run_plan
-    from components.settings import SettingsError
-    from components.stack_config import StackFileError
+    from components.config.settings import SettingsError
+    from components.config.stack_config import StackFileError
 
     stream = io.StringIO()
     try:

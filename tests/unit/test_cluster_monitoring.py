@@ -15,7 +15,9 @@ import pulumi
 import pytest
 import yaml
 
-from components.cluster_monitoring import (
+from components.commands.plan import Plan
+from components.config.settings import Settings, SettingsError
+from components.monitoring.cluster import (
     ALLOY,
     ALLOY_RULES,
     KUBE_PROMETHEUS_STACK,
@@ -27,9 +29,7 @@ from components.cluster_monitoring import (
     alertmanager_config,
     alloy_values,
 )
-from components.commands.plan import Plan
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import Settings, SettingsError
 from components.testing import RecordedResource, RecordingMocks, is_secret, redact
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -278,7 +278,7 @@ def test_chart_values_for_helm_template_are_the_planned_ones(tmp_path: Path) -> 
     grafana 12.11.1, kube-state-metrics 8.4.0 and prometheus-node-exporter 4.56.1 subcharts
     (Alertmanager config with receiver ``team-platform``; Grafana reading ``grafana-admin``).
     """
-    from components.cluster_monitoring import RENDER_PLACEHOLDER_WEBHOOK, write_chart_values
+    from components.monitoring.cluster import RENDER_PLACEHOLDER_WEBHOOK, write_chart_values
 
     listing = write_chart_values(tmp_path, namespaces=["hello-staging", "hello-production"], team="platform")
     rows = [line.split("\t") for line in listing.read_text().splitlines()]

@@ -9,9 +9,9 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from components import labels
+from components.config.settings import Resources, Settings
 from components.environment import Environment, EnvironmentArgs, namespace_quota
 from components.service import CLOUDFLARED_RESOURCES, ServiceStack, ServiceStackArgs
-from components.settings import Resources, Settings
 from components.testing import RecordingMocks, is_secret
 
 SOURCE = "example-org/service-lifecycle/staging"

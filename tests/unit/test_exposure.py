@@ -12,6 +12,7 @@ import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config.settings import Settings
 from components.exposure import (
     CATCH_ALL_SERVICE,
     EDGE_PORTS,
@@ -20,10 +21,9 @@ from components.exposure import (
     ExposureArgs,
     ingress_rules,
 )
-from components.exposure_access import people_includes
-from components.exposure_connectors import TOKEN_KEY, TOKEN_VOLUME, pod_template
+from components.exposure.access import people_includes
+from components.exposure.connectors import TOKEN_KEY, TOKEN_VOLUME, pod_template
 from components.labels import COMPONENT_SERVER, COMPONENT_TUNNEL, selector
-from components.settings import Settings
 from components.testing import TUNNEL_TOKEN_INVOKE, RecordingMocks, is_secret, tunnel_token
 
 TUNNEL = "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared"

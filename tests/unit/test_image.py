@@ -408,7 +408,7 @@ def test_source_url_setting_becomes_the_oci_source_label(
 
 
 def test_bad_source_url_names_the_key(make_settings: Callable[..., Any]) -> None:
-    from components.settings import SettingsError
+    from components.config.settings import SettingsError
 
     with pytest.raises(SettingsError, match=r"service-lifecycle:sourceUrl: got 'git@github\.com:acme/hello'"):
         make_settings("staging", sourceUrl="git@github.com:acme/hello")

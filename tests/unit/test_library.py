@@ -16,9 +16,9 @@ import pytest
 
 import components
 from components.commands.plan import run_plan
+from components.config.settings import Settings, SettingsError, load_services, settings_from_mapping
+from components.config.stack_config import StackFileError
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import Settings, SettingsError, load_services, settings_from_mapping
-from components.stack_config import StackFileError
 from components.testing import DictConfig, RecordingMocks, unwrap
 
 PIN = "sha256:" + "b" * 64
@@ -61,7 +61,7 @@ def test_mapping_refuses_an_unknown_key_with_a_hint_beside_the_other_problems() 
 
 
 def test_keywords_are_named_as_written_in_errors() -> None:
-    keywords = {components.schema.BY_NAME[k].python_name: v for k, v in MINIMAL.items()}
+    keywords = {components.config.schema.BY_NAME[k].python_name: v for k, v in MINIMAL.items()}
     settings = Settings.create(**keywords)
     assert settings.service_name == "web" and settings.promotion and settings.promotion.pinned_digest == PIN
     with pytest.raises(SettingsError) as raised:
@@ -78,8 +78,8 @@ def test_keywords_are_named_as_written_in_errors() -> None:
 )
 def test_a_misspelt_secret_is_refused_without_its_value(written: str, keyword: bool) -> None:
     """An unknown key is refused with its value shown, unless the key is (a typo of) a secret: then
-    the value is masked like every other secret in an error line (components.settings.shown_value)."""
-    values = {components.schema.BY_NAME[k].python_name: v for k, v in MINIMAL.items()} if keyword else MINIMAL
+    the value is masked like every other secret in an error line (components.config.settings.shown_value)."""
+    values = {components.config.schema.BY_NAME[k].python_name: v for k, v in MINIMAL.items()} if keyword else MINIMAL
     with pytest.raises(SettingsError) as raised:
         if keyword:
             Settings.create(**{**values, written: "hunter2-plain-text"})
@@ -109,7 +109,7 @@ def test_run_components_hands_config_to_the_program(run_components: Callable[...
     seen: list[Settings] = []
 
     def program() -> None:
-        from components.settings import load_settings
+        from components.config.settings import load_settings
 
         seen.append(load_settings())
 
@@ -217,7 +217,7 @@ def _program(tmp_path: Path, stack_values: dict[str, Any], project: str = "acme"
     (tmp_path / "Pulumi.dev.yaml").write_text(json.dumps({"config": stack_values}))
     (tmp_path / "__main__.py").write_text(
         "from components.service import ServiceStack, ServiceStackArgs\n"
-        "from components.settings import load_settings\n"
+        "from components.config.settings import load_settings\n"
         "s = load_settings()\nServiceStack(s.service_name, ServiceStackArgs(settings=s))\n"
     )
     return tmp_path
@@ -275,12 +275,12 @@ def test_the_source_tree_s_version_agrees_with_pyproject_and_the_changelog() -> 
 
 def test_the_pytest_plugin_is_registered_by_entry_point(pytestconfig: pytest.Config) -> None:
     points = metadata.entry_points(group="pytest11")
-    assert [p.value for p in points if p.name == "service_lifecycle"] == ["components.pytest_plugin"]
+    assert [p.value for p in points if p.name == "service_lifecycle"] == ["components.testing.pytest_plugin"]
     assert pytestconfig.pluginmanager.has_plugin("service_lifecycle")
 
 
 def test_the_sdk_deprecation_warnings_are_filtered_by_the_plugin(pytestconfig: pytest.Config) -> None:
-    from components.pytest_plugin import SDK_WARNING_FILTERS
+    from components.testing.pytest_plugin import SDK_WARNING_FILTERS
 
     assert set(SDK_WARNING_FILTERS) <= set(pytestconfig.getini("filterwarnings"))
 
@@ -314,20 +314,29 @@ def test_the_library_never_imports_a_command() -> None:
 
 def test_a_command_module_is_where_the_layout_says() -> None:
     """Every command the CLI dispatches lives in components/commands/, and nothing else is left at the
-    old top-level paths (``components.plan`` and friends moved in 0.2.0, see CHANGELOG.md)."""
+    old top-level paths (``components.plan`` and friends moved in 0.2.0, the flat library modules into
+    subpackages in 0.3.0, see CHANGELOG.md)."""
     from components.commands.cli import COMMANDS
 
-    assert {module.rpartition(".")[0] for module, _ in COMMANDS.values()} == {"components.commands"}
+    assert all(module.startswith("components.commands.") for module, _ in COMMANDS.values())
     for moved in ("plan", "plan_diff", "sunset", "smoke", "drift", "attest", "cli", "retention"):
         assert not (REPOSITORY / "components" / f"{moved}.py").exists(), moved
+    # 0.3.0: subpackages by concern (only the settings, schema and stack_config aliases stay at the top)
+    for moved in ("stackfile", "stack_rules", "exposure", "exposure_access", "exposure_connectors", "workload",
+                  "workload_pod", "monitoring", "rules", "cluster_monitoring", "registry", "registry_http",
+                  "registry_model", "registry_ghcr", "registry_ecr", "testing", "pytest_plugin"):  # fmt: skip
+        assert not (REPOSITORY / "components" / f"{moved}.py").exists(), moved
+    assert not list((REPOSITORY / "components" / "commands").glob("sunset*.py"))
 
 
 def test_every_name_imported_from_components_settings_is_the_package_s() -> None:
-    """``components.settings`` is a package by step (model, reading, sources): every name the repository
-    imports from it (code, tests, examples, benchmarks, README) is listed in its ``__all__`` and there."""
+    """``components.config.settings`` is a package by step (model, reading, sources): every name the repository
+    imports from it or its alias ``components.settings`` (code, tests, examples, benchmarks, README) is listed
+    in its ``__all__`` and there, and the alias has every one of them."""
+    import components.config.settings
     import components.settings
 
-    statement = re.compile(r"from components\.settings import (\([^)]*\)|[\w ,]+)")
+    statement = re.compile(r"from components\.(?:config\.)?settings import (\([^)]*\)|[\w ,]+)")
     files = [REPOSITORY / "README.md", *REPOSITORY.glob("*.py")]
     for folder in ("components", "tests", "examples", "benchmarks", "scripts", "policy", "app"):
         files += (REPOSITORY / folder).rglob("*.py")
@@ -336,10 +345,12 @@ def test_every_name_imported_from_components_settings_is_the_package_s() -> None
         for match in statement.finditer(path.read_text()):
             listed = "\n".join(line.partition("#")[0] for line in match.group(1).strip("()").splitlines())
             imported |= {item.split(" as ")[0].strip() for item in listed.split(",") if item.strip()}
-    imported -= {"model", "reading", "sources"}  # the modules themselves (a test patches one)
+    imported -= {"model", "reading", "sources", "__all__"}  # the modules themselves (a test patches one); the alias
     assert len(imported) > 20
-    assert sorted(imported - set(components.settings.__all__)) == []
-    assert all(hasattr(components.settings, name) for name in components.settings.__all__)
+    assert sorted(imported - set(components.config.settings.__all__)) == []
+    assert all(hasattr(components.config.settings, name) for name in components.config.settings.__all__)
+    assert all(getattr(components.settings, name) is getattr(components.config.settings, name)
+               for name in components.config.settings.__all__)  # fmt: skip
 
 
 # -- documentation -------------------------------------------------------------------------------
@@ -372,9 +383,10 @@ def _referenced_files(text: str) -> set[str]:
 @pytest.mark.parametrize(
     "document",
     ["README.md", "CHANGELOG.md", "docs/design.md", "docs/api.md", "examples/README.md",
-     "components/settings/__init__.py", "components/settings/model.py", "components/settings/reading.py",
-     "components/settings/sources.py",
-     "components/lifecycle.py", "components/commands/sunset.py", "components/exposure.py", "components/monitoring.py"],
+     "components/config/settings/__init__.py", "components/config/settings/model.py",
+     "components/config/settings/reading.py", "components/config/settings/sources.py",
+     "components/lifecycle.py", "components/commands/sunset/command.py", "components/exposure/component.py",
+     "components/monitoring/component.py"],
 )  # fmt: skip
 def test_documents_refer_only_to_files_in_the_repository(document: str) -> None:
     missing = [

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from components import labels
-from components.settings import cpu_millicores, key, memory_bytes
-from components.stack_config import load_stack_config
+from components.config.settings import cpu_millicores, key, memory_bytes
+from components.config.stack_config import load_stack_config
 
 STACKS = ("staging", "production")
 CUSTOM_RESOURCE_GROUPS = frozenset({"monitoring.coreos.com"})

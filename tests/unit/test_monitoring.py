@@ -13,8 +13,10 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components import labels, rules
-from components.monitoring import (
+from components import labels
+from components.config.settings import Settings, SettingsError
+from components.monitoring import rules
+from components.monitoring.component import (
     TUNNEL_METRICS_PORT,
     Monitoring,
     MonitoringArgs,
@@ -27,7 +29,6 @@ from components.monitoring import (
     tunnel_monitor,
 )
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import Settings, SettingsError
 from components.testing import RecordingMocks
 
 MONITORING = "service-lifecycle:index:Monitoring"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.stack_config import StackFileError, load_stack_config
+from components.config.stack_config import StackFileError, load_stack_config
 
 PlanFn = Callable[[str], tuple[dict[str, Any], Path]]
 
@@ -232,7 +232,7 @@ def test_a_flood_of_problems_is_cut_to_a_readable_report() -> None:
     import io
 
     from components.commands.plan import MAX_PROBLEMS_SHOWN, report_problems
-    from components.settings import SettingProblem
+    from components.config.settings import SettingProblem
 
     for count, printed in ((MAX_PROBLEMS_SHOWN, MAX_PROBLEMS_SHOWN), (MAX_PROBLEMS_SHOWN + 7, MAX_PROBLEMS_SHOWN)):
         stream = io.StringIO()

@@ -11,8 +11,8 @@ import pulumi
 import yaml
 from pulumi.output import Unknown
 
+from components.config.settings import Settings
 from components.exposure import Exposure
-from components.settings import Settings
 from components.testing import TUNNEL_TOKEN_INVOKE, RecordingMocks, install_mocks, run_program
 from tests.unit.test_exposure import args_from
 

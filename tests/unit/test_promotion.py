@@ -10,9 +10,9 @@ import pytest
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config.settings import Settings, SettingsError
 from components.promotion import PromotionError, check_image_ref, pinned_image_ref
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import Settings, SettingsError
 from components.testing import STACK_REFERENCE, RecordingMocks
 
 SOURCE = "example-org/service-lifecycle/staging"
@@ -165,8 +165,8 @@ def test_check_image_ref_accepts_only_digest_references() -> None:
 def test_a_library_caller_without_source_or_digest_is_refused_before_any_resource(
     run_components: Callable[..., RecordingMocks],
 ) -> None:
+    from components.config.settings import PromotionSettings
     from components.promotion import promoted_image_ref
-    from components.settings import PromotionSettings
 
     neither = PromotionSettings(from_stack=None, pinned_digest=None)
     mocks = RecordingMocks()

@@ -33,9 +33,9 @@ from components.registry import (
     normalize_digest,
     normalize_repository,
 )
-from components.registry_ghcr import GhcrRegistryClient
-from components.registry_http import Http, body_json, parse_time, retry_after
-from components.registry_model import delete_each, index_children
+from components.registry.ghcr import GhcrRegistryClient
+from components.registry.http import Http, body_json, parse_time, retry_after
+from components.registry.model import delete_each, index_children
 
 
 def _three(reg: FakeRegistry) -> tuple[str, str, str]:
@@ -1211,7 +1211,7 @@ def test_a_broken_index_is_named_by_every_path(fake_registry: FakeRegistry) -> N
         decommission(fake_registry.repository, keep=[], dry_run=True)
 
 
-# ---- shared helpers of the clients (components.registry_http, components.registry_model) -----------------
+# ---- shared helpers of the clients (components.registry.http, components.registry.model) -----------------
 
 
 def test_parse_time_reads_rfc3339_and_takes_utc_without_an_offset() -> None:
@@ -1260,7 +1260,7 @@ def test_index_children_takes_the_media_type_the_registry_reported() -> None:
 
 
 def test_resolve_sends_upper_case_reads_and_retries_them_after_a_lost_connection() -> None:
-    """Only GET and HEAD are repeated after a lost connection (components.registry_http.Http.send)."""
+    """Only GET and HEAD are repeated after a lost connection (components.registry.http.Http.send)."""
     digest = "sha256:" + "e" * 64
     answers = {"HEAD": (200, {}, b""), "GET": (200, {"Docker-Content-Digest": digest}, b"{}")}
     sent: list[str] = []

@@ -15,8 +15,8 @@ import yaml
 from fake_registry import GITHUB_TOKEN, FakeGitHub, FakeRegistry
 
 from components.registry import OciRegistryClient, decommission
-from components.registry_ghcr import GhcrRegistryClient
-from components.registry_http import RegistryAuthError, RegistryError, RepositoryNotFoundError
+from components.registry.ghcr import GhcrRegistryClient
+from components.registry.http import RegistryAuthError, RegistryError, RepositoryNotFoundError
 
 SPEC = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "github-packages-api.excerpt.yaml").read_text())
 
@@ -167,7 +167,7 @@ def test_index_platforms_are_read_from_the_registry_side_with_the_oci_client(
 
 def test_a_version_date_without_an_offset_is_read_as_utc(github: FakeGitHub) -> None:
     """GitHub sends ``created_at`` with ``Z``; one without an offset is read as UTC like every registry date
-    (components.registry_http.parse_time), so ``keep=N`` can order it against the others."""
+    (components.registry.http.parse_time), so ``keep=N`` can order it against the others."""
     old = github.add(1, "2026-01-01T00:00:00", "a")
     new = github.add(2, "2026-02-01T00:00:00Z", "b")
     report = decommission("ghcr.io/acme/hello", keep=1, dry_run=True, client=_client(github))

@@ -1,4 +1,4 @@
-"""components/schema.py is the one source of the settings; this repository's Pulumi.yaml agrees with it."""
+"""components/config/schema.py is the one source of the settings; this repository's Pulumi.yaml agrees with it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import schema
+from components.config import schema
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DECLARED: dict[str, dict[str, Any]] = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
@@ -24,7 +24,7 @@ def test_pulumi_yaml_declares_exactly_the_schema_s_project_settings() -> None:
 @pytest.mark.parametrize("name", sorted(DECLARED))
 def test_each_declaration_agrees_with_the_schema(name: str) -> None:
     """Type, description, default and secret flag: a change on one side only fails here."""
-    assert name in schema.BY_NAME, f"{name} is declared in Pulumi.yaml but missing from components/schema.py"
+    assert name in schema.BY_NAME, f"{name} is declared in Pulumi.yaml but missing from components/config/schema.py"
     assert DECLARED[name] == schema.BY_NAME[name].declaration()
 
 
@@ -47,7 +47,7 @@ def test_the_project_declarations_are_ones_the_pulumi_cli_accepts() -> None:
 
 def test_every_default_passes_the_settings_own_checks() -> None:
     """The defaults are real values: a minimal mapping with only the required keys validates."""
-    from components.settings import settings_from_mapping
+    from components.config.settings import settings_from_mapping
 
     required = {
         "stage": "production", "serviceName": "web", "team": "web", "appVersion": "1.0.0",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pulumi
 import pytest
 
+from components.config.settings import Settings
 from components.service import (
     ROLE_ENVIRONMENT,
     ROLE_EXPOSURE,
@@ -20,7 +21,6 @@ from components.service import (
     environment_part,
     workload_part,
 )
-from components.settings import Settings
 from components.testing import RecordingMocks
 
 SOURCE = "example-org/service-lifecycle/staging"

@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.config.settings import Settings, SettingsError, cpu_millicores, memory_bytes
 from components.lifecycle import Stage
-from components.settings import Settings, SettingsError, cpu_millicores, memory_bytes
 
 GOOD_DIGEST = "sha256:" + "a" * 64
 
@@ -148,7 +148,7 @@ def test_cluster_stack_needs_its_secrets(make_settings: Callable[..., Settings])
 
 
 def test_missing_revision_is_refused_when_building(stack_values: Callable[..., dict[str, str]]) -> None:
-    from components.settings import load_settings
+    from components.config.settings import load_settings
     from components.testing import DictConfig
 
     values = stack_values("staging", registryPassword="x", registryPullPassword="y")
@@ -489,10 +489,10 @@ EXACT_LINES: list[tuple[str, str, Any, str]] = [
 def test_error_line_is_exact(
     make_settings: Callable[..., Settings], stack: str, name: str, value: Any, line: str
 ) -> None:
-    from components import schema
+    from components.config import schema
 
     if value is None and schema.default_text(name) not in (None, "", "[]"):
-        value = ""  # an absent key takes the package's default (components/schema.py); "" is "not set"
+        value = ""  # an absent key takes the package's default (components/config/schema.py); "" is "not set"
     with pytest.raises(SettingsError) as raised:
         make_settings(stack, **{name: value})
     assert line in [str(p) for p in raised.value.problems], raised.value
@@ -615,7 +615,7 @@ def test_source_url_falls_back_to_the_github_environment(
     stack_values: Callable[..., dict[str, str]], environ: dict[str, str], source_url: str | None, expected: str | None
 ) -> None:
     """GitHub Actions sets GITHUB_SERVER_URL and GITHUB_REPOSITORY (docs: "Variables", default variables)."""
-    from components.settings import load_settings
+    from components.config.settings import load_settings
     from components.testing import DictConfig
 
     values = stack_values("staging", registryPassword="x", registryPullPassword="y", sourceUrl=source_url)
@@ -624,7 +624,7 @@ def test_source_url_falls_back_to_the_github_environment(
 
 
 def test_revision_falls_back_to_source_revision_before_github_sha(stack_values: Callable[..., dict[str, str]]) -> None:
-    from components.settings import load_settings
+    from components.config.settings import load_settings
     from components.testing import DictConfig
 
     values = stack_values("staging", registryPassword="x", registryPullPassword="y")
@@ -649,7 +649,7 @@ class _RecordingSource:
 
 
 def test_secrets_are_read_only_as_secrets_under_their_own_names(stack_values: Callable[..., dict[str, str]]) -> None:
-    from components.settings import load_settings
+    from components.config.settings import load_settings
 
     secrets = {"registryPassword": "p", "registryPullPassword": "r", "kubeconfig": "k", "cloudflareApiToken": "t",
                "alertWebhookUrl": "w", "grafanaAdminPassword": "g"}  # fmt: skip
@@ -670,7 +670,7 @@ def test_secrets_are_read_only_as_secrets_under_their_own_names(stack_values: Ca
      "aws:secretKey", "kubeconfig", "myCredentials", "deployToken", "privateKeyPem", "basicAuth", "dbPwd"],
 )  # fmt: skip
 def test_secret_looking_names(name: str) -> None:
-    from components.settings import looks_secret
+    from components.config.settings import looks_secret
 
     assert looks_secret(name)
 
@@ -679,7 +679,7 @@ def test_secret_looking_names(name: str) -> None:
     "name", ["replicas", "hostnames", "kubeContext", "imageRepository", "cloudflareZoneId", "team"]
 )
 def test_plain_names(name: str) -> None:
-    from components.settings import looks_secret
+    from components.config.settings import looks_secret
 
     assert not looks_secret(name)
 
@@ -703,7 +703,7 @@ def test_long_values_are_cut_in_error_lines(make_settings: Callable[..., Setting
 )  # fmt: skip
 def test_quantity_range_is_the_api_servers(amount: Decimal, thousandths: Decimal, kept: bool) -> None:
     """k8s.io/apimachinery pkg/api/resource/quantity.go, type Quantity: at most 2^63-1, at most 3 decimal places."""
-    from components.settings import QUANTITY_MAX, in_quantity_range
+    from components.config.settings import QUANTITY_MAX, in_quantity_range
 
     assert QUANTITY_MAX == 9223372036854775807
     assert in_quantity_range(amount, thousandths) is kept
@@ -746,7 +746,7 @@ def test_numbers_are_checked_as_written(make_settings: Callable[..., Settings]) 
 
 
 def test_problem_lines_mask_secret_names_and_cut_long_values() -> None:
-    from components.settings import SHOWN_CHARS, _Reader
+    from components.config.settings import SHOWN_CHARS, _Reader
     from components.testing import DictConfig
 
     reader = _Reader(DictConfig({}, set()))
@@ -762,7 +762,7 @@ def test_problem_lines_mask_secret_names_and_cut_long_values() -> None:
 
 
 def test_settings_error_lists_one_line_per_problem() -> None:
-    from components.settings import SettingProblem
+    from components.config.settings import SettingProblem
 
     error = SettingsError([SettingProblem("k1", "v1", "e1"), SettingProblem("k2", "v2", "e2")])
     assert (
@@ -904,7 +904,7 @@ def test_revision_text_and_bad_list_items(make_settings: Callable[..., Settings]
 def test_the_environment_defaults_to_os_environ(
     stack_values: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from components.settings import load_settings
+    from components.config.settings import load_settings
     from components.testing import DictConfig
 
     monkeypatch.setenv("SOURCE_REVISION", "abcdef0")

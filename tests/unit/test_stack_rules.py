@@ -1,4 +1,4 @@
-"""The Pulumi CLI's configuration rules (components/stack_rules.py) and what they say about our files.
+"""The Pulumi CLI's configuration rules (components/config/stack_rules.py) and what they say about our files.
 
 Sources, pulumi/pulumi: ``pkg/workspace/config.go`` (``mergeConfig``, ``formatMissingKeys``,
 ``missingStackConfigurationKeysError``, ``validateStackConfigValue``), ``sdk/go/common/workspace/project.go``
@@ -21,10 +21,10 @@ import jsonschema
 import pytest
 import yaml
 
-from components import stack_rules
-from components.settings import PROJECT, SettingsError, key, load_settings
-from components.stack_config import StackFileError, load_stack_config
-from components.stack_rules import (
+from components.config import stack_rules
+from components.config.settings import PROJECT, SettingsError, key, load_settings
+from components.config.stack_config import StackFileError, load_stack_config
+from components.config.stack_rules import (
     PROGRAM_SETTINGS,
     cli_text,
     missing_problems,
@@ -33,7 +33,7 @@ from components.stack_rules import (
     validate_config_value,
     value_problems,
 )
-from components.stackfile import StackFileRefused, duplicate_keys, read_yaml
+from components.config.stackfile import StackFileRefused, duplicate_keys, read_yaml
 from components.testing import DictConfig
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -274,7 +274,7 @@ def test_undeclared_keys_and_program_secrets() -> None:
 
 
 def _cli_lines(tmp_path: Path, text: str) -> list[str]:
-    """The yaml.v3 lines the reader's refusal of ``text`` carries (components/stackfile.py ``read_yaml``)."""
+    """The yaml.v3 lines the reader's refusal of ``text`` carries (components/config/stackfile.py ``read_yaml``)."""
     path = tmp_path / "Pulumi.dev.yaml"
     path.write_text(text)
     with pytest.raises(StackFileRefused) as raised:
@@ -366,7 +366,7 @@ def test_plan_reports_every_cli_rule_at_once(tmp_path: Path) -> None:
     text = text.replace("  service-lifecycle:team: platform\n", "")
     text = text.replace('service-lifecycle:replicas: "1"', 'service-lifecycle:replicas: "1.5"')
     text += "  service-lifecycle:kubeconfig: plain-text\n  service-lifecycle:replica: 2\n"
-    # A duplicate key is refused by the reader before any value is read (components/stackfile.py,
+    # A duplicate key is refused by the reader before any value is read (components/config/stackfile.py,
     # tests/unit/test_stackfile.py), so it cannot be reported beside the others.
     (tmp_path / "Pulumi.broken.yaml").write_text(text)
     result = subprocess.run(

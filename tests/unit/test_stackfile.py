@@ -1,4 +1,4 @@
-"""The stack-file reader's limits (components/stackfile.py) and the checks plan makes on what it read."""
+"""The stack-file reader's limits (components/config/stackfile.py) and the checks plan makes on what it read."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.stack_config import StackFileError, load_stack_config
-from components.stackfile import (
+from components.config.stack_config import StackFileError, load_stack_config
+from components.config.stackfile import (
     MAX_BYTES,
     MAX_DEPTH,
     MAX_NODES,
@@ -130,7 +130,7 @@ def test_repeated_keys_are_counted_by_group_and_listed_up_to_a_limit(tmp_path: P
     """yaml.v3 compares every pair (4,000 equal keys: 8·10^6 lines); the reader counts them by group, never
     pair by pair, and lists the first MAX_DUPLICATES_LISTED, then how many more. (4,000 keys: 8,001
     nodes, under MAX_NODES, which refuses larger files before any pair is looked at.)"""
-    from components.stackfile import MAX_DUPLICATES_LISTED
+    from components.config.stackfile import MAX_DUPLICATES_LISTED
 
     keys = 4_000
     assert 2 * keys + 1 <= MAX_NODES
@@ -157,7 +157,7 @@ def test_go_quoted_is_strconv_quote(text: str, quoted: str) -> None:
     """Go's strconv/quote.go ``appendEscapedRune`` (``%#v`` of a string): printable runes (unicode.IsPrint)
     as they are, \\a \\b \\f \\n \\r \\t \\v, ``\\xNN`` below space and for DEL, ``\\uNNNN`` and ``\\UNNNNNNNN``
     in lower-case hex, an invalid rune as U+FFFD."""
-    from components.stackfile import go_quoted
+    from components.config.stackfile import go_quoted
 
     assert go_quoted(text) == quoted
 
@@ -334,7 +334,7 @@ def test_an_unwritable_out_directory_is_named(tmp_path: Path, monkeypatch: pytes
 
 
 # ---------------------------------------------------------------------------------------------
-# Which values an error line may show: one function decides (components.settings.looks_secret)
+# Which values an error line may show: one function decides (components.config.settings.looks_secret)
 
 
 @pytest.mark.parametrize(
@@ -357,7 +357,7 @@ def test_an_unwritable_out_directory_is_named(tmp_path: Path, monkeypatch: pytes
          "docker_typo", "secret_word", "declared", "declared_typo", "declared_case"],
 )  # fmt: skip
 def test_looks_secret_hides(name: str, secret_keys: tuple[str, ...]) -> None:
-    from components.settings import looks_secret
+    from components.config.settings import looks_secret
 
     assert looks_secret(name, secret_keys)
 
@@ -380,7 +380,7 @@ def test_looks_secret_hides(name: str, secret_keys: tuple[str, ...]) -> None:
          "kubernetes_context", "foreign", "far_from_declared", "config"],
 )  # fmt: skip
 def test_looks_secret_shows(name: str, secret_keys: tuple[str, ...]) -> None:
-    from components.settings import looks_secret
+    from components.config.settings import looks_secret
 
     assert not looks_secret(name, secret_keys)
 
@@ -388,10 +388,10 @@ def test_looks_secret_shows(name: str, secret_keys: tuple[str, ...]) -> None:
 def test_settings_and_the_stack_reader_mask_through_the_same_function(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both error paths ask components.settings.looks_secret: hiding one more name there hides it in both."""
-    from components import stack_config
-    from components.settings import SettingsError, load_settings
-    from components.settings import model as settings  # looks_secret is looked up in the module defining it
+    """Both error paths ask components.config.settings.looks_secret: hiding one more name there hides it in both."""
+    from components.config import stack_config
+    from components.config.settings import SettingsError, load_settings
+    from components.config.settings import model as settings  # looks_secret is looked up in the module defining it
     from components.testing import DictConfig
 
     original = settings.looks_secret
@@ -429,7 +429,7 @@ def _settle(*paths: Path, ago_s: int = 60) -> None:
 
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    from components import stackfile
+    from components.config import stackfile
 
     stackfile.forget_read_files()
     reads: Counter[str] = Counter()
@@ -509,6 +509,6 @@ def test_a_kept_file_is_a_fresh_copy_and_a_kept_refusal_is_raised_again(
 def test_which_stacks_own_their_hostnames(stage: object, publishes: bool) -> None:
     """The stage table's exposure (components/lifecycle.py) decides; a stage that is not one still owns its
     hostnames (the same as before the table was asked: only "sunset" gives them up)."""
-    from components.stack_config import _publishes
+    from components.config.stack_config import _publishes
 
     assert _publishes(stage) is publishes

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from components.commands import sunset, sunset_checks, sunset_stack
-from components.commands.sunset import (
+from components.commands.sunset import checks as sunset_checks
+from components.commands.sunset import command as sunset
+from components.commands.sunset import stack as sunset_stack
+from components.commands.sunset.command import (
     EXIT_FAILED,
     EXIT_NO_CLI,
     EXIT_NOT_CONFIRMED,
@@ -730,7 +732,7 @@ def test_a_report_path_that_is_a_directory_is_refused_before_anything(
 
 
 def test_an_unwritable_report_folder_is_refused(tmp_path: Path) -> None:
-    from components.commands.sunset_checks import report_path_problem
+    from components.commands.sunset.checks import report_path_problem
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -1082,7 +1084,7 @@ def test_stack_file_settings_stop_the_sunset_before_the_stack_is_opened(
 
 
 def test_the_repository_is_checked_before_the_report_path(project: Path, tmp_path: Path) -> None:
-    from components.commands.sunset_checks import precondition_problem
+    from components.commands.sunset.checks import precondition_problem
 
     problem = precondition_problem(
         project, STACK, "ghcr.io/example-org/hello:1.0", tmp_path, _branch_stage, dry_run=False
@@ -1102,7 +1104,7 @@ def test_an_unreadable_other_stack_file_keeps_the_images_and_blocks_no_promotion
 
 def test_stack_files_come_in_file_name_order_and_a_qualified_stack_uses_its_last_part(tmp_path: Path) -> None:
     from components.commands.stage_file import stack_name
-    from components.stack_config import stack_files
+    from components.config.stack_config import stack_files
 
     for name in ("b", "a", "a-b"):
         (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {}\n")
@@ -1112,7 +1114,7 @@ def test_stack_files_come_in_file_name_order_and_a_qualified_stack_uses_its_last
 
 
 def test_a_failure_outside_the_planned_steps_is_added_saved_and_printed(tmp_path: Path) -> None:
-    from components.commands.sunset_report import Journal, Report, Step
+    from components.commands.sunset.report import Journal, Report, Step
 
     printed: list[str] = []
     report = Report(stack=STACK, project="service-lifecycle", started="t0", steps=[Step("up", "done")])
@@ -1242,7 +1244,7 @@ def test_service_lifecycle_keys_in_an_acme_program_are_refused_naming_the_key(
 
 
 def test_a_multi_service_stack_is_refused_naming_its_services_key(tmp_path: Path) -> None:
-    """``<project>:services`` (components.settings.load_services): one stack, several repositories; the
+    """``<project>:services`` (components.config.settings.load_services): one stack, several repositories; the
     sunset takes one service per stack and says so before anything is read from the stack."""
     example = REPO_DIR / "examples" / "two-services"
     for path in example.glob("Pulumi*.yaml"):
@@ -1281,8 +1283,8 @@ def test_one_tag_aware_repository_comparison(ref: str, repository: str, same: bo
     """distribution/reference ``reference.go`` grammar: ``reference := name [":" tag] ["@" digest]`` and
     ``domain := domain-component ['.' domain-component]* [':' port-number]``: a ``:`` in the last path part
     is the tag, one in the first part of several is the registry's port."""
-    from components.commands import sunset_plan
-    from components.registry_model import same_repository
+    from components.commands.sunset import plan as sunset_plan
+    from components.registry.model import same_repository
 
     assert same_repository(ref, repository) is same
     assert sunset_plan.same_repository is same_repository  # the one comparison retention uses too

@@ -613,7 +613,7 @@ def test_sunset_refuses_when_the_stage_cannot_be_pushed(clone: tuple[Path, Path]
 def test_sunset_report_is_committed_where_a_rerun_finds_it(clone: tuple[Path, Path], tmp_path: Path) -> None:
     """A rerun on a fresh runner resumes from the committed report (after a failed registry step the
     state no longer knows production's digests); without it, it would say 'nothing to do'."""
-    from components.commands.sunset import Options, Sunset
+    from components.commands.sunset.command import Options, Sunset
 
     origin, work = clone
     job = load("sunset.yml")["jobs"]["sunset"]

@@ -22,8 +22,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.sync_await import _sync_await
 
 from components import labels
+from components.config.settings import Resources, Settings, SettingsError
 from components.service import ServiceStack, ServiceStackArgs
-from components.settings import Resources, Settings, SettingsError
 from components.testing import RecordingMocks
 from components.workload import (
     CONFIG_CHECKSUM_ANNOTATION,

@@ -1,0 +1,155 @@
+"""What a sunset checks before its first destructive step. Each check returns the problem, or None;
+:func:`precondition_problem` runs them in this order:
+
+- the stack's image repository is a repository name (the registry step needs it);
+- the report path can be written (a directory, or an unwritable place, would fail after the destroy);
+- the stack file's stage key is unambiguous and the stage change is already on the default branch
+  (a deploy from a branch that still says production would bring everything back);
+- no live stack promotes from this one (``promoteFromStack``) without a pinned digest: its
+  StackReference would lose ``image_ref`` and the next deploy would skip or break it.
+
+And what the registry step reads: which other stacks still deploy from the same repository
+(compared after normalisation).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from components.commands.stage_file import (
+    StackFileEditError,
+    plan_stage_edit,
+    project_of,
+    read_stage,
+    stack_file,
+    stack_name,
+)
+from components.config.stack_config import StackConfig, StackFileError, load_stack_config, stack_files
+from components.lifecycle import Stage
+from components.registry.model import normalize_repository
+
+BranchStage = Callable[[Path, Path], tuple[str | None, str]]
+
+
+def precondition_problem(
+    project_dir: Path, stack: str, repository: str, report_path: Path, branch_stage: BranchStage, *, dry_run: bool
+) -> str | None:
+    """Everything that would make a later step fail, checked while nothing has changed yet."""
+    project = project_of(project_dir)
+
+    def key(short: str) -> str:  # the project's own namespace (Pulumi.yaml name)
+        return f"{project}:{short}"
+
+    try:
+        normalize_repository(repository)
+    except ValueError as error:
+        return f"{key('imageRepository')}: {error}"
+    problem = report_path_problem(report_path) or stage_problem(project_dir, stack, branch_stage, dry_run=dry_run)
+    if problem:
+        return problem
+    waiting = promoters(project_dir, stack)
+    if waiting:
+        names = ", ".join(waiting)
+        return (
+            f"live stack(s) {names} promote from {stack} ({key('promoteFromStack')}) without "
+            f"{key('pinnedDigest')}: their StackReference would lose image_ref and their next deploy would "
+            f"break. Pin the digest they run ({key('pinnedDigest')}) or sunset {names} first. Nothing was changed."
+        )
+    return None
+
+
+def report_path_problem(path: Path) -> str | None:
+    """Why the report cannot be saved at ``path``, or None. Creates missing parent folders."""
+    if path.is_dir():
+        return f"--report {path} is a directory: give a file name (for example {path / 'sunset.json'})"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--report {path}: cannot create its folder: {error.strerror or error}"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"--report {path} is not writable"
+    if not os.access(path.parent, os.W_OK):
+        return f"--report {path}: folder {path.parent} is not writable"
+    return None
+
+
+def stage_problem(project_dir: Path, stack: str, branch_stage: BranchStage, *, dry_run: bool) -> str | None:
+    """The stage key must be unambiguous; a real run needs ``sunset`` in the file and on the default branch."""
+    path = stack_file(project_dir, stack)
+    try:
+        plan_stage_edit(path, Stage.SUNSET.value)
+    except StackFileEditError as error:
+        return str(error)
+    if dry_run:
+        return None
+    how = (
+        f"set it with `python -m components sunset --stack {stack} --set-stage` (or the sunset workflow, which "
+        f"commits it first), commit {path.name} and merge it to the default branch, then run sunset again"
+    )
+    if read_stage(path) != Stage.SUNSET.value:
+        return f"{path.name} says stage {read_stage(path)}, not sunset: {how}. Nothing was changed."
+    branch_value, where = branch_stage(project_dir, path)
+    if branch_value != Stage.SUNSET.value:
+        said = f"says stage {branch_value}" if branch_value else "could not be read"
+        return f"{path.name} on {where} {said}: until it says sunset, a deploy brings the stack back; {how}."
+    return None
+
+
+def promoters(project_dir: Path, stack: str) -> list[str]:
+    """Live stacks that promote from ``stack`` without a pinned digest (their deploy needs its image_ref)."""
+    mine = stack_name(stack)
+    found = []
+    for other, config in _other_stacks(project_dir, stack):
+        if config is None:
+            continue
+        values, key = config.values, config.key
+        source = values.get(key("promoteFromStack"))
+        live = values.get(key("stage")) != Stage.SUNSET.value
+        if live and source and stack_name(source) == mine and not values.get(key("pinnedDigest")):
+            found.append(other)
+    return found
+
+
+def sharing_stacks(project_dir: Path, stack: str, repository: str) -> list[str]:
+    """The project's other stacks whose committed stack file still deploys images of ``repository``.
+
+    Staging and production share one repository: a sunset of one must not delete what the other runs.
+    Repositories are compared normalised (host case, Docker Hub names, trailing slashes). A stack
+    file that cannot be read counts as sharing (keeping images is the safe side).
+    """
+    wanted = normalize_repository(repository)
+    found: list[str] = []
+    for other, config in _other_stacks(project_dir, stack):
+        same = _deploys_from(config, wanted)
+        if same is None or config is None:
+            found.append(f"{other} (unreadable stack file)")
+            continue
+        stage = config.values.get(config.key("stage"))
+        if same and stage != Stage.SUNSET.value:
+            found.append(f"{other} (stage {stage})")
+    return found
+
+
+def _deploys_from(config: StackConfig | None, wanted: str) -> bool | None:
+    """Whether stack ``config`` deploys from repository ``wanted``; None when it cannot be read."""
+    if config is None:
+        return None
+    theirs = config.values.get(config.key("imageRepository"))
+    try:
+        return theirs is not None and normalize_repository(theirs) == wanted
+    except ValueError:
+        return None
+
+
+def _other_stacks(project_dir: Path, stack: str) -> Iterator[tuple[str, StackConfig | None]]:
+    """The project's stacks but ``stack``, with their stack file's configuration (None: it cannot be read)."""
+    for other, _ in stack_files(project_dir):
+        if other == stack_name(stack):
+            continue
+        try:
+            config: StackConfig | None = load_stack_config(project_dir, other)
+        except StackFileError:
+            config = None
+        yield other, config

@@ -1,0 +1,217 @@
+"""Settings without a stack file, and several services in one program.
+
+:func:`settings_from_mapping` and :meth:`Settings.create` read a mapping or keywords with the checks
+and error lines of a stack file; :func:`load_services` reads every service a stack runs
+(``<project>:services``), each from its own namespace first, then the project's shared keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Final
+
+import pulumi
+
+from components.config import schema
+from components.config.settings.model import (
+    _DNS_LABEL,
+    PROJECT,
+    ConfigSource,
+    SettingProblem,
+    Settings,
+    SettingsError,
+    shown_value,
+)
+from components.config.settings.reading import load_settings
+
+SERVICES_KEY: Final = "services"
+"""Project key listing the services of a program that runs several (see :func:`load_services`)."""
+RESERVED_NAMESPACES: Final = frozenset({"pulumi", "kubernetes", "cloudflare", "docker", "aws", "config"})
+"""Configuration namespaces of the providers: no service may take one as its own."""
+
+
+def config_text(value: object) -> str:
+    """A Python value as the Pulumi CLI hands configuration to a program: text, lists as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+class _MappingSource:
+    """A :class:`ConfigSource` over key → Python value; secret values become Pulumi secrets."""
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        self._values = values
+
+    def get(self, name: str) -> str | None:
+        value = self._values.get(name)
+        return None if value is None else config_text(value)
+
+    def get_secret(self, name: str) -> pulumi.Output[str] | None:
+        value = self._values.get(name)
+        if value is None:
+            return None
+        if isinstance(value, pulumi.Output):
+            return pulumi.Output.secret(value)
+        return pulumi.Output.secret(config_text(value))
+
+
+def _validated(
+    values: Mapping[str, object], *, keyword: bool, namespace: str | None, environ: Mapping[str, str] | None
+) -> Settings:
+    def given(name: str) -> str:
+        setting = schema.BY_NAME.get(name)
+        return setting.python_name if keyword and setting else name
+
+    def shown(written: str) -> str:
+        return f"{namespace}:{written}" if namespace else written
+
+    known = schema.BY_PYTHON_NAME if keyword else schema.BY_NAME
+    problems: list[SettingProblem] = []
+    by_name: dict[str, object] = {}
+    for written, value in values.items():
+        setting = known.get(written)
+        if setting is None:
+            close = difflib.get_close_matches(written, list(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            # an unknown key may be a misspelt secret: looks_secret knows the schema's secrets, typos included
+            problems.append(
+                SettingProblem(shown(written), shown_value(written, value), f"a setting of components.schema{hint}")
+            )
+        elif isinstance(value, pulumi.Output) and not setting.secret:
+            problems.append(SettingProblem(shown(written), "an Output", "a plain value (only secrets may be Outputs)"))
+        else:
+            by_name[setting.name] = value
+    try:
+        settings = load_settings(_MappingSource(by_name), environ=environ, label=lambda name: shown(given(name)))
+    except SettingsError as error:
+        reported = {p.key for p in problems}  # a refused value is not also "not set"
+        raise SettingsError([*problems, *(p for p in error.problems if p.key not in reported)]) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def settings_from_mapping(
+    values: Mapping[str, object], *, namespace: str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from a plain mapping of configuration keys (``{"serviceName": "web", "replicas": 2}``).
+
+    Values may be Python values (numbers, booleans, lists) or text as in a stack file; secret
+    settings become Pulumi secrets (a :class:`pulumi.Output` is kept as one). The schema's
+    defaults fill what is not given; the checks and problem lines are those of a stack file, keys
+    named ``<namespace>:<key>`` when ``namespace`` is given, else as written. An unknown key is a
+    problem too (with a did-you-mean).
+    """
+    return _validated(values, keyword=False, namespace=namespace, environ=environ)
+
+
+class _ServiceSource:
+    """One service of several: its own namespace first, then the project's shared keys."""
+
+    def __init__(self, service: str, own: ConfigSource, shared: ConfigSource) -> None:
+        self.service = service
+        self._own = own
+        self._shared = shared
+
+    def get(self, name: str) -> str | None:
+        if name == "serviceName":  # never shared: every service would take the same name
+            return self._own.get(name) or self.service
+        value = self._own.get(name)
+        return self._shared.get(name) if value is None else value
+
+    def get_secret(self, name: str) -> pulumi.Output[str] | None:
+        value = self._own.get_secret(name)
+        return self._shared.get_secret(name) if value is None else value
+
+    def where(self, name: str, *, shared: str) -> str:
+        """The key as the user wrote it: the service's own, else the shared one, else (missing) the service's."""
+        if name != "serviceName" and self._own.get(name) is None and self._shared.get(name) is not None:
+            return f"{shared}:{name}"
+        return f"{self.service}:{name}"
+
+
+def load_services(
+    config: ConfigSource | None = None,
+    *,
+    namespace_source: Callable[[str], ConfigSource] | None = None,
+    environ: Mapping[str, str] | None = None,
+    namespace: str | None = None,
+) -> dict[str, Settings]:
+    """Settings of every service a stack runs, by service name: the one way to run several.
+
+    Without a ``services`` key this is :func:`load_settings` (one service, the project's keys).
+    With ``<project>:services: [web, api]`` each service reads its own namespace first
+    (``web:imageRepository``), then the project's shared keys (``<project>:stage``), then the
+    schema's defaults; its ``serviceName`` is its name unless its namespace sets one. Every
+    service is validated, and all problems come in one :class:`SettingsError`, each naming the key
+    where the value was read. ``namespace_source`` gives the source of another namespace
+    (default ``pulumi.Config``).
+    """
+    shared: ConfigSource = config if config is not None else pulumi.Config()
+    prefix = namespace or getattr(shared, "name", None) or PROJECT
+    listed = shared.get(SERVICES_KEY)
+    if listed is None:
+        settings = load_settings(shared, environ=environ, namespace=prefix)
+        return {settings.service_name: settings}
+    names = _service_names(listed, prefix)
+    make_source = namespace_source or pulumi.Config
+    result: dict[str, Settings] = {}
+    problems: list[SettingProblem] = []
+    shared_name = shared.get("serviceName")
+    if shared_name is not None:  # silently unused otherwise: each service is named by its entry
+        problems.append(
+            SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
+        )
+    for service in names:
+        source = _ServiceSource(service, make_source(service), shared)
+        try:
+            result[service] = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
+        except SettingsError as error:
+            problems += error.problems
+    problems += _name_clashes(result)
+    if problems:
+        raise SettingsError(problems)
+    return result
+
+
+def _service_names(listed: str, prefix: str) -> list[str]:
+    """The services ``<prefix>:services`` lists; a :class:`SettingsError` when it is not a list of distinct names."""
+    try:
+        names: Any = json.loads(listed)
+    except json.JSONDecodeError:
+        names = None
+    expected = (
+        "a non-empty list of distinct service names (DNS-1123 labels), none of them a provider's "
+        f"configuration namespace ({', '.join(sorted(RESERVED_NAMESPACES))}) or {prefix}"
+    )
+    if (
+        not isinstance(names, list)
+        or not names
+        or len(set(map(str, names))) != len(names)
+        or not all(isinstance(n, str) and _DNS_LABEL.fullmatch(n) and n not in RESERVED_NAMESPACES for n in names)
+        or prefix in names
+    ):
+        raise SettingsError([SettingProblem(f"{prefix}:{SERVICES_KEY}", repr(listed), expected)])
+    return names
+
+
+def _name_clashes(result: Mapping[str, Settings]) -> list[SettingProblem]:
+    """A problem for each service whose own namespace gives it a name an earlier service has."""
+    problems: list[SettingProblem] = []
+    taken: dict[str, str] = {}
+    for service, settings in result.items():
+        if settings.service_name in taken:
+            other = taken[settings.service_name]
+            problems.append(
+                SettingProblem(f"{service}:serviceName", repr(settings.service_name), f"a name {other} does not have")
+            )
+        taken.setdefault(settings.service_name, service)
+    return problems

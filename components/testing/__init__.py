@@ -1,0 +1,73 @@
+"""Recording mocks and test helpers: for tests, the offline plan and library users' own tests.
+
+:mod:`~components.testing.mocks` records every registration as the engine would see it (and refuses what
+the engine refuses); :mod:`~components.testing.pytest_plugin` offers the helpers as pytest fixtures
+(registered by the ``service_lifecycle`` entry point). Every name is importable from here;
+:class:`DictConfig` lives with the stack's configuration (:mod:`components.config.stack_config`).
+"""
+
+from __future__ import annotations
+
+from components.config.stack_config import DictConfig
+from components.testing.mocks import (
+    DNS_RECORD_TYPES,
+    REDACTED,
+    SECRET_SIG,
+    SECRET_VALUE_SIG,
+    STACK_REFERENCE,
+    TUNNEL_TOKEN_INVOKE,
+    EngineRuleError,
+    OfflineEcrClient,
+    OutputsFn,
+    RecordedInvoke,
+    RecordedResource,
+    RecordingMocks,
+    RecordingMonitor,
+    config_values,
+    dns_conflict,
+    engine_refusal,
+    install_mocks,
+    is_secret,
+    kubernetes_identity,
+    make_settings,
+    plausible_answer,
+    redact,
+    release_worker_loops,
+    run_components,
+    run_program,
+    tunnel_token,
+    unwrap,
+    wrap_secret,
+)
+
+__all__ = [
+    "DNS_RECORD_TYPES",
+    "REDACTED",
+    "SECRET_SIG",
+    "SECRET_VALUE_SIG",
+    "STACK_REFERENCE",
+    "TUNNEL_TOKEN_INVOKE",
+    "DictConfig",
+    "EngineRuleError",
+    "OfflineEcrClient",
+    "OutputsFn",
+    "RecordedInvoke",
+    "RecordedResource",
+    "RecordingMocks",
+    "RecordingMonitor",
+    "config_values",
+    "dns_conflict",
+    "engine_refusal",
+    "install_mocks",
+    "is_secret",
+    "kubernetes_identity",
+    "make_settings",
+    "plausible_answer",
+    "redact",
+    "release_worker_loops",
+    "run_components",
+    "run_program",
+    "tunnel_token",
+    "unwrap",
+    "wrap_secret",
+]
