@@ -1,18 +1,24 @@
 """A stack's configuration as the Pulumi CLI would hand it to the program, read from the project's files.
 
-:func:`load_stack_config` reads ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` through the hostile-input
-reader (:func:`components.config.stackfile.read_yaml`), merges the project's declared defaults as the CLI
-does, applies the CLI's config rules (:mod:`components.config.stack_rules`) and the library's own key checks
-(namespace typos, provider keys, ciphertext shape, a hostname owned by two stacks), and collects every
-problem before raising :class:`StackFileError`. No value of a secret-looking key is ever shown.
+:func:`load_stack_config` runs the stack's configuration as a one-way pipeline; each stage takes
+the previous stage's result and never calls back:
 
-The offline plan (:mod:`components.commands.plan`), the test helpers (:mod:`components.testing`)
-and the retention ledger read stack files through here.
+1. read (:func:`components.config.stackfile.read_stack`): the project's files through the
+   hostile-input reader (size, depth, aliases, duplicate keys);
+2. the Pulumi CLI's merge and rules, one step returning all its problems
+   (:func:`components.config.stack_rules.cli_config`);
+3. our stricter checks (:func:`checked`, here): namespace typos, provider keys, ciphertext shape,
+   a hostname owned by two stacks; the result is a :class:`StackConfig`;
+4. typed settings: :func:`components.config.settings.load_services` (or ``load_settings``) over
+   :meth:`StackConfig.source`, in the program or the offline plan.
+
+Every problem of stages 1 to 3 is collected before :class:`StackFileError` is raised. No value of a
+secret-looking key is ever shown. The offline plan (:mod:`components.testing.offline`), the test
+helpers (:mod:`components.testing`), the sunset and the retention ledger read stack files through here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,10 +27,16 @@ from typing import Any
 
 import pulumi
 
-from components.config import schema, stack_rules
-from components.config.settings import PROJECT, SECRET_MARK, SHOWN_CHARS, SettingProblem, cut, looks_secret, shown_value
-from components.config.stackfile import StackFileRefused, namespace_problem, read_yaml
+from components.config.names import namespace_problem
+from components.config.problems import PROJECT, SECRET_MARK, SettingProblem, StackFileError, shown_value
+from components.config.stack_rules import CliConfig, GivenValue, cli_config, is_secure
+from components.config.stackfile import (
+    read_stack,
+    stack_files,  # re-exported: its home before the pipeline
+)
 from components.lifecycle import Stage, parts_for
+
+__all__ = ["DictConfig", "StackConfig", "StackFileError", "checked", "load_stack_config", "stack_files"]
 
 
 class DictConfig:
@@ -48,16 +60,6 @@ class DictConfig:
     def view(self, namespace: str) -> DictConfig:
         """The same values read in another namespace (a service's own, see ``load_services``)."""
         return DictConfig(self._values, self._secret_keys, namespace)
-
-
-class StackFileError(Exception):
-    """A project or stack file that cannot be read; carries one problem per line."""
-
-    def __init__(self, problems: list[SettingProblem], config: StackConfig | None = None) -> None:
-        self.problems = problems
-        self.config = config
-        """What could be read (values of the wrong type kept as text), to validate the rest too."""
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass
@@ -84,123 +86,61 @@ class StackConfig:
 
 
 def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
-    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged).
+    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the Pulumi CLI would (defaults merged), and check them.
 
-    Both files go through :func:`components.config.stackfile.read_yaml` (size, depth, aliases, duplicate
-    keys) before any value is looked at; then every key is checked and every problem collected.
+    Stages 1 to 3 of the pipeline (see the module's text), every problem collected: raises
+    :class:`StackFileError` carrying what could be read, so that the settings can be checked too.
     """
-    stack_file = _existing_stack_file(project_dir, stack)
-    project, stack_doc = _read_files(project_dir, stack_file)
-    config = _with_project_defaults(project, project_dir / "Pulumi.yaml", stack)
-    raw = _config_mapping(stack_doc, stack_file)
-    problems = [
-        *stack_rules.project_file_problems(config.project, config.declared, "Pulumi.yaml"),
-        *_cli_rule_problems(config, raw),  # before _taken adds the stack's secure: keys to the secret keys
-        *_taken(config, raw),
-        *_hostnames_owned_elsewhere(project_dir, stack, config),
-    ]
+    files = read_stack(project_dir, stack)  # 1. read, within the limits
+    merged = cli_config(files)  # 2. the CLI's merge and rules
+    config, problems = checked(merged)  # 3. our stricter checks
     if problems:
         raise StackFileError(problems, config)
     return config
 
 
-def _existing_stack_file(project_dir: Path, stack: str) -> Path:
-    """``Pulumi.<stack>.yaml``, or a problem naming the stacks there are (and --project-dir when none)."""
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        existing = _stacks_in(project_dir)
-        hint = "" if existing else f"; no stack file in {project_dir}: run from the project or pass --project-dir"
-        raise StackFileError(
-            [
-                SettingProblem(
-                    f"--stack {stack}", str(stack_file), f"an existing stack file; stacks here: {existing}{hint}"
-                )
-            ]
+def checked(merged: CliConfig) -> tuple[StackConfig, list[SettingProblem]]:
+    """Stage 3: the CLI's configuration without the keys our checks refuse, and every problem so far.
+
+    The stack file's keys go into the values unless refused here: an undeclared namespace a typo away
+    from a known one, a provider key the SDK does not read, a ``secure:`` that is not ciphertext. Then a
+    hostname another stack's file owns too.
+    """
+    services = _service_namespaces(merged.files.config, merged.project)
+    config = StackConfig(
+        stack=merged.files.stack,
+        values=dict(merged.defaults),
+        secret_keys=set(merged.secret_keys),
+        declared=merged.files.declared,
+        project=merged.project,
+    )
+    ours: list[SettingProblem] = []
+    for given in merged.given:
+        problem = _refused(config, given, services)
+        if problem is not None:
+            ours.append(problem)
+            continue
+        config.values[given.full] = given.text  # settings check the value itself
+        if is_secure(given.value):
+            config.secret_keys.add(given.full)
+    return config, [*merged.problems, *ours, *_hostnames_owned_elsewhere(merged, config)]
+
+
+def _refused(config: StackConfig, given: GivenValue, services: frozenset[str]) -> SettingProblem | None:
+    """Our problem with one ``key: value`` of the stack file that the CLI's rules do not report (a namespace
+    a typo away, a provider key, a malformed ``secure:``), if any."""
+    namespace, _, short = given.full.partition(":")
+    secure = is_secure(given.value)
+    if secure and not (isinstance(given.value["secure"], str) and given.value["secure"]):
+        return SettingProblem(
+            given.full, SECRET_MARK, "secure: <ciphertext>, as `pulumi config set --secret` writes it"
         )
-    return stack_file
-
-
-def _with_project_defaults(project: dict[str, Any], project_file: Path, stack: str) -> StackConfig:
-    """The stack's configuration before its own file: the project's declared defaults (the CLI's
-    ``createConfigValue``) and which keys are secret (declared so, or the schema's secrets)."""
-    declared = _declarations(project, project_file)
-    config = StackConfig(stack=stack, values={}, declared=declared, project=str(project.get("name") or PROJECT))
-    for short, declaration in declared.items():
-        if "default" in declaration:
-            config.values[config.key(short)] = stack_rules.cli_text(declaration["default"])
-        if declaration.get("secret"):
-            config.secret_keys.add(config.key(short))
-    config.secret_keys |= {config.key(name) for name in schema.SECRETS if name not in declared}
-    return config
-
-
-def _config_mapping(stack_doc: dict[str, Any], stack_file: Path) -> dict[Any, Any]:
-    """The stack file's ``config:`` mapping (none is an empty one)."""
-    raw = stack_doc.get("config") or {}
-    if not isinstance(raw, dict):
-        raise StackFileError(
-            [SettingProblem(f"{stack_file.name}: config", _shown("config", raw), "a mapping of settings")]
-        )
-    return raw
-
-
-def _cli_rule_problems(config: StackConfig, raw: Mapping[str, Any]) -> list[SettingProblem]:
-    """The Pulumi CLI's own rules (missing, type, secret) with its wording, values masked and cut."""
-    rules = stack_rules.stack_problems(config.stack, config.declared, raw, config.project)
-    return [_masked(problem, config) for problem in rules]
-
-
-def _taken(config: StackConfig, raw: Mapping[Any, Any]) -> list[SettingProblem]:
-    """Every key of the stack file added to ``config``; our problems with them (undeclared namespaces,
-    provider keys, ciphertext shape)."""
-    services = _service_namespaces(raw, config.project)
-    return [p for given, value in raw.items() if (p := _take(config, str(given), value, services)) is not None]
-
-
-def stack_files(project_dir: Path) -> list[tuple[str, Path]]:
-    """Every stack file of the project as (stack, ``Pulumi.<stack>.yaml``), in the order of the file names."""
-    return [(path.name[len("Pulumi.") : -len(".yaml")], path) for path in sorted(project_dir.glob("Pulumi.*.yaml"))]
-
-
-def _stacks_in(project_dir: Path) -> list[str]:
-    """The stacks' names, sorted by name (the order error lines list them in)."""
-    return sorted(name for name, _ in stack_files(project_dir))
-
-
-def _read_files(project_dir: Path, stack_file: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    project_file = project_dir / "Pulumi.yaml"
-    documents: list[dict[str, Any]] = []
-    for path in (project_file, stack_file):
-        try:
-            documents.append(read_yaml(path))
-        except FileNotFoundError:
-            hint = "a Pulumi.yaml next to the stack files: run from the project or pass --project-dir"
-            raise StackFileError([SettingProblem(str(path), "<missing>", hint)]) from None
-        except StackFileRefused as refused:
-            raise StackFileError(
-                [
-                    stack_rules.RuleProblem(each.where, each.problem, "a stack file Pulumi can read", each.cli)
-                    for each in refused.every()
-                ]
-            ) from None
-        except OSError as error:
-            raise StackFileError(
-                [SettingProblem(str(path), "<unreadable>", f"a readable file ({error.strerror})")]
-            ) from None
-    return documents[0], documents[1]
-
-
-def _declarations(project: dict[str, Any], project_file: Path) -> dict[str, dict[str, Any]]:
-    declared = project.get("config") or {}
-    if not isinstance(declared, dict) or not all(isinstance(d, dict) for d in declared.values()):
-        raise StackFileError([SettingProblem(f"{project_file.name}: config", "<not a mapping of declarations>",
-                                             "name: {type: …, description: …} per setting")])  # fmt: skip
-    return declared
-
-
-def _shown(full: str, value: Any, config: StackConfig | None = None) -> str:
-    """A value as an error line may show it (:func:`components.config.settings.shown_value`)."""
-    return shown_value(full, value, config.secret_keys if config else ())
+    if namespace != config.project and namespace not in services:
+        wrong = namespace_problem(namespace, short, config.project)
+        if wrong is not None:
+            shown = SECRET_MARK if secure else shown_value(given.full, given.value, config.secret_keys)
+            return SettingProblem(given.full, shown, wrong)
+    return None
 
 
 def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
@@ -209,52 +149,13 @@ def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
     return frozenset(s for s in listed if isinstance(s, str)) if isinstance(listed, list) else frozenset()
 
 
-def _masked(problem: SettingProblem, config: StackConfig) -> SettingProblem:
-    """``problem`` with its value masked where :func:`components.config.settings.looks_secret` says so, and long
-    values cut."""
-    if problem.value in ("<not set>", SECRET_MARK):
-        return problem
-    if looks_secret(problem.key, config.secret_keys):
-        return dataclasses.replace(problem, value=SECRET_MARK)
-    return dataclasses.replace(problem, value=cut(problem.value)) if len(problem.value) > SHOWN_CHARS else problem
-
-
-def _take(config: StackConfig, full: str, value: Any, services: frozenset[str]) -> SettingProblem | None:
-    """Add one ``key: value`` of the stack file to ``config``; the problem :mod:`components.config.stack_rules`
-    does not already report (a namespace a typo away, a provider key, a malformed ``secure:``), if any."""
-    namespace, _, short = full.partition(":")
-    if not short:  # Pulumi treats a bare key as the project's
-        namespace, short, full = config.project, namespace, config.key(namespace)
-    secure = isinstance(value, dict) and set(value) == {"secure"}
-    if secure and not (isinstance(value["secure"], str) and value["secure"]):
-        return SettingProblem(full, SECRET_MARK, "secure: <ciphertext>, as `pulumi config set --secret` writes it")
-    if namespace != config.project and namespace not in services:
-        wrong = namespace_problem(namespace, short, config.project)
-        if wrong is not None:
-            return SettingProblem(full, SECRET_MARK if secure else _shown(full, value, config), wrong)
-    if secure:
-        config.values[full] = SECRET_MARK
-        config.secret_keys.add(full)
-        return None
-    config.values[full] = stack_rules.cli_text(value)  # settings check the value itself
-    return None
-
-
-def _hostnames_owned_elsewhere(project_dir: Path, stack: str, config: StackConfig) -> list[SettingProblem]:
+def _hostnames_owned_elsewhere(merged: CliConfig, config: StackConfig) -> list[SettingProblem]:
     """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset)."""
     mine = _listed(config.values.get(config.key("hostnames")))
     if not mine or not _publishes(config.values.get(config.key("stage"))):
         return []
     problems: list[SettingProblem] = []
-    for other, path in sorted(stack_files(project_dir)):
-        if other == stack:
-            continue
-        try:
-            other_config = read_yaml(path).get("config") or {}
-        except (OSError, StackFileRefused):
-            continue  # that stack's own plan reports it
-        if not isinstance(other_config, dict):
-            continue
+    for other, other_config in merged.files.others:
         stage = other_config.get(config.key("stage"), other_config.get("stage"))
         theirs = other_config.get(config.key("hostnames"), other_config.get("hostnames"))
         if not _publishes(stage) or not isinstance(theirs, list):

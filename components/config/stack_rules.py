@@ -1,4 +1,9 @@
-"""The Pulumi CLI's configuration rules, applied offline before the program runs.
+"""Stage 2 of a stack's configuration: the Pulumi CLI's merge and its rules, applied offline.
+
+:func:`cli_config` takes what the reader read (:class:`components.config.stackfile.StackFiles`, stage 1)
+and returns the configuration as the CLI would merge it (the project's declared defaults, then the
+stack's values) with every problem its rules find (:class:`CliConfig`); our stricter checks
+(:mod:`components.config.stack_config`, stage 3) take that result.
 
 The CLI refuses a stack before it starts the program when its configuration breaks the project's
 ``config:`` schema; the offline plan applies the same rules with the same wording, so that a stack
@@ -27,20 +32,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from components.config import schema
-from components.config.settings import PROJECT, SECRET_MARK, SettingProblem
-from components.config.stackfile import closest
+from components.config.names import closest
+from components.config.problems import PROJECT, SECRET_MARK, RuleProblem, SettingProblem, masked
+from components.config.stackfile import StackFiles
 
 _GO_INT: Final = re.compile(r"[+-]?[0-9]+")
 """What Go's ``strconv.Atoi`` parses: an optional sign and ASCII digits (no spaces, no ``_``)."""
 _GO_INT_RANGE: Final = range(-(1 << 63), 1 << 63)
 """Atoi on a 64-bit machine: a number outside ``int`` is an error."""
-
-
-@dataclass(frozen=True)
-class RuleProblem(SettingProblem):
-    """A setting the CLI (or our stricter rule) refuses; ``cli`` is the CLI's own message, if any."""
-
-    cli: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,3 +283,70 @@ def stack_problems(
         + value_problems(stack, declared, stack_config, project)
         + undeclared_problems(declared, stack_config, project)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage: merge and rules in one step
+
+
+@dataclass(frozen=True)
+class GivenValue:
+    """One ``key: value`` of the stack file, as the CLI holds it."""
+
+    written: str
+    """The key as the stack file writes it (a bare key is the project's)."""
+    full: str
+    """``<namespace>:<key>``."""
+    value: Any
+    """The value as the YAML decoded it."""
+    text: str
+    """What the program gets: the CLI's text (:func:`cli_text`), :data:`SECRET_MARK` for a ``secure:`` value."""
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    """A stack's configuration as the Pulumi CLI merges it, and every problem the CLI's rules find."""
+
+    files: StackFiles
+    """What stage 1 read."""
+    project: str
+    """The project's name (Pulumi.yaml ``name``): its settings' configuration namespace."""
+    defaults: dict[str, str]
+    """Full key → the project's declared default, as text (the CLI's ``createConfigValue``)."""
+    secret_keys: frozenset[str]
+    """Full keys that are secret before the stack's own ``secure:`` values: declared so, or the schema's secrets."""
+    given: tuple[GivenValue, ...]
+    """The stack file's keys, in its order."""
+    problems: tuple[SettingProblem, ...]
+    """The project file's problems, then the stack's (values masked and cut, in the CLI's order)."""
+
+    def key(self, short: str) -> str:
+        return f"{self.project}:{short}"
+
+
+def cli_config(files: StackFiles) -> CliConfig:
+    """Stage 2: merge the project's declared defaults and the stack's values as the CLI does, and apply
+    every rule above (the project file's, then the stack's), values masked where
+    :func:`components.config.problems.looks_secret` says so."""
+    project = str(files.project.get("name") or PROJECT)
+    defaults: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    for short, declaration in files.declared.items():
+        if "default" in declaration:
+            defaults[f"{project}:{short}"] = cli_text(declaration["default"])
+        if declaration.get("secret"):
+            secret_keys.add(f"{project}:{short}")
+    secret_keys |= {f"{project}:{name}" for name in schema.SECRETS if name not in files.declared}
+    given = tuple(_given(str(written), value, project) for written, value in files.config.items())
+    rules = stack_problems(files.stack, files.declared, files.config, project)
+    problems = (
+        *project_file_problems(project, files.declared, "Pulumi.yaml"),
+        *(masked(problem, secret_keys) for problem in rules),
+    )
+    return CliConfig(files, project, defaults, frozenset(secret_keys), given, problems)
+
+
+def _given(written: str, value: Any, project: str) -> GivenValue:
+    namespace, _, short = written.partition(":")
+    full = f"{project}:{namespace}" if not short else written  # Pulumi treats a bare key as the project's
+    return GivenValue(written, full, value, SECRET_MARK if is_secure(value) else cli_text(value))

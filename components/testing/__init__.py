@@ -1,7 +1,9 @@
 """Recording mocks and test helpers: for tests, the offline plan and library users' own tests.
 
 :mod:`~components.testing.mocks` records every registration as the engine would see it (and refuses what
-the engine refuses); :mod:`~components.testing.pytest_plugin` offers the helpers as pytest fixtures
+the engine refuses); :mod:`~components.testing.running` runs programs under them;
+:mod:`~components.testing.offline` runs a whole program offline (the ``plan`` command's run);
+:mod:`~components.testing.pytest_plugin` offers the helpers as pytest fixtures
 (registered by the ``service_lifecycle`` entry point). Every name is importable from here;
 :class:`DictConfig` lives with the stack's configuration (:mod:`components.config.stack_config`).
 """
@@ -23,21 +25,23 @@ from components.testing.mocks import (
     RecordedResource,
     RecordingMocks,
     RecordingMonitor,
-    config_values,
     dns_conflict,
     engine_refusal,
     install_mocks,
     is_secret,
     kubernetes_identity,
-    make_settings,
     plausible_answer,
     redact,
-    release_worker_loops,
-    run_components,
-    run_program,
     tunnel_token,
     unwrap,
     wrap_secret,
+)
+from components.testing.running import (
+    config_values,
+    make_settings,
+    release_worker_loops,
+    run_components,
+    run_program,
 )
 
 __all__ = [

@@ -56,7 +56,7 @@ def run_components() -> Callable[..., testing.RecordingMocks]:
 @pytest.fixture
 def plan_stack(pulumi_project_dir: Path) -> Iterator[Callable[..., tuple[Any, testing.RecordingMocks]]]:
     """``plan_stack(stack, environ=None)``: the offline plan of a stack of ``pulumi_project_dir``."""
-    from components.commands.plan import run_plan
+    from components.testing.offline import run_plan  # on demand: it imports the whole library
 
     def plan(stack: str, *, environ: dict[str, str] | None = None) -> tuple[Any, testing.RecordingMocks]:
         return run_plan(pulumi_project_dir, stack, environ=environ)

@@ -13,18 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.config.names import closest, edit_distance, namespace_problem, provider_keys
 from components.config.stack_config import StackFileError, load_stack_config
-from components.config.stackfile import (
-    MAX_BYTES,
-    MAX_DEPTH,
-    MAX_NODES,
-    StackFileRefused,
-    closest,
-    edit_distance,
-    namespace_problem,
-    provider_keys,
-    read_yaml,
-)
+from components.config.stackfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, StackFileRefused, read_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -388,20 +379,18 @@ def test_looks_secret_shows(name: str, secret_keys: tuple[str, ...]) -> None:
 def test_settings_and_the_stack_reader_mask_through_the_same_function(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both error paths ask components.config.settings.looks_secret: hiding one more name there hides it in both."""
-    from components.config import stack_config
+    """Both error paths ask components.config.problems.looks_secret: hiding one more name there hides it in both."""
+    from components.config import problems  # looks_secret is looked up in the module defining it
     from components.config.settings import SettingsError, load_settings
-    from components.config.settings import model as settings  # looks_secret is looked up in the module defining it
     from components.testing import DictConfig
 
-    original = settings.looks_secret
+    original = problems.looks_secret
     hidden = {"team", "service-lifecycle:team", "service-lifecycle:replicaCount"}
 
     def stricter(name: str, secret_keys: Collection[str] = ()) -> bool:
         return name in hidden or original(name, secret_keys)
 
-    monkeypatch.setattr(settings, "looks_secret", stricter)
-    monkeypatch.setattr(stack_config, "looks_secret", stricter)
+    monkeypatch.setattr(problems, "looks_secret", stricter)
     values = dict(load_stack_config(PROJECT_DIR, "staging").values)
     values["service-lifecycle:team"] = "Not A Team"
     with pytest.raises(SettingsError) as settings_error:

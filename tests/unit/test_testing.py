@@ -289,7 +289,7 @@ def test_teardown_hook_drops_only_the_loop_self_pipe_artefact(monkeypatch: pytes
     import asyncio
     import types
 
-    from components.testing.mocks import _quiet_loop_teardown
+    from components.testing.running import _quiet_loop_teardown
 
     seen: list[object] = []
     monkeypatch.setattr(sys, "__unraisablehook__", seen.append)

@@ -10,22 +10,32 @@ Defaults, types and descriptions live in :mod:`components.config.schema`, the on
 also be built without a stack: :func:`settings_from_mapping` and :meth:`Settings.create`, with the
 same checks and error lines; :func:`load_services` reads several services from one stack.
 
-The package by step, every name importable from here: :mod:`~components.config.settings.model` (the
-constants, which values an error line shows, the errors, the settings dataclasses),
-:mod:`~components.config.settings.reading` (the reader and :func:`load_settings`'s steps) and
-:mod:`~components.config.settings.sources` (a mapping or keywords instead of a stack file, several services).
+The package by step, every name importable from here, each module importing only those above it:
+:mod:`~components.config.problems` (a problem line and which values it may show, shared with the
+stack-file stages), :mod:`~components.config.settings.model` (the constants, the error, the parts'
+dataclasses), :mod:`~components.config.settings.reading` (the reader, value and quantity parsing),
+:mod:`~components.config.settings.steps` (one step per part), :mod:`~components.config.settings.loading`
+(:class:`Settings`, :func:`load_settings`, a mapping or keywords instead of a stack file) and
+:mod:`~components.config.settings.sources` (several services).
 """
 
 from __future__ import annotations
 
-from components.config.settings.model import (
-    MAX_KUBE_CONTEXT,
-    MAX_SERVICE_NAME,
+from components.config.problems import (
     PROJECT,
-    QUANTITY_MAX,
     SECRET_MARK,
     SECRET_NAME,
     SHOWN_CHARS,
+    SettingProblem,
+    cut,
+    looks_secret,
+    shown_value,
+)
+from components.config.settings.loading import Settings, config_text, load_settings, settings_from_mapping
+from components.config.settings.model import (
+    MAX_KUBE_CONTEXT,
+    MAX_SERVICE_NAME,
+    QUANTITY_MAX,
     SUPPORTED_KUBERNETES,
     BuildSettings,
     CloudflareSettings,
@@ -35,28 +45,11 @@ from components.config.settings.model import (
     PromotionSettings,
     RegistrySettings,
     Resources,
-    SettingProblem,
-    Settings,
     SettingsError,
-    cut,
     key,
-    looks_secret,
-    shown_value,
 )
-from components.config.settings.reading import (
-    _Reader,
-    cpu_millicores,
-    in_quantity_range,
-    load_settings,
-    memory_bytes,
-)
-from components.config.settings.sources import (
-    RESERVED_NAMESPACES,
-    SERVICES_KEY,
-    config_text,
-    load_services,
-    settings_from_mapping,
-)
+from components.config.settings.reading import _Reader, cpu_millicores, in_quantity_range, memory_bytes
+from components.config.settings.sources import RESERVED_NAMESPACES, SERVICES_KEY, load_services
 
 __all__ = [
     "MAX_KUBE_CONTEXT",

@@ -1,43 +1,29 @@
-"""The settings model: the project's constants, the settings dataclasses, and how a value is shown.
+"""The settings model: the limits, the error, the source, and the parts of :class:`Settings`.
 
-The limits other modules share (:data:`PROJECT`, :data:`SUPPORTED_KUBERNETES`…), the one place that
-decides which values an error line hides (:func:`looks_secret`, :func:`shown_value`), the error
-(:class:`SettingProblem`, :class:`SettingsError`), the source a reader takes keys from
-(:class:`ConfigSource`) and the validated tree (:class:`Settings` and its parts). Reading and
-validation, with the patterns a value must match: :mod:`components.config.settings.reading`.
+The limits other modules share (:data:`SUPPORTED_KUBERNETES`, :data:`QUANTITY_MAX`…), the error
+(:class:`SettingsError`, of :class:`components.config.problems.SettingProblem` lines), the source a
+reader takes keys from (:class:`ConfigSource`) and the dataclasses of the validated tree's parts.
+Which values an error line hides: :mod:`components.config.problems`; the tree itself and how it is
+read: :mod:`components.config.settings.loading`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import pulumi
 
-from components.config import schema
-from components.config.stackfile import edit_distance, provider_keys
-from components.lifecycle import Stage, StageParts
-
-PROJECT: Final = "service-lifecycle"
-"""The Pulumi project name, and so the configuration namespace."""
-
-SECRET_MARK: Final = "[secret]"
-"""How a secret value is shown in errors and plans."""
+from components.config.problems import PROJECT, SettingProblem
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 QUANTITY_MAX: Final = 2**63 - 1
 """Largest number a Kubernetes quantity may represent (k8s.io/apimachinery pkg/api/resource/quantity.go)."""
-SHOWN_CHARS: Final = 80
-"""Longest value quoted in an error line."""
 MAX_KUBE_CONTEXT: Final = 253
 """Longest kubeContext accepted: a context name is one line (kubeconfig YAML keys stay short in practice)."""
-SECRET_NAME: Final = re.compile(
-    r"pa?ss?w(o?r)?d|pwd|token|secret|credential|key|kubeconfig|auth|private", re.IGNORECASE
-)
-"""Key names whose values are never shown in an error line, declared secret or not (misspellings included)."""
 SUPPORTED_KUBERNETES: Final = tuple(f"1.{minor}" for minor in range(25, 38))
 """Kubernetes versions whose schemas the manifests are validated against."""
 MAX_SERVICE_NAME: Final = 40
@@ -47,62 +33,6 @@ MAX_SERVICE_NAME: Final = 40
 def key(name: str) -> str:
     """The full configuration key, as users type it: ``service-lifecycle:<name>``."""
     return f"{PROJECT}:{name}"
-
-
-def looks_secret(name: str, secret_keys: Collection[str] = ()) -> bool:
-    """Whether an error line must hide the value of the key ``name`` (``short`` or ``namespace:short``).
-
-    The one place that decides it, for the settings' error lines and the stack-file reader's
-    (:mod:`components.config.stack_config`). Hidden: a key of ``secret_keys`` (full keys a stack or project
-    declares secret); a name that says it is secret (a setting the schema knows says so itself:
-    ``imagePullSecret`` is a boolean; any other by its words: password, token, secret, key, credential…);
-    and a name a typo away (edit distance ≤ 2, any case) from a secret: the schema's, ``secret_keys``'
-    and the secret-looking keys of the name's provider (``cloudflare:apiTokn``), so that a misspelt
-    secret is not printed as the unknown key it is.
-    """
-    if name in secret_keys or _named_secret(name):
-        return True
-    namespace, _, short = name.rpartition(":")
-    near = {full.rpartition(":")[2] for full in secret_keys} | schema.SECRETS
-    near |= {known for known in provider_keys(namespace) or () if _named_secret(known)}
-    return any(edit_distance(short.lower(), secret.lower()) <= 2 for secret in near)
-
-
-def shown_value(name: str, value: object, secret_keys: Collection[str] = ()) -> str:
-    """``value`` as an error line about the key ``name`` may show it: :data:`SECRET_MARK` where
-    :func:`looks_secret` says so (an Output is always one), else its ``repr`` cut to
-    :data:`SHOWN_CHARS` characters (a 1 MiB value helps nobody in a log)."""
-    if isinstance(value, pulumi.Output) or looks_secret(name, secret_keys):
-        return SECRET_MARK
-    return cut(repr(value))
-
-
-def cut(text: str) -> str:
-    """``text`` cut to :data:`SHOWN_CHARS` characters, saying how long it was."""
-    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
-
-
-def _named_secret(name: str) -> bool:
-    """The name alone: a setting of the schema in the project's namespace by its declaration, any other by its words."""
-    known = schema.BY_NAME.get(name.rpartition(":")[2])
-    if known is not None and name.partition(":")[0] in (name, PROJECT):
-        return known.secret
-    return SECRET_NAME.search(name) is not None
-
-
-@dataclass(frozen=True)
-class SettingProblem:
-    """One bad configuration value."""
-
-    key: str
-    """Full key, e.g. ``service-lifecycle:replicas``."""
-    value: str
-    """The value as given (``[secret]`` for secrets, ``<not set>`` when missing)."""
-    expected: str
-    """What would have been accepted."""
-
-    def __str__(self) -> str:
-        return f"{self.key}: got {self.value}; expected {self.expected}"
 
 
 class SettingsError(pulumi.RunError):
@@ -248,41 +178,3 @@ class MonitoringSettings:
     """p95 latency above which the latency alert fires."""
     runbook_url: str
     """Runbook every alert links to (``<url>#<alert name>``)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything the program needs, validated."""
-
-    stage: Stage
-    parts: StageParts
-    service_name: str
-    team: str
-    app_version: str
-    replicas: int
-    container_port: int
-    resources: Resources
-    registry: RegistrySettings
-    build: BuildSettings | None
-    """Present only in stages that build."""
-    promotion: PromotionSettings | None
-    """Present only in stages that promote."""
-    kubernetes: KubernetesSettings
-    cloudflare: CloudflareSettings
-    monitoring: MonitoringSettings
-
-    @property
-    def namespace(self) -> str:
-        """The service's namespace in this stage: ``<service>-<stage>``."""
-        return f"{self.service_name}-{self.stage.value}"
-
-    @classmethod
-    def create(cls, *, environ: Mapping[str, str] | None = None, **values: object) -> Settings:
-        """Settings from keyword arguments named after the settings (``service_name="web"``).
-
-        (``build`` is taken: it is the build settings' field.) The same checks as a stack file and
-        the schema's defaults; problem lines name the keywords.
-        """
-        from components.config.settings.sources import _validated  # lazy: sources builds Settings from this module
-
-        return _validated(values, keyword=True, namespace=None, environ=environ)

@@ -1,13 +1,11 @@
-"""Settings without a stack file, and several services in one program.
+"""Several services in one program.
 
-:func:`settings_from_mapping` and :meth:`Settings.create` read a mapping or keywords with the checks
-and error lines of a stack file; :func:`load_services` reads every service a stack runs
-(``<project>:services``), each from its own namespace first, then the project's shared keys.
+:func:`load_services` reads every service a stack runs (``<project>:services``), each from its own
+namespace first, then the project's shared keys, with :func:`components.config.settings.loading.load_settings`.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -15,102 +13,14 @@ from typing import Any, Final
 
 import pulumi
 
-from components.config import schema
-from components.config.settings.model import (
-    _DNS_LABEL,
-    PROJECT,
-    ConfigSource,
-    SettingProblem,
-    Settings,
-    SettingsError,
-    shown_value,
-)
-from components.config.settings.reading import load_settings
+from components.config.problems import PROJECT, SettingProblem
+from components.config.settings.loading import Settings, load_settings
+from components.config.settings.model import _DNS_LABEL, ConfigSource, SettingsError
 
 SERVICES_KEY: Final = "services"
 """Project key listing the services of a program that runs several (see :func:`load_services`)."""
 RESERVED_NAMESPACES: Final = frozenset({"pulumi", "kubernetes", "cloudflare", "docker", "aws", "config"})
 """Configuration namespaces of the providers: no service may take one as its own."""
-
-
-def config_text(value: object) -> str:
-    """A Python value as the Pulumi CLI hands configuration to a program: text, lists as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        value = list(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
-class _MappingSource:
-    """A :class:`ConfigSource` over key → Python value; secret values become Pulumi secrets."""
-
-    def __init__(self, values: Mapping[str, object]) -> None:
-        self._values = values
-
-    def get(self, name: str) -> str | None:
-        value = self._values.get(name)
-        return None if value is None else config_text(value)
-
-    def get_secret(self, name: str) -> pulumi.Output[str] | None:
-        value = self._values.get(name)
-        if value is None:
-            return None
-        if isinstance(value, pulumi.Output):
-            return pulumi.Output.secret(value)
-        return pulumi.Output.secret(config_text(value))
-
-
-def _validated(
-    values: Mapping[str, object], *, keyword: bool, namespace: str | None, environ: Mapping[str, str] | None
-) -> Settings:
-    def given(name: str) -> str:
-        setting = schema.BY_NAME.get(name)
-        return setting.python_name if keyword and setting else name
-
-    def shown(written: str) -> str:
-        return f"{namespace}:{written}" if namespace else written
-
-    known = schema.BY_PYTHON_NAME if keyword else schema.BY_NAME
-    problems: list[SettingProblem] = []
-    by_name: dict[str, object] = {}
-    for written, value in values.items():
-        setting = known.get(written)
-        if setting is None:
-            close = difflib.get_close_matches(written, list(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            # an unknown key may be a misspelt secret: looks_secret knows the schema's secrets, typos included
-            problems.append(
-                SettingProblem(shown(written), shown_value(written, value), f"a setting of components.schema{hint}")
-            )
-        elif isinstance(value, pulumi.Output) and not setting.secret:
-            problems.append(SettingProblem(shown(written), "an Output", "a plain value (only secrets may be Outputs)"))
-        else:
-            by_name[setting.name] = value
-    try:
-        settings = load_settings(_MappingSource(by_name), environ=environ, label=lambda name: shown(given(name)))
-    except SettingsError as error:
-        reported = {p.key for p in problems}  # a refused value is not also "not set"
-        raise SettingsError([*problems, *(p for p in error.problems if p.key not in reported)]) from None
-    if problems:
-        raise SettingsError(problems)
-    return settings
-
-
-def settings_from_mapping(
-    values: Mapping[str, object], *, namespace: str | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
-    """Settings from a plain mapping of configuration keys (``{"serviceName": "web", "replicas": 2}``).
-
-    Values may be Python values (numbers, booleans, lists) or text as in a stack file; secret
-    settings become Pulumi secrets (a :class:`pulumi.Output` is kept as one). The schema's
-    defaults fill what is not given; the checks and problem lines are those of a stack file, keys
-    named ``<namespace>:<key>`` when ``namespace`` is given, else as written. An unknown key is a
-    problem too (with a did-you-mean).
-    """
-    return _validated(values, keyword=False, namespace=namespace, environ=environ)
 
 
 class _ServiceSource:
