@@ -31,12 +31,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-import yaml
+from components.monitoring.rule_files import to_yaml
+
+__all__ = [  # the rules as data; to_yaml is re-exported (before 0.3.0 it lived here)
+    "APP_METRICS", "CLOUDFLARED_HA_CONNECTIONS", "CLOUDFLARED_METRICS", "ERROR_RATIO", "FAST_BURN",
+    "KUBE_STATE_METRICS", "LATENCY_P95", "NON_USER_ROUTES", "REQUESTS_RATE", "SEVERITY_PAGE", "SEVERITY_TICKET",
+    "SLOW_BURN", "SLO_WINDOWS", "BurnRateWindow", "RuleParams", "RulesError", "alert_names", "error_budget",
+    "error_budget_alerts", "exprs", "metric_names", "recorded_names", "recording_rules", "rule_groups",
+    "service_alerts", "to_yaml", "tunnel_alerts", "workload_alerts",
+]  # fmt: skip
 
 SEVERITY_PAGE: Final = "critical"
 SEVERITY_TICKET: Final = "warning"
@@ -477,54 +484,3 @@ def exprs(groups: dict[str, Any]) -> list[str]:
 def recorded_names(groups: dict[str, Any]) -> set[str]:
     """Names of the series the document records."""
     return {r["record"] for g in groups["groups"] for r in g["rules"] if "record" in r}
-
-
-class _RuleDumper(yaml.SafeDumper):
-    """Block scalars for multi-line expressions, and no anchors: a file people read and diff."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
-
-
-_RuleDumper.add_representer(str, _str)
-
-
-def to_yaml(groups: dict[str, Any]) -> str:
-    """The rule document as a Prometheus rule file."""
-    return yaml.dump(groups, Dumper=_RuleDumper, sort_keys=False, width=200)
-
-
-class _Recorded(Protocol):
-    type: str
-    inputs: dict[str, Any]
-
-
-PROMETHEUS_RULE_TYPE: Final = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
-SERVICE_LABEL_KEY: Final = "service-lifecycle/service"
-
-
-def write_rule_files(resources: Iterable[_Recorded], out: Path) -> list[Path]:
-    """Write the ``spec`` of every recorded PrometheusRule as ``out/rules/<service>.rules.yml``.
-
-    The file holds exactly what the cluster's PrometheusRule carries, so ``promtool check rules``
-    and ``promtool test rules`` on it check what would be deployed. Returns the written paths
-    (none in stages without monitoring).
-    """
-    rules_dir = out / "rules"
-    rules_dir.mkdir(parents=True, exist_ok=True)
-    for stale in rules_dir.glob("*.rules.yml"):
-        stale.unlink()
-    written: list[Path] = []
-    for resource in resources:
-        if resource.type != PROMETHEUS_RULE_TYPE:
-            continue
-        metadata = resource.inputs.get("metadata") or {}
-        service = (metadata.get("labels") or {}).get(SERVICE_LABEL_KEY) or metadata.get("name") or "service"
-        path = rules_dir / f"{service}.rules.yml"
-        path.write_text(to_yaml(resource.inputs["spec"]))
-        written.append(path)
-    return written

@@ -1,0 +1,65 @@
+"""The rules as files: the rule document as Prometheus rule-file YAML, and the offline plan's ``rules/`` files.
+
+:func:`write_rule_files` writes the ``spec`` of every recorded PrometheusRule (built by
+:func:`components.monitoring.rules.rule_groups`) as ``rules/<service>.rules.yml``, the file
+``promtool`` checks and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import yaml
+
+
+class _RuleDumper(yaml.SafeDumper):
+    """Block scalars for multi-line expressions, and no anchors: a file people read and diff."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_RuleDumper.add_representer(str, _str)
+
+
+def to_yaml(groups: dict[str, Any]) -> str:
+    """The rule document as a Prometheus rule file."""
+    return yaml.dump(groups, Dumper=_RuleDumper, sort_keys=False, width=200)
+
+
+class _Recorded(Protocol):
+    type: str
+    inputs: dict[str, Any]
+
+
+PROMETHEUS_RULE_TYPE: Final = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+SERVICE_LABEL_KEY: Final = "service-lifecycle/service"
+
+
+def write_rule_files(resources: Iterable[_Recorded], out: Path) -> list[Path]:
+    """Write the ``spec`` of every recorded PrometheusRule as ``out/rules/<service>.rules.yml``.
+
+    The file holds exactly what the cluster's PrometheusRule carries, so ``promtool check rules``
+    and ``promtool test rules`` on it check what would be deployed. Returns the written paths
+    (none in stages without monitoring).
+    """
+    rules_dir = out / "rules"
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    for stale in rules_dir.glob("*.rules.yml"):
+        stale.unlink()
+    written: list[Path] = []
+    for resource in resources:
+        if resource.type != PROMETHEUS_RULE_TYPE:
+            continue
+        metadata = resource.inputs.get("metadata") or {}
+        service = (metadata.get("labels") or {}).get(SERVICE_LABEL_KEY) or metadata.get("name") or "service"
+        path = rules_dir / f"{service}.rules.yml"
+        path.write_text(to_yaml(resource.inputs["spec"]))
+        written.append(path)
+    return written
