@@ -197,3 +197,34 @@ def render_project_config() -> str:
         {"config": project_config()}, sort_keys=False, width=110, allow_unicode=True, default_flow_style=False
     )
     return text
+
+
+def render_markdown() -> str:
+    """Every setting as the Markdown reference ``docs/settings.md`` (``python -m components schema --markdown``)."""
+    lines = [
+        "# Settings",
+        "",
+        "<!-- Generated from components/config/schema.py: `python -m components schema --markdown > docs/settings.md`.",
+        "     tests/unit/test_schema.py checks that this file is what the command prints: do not edit by hand. -->",
+        "",
+        "Every setting the library reads, in the order of the project file. A stack sets them as",
+        "`<project>:<key>` in `Pulumi.<stack>.yaml` (`service-lifecycle:replicas` here); a key without a value",
+        "takes the default. **required**: every stack must set it. **secret**: set it with",
+        "`pulumi config set --secret <key> …`; it stays a Pulumi secret. Not in Pulumi.yaml: a secret the",
+        "project file cannot declare (see docs/configuration.md). The keyword is the name",
+        "`Settings.create` takes.",
+        "",
+        "| key | keyword | type | default | description |",
+        "|-----|---------|------|---------|-------------|",
+    ]
+    for setting in SETTINGS:
+        kind = "list of strings" if setting.type == "array" else setting.type
+        marks = [m for m, on in (("required", setting.required), ("secret", setting.secret),
+                                 ("not in Pulumi.yaml", not setting.declared_in_project)) if on]  # fmt: skip
+        default = "" if setting.default is None else f"`{setting.default_text()}`"
+        if setting.default in ("", []):
+            default = "not set"
+        kind += "".join(f", {mark}" for mark in marks)
+        description = setting.description.replace("|", "\\|")
+        lines.append(f"| `{setting.name}` | `{setting.python_name}` | {kind} | {default} | {description} |")
+    return "\n".join(lines) + "\n"

@@ -65,3 +65,12 @@ def test_python_names_are_unique_snake_case() -> None:
     assert len(set(names)) == len(names)
     assert schema.BY_NAME["latencyP95Seconds"].python_name == "latency_p95_seconds"
     assert all(n == n.lower() and " " not in n for n in names)
+
+
+def test_the_settings_reference_is_what_the_schema_command_prints() -> None:
+    """docs/settings.md is generated: ``python -m components schema --markdown > docs/settings.md``."""
+    from components.config.schema import render_markdown
+
+    reference = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+    assert reference.read_text() == render_markdown()
+    assert all(f"| `{setting.name}` |" in reference.read_text() for setting in schema.SETTINGS)
