@@ -218,7 +218,7 @@ def render_markdown() -> str:
         "|-----|---------|------|---------|-------------|",
     ]
     for setting in SETTINGS:
-        kind = "list of strings" if setting.type == "array" else setting.type
+        kind: str = "list of strings" if setting.type == "array" else setting.type
         marks = [m for m, on in (("required", setting.required), ("secret", setting.secret),
                                  ("not in Pulumi.yaml", not setting.declared_in_project)) if on]  # fmt: skip
         default = "" if setting.default is None else f"`{setting.default_text()}`"
