@@ -64,8 +64,30 @@ class Group:
 GROUPS: dict[str, Group] = {
     "settings": Group(
         package="components",
-        modules=("config/settings/model.py", "config/settings/reading.py", "config/settings/sources.py"),
+        modules=(
+            "config/settings/model.py",
+            "config/settings/reading.py",
+            "config/settings/steps.py",
+            "config/settings/loading.py",
+            "config/settings/sources.py",
+            "config/problems.py",
+        ),
         tests=("tests/unit/test_settings.py",),
+    ),
+    "stack_rules": Group(
+        package="components",
+        modules=("config/stack_rules.py",),
+        tests=("tests/unit/test_stack_rules.py",),
+    ),
+    "stackfile": Group(
+        package="components",
+        modules=("config/stackfile.py", "config/names.py", "config/stack_config.py"),
+        tests=("tests/unit/test_stackfile.py",),
+    ),
+    "sunset_checks": Group(
+        package="components",
+        modules=("commands/sunset/checks.py",),
+        tests=("tests/unit/test_sunset.py",),
     ),
     "registry": Group(
         package="components",
