@@ -18,6 +18,12 @@ Environment (all optional):
                           connection is taken, however slowly it trickles in (default ``10``)
   ENABLE_TEST_DELAY       ``1`` honours ``GET /?delay=SECONDS`` (max 30) so tests can hold a request
                           in flight; off by default, the parameter is then ignored
+  IMAGE_REF               the image the pod runs (``repo@sha256:…``, set by the Workload); its digest
+                          becomes the ``digest`` label of ``app_build_info`` (left out when unset), which
+                          deploy verification and the alerts' ``release`` label select on
+  FAULT_ERROR_RATIO       fault injection for verification tests: this share (0 to 1) of ``GET /`` is
+                          answered 500, spread evenly (0.2: every fifth request); default 0, off
+  FAULT_DELAY_SECONDS     fault injection: each ``GET /`` waits this long first (max 30); default 0, off
 
 Shutdown: readiness drops at SIGTERM; the service keeps accepting for the drain period; then it
 stops taking connections, accepts and serves every connection the kernel had already queued in
@@ -34,6 +40,7 @@ import io
 import json
 import math
 import os
+import re
 import selectors
 import signal
 import socket
@@ -54,6 +61,7 @@ ROUTES = frozenset({"/", "/healthz", "/readyz", "/metrics"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_TEST_DELAY_SECONDS = 30.0
+_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
 
 class ConfigError(ValueError):
@@ -72,6 +80,9 @@ class Config:
     test_delay: bool
     max_concurrent: int = 32
     read_seconds: float = 10.0
+    digest: str = ""
+    fault_error_ratio: float = 0.0
+    fault_delay_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -87,7 +98,27 @@ class Config:
             test_delay=env.get("ENABLE_TEST_DELAY", "") == "1",
             max_concurrent=_positive_int(env, "MAX_CONCURRENT_REQUESTS", "32"),
             read_seconds=_seconds(env, "REQUEST_READ_SECONDS", "10", positive=True),
+            digest=_digest_of(env.get("IMAGE_REF") or ""),
+            fault_error_ratio=_ratio(env, "FAULT_ERROR_RATIO"),
+            fault_delay_seconds=min(_seconds(env, "FAULT_DELAY_SECONDS", "0"), MAX_TEST_DELAY_SECONDS),
         )
+
+
+def _digest_of(image_ref: str) -> str:
+    """``sha256:…`` of ``repo@sha256:…``; "" for anything else (a tag, nothing)."""
+    match = _DIGEST.search(image_ref)
+    return match.group(1) if match else ""
+
+
+def _ratio(env: Mapping[str, str], key: str) -> float:
+    raw = env.get(key) or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise ConfigError(f"{key}={raw!r}: expected a share between 0 and 1")
+    return value
 
 
 def _port(raw: str) -> int:
@@ -159,6 +190,7 @@ class Metrics:
 
     def render(self, ready: bool) -> str:
         c = self._config
+        digest = f',digest="{c.digest}"' if c.digest else ""  # sha256:<hex>: nothing to escape
         lines = [
             "# HELP http_requests_total HTTP requests served, by method, route and status code.",
             "# TYPE http_requests_total counter",
@@ -182,7 +214,7 @@ class Metrics:
             "# HELP app_build_info Build information; the value is always 1.",
             "# TYPE app_build_info gauge",
             f'app_build_info{{service="{_escape(c.service)}",version="{_escape(c.version)}",'
-            f'revision="{_escape(c.revision)}"}} 1',
+            f'revision="{_escape(c.revision)}"{digest}}} 1',
             "# HELP app_ready 1 while the service accepts new traffic, 0 once shutdown has begun.",
             "# TYPE app_ready gauge",
             f"app_ready {1 if ready else 0}",
@@ -233,6 +265,8 @@ class Server(HTTPServer):
         self._idle = threading.Condition()
         self._slots = threading.BoundedSemaphore(config.max_concurrent)
         self._stopping = threading.Event()
+        self._faults = 0
+        self._fault_lock = threading.Lock()
         super().__init__((config.host, config.port), Handler)
 
     def serve(self) -> None:
@@ -289,6 +323,19 @@ class Server(HTTPServer):
         """Block until no request is in flight or ``timeout`` passes; True when idle."""
         with self._idle:
             return self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout)
+
+    def inject_fault(self) -> bool:
+        """Fault injection for ``GET /`` (off by default): wait FAULT_DELAY_SECONDS, then True for an
+        evenly spread FAULT_ERROR_RATIO share of requests (the n-th fails when floor(n*ratio) steps up)."""
+        c = self.config
+        if c.fault_delay_seconds:
+            time.sleep(c.fault_delay_seconds)
+        if not c.fault_error_ratio:
+            return False
+        with self._fault_lock:
+            self._faults += 1
+            n = self._faults
+        return math.floor(n * c.fault_error_ratio) > math.floor((n - 1) * c.fault_error_ratio)
 
     @property
     def inflight(self) -> int:
@@ -359,6 +406,9 @@ class Handler(BaseHTTPRequestHandler):
         srv = self.server
         if url.path == "/":
             self._maybe_delay(url.query)
+            if srv.inject_fault():
+                self._reply(500, "text/plain; charset=utf-8", b"injected fault (FAULT_ERROR_RATIO)\n", body)
+                return
             c = srv.config
             payload = {"service": c.service, "version": c.version, "revision": c.revision}
             self._reply(200, "application/json", json.dumps(payload).encode() + b"\n", body)

@@ -238,3 +238,48 @@ def test_grace_period_bounds_the_wait_for_in_flight_requests(start_app: Any) -> 
     assert stopped["level"] == "error" and stopped["inflight"] == 1
     thread.join(timeout=10)
     assert "status" not in slow  # the request was cut off, not answered
+
+
+# ---- release label and fault injection (deploy verification, components/commands/verify.py) ----
+
+
+def test_build_info_carries_the_digest_of_image_ref_and_nothing_else() -> None:
+    digest = "sha256:" + "ab" * 32
+    cfg = server.Config.from_env({"SERVICE_NAME": "s", "IMAGE_REF": f"ghcr.io/acme/s@{digest}"})
+    assert f'app_build_info{{service="s",version="0.0.0-dev",revision="unknown",digest="{digest}"}} 1' in (
+        server.Metrics(cfg).render(ready=True)
+    )
+    for ref in ("", "ghcr.io/acme/s:1.0", 'x@sha256:"},evil="1'):
+        assert server.Config.from_env({"IMAGE_REF": ref}).digest == ""
+
+
+def test_faults_are_off_by_default() -> None:
+    cfg = server.Config.from_env({})
+    assert (cfg.fault_error_ratio, cfg.fault_delay_seconds) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("FAULT_ERROR_RATIO", "1.5"), ("FAULT_ERROR_RATIO", "nan"), ("FAULT_DELAY_SECONDS", "-1")]
+)
+def test_bad_fault_settings_name_the_variable(key: str, value: str) -> None:
+    with pytest.raises(server.ConfigError, match=rf"{key}='{value}'.*expected"):
+        server.Config.from_env({key: value})
+
+
+def test_injected_errors_are_an_even_share_of_user_requests(start_app: Any) -> None:
+    app = start_app(FAULT_ERROR_RATIO="0.2")
+    statuses = [app.get("/")[0] for _ in range(20)]
+    assert statuses.count(500) == 4 and statuses[4] == 500
+    assert app.get("/healthz")[0] == 200  # probes never fail: the pod stays ready
+    metrics = app.get("/metrics")[2].decode()
+    assert 'http_requests_total{method="GET",route="/",code="500"} 4' in metrics
+
+
+def test_injected_delay_slows_user_requests_only(start_app: Any) -> None:
+    app = start_app(FAULT_DELAY_SECONDS="0.3")
+    started = time.monotonic()
+    assert app.get("/healthz")[0] == 200
+    assert time.monotonic() - started < 0.25
+    started = time.monotonic()
+    assert app.get("/")[0] == 200
+    assert time.monotonic() - started >= 0.3
