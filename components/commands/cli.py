@@ -29,7 +29,15 @@ COMMANDS: Final = {
     ),
     "ledger": (
         "components.commands.retention",
-        "record a deployed digest in deployments/<stack>.txt (registry retention)",
+        "record a deployed digest in deployments/<stack>.txt (registry retention) and its verification",
+    ),
+    "verify-deploy": (
+        "components.commands.verify",
+        "judge the window after a rollout against the SLO and the previous release (Prometheus)",
+    ),
+    "rollback-target": (
+        "components.commands.rollback",
+        "the last digest of a stack that passed deploy verification (the rollback's pinnedDigest)",
     ),
 }
 """Command name → (module, one-line help)."""

@@ -165,6 +165,31 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Availability objective in percent, driving the burn-rate alerts.", default="99.9"),
     Setting("latencyP95Seconds", "string",
         "p95 request latency (seconds) above which the latency alert fires.", default="0.5"),
+    Setting("verifyWindowSeconds", "integer",
+        "Seconds after a rollout that `python -m components verify-deploy` judges; the previous release is "
+        "compared over the same length before it, and alerts carry the new release's digest for this long.",
+        default=300),
+    Setting("verifyIntervalSeconds", "integer",
+        "Step of verify-deploy's Prometheus query_range (at least 2 scrape intervals); the chart's resolution.",
+        default=60),
+    Setting("verifyMinRequests", "integer",
+        "User requests a window needs (the new release's, and the previous one's for the comparison) before "
+        "verify-deploy judges it; fewer is \"not enough data\" (exit 3), never a pass.", default=100),
+    Setting("verifyMaxBurnRate", "string",
+        "verify-deploy breaches when the window's error ratio exceeds this many times the error budget "
+        "(100 - sloAvailabilityTarget); 14.4 is the fast-burn page's rate.", default="14.4"),
+    Setting("verifySignificance", "string",
+        "One-sided significance level of verify-deploy's tests against the previous release (two-proportion "
+        "z-test on errors, Mann-Whitney U on latencies).", default="0.01"),
+    Setting("verifyErrorRatioMargin", "string",
+        "Least rise of the error ratio over the previous release (absolute, 0.01 = 1 point) that can breach, "
+        "however significant.", default="0.01"),
+    Setting("verifyLatencyRatio", "string",
+        "Least p95 ratio to the previous release's p95 that can breach, however significant.", default="1.5"),
+    Setting("verifyMaxRestarts", "integer",
+        "Container restarts in the window above which verify-deploy breaches.", default=0),
+    Setting("verifyMaxSaturation", "string",
+        "Highest CPU use over CPU limit (0 to 1) in the window before verify-deploy breaches.", default="0.9"),
     Setting("monitoringRunbookUrl", "string",
         "Runbook the alerts link to (each alert adds #<alert name>); point it at your copy of "
         "docs/runbooks/monitoring.md.",

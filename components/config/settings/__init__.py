@@ -46,6 +46,7 @@ from components.config.settings.model import (
     RegistrySettings,
     Resources,
     SettingsError,
+    VerifySettings,
     key,
 )
 from components.config.settings.reading import _Reader, cpu_millicores, in_quantity_range, memory_bytes
@@ -73,6 +74,7 @@ __all__ = [
     "SettingProblem",
     "Settings",
     "SettingsError",
+    "VerifySettings",
     "_Reader",
     "config_text",
     "cpu_millicores",

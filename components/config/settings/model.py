@@ -161,6 +161,30 @@ class CloudflareSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerifySettings:
+    """How ``python -m components verify-deploy`` judges the window after a rollout (the verify* keys)."""
+
+    window_seconds: int = 300
+    """Length of the judged window after the rollout (and of the previous release's window before it)."""
+    interval_seconds: int = 60
+    """Step of the ``query_range`` queries."""
+    min_requests: int = 100
+    """User requests each window needs before it is judged."""
+    max_burn_rate: float = 14.4
+    """Error ratio bound, as a multiple of the error budget."""
+    significance: float = 0.01
+    """One-sided significance level of the comparisons with the previous release."""
+    error_ratio_margin: float = 0.01
+    """Least absolute rise of the error ratio over the previous release that can breach."""
+    latency_ratio: float = 1.5
+    """Least p95 ratio to the previous release that can breach."""
+    max_restarts: int = 0
+    """Container restarts in the window above which it breaches."""
+    max_saturation: float = 0.9
+    """CPU use over limit above which it breaches."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class MonitoringSettings:
     """Monitoring of the service, and optionally the cluster-wide stack."""
 
@@ -178,3 +202,5 @@ class MonitoringSettings:
     """p95 latency above which the latency alert fires."""
     runbook_url: str
     """Runbook every alert links to (``<url>#<alert name>``)."""
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    """Deploy verification; its window is also how long alerts name a new release alone."""

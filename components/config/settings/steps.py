@@ -24,6 +24,7 @@ from components.config.settings.model import (
     PromotionSettings,
     RegistrySettings,
     Resources,
+    VerifySettings,
 )
 from components.config.settings.reading import (
     _EMAIL,
@@ -312,7 +313,10 @@ def _read_monitoring(r: _Reader) -> MonitoringSettings | None:
         "monitoringRunbookUrl", required=True, check=lambda v: re.fullmatch(r'https://[^\s"]+', v) is not None,
         expected="an https:// URL of the alerts' runbook",
     )  # fmt: skip
+    verify = _read_verify(r)
     if namespace is None or install_stack is None or slo is None or latency is None or runbook is None:
+        return None
+    if verify is None:
         return None
     return MonitoringSettings(
         namespace=namespace,
@@ -322,4 +326,36 @@ def _read_monitoring(r: _Reader) -> MonitoringSettings | None:
         slo_availability=slo,
         latency_p95_seconds=latency,
         runbook_url=runbook,
+        verify=verify,
     )
+
+
+def _read_verify(r: _Reader) -> VerifySettings | None:
+    """The verify* keys of deploy verification (``python -m components verify-deploy``)."""
+    window = r.integer("verifyWindowSeconds", low=10, high=86400, expected="whole seconds from 10 to 86400")
+    interval = r.integer("verifyIntervalSeconds", low=1, high=3600, expected="whole seconds from 1 to 3600")
+    if window is not None and interval is not None and interval > window // 2:
+        r.problem(
+            "verifyIntervalSeconds", str(interval),
+            f"at most half of verifyWindowSeconds ({window}): a window needs two steps to chart and sum",
+        )  # fmt: skip
+        interval = None
+    min_requests = r.integer("verifyMinRequests", low=10, high=10_000_000, expected="a whole number from 10")
+    burn = r.decimal(
+        "verifyMaxBurnRate", low=0, high=1000, expected="a positive multiple of the error budget, e.g. 14.4"
+    )
+    alpha = r.decimal("verifySignificance", low=0, high=0.5, expected="a level above 0 and below 0.5, e.g. 0.01")
+    margin = r.decimal("verifyErrorRatioMargin", low=0, high=1, expected="a share above 0 and below 1, e.g. 0.01")
+    latency = r.decimal("verifyLatencyRatio", low=1, high=100, expected="a ratio above 1 and below 100, e.g. 1.5")
+    restarts = r.integer("verifyMaxRestarts", low=0, high=1000, expected="a whole number from 0 to 1000")
+    saturation = r.decimal("verifyMaxSaturation", low=0, high=1, expected="a share above 0 and below 1, e.g. 0.9")
+    if (
+        window is None or interval is None or min_requests is None or burn is None or alpha is None
+        or margin is None or latency is None or restarts is None or saturation is None
+    ):  # fmt: skip
+        return None
+    return VerifySettings(
+        window_seconds=window, interval_seconds=interval, min_requests=min_requests, max_burn_rate=burn,
+        significance=alpha, error_ratio_margin=margin, latency_ratio=latency, max_restarts=restarts,
+        max_saturation=saturation,
+    )  # fmt: skip
