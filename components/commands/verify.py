@@ -23,6 +23,9 @@ JSON, an empty result, not enough requests), with the reason. Requests have a ti
 number of retries (network errors, 429 and 5xx only). Prometheus's URL is printed without user
 information or query, and a bearer token is read from an environment variable, never printed.
 
+When the ledger's last deploy already is the judged digest (a deploy that rolled nothing out), or
+with ``--no-baseline``, only (a) is judged.
+
 Every series is read with ``query_range`` (HTTP API v1) at ``verifyIntervalSeconds`` steps, so the
 same figures give the window's totals and the before/after chart of the Markdown summary.
 """
@@ -730,6 +733,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL", ""),
                         help="Prometheus base URL (default: $PROMETHEUS_URL)")  # fmt: skip
     parser.add_argument("--bearer-token-env", metavar="VAR", help="send Authorization: Bearer $VAR (never printed)")
+    parser.add_argument("--header-from-env", metavar="NAME=VAR", action="append", default=[],
+                        help="send header NAME with the value of $VAR (e.g. Cloudflare Access's service token); "
+                             "repeatable, never printed")  # fmt: skip
     parser.add_argument("--image-ref", help="the release to judge (default: the ledger's last line)")
     parser.add_argument("--baseline-image-ref",
                         help="the previous release (default: the ledger's last other digest that passed verification, "
@@ -777,6 +783,17 @@ def _run(args: argparse.Namespace) -> int:
         if problem:
             raise UsageError(f"--bearer-token-env {args.bearer_token_env}: {problem}")
         headers["Authorization"] = f"Bearer {token}"
+    for spec in args.header_from_env:
+        name, sep, var = spec.partition("=")
+        if not sep or not name or not var:
+            raise UsageError(f"--header-from-env {spec!r}: expected NAME=ENV_VAR")
+        value = os.environ.get(var)
+        if not value:
+            raise UsageError(f"--header-from-env {name}={var}: the variable is not set or empty")
+        problem = header_problem(name, value)
+        if problem:
+            raise UsageError(f"--header-from-env {name}={var}: {problem}")
+        headers[name] = value
     try:
         history = retention.history(args.project_dir, args.stack)
         image_ref = args.image_ref or (history[-1] if history else None)
@@ -786,7 +803,11 @@ def _run(args: argparse.Namespace) -> int:
             )
         digest = _digest("--image-ref", image_ref)
         baseline_ref: str | None = None
-        if not args.no_baseline:
+        unchanged = not args.baseline_image_ref and bool(history) and history[-1].endswith("@" + digest)
+        if unchanged:
+            # The ledger's last deploy is this digest: nothing rolled out, so no previous release to compare.
+            print(f"{image_ref} is already the ledger's last deploy: no rollout, judged on the SLO alone")
+        if not args.no_baseline and not unchanged:
             baseline_ref = args.baseline_image_ref or retention.previous_release(
                 args.project_dir, args.stack, image_ref
             )

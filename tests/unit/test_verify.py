@@ -134,7 +134,10 @@ def prometheus_handler(fake: FakePrometheus) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             params = dict(urllib.parse.parse_qsl(url.query))
-            fake.queries.append({**params, "authorization": self.headers.get("Authorization", "")})
+            fake.queries.append(
+                {**params, "authorization": self.headers.get("Authorization", ""),
+                 "cf": self.headers.get("CF-Access-Client-Secret", "")}
+            )  # fmt: skip
             if fake.mode == "html":
                 return self._send(200, b"<!DOCTYPE html><html><body>Sign in</body></html>", "text/html")
             if fake.mode == "500":
@@ -328,16 +331,19 @@ def test_credentials_never_appear_in_the_output(
     prom.releases = {_digest(NEW): Release()}
     prom.mode = "500"
     monkeypatch.setenv("PROM_TOKEN", "tok-s3cret")
+    monkeypatch.setenv("CF_SECRET", "cf-s3cret")
     secret_url = prom.url.replace("http://", "http://admin:pw-s3cret@") + "/?token=q-s3cret"
     code = cli_main(
         ["verify-deploy", "--stack", "staging", "--project-dir", str(PROJECT_DIR), "--prometheus-url", secret_url,
-         "--bearer-token-env", "PROM_TOKEN", "--image-ref", NEW, "--since", "1700000000", "--no-baseline",
+         "--bearer-token-env", "PROM_TOKEN", "--header-from-env", "CF-Access-Client-Secret=CF_SECRET",
+         "--image-ref", NEW, "--since", "1700000000", "--no-baseline",
          "--retries", "0", "--out", str(tmp_path)]
     )  # fmt: skip
     text = "".join(capsys.readouterr()) + (tmp_path / "verify.json").read_text() + (tmp_path / "verify.md").read_text()
     assert code == 3
     assert "s3cret" not in text
     assert prom.queries[0]["authorization"] == "Bearer tok-s3cret"  # sent, never shown
+    assert prom.queries[0]["cf"] == "cf-s3cret"
 
 
 @pytest.mark.parametrize(
@@ -357,6 +363,7 @@ def test_credentials_never_appear_in_the_output(
         ),
         (["--timeout", "0"], "--timeout 0.0: expected seconds above 0"),
         (["--retries", "50"], "--retries 50: expected 0 to 10"),
+        (["--header-from-env", "X-Token"], "--header-from-env 'X-Token': expected NAME=ENV_VAR"),
         (["--since", "99999999999"], "in the future; pass --wait"),
     ],
 )
@@ -369,14 +376,40 @@ def test_bad_input_exits_2_naming_it(
     assert prom.queries == []  # nothing was asked of Prometheus
 
 
-def test_bad_verify_settings_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _project(tmp_path: Path, extra: str = "") -> Path:
     project = tmp_path / "project"
     project.mkdir()
     (project / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text())
-    stack = (PROJECT_DIR / "Pulumi.staging.yaml").read_text()
-    stack += '  service-lifecycle:verifyWindowSeconds: "60"\n  service-lifecycle:verifyIntervalSeconds: "45"\n'
-    stack += '  service-lifecycle:verifySignificance: "0.7"\n'
-    (project / "Pulumi.staging.yaml").write_text(stack)
+    (project / "Pulumi.staging.yaml").write_text((PROJECT_DIR / "Pulumi.staging.yaml").read_text() + extra)
+    return project
+
+
+def test_the_ledger_gives_the_release_and_its_previous_one(
+    prom: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    for ref, result in ((OLDER, "passed"), (OLD, "breached")):
+        retention.main(
+            ["--stack", "staging", "--image-ref", ref, "--verification", result, "--project-dir", str(project)]
+        )
+    prom.releases = {_digest(OLDER): Release(), _digest(NEW): Release()}
+    capsys.readouterr()
+    argv = ["verify-deploy", "--stack", "staging", "--project-dir", str(project), "--prometheus-url", prom.url,
+            "--since", "1700000000"]  # fmt: skip
+    # NEW against the last digest that passed (OLDER), not the breached OLD deployed just before.
+    assert cli_main([*argv, "--image-ref", NEW]) == 0
+    assert f"against sha256:{'c' * 64}" in capsys.readouterr().out
+    # No --image-ref: the ledger's last line; it is also the last deploy, so nothing rolled out.
+    retention.record(project, "staging", NEW)
+    assert cli_main(argv) == 0
+    text = capsys.readouterr().out
+    assert "is already the ledger's last deploy: no rollout, judged on the SLO alone" in text
+    assert "against no previous release" in text
+
+
+def test_bad_verify_settings_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra = '  service-lifecycle:verifyWindowSeconds: "60"\n  service-lifecycle:verifyIntervalSeconds: "45"\n'
+    project = _project(tmp_path, extra + '  service-lifecycle:verifySignificance: "0.7"\n')
     code = cli_main(["verify-deploy", "--stack", "staging", "--project-dir", str(project), "--prometheus-url",
                      "http://127.0.0.1:1", "--image-ref", NEW])  # fmt: skip
     text = "".join(capsys.readouterr())

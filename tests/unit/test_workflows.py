@@ -5,6 +5,7 @@ scripts (stage reading, sunset confirmation, stage commit) run for real."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -165,12 +166,51 @@ def deploy_problems(wf: Workflow) -> list[str]:
         up = next(i for i, st in enumerate(job_steps) if st in pulumi_steps(jobs[by_stack[stack]], "up"))
         if guard is None or guard > up:
             problems.append(f"{by_stack[stack]}: no check, before up, that main does not say {stack} is sunset")
+    problems += _verification_problems(wf, by_stack["staging"], by_stack["production"], smoke_staging)
     if "test" not in ancestors(wf, by_stack["staging"]):
         problems.append("staging is deployed without the tests passing first")
     for name, stack in (("staging", "staging"), ("production", "production")):
         concurrency = jobs[by_stack[name]].get("concurrency") or {}
         if concurrency.get("group") != stack or concurrency.get("cancel-in-progress") is not False:
             problems.append(f"{by_stack[name]}: concurrency must be group {stack}, cancel-in-progress false")
+    return problems
+
+
+def _verification_problems(wf: Workflow, staging: str, production: str, smoke_staging: list[str]) -> list[str]:
+    """verify-deploy after staging's smoke test (production depends on it) and after production's up;
+    a production breach rolls back to rollback-target's pin, is verified again and fails the run."""
+    jobs: dict[str, Any] = wf["jobs"]
+    problems: list[str] = []
+
+    def verifies(job: dict[str, Any], stack: str) -> list[int]:
+        found = enumerate(steps(job))
+        return [
+            i
+            for i, s in found
+            if "verify-deploy" in str(s.get("run", "")) and (s.get("env") or {}).get("STACK") == stack
+        ]
+
+    verify_staging = [n for n, job in jobs.items() if verifies(job, "staging")]
+    if not verify_staging or not any(set(smoke_staging) & ancestors(wf, n) for n in verify_staging):
+        problems.append("no verify-deploy of staging after its smoke test")
+    elif not set(verify_staging) & ancestors(wf, production):
+        problems.append("production does not depend on the staging verification")
+    job = jobs[production]
+    job_steps = steps(job)
+    up = next(i for i, st in enumerate(job_steps) if st in pulumi_steps(job, "up"))
+    after_up = [i for i in verifies(job, "production") if i > up]
+    if not after_up:
+        return [*problems, "no verify-deploy of production after its up"]
+    pins = [st for st in pulumi_steps(job, "up") if "pinnedDigest" in str((st.get("with") or {}).get("config-map"))]
+    rollbacks = [i for i, st in enumerate(job_steps) if st in pins]
+    target = [i for i, st in enumerate(job_steps) if "components rollback-target" in str(st.get("run", ""))]
+    if not rollbacks or not target or not target[0] < rollbacks[0]:
+        problems.append("a production breach does not roll back: rollback-target, then up with pinnedDigest")
+    elif not [i for i in after_up if i > rollbacks[0]]:
+        problems.append("the rollback is not verified again")
+    final = job_steps[-1]
+    if "always()" not in str(final.get("if", "")) or "exit 1" not in str(final.get("run", "")):
+        problems.append("the production job's last step must fail the run on a breach, whatever happened before")
     return problems
 
 
@@ -286,9 +326,32 @@ def _drop_sunset_guard(wf: Workflow) -> None:
     job["steps"] = [s for s in job["steps"] if "?ref=main" not in str(s.get("run", ""))]
 
 
+def _no_staging_verification(wf: Workflow) -> None:
+    wf["jobs"]["production-preview"]["needs"].remove("verify-staging")
+    wf["jobs"]["production"]["needs"].remove("verify-staging")
+
+
+def _no_rollback(wf: Workflow) -> None:
+    job = wf["jobs"]["production"]
+    job["steps"] = [s for s in job["steps"] if "config-map" not in (s.get("with") or {})]
+
+
+def _no_reverify(wf: Workflow) -> None:
+    job = wf["jobs"]["production"]
+    job["steps"] = [s for s in job["steps"] if s.get("id") != "reverify"]
+
+
+def _verdict_not_always(wf: Workflow) -> None:
+    wf["jobs"]["production"]["steps"][-1]["if"] = "success()"
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
+        (_no_staging_verification, "production does not depend on the staging verification"),
+        (_no_rollback, "a production breach does not roll back"),
+        (_no_reverify, "the rollback is not verified again"),
+        (_verdict_not_always, "must fail the run on a breach"),
         (_drop_sunset_guard, "production: no check, before up, that main does not say production is sunset"),
         (_drop_environment, "`production` environment"),
         (_add_build, "production builds an image"),
@@ -379,6 +442,9 @@ def test_permissions_are_minimal_per_job(path: Path) -> None:
         ("deploy.yml", "ledger"): {"contents"},  # commits the retention ledger (deployments/<stack>.txt)
         # Attestations: a Sigstore certificate (id-token), stored with GitHub and pushed to GHCR.
         ("deploy.yml", "staging"): {"id-token", "attestations", "packages"},
+        # The deploy verification's figures as a check on the commit.
+        ("deploy.yml", "verify-staging"): {"checks"},
+        ("deploy.yml", "production"): {"checks"},
         ("drift.yml", "issues"): {"issues"},
     }
     for name, job in wf["jobs"].items():
@@ -781,3 +847,102 @@ def test_make_targets_the_workflows_run_exist() -> None:
     used = {t for path in FILES for t in re.findall(r"\bmake\s+([\w./-]+)", path.read_text())}
     assert used >= {"test", "venv/.installed"}
     assert used <= targets, f"workflows run make targets the Makefile lacks: {used - targets}"
+
+
+# ---- deploy verification and the rollback, as the production job runs them -------------------------
+
+GOOD = "ghcr.io/example-org/hello@sha256:" + "1" * 64
+BETTER = "ghcr.io/example-org/hello@sha256:" + "2" * 64
+BAD = "ghcr.io/example-org/hello@sha256:" + "3" * 64
+
+
+def test_the_rollback_pins_the_last_digest_that_passed_verification_on_main(
+    tmp_path: Path, venv_stand_in: Callable[[Path], Path]
+) -> None:
+    """The ledger on main (served by a stand-in gh) says GOOD and BETTER passed, BETTER breached on a
+    later deploy and BAD breached now: the pin is GOOD, the newest digest whose latest result passed."""
+    from components.commands import retention
+
+    main = tmp_path / "main"
+    for ref, result in ((GOOD, "passed"), (BETTER, "passed"), (BETTER, "breached"), (BAD, "breached")):
+        retention.record(main, "production", ref)
+        retention.record_verification(main, "production", ref, result)
+    work = tmp_path / "work"
+    (work / "deployments").mkdir(parents=True)
+    (work / "deployments" / "production.txt").write_text(f"{BAD}\n")  # this commit's stale ledger
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_gh = bin_dir / "gh"  # the file at ?ref=main, or a 404 (exit 1)
+    fake_gh.write_text(
+        "#!/bin/sh\nfor a; do last=$a; done\nfile=${last#*contents/}; file=${file%%\\?ref=main}\n"
+        f'[ -f "{main}/$file" ] && exec cat "{main}/$file"\necho \'{{"message":"Not Found"}}\'; exit 1\n'
+    )
+    fake_gh.chmod(0o755)
+    venv_stand_in(work)
+    step = step_named(load("deploy.yml")["jobs"]["production"], "Rollback target")
+    output = tmp_path / "github_output"
+    env = {**step["env"], "BREACHED": BAD, "GH_TOKEN": "x", "GITHUB_REPOSITORY": "acme/hello",
+           "GITHUB_OUTPUT": str(output), "PATH": f"{bin_dir}:{os.environ['PATH']}"}  # fmt: skip
+    result = _run_step(step, work, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert dict(line.split("=", 1) for line in output.read_text().splitlines()) == {
+        "image_ref": GOOD,
+        "digest": GOOD.rsplit("@", 1)[1],
+    }
+    # With nothing that passed, no pin: the step fails and production is not touched.
+    (main / "deployments" / "production.verify.jsonl").write_text(
+        json.dumps({"image_ref": BAD, "result": "breached", "time": ""}) + "\n"
+    )
+    output.write_text("")
+    result = _run_step(step, work, env)
+    assert result.returncode == 1
+    assert "nothing safe to roll back to; production stays on what it runs now" in result.stdout
+    assert output.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "code", "message"),
+    [
+        ({"CODE": "0"}, 0, "verified healthy"),
+        ({"CODE": "3"}, 1, "could NOT be verified"),
+        ({"CODE": "2"}, 1, "verify-deploy could not run on production (exit 2)"),
+        ({"CODE": "1", "TARGET": "failure"}, 1, "ROLLBACK NOT POSSIBLE"),
+        ({"CODE": "1", "TARGET": "success", "ROLLBACK": "failure"}, 1, "ROLLBACK FAILED"),
+        ({"CODE": "1", "TARGET": "success", "ROLLBACK": "success", "RECODE": "1"}, 1, "did NOT verify healthy"),
+        ({"CODE": "1", "TARGET": "success", "ROLLBACK": "success", "RECODE": "0"}, 1, "was rolled back to"),
+    ],
+)
+def test_the_production_verdict_fails_red_on_any_breach(
+    tmp_path: Path, outcomes: dict[str, str], code: int, message: str
+) -> None:
+    step = step_named(load("deploy.yml")["jobs"]["production"], "Verdict")
+    summary = tmp_path / "summary"
+    env = {key: "" for key in step["env"]}
+    env.update(DEPLOYED=BAD, PIN=GOOD, ROLLED_BACK=GOOD, GITHUB_STEP_SUMMARY=str(summary), **outcomes)
+    result = _run_step(step, tmp_path, env)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert message in result.stdout
+    if code:
+        assert message in summary.read_text()  # loud in the job summary too
+
+
+@pytest.mark.parametrize(("exit_code", "result"), [(0, "passed"), (1, "breached"), (3, "not-verified"), (2, "error")])
+def test_the_verify_step_records_the_result_and_the_summary(tmp_path: Path, exit_code: int, result: str) -> None:
+    step = step_named(load("deploy.yml")["jobs"]["production"], "python -m components verify-deploy (production)")
+    fake = tmp_path / "venv" / "bin" / "python"  # stands in for verify-deploy: its arguments, a summary, an exit
+    fake.parent.mkdir(parents=True)
+    fake.write_text(
+        f'#!/bin/sh\necho "$@" > {tmp_path}/args\nmkdir -p verify-production\n'
+        f"echo '### Deploy verification' > verify-production/verify.md\nexit {exit_code}\n"
+    )
+    fake.chmod(0o755)
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    env = {**step["env"], "IMAGE_REF": BAD, "SINCE": "1700000000", "PROMETHEUS_URL": "https://prom.example",
+           "PROMETHEUS_TOKEN": "", "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}  # fmt: skip
+    done = _run_step(step, tmp_path, env)
+    assert done.returncode == 0, done.stdout + done.stderr  # the verdict step decides, after the rollback
+    assert f"code={exit_code}\nresult={result}\n" == output.read_text()
+    assert "### Deploy verification" in summary.read_text()
+    args = (tmp_path / "args").read_text()
+    assert f"verify-deploy --stack production --image-ref {BAD} --since 1700000000 --wait" in args
+    assert "--bearer-token-env" not in args  # no token: no option (an empty one would be exit 2)
