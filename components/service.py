@@ -172,6 +172,7 @@ def monitoring_part(
             monitoring_namespace=watch.namespace,
             slo_availability=watch.slo_availability,
             latency_p95_seconds=watch.latency_p95_seconds,
+            release_window_seconds=watch.verify.window_seconds,
             runbook_url=watch.runbook_url,
             after=[cluster_monitoring.ready] if cluster_monitoring is not None else [],
             kubernetes_provider=provider,

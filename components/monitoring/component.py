@@ -63,6 +63,8 @@ class MonitoringArgs:
     """p95 latency above which the latency alert fires. Required."""
     runbook_url: str
     """Runbook the alerts link to (``#<alert name>`` is appended). Required."""
+    release_window_seconds: int = 300
+    """How long a new release alone is named by the alerts' ``release`` label (``verifyWindowSeconds``). Default 300."""
     monitor_tunnel: bool = True
     """Scrape cloudflared and alert on tunnel health (stages with Exposure). Default True."""
     tunnel_selector: Mapping[str, str] | None = None
@@ -94,6 +96,7 @@ class MonitoringArgs:
             tunnel_job=tunnel_job(self.service_name),
             runbook_url=self.runbook_url,
             tunnel=self.monitor_tunnel,
+            release_window_seconds=self.release_window_seconds,
         )
 
     def problems(self) -> list[str]:

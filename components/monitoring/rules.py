@@ -25,6 +25,16 @@ Everything else (5xx ratio, p95 latency, scrape target down, restarts, crash loo
 replicas, tunnel health) is a symptom alert with its own threshold. Every alert carries
 ``severity``, ``team`` (Alertmanager routes on it) and ``service``, and the annotations
 ``summary``, ``description`` and ``runbook_url``.
+
+Patch/upgrade monitoring: every alert also carries ``release``, the digest the service runs (the
+``digest`` label of the app's ``app_build_info``, from the pod's ``IMAGE_REF``). While a release is
+younger than the verification window (``verifyWindowSeconds``, ``release_window_seconds`` here) the
+label names that release alone, even while the previous release's pods still drain, so an alert in
+the minutes after a rollout names the deploy as the suspect. Two recorded series carry it:
+``service:release_in_verification:info`` (digests that appeared within the window) and
+``service:release:info`` (those, else every digest running). The label holds still when the window
+closes, since the release is then the one running: Prometheus keys an alert by its labels, so a label
+that came and went with the window would restart the alert's ``for`` and resolve it mid-incident.
 """
 
 from __future__ import annotations
@@ -74,6 +84,9 @@ SLOW_BURN: Final = (BurnRateWindow("1d", "2h", 3.0), BurnRateWindow("3d", "6h", 
 REQUESTS_RATE: Final = "service:http_requests:rate5m"
 ERROR_RATIO: Final = "service:http_request_errors:ratio_rate{window}"
 LATENCY_P95: Final = "service:http_request_duration_seconds:p95_5m"
+RELEASE_IN_VERIFICATION: Final = "service:release_in_verification:info"
+RELEASE: Final = "service:release:info"
+RELEASE_LABEL: Final = "release"
 
 APP_METRICS: Final = (
     "http_requests_total",
@@ -134,6 +147,8 @@ class RuleParams:
     """Container restarts within an hour that fire the restart alert. Default 3."""
     tunnel: bool = True
     """Alert on tunnel health; only where cloudflared is scraped, or ``absent()`` pages forever. Default True."""
+    release_window_seconds: int = 300
+    """How long a new release is the one the ``release`` label names alone (the verification window). Default 300."""
 
     def problems(self) -> list[str]:
         """What is wrong with these parameters (empty when they make sense)."""
@@ -152,6 +167,8 @@ class RuleParams:
             found.append(f"latency_p95_seconds is {self.latency_p95_seconds}; expected a positive number")
         if not 0 < self.error_ratio_threshold < 1:
             found.append(f"error_ratio_threshold is {self.error_ratio_threshold}; expected between 0 and 1")
+        if self.release_window_seconds < 1:
+            found.append(f"release_window_seconds is {self.release_window_seconds}; expected at least 1")
         if self.restarts_threshold < 1:
             found.append(f"restarts_threshold is {self.restarts_threshold}; expected at least 1")
         for field_name in ("service", "namespace", "team", "app_job", "tunnel_job", "runbook_url"):
@@ -192,13 +209,50 @@ def _alert(
         "alert": name,
         "expr": expr,
         "for": for_,
-        "labels": {"severity": severity, "team": params.team, "service": params.service, **(extra_labels or {})},
+        "labels": {
+            "severity": severity,
+            "team": params.team,
+            "service": params.service,
+            **(extra_labels or {}),
+            RELEASE_LABEL: _release_template(params),
+        },
         "annotations": {
             "summary": summary,
             "description": description,
             "runbook_url": f"{params.runbook_url}#{name.lower()}",
         },
     }
+
+
+def _release_template(params: RuleParams) -> str:
+    """The ``release`` label: the digests of :data:`RELEASE` for this service, comma-separated (empty,
+    so absent, when the app exports no digest)."""
+    series = f"{RELEASE}{{{_app_selector(params)}}}"
+    each = f'{{{{ range $i, $r := query `{series}` | sortByLabel "digest" }}}}'
+    return each + "{{ if $i }},{{ end }}{{ $r.Labels.digest }}{{ end }}"
+
+
+def release_rules(params: RuleParams) -> list[dict[str, Any]]:
+    """The release in its verification window, and the release the alerts name."""
+    build = f'app_build_info{{{_app_selector(params)},digest!=""}}'
+    by = "max by (namespace, job, digest)"
+    in_window = f"{RELEASE_IN_VERIFICATION}{{{_app_selector(params)}}}"
+    extra = {"service": params.service}
+    return [
+        {
+            "record": RELEASE_IN_VERIFICATION,
+            "expr": (
+                f"{by} ({build})\nunless on (namespace, job, digest)\n"
+                f"{by} ({build} offset {params.release_window_seconds}s)"
+            ),
+            "labels": extra,
+        },
+        {
+            "record": RELEASE,
+            "expr": f"{in_window}\nor\n({by} ({build}) unless on (namespace, job) {in_window})",
+            "labels": extra,
+        },
+    ]
 
 
 def _app_selector(params: RuleParams) -> str:
@@ -449,7 +503,8 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
     # One group: rules of a group run in order, so every alert reads the series recorded in the same
     # evaluation. In separate groups (evaluated concurrently) an alert could read last minute's value.
     group_name = f"{params.service}.{params.namespace}"
-    return {"groups": [{"name": group_name, "interval": "1m", "rules": [*recording_rules(params), *alerts]}]}
+    rules = [*recording_rules(params), *release_rules(params), *alerts]
+    return {"groups": [{"name": group_name, "interval": "1m", "rules": rules}]}
 
 
 def alert_names(groups: dict[str, Any]) -> list[str]:

@@ -69,7 +69,7 @@ def test_promtool_accepts_the_planned_rule_file(promtool: str, offline_plan: Pla
     rule_file = _rule_file(offline_plan, stack)
     result = _run(promtool, "check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 20 rules found" in result.stdout
+    assert "SUCCESS: 22 rules found" in result.stdout
 
 
 def _localised_test(test_file: Path, rule_file: Path, tmp_path: Path) -> Path:
