@@ -100,6 +100,8 @@ def test_every_alert_routes_and_explains_itself() -> None:
         assert alert["labels"]["team"] == "platform"
         assert alert["labels"]["service"] == "hello"
         assert alert["labels"]["severity"] in ("critical", "warning")
+        # The release it fires under, read from the recorded series of this service only.
+        assert 'query `service:release:info{namespace="hello-staging",job="hello"}`' in alert["labels"]["release"]
         assert set(alert["annotations"]) == {"summary", "description", "runbook_url"}
         assert alert["annotations"]["runbook_url"] == f"{RUNBOOK}#{alert['alert'].lower()}"
         # every selector is scoped to the service's namespace: no alert about someone else's pods
@@ -361,8 +363,9 @@ def test_the_rule_group_is_the_recorded_series_then_each_alert_family_in_order()
         ["PodRestarting", "PodCrashLooping", "DeploymentReplicasUnavailable"],
         ["TunnelDown", "TunnelDegraded", "TunnelOriginErrors"],
     ]
-    recorded = rules.recording_rules(params)
+    recorded = [*rules.recording_rules(params), *rules.release_rules(params)]
     assert [r["record"] for r in recorded][:2] == [rules.REQUESTS_RATE, rules.LATENCY_P95]
+    assert [r["record"] for r in recorded][-2:] == [rules.RELEASE_IN_VERIFICATION, rules.RELEASE]
     (group,) = rules.rule_groups(params)["groups"]
     assert group["rules"] == [*recorded, *(a for family in families for a in family), *rules.tunnel_alerts(params)]
     (without_tunnel,) = rules.rule_groups(_params(tunnel=False))["groups"]
@@ -394,3 +397,9 @@ def test_each_object_monitoring_registers_has_its_own_step(run_components: Calla
     board = mocks.one(CONFIG_MAP).plain_inputs["metadata"]
     assert board["name"] == "hello-staging-dashboard"
     assert board["labels"] == {"team": "t", "grafana_dashboard": "1"}
+
+
+def test_the_release_window_is_the_verification_window_and_must_be_positive() -> None:
+    (in_window, _) = rules.release_rules(_params(release_window_seconds=120))
+    assert in_window["expr"].endswith("offset 120s)")
+    assert "release_window_seconds is 0; expected at least 1" in _params(release_window_seconds=0).problems()
