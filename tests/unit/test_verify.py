@@ -105,6 +105,8 @@ class FakePrometheus:
             return []
         match = re.search(r'digest="(sha256:[0-9a-f]{64})"', query)
         release = self.releases.get(match.group(1)) if match else None
+        if release is not None and "http_" not in query:  # app_build_info alone: the release is scraped
+            return [{"metric": {}, "values": [[t, "1"] for t in times]}]
         if release is None or release.per_step == 0:
             return []
         if "http_request_duration_seconds_bucket" in query:
@@ -264,7 +266,15 @@ def test_a_quiet_release_is_not_enough_data(
     assert report is not None and report["status"] == "not verified"
 
 
-def test_a_silent_release_is_not_verified(
+def test_a_silent_release_is_not_enough_data(
+    prom: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prom.releases = {_digest(OLD): Release(), _digest(NEW): Release(per_step=0)}  # scraped, no requests
+    code, text, _ = run_verify(prom, tmp_path, "--baseline-image-ref", OLD, capsys=capsys)
+    assert code == 3 and "not enough data" in text and "served 0 user requests" in text
+
+
+def test_a_release_prometheus_never_scraped_is_an_empty_result(
     prom: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prom.releases = {_digest(OLD): Release()}
