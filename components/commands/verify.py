@@ -547,14 +547,16 @@ def verify_release(
     try:
         candidate = read_window(prom, target, digest, start=since, end=since + window, step=step)
         baseline = None
+        unrecorded: str | None = None
         if baseline_digest:
             try:
                 baseline = read_window(prom, target, baseline_digest, start=since - window, end=since, step=step)
             except NotVerifiedError as error:
                 if not str(error).startswith("empty result"):
                     raise
-                baseline = Window(digest=baseline_digest, start=since - window, end=since,
-                                  steps=_step_times(since - window, since, step))  # fmt: skip
+                # Never scraped with its digest (it predates the label, or retention dropped it): no
+                # comparison can be made, and the output says so; the SLO still judges the release.
+                unrecorded = baseline_digest
     except NotVerifiedError as error:
         verdict = Verdict("not verified", EXIT_NOT_VERIFIED, [str(error)], [], settings=settings)
         verdict.seconds, verdict.queries = time.monotonic() - started, prom.requests
@@ -562,6 +564,10 @@ def verify_release(
     checks, not_verified = judge(
         candidate, baseline, slo_availability=slo_availability, latency_p95_seconds=latency_p95_seconds, verify=verify
     )
+    if unrecorded:
+        checks[-1] = Check("vs previous release", None, "-", None, "not measured",
+                           f"Prometheus has no series of the previous release {unrecorded} in the window before "
+                           "the rollout (no digest label, or past retention): judged on the SLO alone")  # fmt: skip
     breaches = [c for c in checks if c.verdict == "breach"]
     if breaches:
         reasons = [

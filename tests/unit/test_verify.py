@@ -502,3 +502,16 @@ def test_the_commands_are_registered() -> None:
 
     assert COMMANDS["verify-deploy"][0] == "components.commands.verify"
     assert COMMANDS["rollback-target"][0] == "components.commands.rollback"
+
+
+def test_a_previous_release_prometheus_never_recorded_leaves_the_slo_to_judge(
+    prom: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first deploy after the app gained its digest label: the previous release has no series."""
+    prom.releases = {_digest(NEW): Release()}
+    code, text, report = run_verify(prom, tmp_path, "--baseline-image-ref", OLD, capsys=capsys)
+    assert code == 0, text
+    assert "Prometheus has no series of the previous release sha256:" in text
+    assert report is not None and report["baseline"] is None
+    prom.releases = {_digest(NEW): Release(error_share=0.2)}
+    assert run_verify(prom, tmp_path, "--baseline-image-ref", OLD, capsys=capsys)[0] == 1  # the SLO still breaches
