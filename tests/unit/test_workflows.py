@@ -931,9 +931,9 @@ def test_the_verify_step_records_the_result_and_the_summary(tmp_path: Path, exit
     step = step_named(load("deploy.yml")["jobs"]["production"], "python -m components verify-deploy (production)")
     fake = tmp_path / "venv" / "bin" / "python"  # stands in for verify-deploy: its arguments, a summary, an exit
     fake.parent.mkdir(parents=True)
-    fake.write_text(
-        f'#!/bin/sh\necho "$@" > {tmp_path}/args\nmkdir -p verify-production\n'
-        f"echo '### Deploy verification' > verify-production/verify.md\nexit {exit_code}\n"
+    fake.write_text(  # anything but -m (the conftest's interpreter probe) goes to this run's interpreter
+        f'#!/bin/sh\n[ "$1" = -m ] || exec {sys.executable} "$@"\necho "$@" > {tmp_path}/args\n'
+        f"mkdir -p verify-production\necho '### Deploy verification' > verify-production/verify.md\nexit {exit_code}\n"
     )
     fake.chmod(0o755)
     output, summary = tmp_path / "output", tmp_path / "summary"
