@@ -23,18 +23,9 @@ long        short        burn rate  budget spent          severity
 
 Everything else (5xx ratio, p95 latency, scrape target down, restarts, crash loops, unavailable
 replicas, tunnel health) is a symptom alert with its own threshold. Every alert carries
-``severity``, ``team`` (Alertmanager routes on it) and ``service``, and the annotations
-``summary``, ``description`` and ``runbook_url``.
-
-Patch/upgrade monitoring: every alert also carries ``release``, the digest the service runs (the
-``digest`` label of the app's ``app_build_info``, from the pod's ``IMAGE_REF``). While a release is
-younger than the verification window (``verifyWindowSeconds``, ``release_window_seconds`` here) the
-label names that release alone, even while the previous release's pods still drain, so an alert in
-the minutes after a rollout names the deploy as the suspect. Two recorded series carry it:
-``service:release_in_verification:info`` (digests that appeared within the window) and
-``service:release:info`` (those, else every digest running). The label holds still when the window
-closes, since the release is then the one running: Prometheus keys an alert by its labels, so a label
-that came and went with the window would restart the alert's ``for`` and resolve it mid-incident.
+``severity``, ``team`` (Alertmanager routes on it), ``service`` and ``release`` (the digest it fires
+under, :mod:`components.monitoring.release`), and the annotations ``summary``, ``description`` and
+``runbook_url``.
 """
 
 from __future__ import annotations
@@ -45,13 +36,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from components.monitoring.release import RELEASE_LABEL, release_label
+from components.monitoring.release import release_rules as _release_rules
 from components.monitoring.rule_files import to_yaml
 
 __all__ = [  # the rules as data; to_yaml is re-exported (before 0.3.0 it lived here)
     "APP_METRICS", "CLOUDFLARED_HA_CONNECTIONS", "CLOUDFLARED_METRICS", "ERROR_RATIO", "FAST_BURN",
     "KUBE_STATE_METRICS", "LATENCY_P95", "NON_USER_ROUTES", "REQUESTS_RATE", "SEVERITY_PAGE", "SEVERITY_TICKET",
     "SLOW_BURN", "SLO_WINDOWS", "BurnRateWindow", "RuleParams", "RulesError", "alert_names", "error_budget",
-    "error_budget_alerts", "exprs", "metric_names", "recorded_names", "recording_rules", "rule_groups",
+    "error_budget_alerts", "exprs", "metric_names", "recorded_names", "recording_rules", "release_rules", "rule_groups",
     "service_alerts", "to_yaml", "tunnel_alerts", "workload_alerts",
 ]  # fmt: skip
 
@@ -84,9 +77,6 @@ SLOW_BURN: Final = (BurnRateWindow("1d", "2h", 3.0), BurnRateWindow("3d", "6h", 
 REQUESTS_RATE: Final = "service:http_requests:rate5m"
 ERROR_RATIO: Final = "service:http_request_errors:ratio_rate{window}"
 LATENCY_P95: Final = "service:http_request_duration_seconds:p95_5m"
-RELEASE_IN_VERIFICATION: Final = "service:release_in_verification:info"
-RELEASE: Final = "service:release:info"
-RELEASE_LABEL: Final = "release"
 
 APP_METRICS: Final = (
     "http_requests_total",
@@ -205,17 +195,12 @@ def _alert(
     extra_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     assert _DURATION.match(for_), for_
+    labels = {"severity": severity, "team": params.team, "service": params.service, **(extra_labels or {})}
     return {
         "alert": name,
         "expr": expr,
         "for": for_,
-        "labels": {
-            "severity": severity,
-            "team": params.team,
-            "service": params.service,
-            **(extra_labels or {}),
-            RELEASE_LABEL: _release_template(params),
-        },
+        "labels": {**labels, RELEASE_LABEL: release_label(_app_selector(params))},
         "annotations": {
             "summary": summary,
             "description": description,
@@ -224,35 +209,9 @@ def _alert(
     }
 
 
-def _release_template(params: RuleParams) -> str:
-    """The ``release`` label: the digests of :data:`RELEASE` for this service, comma-separated (empty,
-    so absent, when the app exports no digest)."""
-    series = f"{RELEASE}{{{_app_selector(params)}}}"
-    each = f'{{{{ range $i, $r := query `{series}` | sortByLabel "digest" }}}}'
-    return each + "{{ if $i }},{{ end }}{{ $r.Labels.digest }}{{ end }}"
-
-
 def release_rules(params: RuleParams) -> list[dict[str, Any]]:
-    """The release in its verification window, and the release the alerts name."""
-    build = f'app_build_info{{{_app_selector(params)},digest!=""}}'
-    by = "max by (namespace, job, digest)"
-    in_window = f"{RELEASE_IN_VERIFICATION}{{{_app_selector(params)}}}"
-    extra = {"service": params.service}
-    return [
-        {
-            "record": RELEASE_IN_VERIFICATION,
-            "expr": (
-                f"{by} ({build})\nunless on (namespace, job, digest)\n"
-                f"{by} ({build} offset {params.release_window_seconds}s)"
-            ),
-            "labels": extra,
-        },
-        {
-            "record": RELEASE,
-            "expr": f"{in_window}\nor\n({by} ({build}) unless on (namespace, job) {in_window})",
-            "labels": extra,
-        },
-    ]
+    """The release in its verification window, and the release the alerts name (:mod:`.release`)."""
+    return _release_rules(params.service, _app_selector(params), params.release_window_seconds)
 
 
 def _app_selector(params: RuleParams) -> str:

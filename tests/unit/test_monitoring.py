@@ -15,7 +15,7 @@ import pytest
 
 from components import labels
 from components.config.settings import Settings, SettingsError
-from components.monitoring import rules
+from components.monitoring import release, rules
 from components.monitoring.component import (
     TUNNEL_METRICS_PORT,
     Monitoring,
@@ -365,7 +365,7 @@ def test_the_rule_group_is_the_recorded_series_then_each_alert_family_in_order()
     ]
     recorded = [*rules.recording_rules(params), *rules.release_rules(params)]
     assert [r["record"] for r in recorded][:2] == [rules.REQUESTS_RATE, rules.LATENCY_P95]
-    assert [r["record"] for r in recorded][-2:] == [rules.RELEASE_IN_VERIFICATION, rules.RELEASE]
+    assert [r["record"] for r in recorded][-2:] == [release.RELEASE_IN_VERIFICATION, release.RELEASE]
     (group,) = rules.rule_groups(params)["groups"]
     assert group["rules"] == [*recorded, *(a for family in families for a in family), *rules.tunnel_alerts(params)]
     (without_tunnel,) = rules.rule_groups(_params(tunnel=False))["groups"]
