@@ -11,6 +11,8 @@ import itertools
 import json
 import math
 import re
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,6 +142,8 @@ def prometheus_handler(fake: FakePrometheus) -> type[BaseHTTPRequestHandler]:
                 {**params, "authorization": self.headers.get("Authorization", ""),
                  "cf": self.headers.get("CF-Access-Client-Secret", "")}
             )  # fmt: skip
+            if fake.mode == "hang":  # slower than the client's timeout
+                threading.Event().wait(1.5)  # not time.sleep: the tests patch it out
             if fake.mode == "html":
                 return self._send(200, b"<!DOCTYPE html><html><body>Sign in</body></html>", "text/html")
             if fake.mode == "500":
@@ -515,3 +519,14 @@ def test_a_previous_release_prometheus_never_recorded_leaves_the_slo_to_judge(
     assert report is not None and report["baseline"] is None
     prom.releases = {_digest(NEW): Release(error_share=0.2)}
     assert run_verify(prom, tmp_path, "--baseline-image-ref", OLD, capsys=capsys)[0] == 1  # the SLO still breaches
+
+
+def test_a_prometheus_slower_than_the_timeout_is_not_verified_in_bounded_time(
+    prom: FakePrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prom.releases = {_digest(NEW): Release()}
+    prom.mode = "hang"
+    started = time.monotonic()
+    code, text, _ = run_verify(prom, tmp_path, "--no-baseline", "--timeout", "0.3", capsys=capsys)
+    assert code == 3 and "is unreachable" in text and "timed out" in text and "after 2 attempts" in text
+    assert time.monotonic() - started < 5  # two attempts of 0.3 s (the backoff is patched out)
