@@ -409,3 +409,72 @@ def test_the_plan_refuses_a_project_file_the_cli_would_not_load(tmp_path: Path) 
     lines = [getattr(p, "cli", "") for p in raised.value.problems]
     assert "project config 'replicas' cannot have both a 'default' and 'value' attribute" in lines
     assert any("'hostnames' declares an array but does not specify the underlying type" in line for line in lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage: the CLI's merge and rules in one step (cli_config)
+
+
+def _files(project: dict[str, Any], config: dict[Any, Any], stack: str = "dev") -> stack_rules.StackFiles:
+    return stack_rules.StackFiles(PROJECT_DIR, stack, project, project.get("config") or {}, config, ())
+
+
+def test_the_merge_takes_the_project_s_name_its_defaults_and_its_secrets() -> None:
+    declared = {"replicas": {"type": "integer", "default": 2}, "flag": {"type": "boolean", "default": True},
+                "token": {"type": "string", "secret": True}, "plain": {"type": "string"}}  # fmt: skip
+    merged = stack_rules.cli_config(_files({"name": "acme", "config": declared}, {"acme:plain": "x"}))
+    assert merged.project == "acme" and merged.key("plain") == "acme:plain"
+    assert merged.defaults == {"acme:replicas": "2", "acme:flag": "true"}
+    undeclared_secrets = {f"acme:{name}" for name in stack_rules.schema.SECRETS}
+    assert merged.secret_keys == {"acme:token"} | undeclared_secrets
+    unnamed = stack_rules.cli_config(_files({"config": {}}, {}))
+    assert unnamed.project == PROJECT and unnamed.defaults == {}
+    assert unnamed.secret_keys == {f"{PROJECT}:{name}" for name in stack_rules.schema.SECRETS}
+
+
+def test_the_merge_holds_each_stack_value_as_the_cli_hands_it_over() -> None:
+    given = {"replicas": 3, "acme:token": {"secure": "v1:abc"}, "other:key": ["a"], "acme:flag": False}
+    merged = stack_rules.cli_config(_files({"name": "acme", "config": {}}, given))
+    assert [(g.written, g.full, g.text) for g in merged.given] == [
+        ("replicas", "acme:replicas", "3"),
+        ("acme:token", "acme:token", "[secret]"),
+        ("other:key", "other:key", '["a"]'),
+        ("acme:flag", "acme:flag", "false"),
+    ]
+    assert merged.given[1].value == {"secure": "v1:abc"}
+
+
+def test_the_merge_returns_the_project_file_s_problems_then_the_stack_s_in_the_cli_s_words() -> None:
+    declared = {"both": {"type": "string", "default": "a", "value": "b"}, "needed": {"type": "string"},
+                "count": {"type": "integer", "default": 1}}  # fmt: skip
+    merged = stack_rules.cli_config(_files({"name": "acme", "config": declared}, {"acme:count": "many"}, "prod"))
+    lines = [(p.key, p.value, getattr(p, "cli", "")) for p in merged.problems]
+    assert lines == [
+        ("Pulumi.yaml", "config", "project config 'both' cannot have both a 'default' and 'value' attribute"),
+        ("acme:needed", "<not set>", "Stack 'prod' is missing configuration value 'needed'"),
+        ("acme:count", "'many'", "Stack 'prod' with configuration key 'count' must be of type 'integer'"),
+    ]
+
+
+def test_the_merge_masks_a_secret_looking_value_and_cuts_a_long_one() -> None:
+    declared = {"apiToken": {"type": "integer"}, "count": {"type": "integer"}}
+    merged = stack_rules.cli_config(
+        _files({"name": "acme", "config": declared}, {"acme:apiToken": "abc", "acme:count": "9" * 100 + "x"})
+    )
+    assert [p.value for p in merged.problems] == ["[secret]", f"'{'9' * 79}… (103 characters)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [("9223372036854775807", True), ("-9223372036854775808", True), ("1000000000000000000", True),
+     ("+" + "0" * 30 + "9223372036854775807", True), ("-" + "0" * 30 + "1", True),
+     ("9223372036854775808", False), ("-9223372036854775809", False), ("1" * 20, False)],
+    ids=["max", "min", "19_digits", "plus_zeros", "minus_zeros", "max_plus_1", "min_minus_1", "20_digits"],
+)  # fmt: skip
+def test_an_integer_text_is_valid_within_go_s_int64(text: str, valid: bool) -> None:
+    assert validate_config_value("integer", None, text) is valid
+
+
+def test_a_declaration_without_a_type_is_a_string() -> None:
+    assert stack_rules.full_type_name({}) == "string"
+    assert stack_rules.full_type_name({"type": "array", "items": {"type": "integer"}}) == "array<integer>"
