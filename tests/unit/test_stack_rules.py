@@ -478,3 +478,30 @@ def test_an_integer_text_is_valid_within_go_s_int64(text: str, valid: bool) -> N
 def test_a_declaration_without_a_type_is_a_string() -> None:
     assert stack_rules.full_type_name({}) == "string"
     assert stack_rules.full_type_name({"type": "array", "items": {"type": "integer"}}) == "array<integer>"
+
+
+def test_the_merge_applies_the_rules_in_the_project_s_own_namespace() -> None:
+    """A key declared as ``acme:custom`` is the project's own (it may have a type); ``acme:replicaz`` is an
+    unknown key of the project's namespace, shown as written, a ``secure:`` one masked."""
+    declared = {"acme:custom": {"type": "string"}, "other:thing": {"value": "x"}}
+    given = {"acme:custom": "x", "acme:replicaz": 3, "acme:tokn": {"secure": "v1:abc"}}
+    merged = stack_rules.cli_config(_files({"name": "acme", "config": declared}, given))
+    assert [str(p) for p in merged.problems] == [
+        "acme:replicaz: got 3; expected a setting declared in Pulumi.yaml or components/schema.py"
+        " (did you mean acme:replicas?)",
+        "acme:tokn: got [secret]; expected a setting declared in Pulumi.yaml or components/schema.py",
+    ]
+
+
+def test_a_project_file_problem_line_says_what_the_cli_needs() -> None:
+    declared = {"both": {"type": "string", "default": "a", "value": "b"}}
+    (problem,) = stack_rules.cli_config(_files({"name": "acme", "config": declared}, {})).problems
+    assert str(problem) == "Pulumi.yaml: got config; expected a project the Pulumi CLI loads"
+
+
+def test_every_declaration_is_checked_after_a_shorthand_one() -> None:
+    declared = {"short": "value", "other:key": {"default": 1}}
+    assert project_problems("acme", declared) == [
+        "Configuration key 'other:key' is not namespaced by the project and should not define a default "
+        "value. Did you mean to use the 'value' attribute instead of 'default'?"
+    ]
