@@ -505,3 +505,38 @@ def test_every_declaration_is_checked_after_a_shorthand_one() -> None:
         "Configuration key 'other:key' is not namespaced by the project and should not define a default "
         "value. Did you mean to use the 'value' attribute instead of 'default'?"
     ]
+
+
+def test_missing_keys_are_the_project_s_own_declared_without_default_or_value() -> None:
+    declared = {"acme:needed": {"type": "string"}, "other:key": {"type": "string"}, "short": "a value",
+                "given": {"type": "string"}}  # fmt: skip
+    (problem,) = missing_problems("dev", declared, {"given": "x"}, "acme")
+    assert str(problem) == "acme:needed: got <not set>; expected a value: Pulumi.yaml declares it without a default"
+    assert problem.cli == "Stack 'dev' is missing configuration value 'acme:needed'"
+    assert missing_problems("dev", declared, {"acme:needed": "x", "given": "y"}, "acme") == []
+
+
+def test_every_declared_secret_and_typed_key_is_checked_whatever_comes_before() -> None:
+    declared = {"acme:a": {"type": "string", "secret": True}, "b": {"type": "string", "secret": True},
+                "c": {"type": "integer"}, "d": {"type": "integer"}}  # fmt: skip
+    given = {"acme:a": "plain", "b": "plain", "c": {"secure": "v1:x"}, "d": "four"}
+    problems = value_problems("dev", declared, given, "acme")
+    assert [str(p) for p in problems] == [
+        "acme:a: got [secret]; expected an encrypted value: pulumi config set --secret a …",
+        "acme:b: got [secret]; expected an encrypted value: pulumi config set --secret b …",
+        "acme:d: got 'four'; expected a value of type integer (Pulumi.yaml)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("type_name", "items", "value", "valid"),
+    [("object", None, {"a": 1}, True), ("object", None, [1], False),
+     ("array", {"type": "array", "items": {"type": "integer"}}, [[1, "2"], [3]], True),
+     ("array", {"type": "array", "items": {"type": "integer"}}, [[1, "x"]], False),
+     ("array", {"type": "array"}, [[1]], False)],
+    ids=["object", "not_object", "nested", "nested_bad_item", "nested_without_items"],
+)  # fmt: skip
+def test_objects_and_nested_arrays_are_validated_as_go_does(
+    type_name: str, items: dict[str, Any] | None, value: Any, valid: bool
+) -> None:
+    assert validate_config_value(type_name, items, value) is valid
