@@ -116,8 +116,8 @@ GROUPS: dict[str, Group] = {
 }
 """Group name → what is mutated and against which tests. The one place to add a module."""
 
-COPIED = ("components", "tests", "policy", "app", "docs", "__main__.py", "Pulumi.yaml", "Pulumi.staging.yaml",
-          "Pulumi.production.yaml", "pyproject.toml")  # fmt: skip
+COPIED = ("components", "tests", "policy", "app", "docs", "examples", "__main__.py", "Pulumi.yaml",
+          "Pulumi.staging.yaml", "Pulumi.production.yaml", "pyproject.toml")  # fmt: skip
 KILLED = ("killed", "timeout", "segfault", "suspicious")
 """mutmut statuses that count as a kill (a timeout or crash is a test noticing the mutant)."""
 
