@@ -2,7 +2,8 @@
 
 Either a digest pinned in settings (rollback: ``service-lifecycle:pinnedDigest``, which wins),
 or the ``image_ref`` output of the stack that validated the image
-(``service-lifecycle:promoteFromStack``), read through a StackReference. Settings refuse a stage
+(``service-lifecycle:promoteFromStack``), read through a StackReference; a service of several reads
+its own output, ``<service>_image_ref`` (:attr:`PromotionSettings.output`). Settings refuse a stage
 that promotes with neither. The promoted value is checked when it arrives, at deploy time: it
 must be pinned by digest, or the deployment stops with an error naming the source stack.
 """
@@ -34,9 +35,13 @@ def pinned_image_ref(repository: str, digest: str) -> str:
     return f"{repository}@{digest}"
 
 
-def check_image_ref(value: object, *, source_stack: str) -> str:
-    """``value`` if it is ``<repo>[:tag]@sha256:<64 hex>``; PromotionError naming the source otherwise."""
-    where = f"stack {source_stack} output {IMAGE_REF_OUTPUT!r} ({key('promoteFromStack')})"
+def check_image_ref(
+    value: object, *, source_stack: str, output: str = IMAGE_REF_OUTPUT, service: str | None = None
+) -> str:
+    """``value`` if it is ``<repo>[:tag]@sha256:<64 hex>``; PromotionError naming the service, the source
+    stack and its output otherwise."""
+    whose = f"service {service}: " if service else ""
+    where = f"{whose}stack {source_stack} output {output!r} ({key('promoteFromStack')})"
     if value is None:
         raise PromotionError(
             f"{where} does not exist: has that stack built and deployed an image? "
@@ -53,7 +58,8 @@ def promoted_image_ref(
     """The image a promoting stage deploys.
 
     A pinned digest needs no resource. Otherwise a StackReference named
-    ``f"{name}-promotion-source"`` reads the source stack's ``image_ref``; ``get_output`` (not
+    ``f"{name}-promotion-source"`` reads the source stack's ``promotion.output`` (``image_ref``, or
+    ``<service>_image_ref`` for a service of several); ``get_output`` (not
     ``require_output``, whose bare KeyError names neither stack nor setting) with an explicit
     check gives a clear error instead.
     """
@@ -62,5 +68,8 @@ def promoted_image_ref(
     source = promotion.from_stack
     if source is None:  # settings refuse this; kept for callers building PromotionSettings themselves
         raise PromotionError(f"set {key('promoteFromStack')} or {key('pinnedDigest')}: a promoting stage never builds")
+    output, service = promotion.output, promotion.service
     reference = pulumi.StackReference(f"{name}-promotion-source", stack_name=source, opts=opts)
-    return reference.get_output(IMAGE_REF_OUTPUT).apply(lambda value: check_image_ref(value, source_stack=source))
+    return reference.get_output(output).apply(
+        lambda value: check_image_ref(value, source_stack=source, output=output, service=service)
+    )

@@ -140,6 +140,7 @@ def workload_part(
             max_replicas=_max_replicas(settings),
             container_port=settings.container_port,
             resources=settings.resources,
+            serves_http=settings.serves_http,
             monitoring_namespace=settings.monitoring.namespace,
             kubernetes_version=settings.kubernetes.version,
             pull_credentials=_pull_credentials(settings),
@@ -169,6 +170,7 @@ def monitoring_part(
             app_selector=workload.selector,
             app_port_name=workload.port_name,
             monitor_tunnel=settings.parts.exposure,
+            serves_requests=settings.serves_http,
             monitoring_namespace=watch.namespace,
             slo_availability=watch.slo_availability,
             latency_p95_seconds=watch.latency_p95_seconds,
@@ -186,6 +188,8 @@ def exposure_part(
 ) -> Exposure:
     """Tunnel, DNS, Access and cloudflared (``<name>-exposure``) in front of the Workload's Service."""
     cloudflare = settings.cloudflare
+    if workload.url is None:
+        raise pulumi.RunError(f"service {settings.service_name} has hostnames but serves no HTTP (servesHttp false)")
     return Exposure(
         child_name(name, ROLE_EXPOSURE),
         ExposureArgs(

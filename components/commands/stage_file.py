@@ -67,9 +67,16 @@ def stage_key(path: Path) -> str:
     return f"{project_of(path.parent)}:{_BARE_KEY}"
 
 
-def read_stage(path: Path) -> str | None:
+def read_stage(path: Path, service: str | None = None) -> str | None:
+    """The stage the stack file says; for ``service`` (one of several), that service's: its own
+    ``<service>:stage``, else the project's."""
     doc = yaml.safe_load(path.read_text()) or {}
-    return _stage_of(doc.get("config") or {}, stage_key(path))
+    return _effective_stage(doc.get("config") or {}, stage_key(path), service)
+
+
+def _effective_stage(config: dict[str, Any], full_key: str, service: str | None) -> str | None:
+    own = config.get(f"{service}:{_BARE_KEY}") if service else None
+    return str(own) if own is not None else _stage_of(config, full_key)
 
 
 def _stage_of(config: dict[str, Any], full_key: str) -> str | None:
@@ -94,8 +101,12 @@ class StageEdit:
         self.path.write_text(self.after)
 
 
-def plan_stage_edit(path: Path, stage: str) -> StageEdit:
-    """The edit that sets the stage to ``stage``; StackFileEditError when it is missing or ambiguous."""
+def plan_stage_edit(path: Path, stage: str, service: str | None = None) -> StageEdit:
+    """The edit that sets the stage to ``stage``; StackFileEditError when it is missing or ambiguous.
+
+    For ``service`` (one of several in the stack), its own ``<service>:stage``: changed where the file has
+    it, else added on the line after the project's stage key, at its indentation.
+    """
     text = path.read_text()
     try:
         doc: Any = YAML(typ="rt").load(text)
@@ -105,6 +116,10 @@ def plan_stage_edit(path: Path, stage: str) -> StageEdit:
     if not isinstance(config, CommentedMap):
         raise StackFileEditError(f"{path.name} has no config mapping")
     full_key = stage_key(path)
+    if service is not None and f"{service}:{_BARE_KEY}" in config:
+        full_key = f"{service}:{_BARE_KEY}"
+    elif service is not None:
+        return _added_stage(path, text, config, shared_key=full_key, new_key=f"{service}:{_BARE_KEY}", stage=stage)
     found = [k for k in config if k in (full_key, _BARE_KEY)]
     if len(found) != 1:
         raise StackFileEditError(
@@ -129,14 +144,34 @@ def plan_stage_edit(path: Path, stage: str) -> StageEdit:
     return StageEdit(path=path, old_stage=old, before=text, after=after)
 
 
-def write_stage(path: Path, stage: str) -> str:
-    """Set the stage to ``stage`` (that value only); return the old value."""
-    edit = plan_stage_edit(path, stage)
+def _added_stage(
+    path: Path, text: str, config: CommentedMap, *, shared_key: str, new_key: str, stage: str
+) -> StageEdit:
+    """The edit that adds ``new_key: stage`` after the project's stage key (whose value it inherited)."""
+    anchor = [k for k in config if k in (shared_key, _BARE_KEY)]
+    if len(anchor) != 1:
+        raise StackFileEditError(f"{path.name}: expected exactly one '{shared_key}' key directly under config")
+    line, column = config.lc.key(anchor[0])
+    lines = text.splitlines(keepends=True)
+    if line + 1 < len(lines) and not lines[line].endswith("\n"):
+        lines[line] += "\n"
+    lines.insert(line + 1, " " * column + f"{new_key}: {stage}\n")
+    after = "".join(lines)
+    expected = yaml.safe_load(text)
+    expected["config"][new_key] = stage
+    if yaml.safe_load(after) != expected:  # never write a file that says something else than intended
+        raise StackFileEditError(f"{path.name}: adding {new_key} after line {line + 1} would change more")
+    return StageEdit(path=path, old_stage=str(config[anchor[0]]), before=text, after=after)
+
+
+def write_stage(path: Path, stage: str, service: str | None = None) -> str:
+    """Set the stage to ``stage`` (that value only; ``service``: that service's own); return the old value."""
+    edit = plan_stage_edit(path, stage, service)
     edit.apply()
     return edit.old_stage
 
 
-def default_branch_stage(project_dir: Path, path: Path) -> tuple[str | None, str]:
+def default_branch_stage(project_dir: Path, path: Path, service: str | None = None) -> tuple[str | None, str]:
     """(stage the default branch's copy of ``path`` says, where that was read) through git.
 
     The default branch is ``origin/HEAD`` (what the remote calls default), else ``origin/main``. A
@@ -161,4 +196,4 @@ def default_branch_stage(project_dir: Path, path: Path) -> tuple[str | None, str
         return None, f"the default branch (git: {error})"
     doc = yaml.safe_load(content) or {}
     config = doc.get("config") or {} if isinstance(doc, dict) else {}
-    return (_stage_of(config, stage_key(path)) if isinstance(config, dict) else None), branch
+    return (_effective_stage(config, stage_key(path), service) if isinstance(config, dict) else None), branch

@@ -82,6 +82,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("replicas", "integer",
         "Minimum pods (and the autoscaler's floor). Production needs at least 2.", default=2),
     Setting("containerPort", "integer", "Port the app listens on inside the pod.", default=8080),
+    Setting("servesHttp", "boolean",
+        "The pods serve HTTP on containerPort (requests, /healthz, /readyz, /metrics): a Service, HTTP probes, "
+        "request alerts. false for a worker that serves nothing: no Service, no probes, no scraping, alerts on "
+        "restarts and unavailable pods only; it has no hostnames.", default=True),
     Setting("cpuRequest", "string", "CPU request per pod (Kubernetes quantity).", default="100m"),
     Setting("cpuLimit", "string",
         "CPU limit per pod (Kubernetes quantity); at least cpuRequest.", default="500m"),
@@ -134,7 +138,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("zoneName", "string", "DNS zone the hostnames live in.", required=True),
     Setting("hostnames", "array",
         "Public hostnames of the service, inside zoneName. One label below the zone (hello.example.com) "
-        "stays under Cloudflare's Universal SSL certificate, which covers only the zone and *.zone.",
+        "stays under Cloudflare's Universal SSL certificate, which covers only the zone and *.zone. "
+        "[] for a service without a public hostname (internal or worker): no Cloudflare resources.",
         required=True),
     Setting("advancedCertificateHostnames", "array",
         "Hostnames from hostnames more than one label below zoneName that an Advanced Certificate "

@@ -7,8 +7,9 @@ the previous stage's result and never calls back:
    hostile-input reader (size, depth, aliases, duplicate keys);
 2. the Pulumi CLI's merge and rules, one step returning all its problems
    (:func:`components.config.stack_rules.cli_config`);
-3. our stricter checks (:func:`checked`, here): namespace typos, provider keys, ciphertext shape,
-   a hostname owned by two stacks; the result is a :class:`StackConfig`;
+3. our stricter checks (:func:`checked`, here): namespace typos, provider keys, a listed service's
+   keys (settings of the schema, secrets encrypted), ciphertext shape, a hostname owned by two stacks
+   (each service's at its own stage); the result is a :class:`StackConfig`;
 4. typed settings: :func:`components.config.settings.load_services` (or ``load_settings``) over
    :meth:`StackConfig.source`, in the program or the offline plan.
 
@@ -27,7 +28,8 @@ from typing import Any
 
 import pulumi
 
-from components.config.names import namespace_problem
+from components.config import schema
+from components.config.names import PROVIDER_NAMESPACES, closest, namespace_problem, provider_keys
 from components.config.problems import PROJECT, SECRET_MARK, SettingProblem, StackFileError, shown_value
 from components.config.stack_rules import CliConfig, GivenValue, cli_config, is_secure
 from components.config.stackfile import (
@@ -103,8 +105,9 @@ def checked(merged: CliConfig) -> tuple[StackConfig, list[SettingProblem]]:
     """Stage 3: the CLI's configuration without the keys our checks refuse, and every problem so far.
 
     The stack file's keys go into the values unless refused here: an undeclared namespace a typo away
-    from a known one, a provider key the SDK does not read, a ``secure:`` that is not ciphertext. Then a
-    hostname another stack's file owns too.
+    from a known one, a provider key the SDK does not read, a listed service's key that is not a setting
+    (or a secret not encrypted), a ``secure:`` that is not ciphertext. Then a hostname another stack's
+    file owns too (any service's).
     """
     services = _service_namespaces(merged.files.config, merged.project)
     config = StackConfig(
@@ -135,11 +138,41 @@ def _refused(config: StackConfig, given: GivenValue, services: frozenset[str]) -
         return SettingProblem(
             given.full, SECRET_MARK, "secure: <ciphertext>, as `pulumi config set --secret` writes it"
         )
-    if namespace != config.project and namespace not in services:
-        wrong = namespace_problem(namespace, short, config.project)
+    shown = SECRET_MARK if secure else shown_value(given.full, given.value, config.secret_keys)
+    if namespace in services and namespace != config.project:
+        wrong = _service_key_problem(config.project, namespace, short, secure=secure)
         if wrong is not None:
-            shown = SECRET_MARK if secure else shown_value(given.full, given.value, config.secret_keys)
+            return SettingProblem(given.full, SECRET_MARK if short in schema.SECRETS else shown, wrong)
+    elif namespace != config.project:
+        wrong = namespace_problem(namespace, short, config.project)
+        near = closest(namespace, PROVIDER_NAMESPACES)
+        if wrong is not None and short in schema.BY_NAME and provider_keys(namespace) is None and near is not None:
+            # worker:imageRepository is a service's key in a stack that does not list that service, not a typo of
+            # the docker provider's namespace (which has no imageRepository)
+            wrong = (
+                f"a key of a listed service: add {namespace} to {config.key('services')}, or set {config.key(short)}"
+            )
+        if wrong is not None:
             return SettingProblem(given.full, shown, wrong)
+    return None
+
+
+SHARED_ONLY: frozenset[str] = frozenset({"services"})
+"""Project keys no service may set in its own namespace."""
+
+
+def _service_key_problem(project: str, service: str, short: str, *, secure: bool) -> str | None:
+    """What is wrong with ``<service>:<short>`` of a listed service, or None: the library's settings only
+    (a typo names the close one, in the service's namespace), a secret encrypted."""
+    if short in SHARED_ONLY:
+        return f"not set per service: {project}:{short} is the project's"
+    setting = schema.BY_NAME.get(short)
+    if setting is None:
+        near = closest(short, sorted(schema.BY_NAME))
+        hint = f" (did you mean {service}:{near}?)" if near else ""
+        return f"a setting of components/config/schema.py{hint}"
+    if setting.secret and not secure:
+        return f"an encrypted value: pulumi config set --secret {service}:{short} …"
     return None
 
 
@@ -150,21 +183,61 @@ def _service_namespaces(raw: Mapping[str, Any], project: str) -> frozenset[str]:
 
 
 def _hostnames_owned_elsewhere(merged: CliConfig, config: StackConfig) -> list[SettingProblem]:
-    """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset)."""
-    mine = _listed(config.values.get(config.key("hostnames")))
-    if not mine or not _publishes(config.values.get(config.key("stage"))):
+    """A hostname in two committed stack files is one DNS record with two owners (unless one is sunset).
+
+    Every service of a stack counts: the project's ``hostnames`` and each listed service's own
+    (``api:hostnames``), each at its effective stage (its own ``stage``, else the project's).
+    """
+    services = frozenset(_listed(config.values.get(config.key("services"))))
+    mine = [
+        (full, host)
+        for full, _ in _published(config.values, config.project, services, decoded=False)
+        for host in _listed(config.values.get(full))
+    ]
+    if not mine:
         return []
     problems: list[SettingProblem] = []
     for other, other_config in merged.files.others:
-        stage = other_config.get(config.key("stage"), other_config.get("stage"))
-        theirs = other_config.get(config.key("hostnames"), other_config.get("hostnames"))
-        if not _publishes(stage) or not isinstance(theirs, list):
-            continue
-        for host in sorted(set(mine) & {h for h in theirs if isinstance(h, str)}):
-            problems.append(SettingProblem(config.key("hostnames"), repr(host),
-                f"a hostname no other stack owns: Pulumi.{other}.yaml (stage {stage}) has it too; one DNS record "
-                "cannot have two owners"))  # fmt: skip
+        theirs: dict[str, object] = {}
+        their_services = _service_namespaces(other_config, config.project)
+        for their_key, stage in _published(other_config, config.project, their_services, decoded=True):
+            listed = _value(other_config, their_key, config.project, decoded=True)
+            for host in listed if isinstance(listed, list) else []:
+                if isinstance(host, str):
+                    theirs.setdefault(host, stage)
+        for full, host in sorted(mine):
+            if host in theirs:
+                problems.append(SettingProblem(full, repr(host),
+                    f"a hostname no other stack owns: Pulumi.{other}.yaml (stage {theirs[host]}) has it too; one DNS "
+                    "record cannot have two owners"))  # fmt: skip
     return problems
+
+
+def _published(
+    values: Mapping[str, Any], project: str, services: frozenset[str], *, decoded: bool
+) -> list[tuple[str, object]]:
+    """The hostnames keys of a stack (the project's, each listed service's) whose effective stage publishes,
+    with that stage. ``decoded``: values as a stack file holds them (else as text, the CLI's)."""
+
+    def get(full: str) -> object:
+        return _value(values, full, project, decoded=decoded)
+
+    shared_stage = get(f"{project}:stage")
+    found: list[tuple[str, object]] = []
+    for namespace in (project, *sorted(services)):
+        stage = get(f"{namespace}:stage") if namespace != project else shared_stage
+        stage = shared_stage if stage is None else stage
+        if get(f"{namespace}:hostnames") is not None and _publishes(stage):
+            found.append((f"{namespace}:hostnames", stage))
+    return found
+
+
+def _value(values: Mapping[str, Any], full: str, project: str, *, decoded: bool) -> object:
+    """``values[full]``; in a stack file (``decoded``) a bare key is the project's too."""
+    value = values.get(full)
+    if value is None and decoded and full.startswith(f"{project}:"):
+        value = values.get(full.partition(":")[2])
+    return value
 
 
 def _publishes(stage: object) -> bool:

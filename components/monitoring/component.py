@@ -65,6 +65,10 @@ class MonitoringArgs:
     """Runbook the alerts link to (``#<alert name>`` is appended). Required."""
     release_window_seconds: int = 300
     """How long a new release alone is named by the alerts' ``release`` label (``verifyWindowSeconds``). Default 300."""
+    serves_requests: bool = True
+    """The app serves HTTP: scraped by a ServiceMonitor, with request SLO, error and latency alerts. False (a
+    worker with no Service): not scraped; alerts on its pods only (restarts, crash loops, missing replicas).
+    Default True."""
     monitor_tunnel: bool = True
     """Scrape cloudflared and alert on tunnel health (stages with Exposure). Default True."""
     tunnel_selector: Mapping[str, str] | None = None
@@ -97,6 +101,7 @@ class MonitoringArgs:
             runbook_url=self.runbook_url,
             tunnel=self.monitor_tunnel,
             release_window_seconds=self.release_window_seconds,
+            serves_requests=self.serves_requests,
         )
 
     def problems(self) -> list[str]:
@@ -357,8 +362,8 @@ def dashboard_config_map(
 class Monitoring(pulumi.ComponentResource):
     """Scrape targets, alert rules and dashboard of one service."""
 
-    service_monitor_name: str
-    """Name of the app's ServiceMonitor."""
+    service_monitor_name: str | None
+    """Name of the app's ServiceMonitor; None for a worker (nothing to scrape)."""
     pod_monitor_name: str | None
     """Name of cloudflared's PodMonitor; None when the tunnel is not monitored."""
     rule_name: str
@@ -382,8 +387,10 @@ class Monitoring(pulumi.ComponentResource):
         needs_crds = pulumi.ResourceOptions(depends_on=list(args.after))
         per_service = pulumi.ResourceOptions.merge(kube, needs_crds)
 
-        self.service_monitor_name = service
-        app_monitor(name, args, namespace=namespace, monitor_labels=selected, opts=per_service)
+        self.service_monitor_name = None
+        if args.serves_requests:
+            self.service_monitor_name = service
+            app_monitor(name, args, namespace=namespace, monitor_labels=selected, opts=per_service)
 
         self.pod_monitor_name = None
         if args.monitor_tunnel:

@@ -139,6 +139,8 @@ class RuleParams:
     """Alert on tunnel health; only where cloudflared is scraped, or ``absent()`` pages forever. Default True."""
     release_window_seconds: int = 300
     """How long a new release is the one the ``release`` label names alone (the verification window). Default 300."""
+    serves_requests: bool = True
+    """False: a worker, never scraped: pod alerts only (no request SLO, error, latency, release rules). Default True."""
 
     def problems(self) -> list[str]:
         """What is wrong with these parameters (empty when they make sense)."""
@@ -449,21 +451,19 @@ def tunnel_alerts(params: RuleParams) -> list[dict[str, Any]]:
 
 
 def rule_groups(params: RuleParams) -> dict[str, Any]:
-    """The Prometheus rule file (``{"groups": [...]}``) for one service in one namespace.
-
-    Raises :class:`RulesError` when the parameters cannot make meaningful alerts.
-    """
+    """The Prometheus rule file (``{"groups": [...]}``) of one service in one namespace; RulesError if senseless."""
     problems = params.problems()
     if problems:
         raise RulesError("alert rules: " + "; ".join(problems))
-    alerts = [*error_budget_alerts(params), *service_alerts(params), *workload_alerts(params)]
+    alerts = [*error_budget_alerts(params), *service_alerts(params)] if params.serves_requests else []
+    alerts += workload_alerts(params)
     if params.tunnel:
         alerts += tunnel_alerts(params)
     # One group: rules of a group run in order, so every alert reads the series recorded in the same
     # evaluation. In separate groups (evaluated concurrently) an alert could read last minute's value.
     group_name = f"{params.service}.{params.namespace}"
-    rules = [*recording_rules(params), *release_rules(params), *alerts]
-    return {"groups": [{"name": group_name, "interval": "1m", "rules": rules}]}
+    recorded = [*recording_rules(params), *release_rules(params)] if params.serves_requests else []
+    return {"groups": [{"name": group_name, "interval": "1m", "rules": [*recorded, *alerts]}]}
 
 
 def alert_names(groups: dict[str, Any]) -> list[str]:

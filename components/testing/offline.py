@@ -26,7 +26,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import image
 from components.config import schema
-from components.config.settings import SECRET_MARK, SettingProblem, SettingsError, load_services
+from components.config.settings import SECRET_MARK, SettingProblem, Settings, SettingsError, load_services
 from components.config.stack_config import StackConfig, StackFileError, load_stack_config
 from components.testing.mocks import (
     OfflineEcrClient,
@@ -40,13 +40,13 @@ from components.testing.mocks import (
 from components.testing.running import run_program
 
 
-def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[str, str]) -> None:
+def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[str, str]) -> dict[str, Settings]:
     """Fill what only exists at deploy time and say so in the notes, whatever else is wrong; raise on real problems.
 
     Raises :class:`StackFileError` carrying ``config`` (and so its notes) when a real problem remains.
     """
 
-    def validate() -> dict[str, Any]:
+    def validate() -> dict[str, Settings]:
         return load_services(config.source(), namespace_source=config.source().view, environ=environ)
 
     try:
@@ -79,8 +79,10 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
             config.notes.append(f"ECR login for {settings.registry.server} answered offline with a stand-in token")
         if settings.promotion and settings.promotion.from_stack and not settings.promotion.pinned_digest:
             config.notes.append(
-                f"StackReference {settings.promotion.from_stack} answered offline with a stand-in image_ref"
+                f"StackReference {settings.promotion.from_stack} answered offline with a stand-in "
+                f"{settings.promotion.output}"
             )
+    return services
 
 
 def _git_revision(project_dir: Path) -> str:
@@ -93,19 +95,23 @@ def _git_revision(project_dir: Path) -> str:
         return "0" * 40
 
 
-def offline_stack_outputs(config: StackConfig) -> dict[str, dict[str, Any]]:
-    """Stand-in outputs of the stack a promoting stage reads, derived from its name."""
+def offline_stack_outputs(services: Mapping[str, Settings]) -> dict[str, dict[str, Any]]:
+    """Stand-in outputs of the stacks the promoting services read: each service's own output
+    (``image_ref``, or ``<service>_image_ref`` of several) in that service's own repository, with a
+    digest derived from the source stack's name and the output (so two services never share one)."""
     answers: dict[str, dict[str, Any]] = {}
-    for full, source in config.values.items():
-        namespace, _, short = full.rpartition(":")
-        if short != "promoteFromStack" or not source:
+    for settings in services.values():
+        promotion = settings.promotion
+        if promotion is None or not promotion.from_stack:
             continue
-        repository = config.values.get(
-            f"{namespace}:imageRepository", config.values.get(config.key("imageRepository"), "registry.invalid/unknown")
+        source = promotion.from_stack
+        seed = (
+            f"offline-plan:{source}" if promotion.output == "image_ref" else f"offline-plan:{source}:{promotion.output}"
         )
-        digest = hashlib.sha256(f"offline-plan:{source}".encode()).hexdigest()
-        answers[source] = {"image_ref": f"{repository}@sha256:{digest}", "stage": "staging"}
-    return answers
+        digest = hashlib.sha256(seed.encode()).hexdigest()
+        answer = answers.setdefault(source, {"stage": "staging"})
+        answer[promotion.output] = f"{settings.registry.repository}@sha256:{digest}"
+    return {source: dict(sorted(answer.items())) for source, answer in answers.items()}
 
 
 @dataclass
@@ -141,8 +147,8 @@ def run_plan(
     :class:`components.testing.EngineRuleError` when the program breaks a rule the engine enforces.
     """
     env = dict(os.environ if environ is None else environ)
-    config = _load_with_stand_ins(project_dir, stack, env)
-    mocks = RecordingMocks(stack_outputs=offline_stack_outputs(config))
+    config, services = _load_with_stand_ins(project_dir, stack, env)
+    mocks = RecordingMocks(stack_outputs=offline_stack_outputs(services))
     pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
     pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
     install_mocks(mocks, project=config.project, stack=stack)
@@ -160,7 +166,9 @@ def run_plan(
     return plan, mocks
 
 
-def _load_with_stand_ins(project_dir: Path, stack: str, env: Mapping[str, str]) -> StackConfig:
+def _load_with_stand_ins(
+    project_dir: Path, stack: str, env: Mapping[str, str]
+) -> tuple[StackConfig, dict[str, Settings]]:
     """The stack's configuration with the offline stand-ins filled in; on bad configuration, every
     problem at once: the stack file's and the settings' (not the stack file's first)."""
     try:
@@ -171,10 +179,15 @@ def _load_with_stand_ins(project_dir: Path, stack: str, env: Mapping[str, str]) 
             try:
                 _offline_stand_ins(error.config, project_dir, env)
             except StackFileError as invalid:
-                error.problems += [p for p in invalid.problems if p.key not in reported]
+                # a key misspelt in the stack file (its line says "did you mean api:memoryLimit?") is not
+                # also reported as not set: the key is named once
+                hinted = {p.expected.rpartition("did you mean ")[2].rstrip("?)") for p in error.problems}
+                error.problems += [
+                    p for p in invalid.problems
+                    if p.key not in reported and not (p.value == "<not set>" and p.key in hinted)
+                ]  # fmt: skip
         raise
-    _offline_stand_ins(config, project_dir, env)
-    return config
+    return config, _offline_stand_ins(config, project_dir, env)
 
 
 def _run_main(project_dir: Path, main: Path) -> None:

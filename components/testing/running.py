@@ -9,6 +9,7 @@ process that ran programs quietly.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -142,6 +143,7 @@ def make_settings(
     project_dir: str | os.PathLike[str],
     stack: str,
     *,
+    service: str | None = None,
     secrets: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     **overrides: Any,
@@ -151,17 +153,37 @@ def make_settings(
     Reads ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` under ``project_dir`` as the offline plan
     does, in the project's own namespace; ``secrets`` (key → value) stand in for the secrets a
     stack file leaves to ``pulumi config set --secret``; lists and booleans are encoded for you.
+
+    A stack of several services (``<project>:services``) is read as the program reads it
+    (:func:`components.config.settings.load_services`, every service validated): ``service`` names the one
+    returned (required when it lists more than one); overrides go to that service's own namespace
+    (``api:replicas``), where they win over the shared keys, and ``secrets`` to the project's (every
+    service reads them).
     """
-    from components.config.settings import config_text, load_settings
+    from components.config.settings import SERVICES_KEY, config_text, load_services, load_settings
     from components.config.stack_config import load_stack_config
 
     config = load_stack_config(Path(project_dir), stack)
     values = dict(config.values)
-    for short, value in {**(secrets or {}), **overrides}.items():
-        full = f"{config.project}:{short}"
+    listed = values.get(f"{config.project}:{SERVICES_KEY}")
+    names: list[str] = json.loads(listed) if listed else []
+    if service is not None and service not in names:
+        raise ValueError(f"make_settings(service={service!r}): stack {stack} lists services {names or 'none'}")
+    if service is None and len(names) > 1:
+        raise ValueError(f"make_settings: stack {stack} runs services {names}; say which: service='{names[0]}'")
+    chosen = service or (names[0] if names else None)
+    own = chosen or config.project
+    given: list[tuple[str, str, Any]] = [(config.project, short, value) for short, value in (secrets or {}).items()]
+    given += [(own, short, value) for short, value in overrides.items()]
+    for namespace, short, value in given:
+        full = f"{namespace}:{short}"
         if value is None:
             values.pop(full, None)
+            values.pop(f"{config.project}:{short}", None)
         else:
             values[full] = config_text(value)
     source = DictConfig(values, set(config.secret_keys), config.project)
-    return load_settings(source, environ=os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    if chosen is None:
+        return load_settings(source, environ=env)
+    return load_services(source, namespace_source=source.view, environ=env)[chosen]

@@ -46,6 +46,10 @@ class WorkloadArgs:
     """Namespace whose pods (Prometheus) may reach the app port. Required."""
     kubernetes_version: str
     """Targeted Kubernetes minor version, e.g. ``1.31`` (chooses the preStop handler). Required."""
+    serves_http: bool = True
+    """The pods serve HTTP on :attr:`container_port`: a Service, HTTP probes, ingress from cloudflared and
+    Prometheus. False (a worker that serves nothing): no Service, no probes, no port, all ingress denied.
+    Default True."""
     max_replicas: int | None = None
     """The autoscaler's ceiling. Default None: twice :attr:`replicas`."""
     pull_credentials: PullCredentials | None = None

@@ -126,8 +126,8 @@ class Workload(pulumi.ComponentResource):
 
     namespace: pulumi.Output[str]
     """Namespace the workload runs in."""
-    service_name: pulumi.Output[str]
-    """Name of the ClusterIP Service."""
+    service_name: pulumi.Output[str] | None
+    """Name of the ClusterIP Service; None for a worker that serves nothing (``serves_http`` false)."""
     service_port: int
     """Port of the Service (the same as the container port)."""
     container_port: int
@@ -136,8 +136,10 @@ class Workload(pulumi.ComponentResource):
     """Name of the Service and container port (``http``), for ServiceMonitor endpoints."""
     selector: dict[str, str]
     """Labels that select the app pods."""
-    url: pulumi.Output[str]
-    """In-cluster URL, ``http://<service>.<namespace>.svc.cluster.local:<port>``."""
+    url: pulumi.Output[str] | None
+    """In-cluster URL, ``http://<service>.<namespace>.svc.cluster.local:<port>``; None without a Service."""
+    serves_http: bool
+    """Whether the pods serve HTTP (a Service, probes, scraping); False for a worker."""
     deployment_name: pulumi.Output[str]
     """Name of the Deployment."""
     container_name: str
@@ -162,19 +164,24 @@ class Workload(pulumi.ComponentResource):
         account = _service_account(at)
         config = _config_map(at)
         deployment_name = _deployment(at, image, account, config)
-        svc = _service(at)
+        svc = _service(at) if args.serves_http else None
         _autoscaler(at, deployment_name)
         _disruption_budget(at)
         _network_policy(at)
 
         self.namespace = at.namespace
-        self.service_name = svc.metadata.apply(lambda m: m.name or service)
+        self.service_name = svc.metadata.apply(lambda m: m.name or service) if svc is not None else None
+        self.serves_http = args.serves_http
         self.service_port = args.container_port
         self.container_port = args.container_port
         self.port_name = PORT_NAME
         self.selector = at.selector
-        self.url = pulumi.Output.concat(
-            "http://", self.service_name, ".", at.namespace, ".svc.cluster.local:", str(args.container_port)
+        self.url = (
+            pulumi.Output.concat(
+                "http://", self.service_name, ".", at.namespace, ".svc.cluster.local:", str(args.container_port)
+            )
+            if self.service_name is not None
+            else None
         )
         self.deployment_name = deployment_name
         self.container_name = CONTAINER_NAME
@@ -358,8 +365,15 @@ def _disruption_budget(at: _Objects) -> k8s.policy.v1.PodDisruptionBudget:
 
 
 def _network_policy(at: _Objects) -> k8s.networking.v1.NetworkPolicy:
-    """Only cloudflared's pods and Prometheus's namespace reach the app port."""
+    """Only cloudflared's pods and Prometheus's namespace reach the app port; nothing reaches a worker."""
     service = at.args.service_name
+    if not at.args.serves_http:
+        return k8s.networking.v1.NetworkPolicy(
+            f"{at.name}-ingress",
+            metadata=at.metadata(f"{service}-ingress"),
+            spec={"pod_selector": {"match_labels": at.selector}, "policy_types": ["Ingress"], "ingress": []},
+            opts=at.child,
+        )
     return k8s.networking.v1.NetworkPolicy(
         f"{at.name}-ingress",
         metadata=at.metadata(f"{service}-ingress"),

@@ -7,7 +7,7 @@ and :func:`pod_template`, which puts them together with the pod-level settings.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -33,17 +33,8 @@ def app_container(
         {"name": "APP_VERSION", "value": args.app_version},
         {"name": "IMAGE_REF", "value": image},
     ]
-    container: k8s.core.v1.ContainerArgsDict = {
-        "name": CONTAINER_NAME,
-        "image": image,
-        "image_pull_policy": "IfNotPresent",
+    http: dict[str, Any] = {
         "ports": [{"name": PORT_NAME, "container_port": args.container_port, "protocol": "TCP"}],
-        "env_from": [{"config_map_ref": {"name": config.metadata.apply(lambda m: m.name)}}],
-        "env": env,
-        "resources": {
-            "requests": {"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
-            "limits": {"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
-        },
         "startup_probe": {
             "http_get": {"path": "/healthz", "port": PORT_NAME},
             "period_seconds": 2,
@@ -62,6 +53,21 @@ def app_container(
             "timeout_seconds": 2,
             "failure_threshold": 2,
         },
+    }
+    container: k8s.core.v1.ContainerArgsDict = {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "image_pull_policy": "IfNotPresent",
+        "ports": http["ports"],
+        "env_from": [{"config_map_ref": {"name": config.metadata.apply(lambda m: m.name)}}],
+        "env": env,
+        "resources": {
+            "requests": {"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
+            "limits": {"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
+        },
+        "startup_probe": http["startup_probe"],
+        "liveness_probe": http["liveness_probe"],
+        "readiness_probe": http["readiness_probe"],
         "security_context": {
             "run_as_non_root": True,
             "run_as_user": args.run_as_user,
@@ -74,6 +80,12 @@ def app_container(
         },
         "volume_mounts": [{"name": TMP_VOLUME, "mount_path": "/tmp"}],  # noqa: S108 - the app's only writable path
     }
+    if not args.serves_http:
+        # A worker serves nothing: no port to probe (Kubernetes restarts it when its process exits), no
+        # endpoints to withdraw before SIGTERM.
+        for field_name in ("ports", "startup_probe", "liveness_probe", "readiness_probe"):
+            del container[field_name]  # type: ignore[misc]
+        return container
     if pre_stop is not None:
         container["lifecycle"] = {"pre_stop": pre_stop}
     return container

@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.config.settings import load_services
+from components.config.settings import image_ref_output, load_services
 from components.kube import kubernetes_provider
 from components.monitoring.cluster import ClusterMonitoring, ClusterMonitoringArgs, LogCollector, LogCollectorArgs
 from components.service import ServiceStack, ServiceStackArgs
@@ -41,7 +41,8 @@ if cluster is not None:
     )
 
 for name, service in stacks.items():
+    pulumi.export(f"{name}_parts", service.parts)
     pulumi.export(f"{name}_namespace", service.namespace)
-    pulumi.export(f"{name}_image_ref", service.image_ref)
+    pulumi.export(image_ref_output(name), service.image_ref)  # what each service's promotion reads
     pulumi.export(f"{name}_urls", service.urls)
     pulumi.export(f"{name}_exposure_urn", service.exposure_urn)

@@ -163,7 +163,8 @@ def test_service_problems_name_the_key_where_the_value_was_read() -> None:
         load_services(config, namespace_source=config.view)
     lines = _lines(raised)
     assert any(line.startswith("api:replicas: got '0'") for line in lines)
-    assert [line for line in lines if line.startswith("shop:team: got 'Shop'")] and len(lines) == 3
+    # the shared key's problem once, not once per service (issue 22)
+    assert len([line for line in lines if line.startswith("shop:team: got 'Shop'")]) == 1 and len(lines) == 2
 
 
 @pytest.mark.parametrize("listed", ['["web", "web"]', "[]", '["kubernetes"]', '["shop"]', "web"])
@@ -428,3 +429,29 @@ def test_promotion_errors_name_the_running_project_s_keys(run_components: Callab
 
     with pytest.raises(PromotionError, match=r"\(acme:promoteFromStack\) does not exist.*set acme:pinnedDigest"):
         run_components(program, project="acme")
+
+
+def test_a_default_refused_for_several_services_is_the_projects_key_once() -> None:
+    # accessEnabled set nowhere: its default false is refused in staging for both services, one line
+    config = _services_config(**{"shop:stage": "staging", "shop:sourceRevision": "a" * 7,
+                                 "shop:registryUsername": "ci", "shop:registryPassword": "x"})  # fmt: skip
+    with pytest.raises(SettingsError) as raised:
+        load_services(config, namespace_source=config.view)
+    lines = [line for line in _lines(raised) if "accessEnabled" in line]
+    assert lines == ["shop:accessEnabled: got 'false'; expected true: stage staging is always behind Cloudflare Access"]
+
+
+def test_a_key_only_one_service_misses_stays_that_services() -> None:
+    config = _services_config(**{"api:imageRepository": ""})
+    with pytest.raises(SettingsError) as raised:
+        load_services(config, namespace_source=config.view)
+    assert [line.partition(";")[0] for line in _lines(raised)] == ["api:imageRepository: got <not set>"]
+
+
+def test_each_service_promotes_its_own_output() -> None:
+    config = _services_config(**{"shop:stage": "production", "shop:promoteFromStack": "acme/shop/staging"})
+    services = load_services(config, namespace_source=config.view)
+    assert {name: s.promotion.output for name, s in services.items() if s.promotion} == {
+        "web": "web_image_ref",
+        "api": "api_image_ref",
+    }

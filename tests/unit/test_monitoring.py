@@ -403,3 +403,10 @@ def test_the_release_window_is_the_verification_window_and_must_be_positive() ->
     (in_window, _) = rules.release_rules(_params(release_window_seconds=120))
     assert in_window["expr"].endswith("offset 120s)")
     assert "release_window_seconds is 0; expected at least 1" in _params(release_window_seconds=0).problems()
+
+
+def test_a_worker_gets_only_the_pod_alerts_and_no_recorded_request_series() -> None:
+    groups = rules.rule_groups(_params(serves_requests=False, tunnel=False))
+    names = [r.get("alert") or r.get("record") for g in groups["groups"] for r in g["rules"]]
+    assert names == ["PodRestarting", "PodCrashLooping", "DeploymentReplicasUnavailable"]
+    assert not [e for e in rules.exprs(groups) if "http_request" in e]

@@ -55,7 +55,6 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("staging", "hostnames", ["hello.example.org"], "inside the zone example.com"),
     ("staging", "hostnames", ["Hello.example.com"], "inside the zone example.com"),
     ("staging", "hostnames", ["a.example.com", "a.example.com"], "without duplicates"),
-    ("staging", "hostnames", [], "a non-empty list"),
     ("staging", "hostnames", None, "a non-empty list"),
     ("staging", "hostnames", "hello-staging.example.com", "a list of"),
     ("staging", "accessEnabled", False, "stage staging is always behind Cloudflare Access"),
@@ -910,3 +909,35 @@ def test_the_environment_defaults_to_os_environ(
     monkeypatch.setenv("SOURCE_REVISION", "abcdef0")
     settings = load_settings(DictConfig(stack_values("staging", registryPassword="x", registryPullPassword="y"), set()))
     assert settings.build is not None and settings.build.revision == "abcdef0"
+
+
+# -- issue 22: a service without a public hostname; a worker that serves nothing ---------------------
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_an_empty_hostname_list_is_a_service_without_exposure(
+    make_settings: Callable[..., Settings], stack: str
+) -> None:
+    secrets = {"registryPassword": "x", "sourceRevision": "a" * 40} if stack == "staging" else {}
+    settings = make_settings(stack, hostnames=[], accessEnabled=False, **secrets)
+    assert settings.cloudflare.hostnames == ()
+    assert not settings.parts.exposure and not settings.parts.access_required
+    assert settings.parts.workload and settings.parts.monitoring  # everything else stays
+    assert settings.serves_http
+
+
+def test_a_missing_hostname_list_is_still_refused(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError, match="service-lifecycle:hostnames: got <not set>; expected a non-empty list"):
+        make_settings("production", hostnames=None)
+
+
+def test_a_worker_that_serves_nothing_reads_as_such(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings("production", hostnames=[], servesHttp=False)
+    assert settings.serves_http is False and not settings.parts.exposure
+
+
+def test_a_worker_with_hostnames_is_refused(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings("production", servesHttp=False)
+    assert [p.key for p in raised.value.problems] == ["service-lifecycle:servesHttp"]
+    assert "a service with hostnames serves HTTP" in str(raised.value)

@@ -1243,9 +1243,9 @@ def test_service_lifecycle_keys_in_an_acme_program_are_refused_naming_the_key(
         ]
 
 
-def test_a_multi_service_stack_is_refused_naming_its_services_key(tmp_path: Path) -> None:
-    """``<project>:services`` (components.config.settings.load_services): one stack, several repositories; the
-    sunset takes one service per stack and says so before anything is read from the stack."""
+def test_a_multi_service_stack_not_at_sunset_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    """``<project>:services`` (components.config.settings.load_services): the whole stack of several is sunset
+    service by service (tests/unit/test_sunset_services.py), and only once its stack file says sunset."""
     example = REPO_DIR / "examples" / "two-services"
     for path in example.glob("Pulumi*.yaml"):
         shutil.copy(path, tmp_path / path.name)
@@ -1253,7 +1253,8 @@ def test_a_multi_service_stack_is_refused_naming_its_services_key(tmp_path: Path
     code = Sunset(Options(stack="staging", project_dir=tmp_path, yes=True), stack_factory=lambda _s, _d: pytest.fail(),
                   which=lambda _: "/usr/bin/pulumi", out=out).run()  # fmt: skip
     assert code == sunset.EXIT_USAGE
-    assert out.getvalue().startswith("error: Pulumi.staging.yaml sets shop:services: sunset takes a stack of one ")
+    assert out.getvalue().startswith("error: Pulumi.staging.yaml does not say stage sunset: set it with "
+                                     "`python -m components sunset --stack staging --set-stage`")  # fmt: skip
 
 
 def test_a_tagged_ledger_line_is_kept_not_a_crash(project: Path) -> None:

@@ -563,3 +563,22 @@ def test_bad_arguments_are_refused_before_anything_is_registered(
     with settled(), pytest.raises(WorkloadError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_components(lambda: Workload("hello-workload", workload_args(**overrides)) and None, mocks=mocks)
     assert mocks.resources == []
+
+
+def test_a_worker_that_serves_nothing_has_no_service_port_probes_or_ingress(
+    run_components: Callable[..., RecordingMocks],
+) -> None:
+    made: list[Workload] = []
+    args = WorkloadArgs(
+        namespace="jobs", service_name="worker", team="t", stage="production", app_version="1.0.0",
+        image="ghcr.io/acme/worker@sha256:" + "a" * 64, replicas=2, container_port=8080,
+        resources=Resources(cpu_request="100m", cpu_limit="500m", memory_request="128Mi", memory_limit="256Mi"),
+        monitoring_namespace="monitoring", kubernetes_version="1.31", serves_http=False,
+    )  # fmt: skip
+    mocks = run_components(lambda: made.append(Workload("worker-workload", args)))
+    assert not mocks.by_type("kubernetes:core/v1:Service")
+    container = mocks.one("kubernetes:apps/v1:Deployment").plain_inputs["spec"]["template"]["spec"]["containers"][0]
+    assert not {"ports", "startupProbe", "livenessProbe", "readinessProbe", "lifecycle"} & set(container)
+    policy = mocks.one("kubernetes:networking.k8s.io/v1:NetworkPolicy").plain_inputs["spec"]
+    assert policy["ingress"] == [] and policy["policyTypes"] == ["Ingress"]
+    assert made[0].service_name is None and made[0].url is None and made[0].serves_http is False

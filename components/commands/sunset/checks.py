@@ -14,6 +14,7 @@ And what the registry step reads: which other stacks still deploy from the same 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,11 +31,19 @@ from components.config.stack_config import StackConfig, StackFileError, load_sta
 from components.lifecycle import Stage
 from components.registry.model import normalize_repository
 
-BranchStage = Callable[[Path, Path], tuple[str | None, str]]
+BranchStage = Callable[..., tuple[str | None, str]]
+"""``(project_dir, stack_file[, service])`` → (the stage the default branch says, where it was read)."""
 
 
 def precondition_problem(
-    project_dir: Path, stack: str, repository: str, report_path: Path, branch_stage: BranchStage, *, dry_run: bool
+    project_dir: Path,
+    stack: str,
+    repository: str,
+    report_path: Path,
+    branch_stage: BranchStage,
+    *,
+    dry_run: bool,
+    service: str | None = None,
 ) -> str | None:
     """Everything that would make a later step fail, checked while nothing has changed yet."""
     project = project_of(project_dir)
@@ -46,7 +55,9 @@ def precondition_problem(
         normalize_repository(repository)
     except ValueError as error:
         return f"{key('imageRepository')}: {error}"
-    problem = report_path_problem(report_path) or stage_problem(project_dir, stack, branch_stage, dry_run=dry_run)
+    problem = report_path_problem(report_path) or stage_problem(
+        project_dir, stack, branch_stage, dry_run=dry_run, service=service
+    )
     if problem:
         return problem
     waiting = promoters(project_dir, stack)
@@ -75,22 +86,28 @@ def report_path_problem(path: Path) -> str | None:
     return None
 
 
-def stage_problem(project_dir: Path, stack: str, branch_stage: BranchStage, *, dry_run: bool) -> str | None:
-    """The stage key must be unambiguous; a real run needs ``sunset`` in the file and on the default branch."""
+def stage_problem(
+    project_dir: Path, stack: str, branch_stage: BranchStage, *, dry_run: bool, service: str | None = None
+) -> str | None:
+    """The stage key must be unambiguous; a real run needs ``sunset`` in the file and on the default branch
+    (for ``service``, one of several: that service's stage, its own ``<service>:stage`` else the project's)."""
     path = stack_file(project_dir, stack)
     try:
-        plan_stage_edit(path, Stage.SUNSET.value)
+        plan_stage_edit(path, Stage.SUNSET.value, service)
     except StackFileEditError as error:
         return str(error)
     if dry_run:
         return None
+    which = f" --service {service}" if service else ""
     how = (
-        f"set it with `python -m components sunset --stack {stack} --set-stage` (or the sunset workflow, which "
-        f"commits it first), commit {path.name} and merge it to the default branch, then run sunset again"
+        f"set it with `python -m components sunset --stack {stack}{which} --set-stage` (or the sunset workflow, "
+        f"which commits it first), commit {path.name} and merge it to the default branch, then run sunset again"
     )
-    if read_stage(path) != Stage.SUNSET.value:
-        return f"{path.name} says stage {read_stage(path)}, not sunset: {how}. Nothing was changed."
-    branch_value, where = branch_stage(project_dir, path)
+    said = read_stage(path, service)
+    if said != Stage.SUNSET.value:
+        whose = f"service {service}'s " if service else ""
+        return f"{path.name} says {whose}stage {said}, not sunset: {how}. Nothing was changed."
+    branch_value, where = branch_stage(project_dir, path, service) if service else branch_stage(project_dir, path)
     if branch_value != Stage.SUNSET.value:
         said = f"says stage {branch_value}" if branch_value else "could not be read"
         return f"{path.name} on {where} {said}: until it says sunset, a deploy brings the stack back; {how}."
@@ -133,14 +150,28 @@ def sharing_stacks(project_dir: Path, stack: str, repository: str) -> list[str]:
 
 
 def _deploys_from(config: StackConfig | None, wanted: str) -> bool | None:
-    """Whether stack ``config`` deploys from repository ``wanted``; None when it cannot be read."""
+    """Whether stack ``config`` deploys from repository ``wanted`` (its own, or one of its services' not at
+    stage sunset); None when it cannot be read."""
     if config is None:
         return None
-    theirs = config.values.get(config.key("imageRepository"))
+    shared_stage = config.values.get(config.key("stage"))
+    namespaces = [config.project]
     try:
-        return theirs is not None and normalize_repository(theirs) == wanted
-    except ValueError:
+        listed = json.loads(config.values.get(config.key("services")) or "[]")
+    except json.JSONDecodeError:
         return None
+    namespaces += [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []
+    for namespace in namespaces:
+        theirs = config.values.get(f"{namespace}:imageRepository") or config.values.get(config.key("imageRepository"))
+        stage = config.values.get(f"{namespace}:stage") or shared_stage
+        if namespace != config.project and stage == Stage.SUNSET.value:
+            continue  # that service is sunset: it deploys nothing
+        try:
+            if theirs is not None and normalize_repository(theirs) == wanted:
+                return True
+        except ValueError:
+            return None
+    return False
 
 
 def _other_stacks(project_dir: Path, stack: str) -> Iterator[tuple[str, StackConfig | None]]:

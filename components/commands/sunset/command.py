@@ -40,6 +40,7 @@ the Automation API boundary (:mod:`components.commands.sunset.stack`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -65,10 +66,11 @@ from components.commands.sunset.inputs import (
     StackFileUnusableError,
     SunsetError,
     exposure_urn_of,
+    listed_services,
     read_inputs,
     read_settings,
 )
-from components.commands.sunset.plan import Context, make_plan, planned_steps
+from components.commands.sunset.plan import Context, make_plan, planned_steps, workload_like
 from components.commands.sunset.registry import (
     Decommission,
     RegistryResult,
@@ -149,13 +151,20 @@ class Sunset:
 
     @property
     def report_path(self) -> Path:
-        return self.options.report_path or self.options.project_dir / f"sunset-{stack_name(self.options.stack)}.json"
+        which = f"-{self.options.service}" if self.options.service else ""
+        return (
+            self.options.report_path
+            or self.options.project_dir / f"sunset-{stack_name(self.options.stack)}{which}.json"
+        )
 
     def run(self) -> int:
         """Settings, the CLI, the preconditions, then the stack: each stops the run before anything changes."""
         opts = self.options
         try:
-            settings = read_settings(opts.project_dir, opts.stack)
+            several = listed_services(opts.project_dir, opts.stack) if opts.service is None else []
+            if several:
+                return self._whole_stack(several)
+            settings = read_settings(opts.project_dir, opts.stack, opts.service)
         except StackFileUnusableError as error:
             self.say(f"error: {error}")
             return EXIT_USAGE
@@ -168,7 +177,7 @@ class Sunset:
             return EXIT_NO_CLI
         problem = precondition_problem(
             opts.project_dir, opts.stack, settings.repository, self.report_path, self._branch_stage,
-            dry_run=opts.dry_run,
+            dry_run=opts.dry_run, service=opts.service,
         )  # fmt: skip
         if problem:
             self.say(f"error: {problem}")
@@ -183,6 +192,45 @@ class Sunset:
             self.say(f"error: could not read stack {opts.stack}: {error}. Nothing was changed.")
             return EXIT_FAILED
         return self._run(ops, inputs, settings.path)
+
+    def _whole_stack(self, services: list[str]) -> int:
+        """A whole stack of several services: each service's sunset in turn (its access points, its parts, its
+        images), then one ``up`` for what is left (the cluster's monitoring stack). Each service's stage is the
+        project's ``sunset`` unless it sets its own; the first failure stops the run."""
+        opts = self.options
+        if not opts.dry_run and read_stage(stack_file(opts.project_dir, opts.stack)) != Stage.SUNSET.value:
+            self.say(f"error: {stack_file(opts.project_dir, opts.stack).name} does not say stage sunset: set it "
+                     f"with `python -m components sunset --stack {opts.stack} --set-stage`, commit and merge it, "
+                     "then run sunset again. Nothing was changed.")  # fmt: skip
+            return EXIT_USAGE
+        for service in services:
+            self.say(f"== service {service}")
+            one = Sunset(
+                dataclasses.replace(opts, service=service), stack_factory=self._factory,
+                decommission=self._decommission, which=self._which, stdin=self._stdin, out=self._out,
+                clock=self._clock, branch_stage=self._branch_stage, silencer=self._silencer,
+            )  # fmt: skip
+            code = one.run()
+            if code != EXIT_OK:
+                return code
+        if opts.dry_run:
+            return EXIT_OK
+        self.say(f"== stack {opts.stack}: what no service owns")
+        try:
+            ops = self._factory(opts.stack, opts.project_dir)
+            if workload_like(ops.resources()):
+                self.say(f"pulumi up --stack {opts.stack} --yes: {_summary_of(ops.up())}")
+            left = workload_like(ops.resources())
+        except Exception as error:
+            self.say(f"error: the stack's last up failed: {error}")
+            return EXIT_FAILED
+        if left:
+            self.say(
+                f"error: {len(left)} resource(s) are still in stack {opts.stack}: " + ", ".join(r.urn for r in left)
+            )
+            return EXIT_FAILED
+        self.say(f"stack {opts.stack} is sunset: every service ({', '.join(services)}) and the rest are removed.")
+        return EXIT_OK
 
     def _run(self, ops: StackOps, inputs: Inputs, path: Path) -> int:
         """Plan, preview, then a dry run's report, or the confirmation and the steps."""
@@ -254,6 +302,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--report", type=Path, help="where to save the JSON report (default sunset-<stack>.json)")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="directory of Pulumi.yaml (default .)")
     parser.add_argument(
+        "--service", help="one service of a stack of several (<project>:services): only its parts and images go"
+    )
+    parser.add_argument(
         "--set-stage", action="store_true", help="only set stage sunset in the stack file (commit and merge it first)"
     )
     parser.add_argument(
@@ -266,20 +317,25 @@ def main(argv: list[str]) -> int:
     if args.set_stage:
         path = stack_file(project_dir, args.stack)
         try:
-            old = write_stage(path, Stage.SUNSET.value)
+            old = write_stage(path, Stage.SUNSET.value, args.service)
         except (OSError, StackFileEditError) as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_USAGE
+        which = f" --service {args.service}" if args.service else ""
         print(f"{path.name}: stage {old} -> sunset. Commit it and merge it to the default branch, then run "
-              f"`python -m components sunset --stack {args.stack}`:\n  git add {path.name} && "
+              f"`python -m components sunset --stack {args.stack}{which}`:\n  git add {path.name} && "
               f"git commit -m '{args.stack}: stage sunset' && git push")  # fmt: skip
         return EXIT_OK
     options = Options(
         stack=args.stack, project_dir=project_dir, yes=args.yes, dry_run=args.dry_run,
-        report_path=args.report, alertmanager_url=args.alertmanager_url,
+        report_path=args.report, alertmanager_url=args.alertmanager_url, service=args.service,
     )  # fmt: skip
     try:
         return Sunset(options).run()
     except SettingsError as error:
         print(str(error), file=sys.stderr)
         return EXIT_USAGE
+
+
+def _summary_of(changes: dict[str, int]) -> str:
+    return ", ".join(f"{count} {op}" for op, count in sorted(changes.items())) or "no changes"

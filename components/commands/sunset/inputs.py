@@ -21,6 +21,7 @@ from components.config.settings import SERVICES_KEY
 from components.config.stack_config import StackConfig, StackFileError, load_stack_config
 from components.exposure import TYPE as EXPOSURE_TYPE
 from components.registry.model import normalize_repository
+from components.service import TYPE as SERVICE_STACK_TYPE
 
 
 class SunsetError(Exception):
@@ -39,6 +40,8 @@ class Options:
     dry_run: bool = False
     report_path: Path | None = None
     alertmanager_url: str | None = None
+    service: str | None = None
+    """One service of a stack of several (``--service``): only its parts go; None: the stack's one service."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,20 @@ class Settings:
     retain: int
     project: str
     """The project's name (Pulumi.yaml ``name``): the namespace of its settings, ``<project>:<key>``."""
+    scope: str | None = None
+    """The service of several this sunset takes (its namespace, ``--service``); None: the whole stack of one."""
 
     def key(self, short: str) -> str:
         """The full key of one of the project's settings, as error lines name it."""
         return f"{self.project}:{short}"
 
 
-def read_settings(project_dir: Path, stack: str) -> Settings:
-    """The stack file's settings; StackFileUnusableError when it is missing, invalid or lacks one."""
+def read_settings(project_dir: Path, stack: str, service: str | None = None) -> Settings:
+    """The stack file's settings; StackFileUnusableError when it is missing, invalid or lacks one.
+
+    ``service``: one service of a stack of several (``<project>:services``), read as the program reads
+    it: its own namespace first, then the project's keys.
+    """
     path = stack_file(project_dir, stack)
     if not path.is_file():
         raise StackFileUnusableError(f"{path} does not exist: sunset needs the stack's committed stack file")
@@ -69,10 +78,13 @@ def read_settings(project_dir: Path, stack: str) -> Settings:
     except StackFileError as error:
         raise StackFileUnusableError(f"{path.name}:\n" + "\n".join(f"  {p}" for p in error.problems)) from None
     key = config.key
-    if key(SERVICES_KEY) in config.values:
+    listed = json.loads(config.values.get(key(SERVICES_KEY)) or "[]")
+    if service is not None:
+        return _service_settings(config, path, service, listed)
+    if key(SERVICES_KEY) in config.values:  # the command sunsets a whole stack of several service by service
         raise StackFileUnusableError(
-            f"{path.name} sets {key(SERVICES_KEY)}: sunset takes a stack of one service (its "
-            f"{key('serviceName')} and {key('imageRepository')}); sunset each service's stack on its own"
+            f"{path.name} sets {key(SERVICES_KEY)}: sunset one service at a time, --service "
+            f"{' or '.join(map(str, listed))}, or the whole stack without --service"
         )
     service = config.values.get(key("serviceName"))
     repository = config.values.get(key("imageRepository"))
@@ -85,6 +97,44 @@ def read_settings(project_dir: Path, stack: str) -> Settings:
     username = config.values.get(key("registryUsername")) or None  # Pulumi.yaml's "" is unset
     return Settings(path=path, service=service, repository=repository, username=username, retain=int(retain_raw),
                     project=config.project)  # fmt: skip
+
+
+def listed_services(project_dir: Path, stack: str) -> list[str]:
+    """The services a stack of several lists (``<project>:services``); empty for a stack of one.
+    StackFileUnusableError when the stack file cannot be read."""
+    path = stack_file(project_dir, stack)
+    if not path.is_file():
+        raise StackFileUnusableError(f"{path} does not exist: sunset needs the stack's committed stack file")
+    try:
+        config = load_stack_config(project_dir, stack_name(stack))
+    except StackFileError as error:
+        raise StackFileUnusableError(f"{path.name}:\n" + "\n".join(f"  {p}" for p in error.problems)) from None
+    listed = json.loads(config.values.get(config.key(SERVICES_KEY)) or "[]")
+    return [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []
+
+
+def _service_settings(config: StackConfig, path: Path, service: str, listed: object) -> Settings:
+    """One listed service's sunset settings: its own key, else the project's."""
+    if not isinstance(listed, list) or service not in listed:
+        raise StackFileUnusableError(
+            f"--service {service}: {path.name} lists no such service in {config.key(SERVICES_KEY)} "
+            f"({', '.join(map(str, listed)) if isinstance(listed, list) and listed else 'none'})"
+        )
+
+    def value(short: str) -> str | None:
+        own = config.values.get(f"{service}:{short}")
+        return own if own is not None else config.values.get(config.key(short))
+
+    repository = value("imageRepository")
+    retain_raw = value("imageRetainDigests") or "1"
+    if not repository or not retain_raw.isdigit() or int(retain_raw) < 1:
+        raise StackFileUnusableError(
+            f"{path.name} must set {service}:imageRepository (or {config.key('imageRepository')}) and a positive "
+            f"imageRetainDigests"
+        )
+    return Settings(path=path, service=value("serviceName") or service, repository=repository,
+                    username=value("registryUsername") or None, retain=int(retain_raw), project=config.project,
+                    scope=service)  # fmt: skip
 
 
 def _elsewhere(config: StackConfig, shorts: tuple[str, ...]) -> str:
@@ -113,6 +163,8 @@ class Inputs:
     previous: dict[str, Any] | None
     project: str
     """The project's name: its settings are ``<project>:<key>`` (:attr:`Settings.project`)."""
+    scope: str | None = None
+    """The service of several this sunset takes (:attr:`Settings.scope`); None: the whole stack of one."""
     sharing: list[str] = field(default_factory=list)
     """Other stacks whose stack file still deploys from ``repository`` (not sunset): images stay."""
     others: dict[str, list[str]] = field(default_factory=dict)
@@ -127,21 +179,42 @@ def read_inputs(ops: StackOps, settings: Settings, options: Options, report_path
         repository=normalize_repository(settings.repository),
         username=settings.username,
         retain=settings.retain,
-        stage=read_stage(settings.path) or "",
-        urn=exposure_urn_of(outputs, resources),
+        stage=read_stage(settings.path, settings.scope) or "",
+        urn=exposure_urn_of(outputs, resources, settings.scope),
         resources=resources,
         outputs=outputs,
         previous=previous_report(report_path, options.stack),
         sharing=sharing_stacks(options.project_dir, options.stack, settings.repository),
         others=retention.retained_by_others(options.project_dir, options.stack, settings.repository),
         project=settings.project,
+        scope=settings.scope,
     )
 
 
-def exposure_urn_of(outputs: Mapping[str, Any], resources: Sequence[StateResource]) -> str | None:
-    """The stack's ``exposure_urn`` output, else its one Exposure in the state; SunsetError when unclear."""
+def output_name(name: str, scope: str | None) -> str:
+    """A stack output of the sunset's service: ``name`` for a stack of one, ``<service>_<name>`` of several."""
+    return f"{scope}_{name}" if scope else name
+
+
+def service_stack_urn(resources: Sequence[StateResource], service: str) -> str | None:
+    """The URN of service ``service``'s ServiceStack in the state (its parts are below it), if any."""
+    found = [r.urn for r in resources if r.type == SERVICE_STACK_TYPE and r.urn.endswith(f"::{service}")]
+    return found[0] if found else None
+
+
+def exposure_urn_of(
+    outputs: Mapping[str, Any], resources: Sequence[StateResource], scope: str | None = None
+) -> str | None:
+    """The stack's ``exposure_urn`` output, else its one Exposure in the state; SunsetError when unclear.
+
+    ``scope`` (one service of several): its ``<service>_exposure_urn`` output, else the Exposure below its
+    ServiceStack; never another service's.
+    """
     exposures = [r.urn for r in resources if r.type == EXPOSURE_TYPE]
-    exported = outputs.get("exposure_urn")
+    if scope is not None:
+        owner = service_stack_urn(resources, scope)
+        exposures = [r.urn for r in resources if r.type == EXPOSURE_TYPE and owner and r.parent == owner]
+    exported = outputs.get(output_name("exposure_urn", scope))
     if isinstance(exported, str) and exported:
         if exposures and exported not in exposures:
             raise SunsetError(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from components.commands import retention
-from components.commands.sunset.inputs import Inputs, Options
+from components.commands.sunset.inputs import Inputs, Options, output_name, service_stack_urn
 from components.commands.sunset.report import Journal, Step
 from components.commands.sunset.stack import StackOps, StateResource
 from components.lifecycle import Stage
@@ -63,10 +63,20 @@ class Context:
     journal: Journal
 
 
+def in_scope(inputs: Inputs, resources: Sequence[StateResource]) -> list[StateResource]:
+    """What a sunset may remove of ``resources``: everything of a stack of one; of one service of several,
+    only what is below its ServiceStack (the other services and the cluster's monitoring stay)."""
+    if inputs.scope is None:
+        return list(resources)
+    owner = service_stack_urn(resources, inputs.scope)
+    below = {r.urn for r in _descendants(resources, owner)} - {owner}
+    return [r for r in resources if r.urn in below]
+
+
 def make_plan(inputs: Inputs, options: Options) -> Plan:
     exposure = _descendants(inputs.resources, inputs.urn)
     exposure_urns = {r.urn for r in exposure}
-    workload = [r for r in workload_like(inputs.resources) if r.urn not in exposure_urns]
+    workload = [r for r in workload_like(in_scope(inputs, inputs.resources)) if r.urn not in exposure_urns]
     refs = _production_refs(inputs)
     history = retention.newest_first(options.project_dir, options.stack, refs)
     own = list(dict.fromkeys(normalize_digest(r) for r in history if same_repository(r, inputs.repository)))
@@ -109,7 +119,9 @@ def planned_steps(inputs: Inputs, plan: Plan, options: Options, path: Path) -> l
         Step(WORKLOAD_STEP, "planned" if plan.workload else "skipped",
              f"pulumi up with stage sunset removes {removed} resource(s)"
              + (f" and leaves {len(plan.retained)} retained one(s) in place" if plan.retained else ""),
-             f"pulumi up --stack {stack} --yes" if plan.workload else "", [r.urn for r in plan.workload]),
+             (f"pulumi up --stack {stack} --yes" + "".join(f" --target '{r.urn}'" for r in plan.workload)
+              if inputs.scope else f"pulumi up --stack {stack} --yes") if plan.workload else "",
+             [r.urn for r in plan.workload]),
         Step(REGISTRY_STEP, "planned" if plan.registry_due else "skipped", _registry_detail(inputs, plan),
              items=[f"keep {d}" for d in plan.keep] if plan.registry_due else []),
     ]  # fmt: skip
@@ -152,11 +164,11 @@ def _descendants(resources: Sequence[StateResource], root: str | None) -> list[S
 def _production_refs(inputs: Inputs) -> list[str]:
     """What this stack ran, newest first: its output, its Deployments, an earlier report."""
     refs: list[str] = []
-    image_ref = inputs.outputs.get("image_ref")
+    image_ref = inputs.outputs.get(output_name("image_ref", inputs.scope))
     if isinstance(image_ref, str) and DIGEST_REF.match(image_ref):
         refs.append(image_ref)
     mine = normalize_repository(inputs.repository)
-    for resource in inputs.resources:
+    for resource in in_scope(inputs, inputs.resources):
         refs += [r for r in resource.image_refs if same_repository(r, mine)]
     if inputs.previous:
         refs += [r for r in inputs.previous.get("production_image_refs") or [] if isinstance(r, str)]

@@ -94,5 +94,6 @@ def _run(ctx: Context, decommission: Decommission, *, dry_run: bool) -> Registry
         keep=ctx.plan.keep,
         dry_run=dry_run,
         username=ctx.inputs.username,
-        password=ctx.ops.secret_config(f"{ctx.inputs.project}:registryPassword"),
+        password=(ctx.inputs.scope and ctx.ops.secret_config(f"{ctx.inputs.scope}:registryPassword"))
+        or ctx.ops.secret_config(f"{ctx.inputs.project}:registryPassword"),
     )

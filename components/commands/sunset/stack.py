@@ -50,8 +50,9 @@ class StackOps(Protocol):
         """``pulumi state unprotect --yes <urn>``."""
         ...
 
-    def up(self) -> dict[str, int]:
-        """``up`` with the stack file as it is now; the resource changes."""
+    def up(self, targets: Sequence[str] = ()) -> dict[str, int]:
+        """``up`` with the stack file as it is now (only ``targets`` when given: one service of several);
+        the resource changes."""
         ...
 
     def secret_config(self, name: str) -> str | None:
@@ -93,8 +94,13 @@ class AutomationStack:
             cwd=self._dir, check=True, timeout=300,
         )  # fmt: skip
 
-    def up(self) -> dict[str, int]:
-        result = self._stack.up(on_output=self._echo)
+    def up(self, targets: Sequence[str] = ()) -> dict[str, int]:
+        # a whole-stack up passes no target at all; one service of several, exactly its resources
+        result = (
+            self._stack.up(target=list(targets), on_output=self._echo)
+            if targets
+            else self._stack.up(on_output=self._echo)
+        )
         return _changes(result.summary.resource_changes)
 
     def secret_config(self, name: str) -> str | None:

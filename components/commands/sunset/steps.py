@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from components.commands import silence
 from components.commands.stage_file import stack_file
+from components.commands.sunset.inputs import output_name
 from components.commands.sunset.plan import (
     CONFIRM_STEP,
     EXPOSURE_STEP,
@@ -19,6 +20,7 @@ from components.commands.sunset.plan import (
     UNPROTECT_STEP,
     WORKLOAD_STEP,
     Context,
+    in_scope,
     workload_like,
 )
 from components.commands.sunset.report import EXIT_OK
@@ -54,7 +56,7 @@ def silence_alerts(ctx: Context, silencer: Silencer) -> int | None:
         return None
     report = ctx.journal.report
     step = report.step(SILENCE_STEP)
-    namespace = ctx.inputs.outputs.get("namespace")
+    namespace = ctx.inputs.outputs.get(output_name("namespace", ctx.inputs.scope))
     if not isinstance(namespace, str) or not namespace:
         return ctx.journal.fail(
             step.name, "the stack exports no namespace to match its alerts on. Nothing was changed."
@@ -103,7 +105,8 @@ def decommission_workload(ctx: Context) -> int | None:
     step = report.step(WORKLOAD_STEP)
     if step.status == "planned":
         try:
-            changes = ctx.ops.up()
+            # one service of several: only its resources (the other services' are not touched, even by a diff)
+            changes = ctx.ops.up([r.urn for r in plan.workload]) if ctx.inputs.scope else ctx.ops.up()
         except Exception as error:
             return ctx.journal.fail(step.name, f"up failed: {error}")
         step.status, step.detail = "done", f"removed ({_summary(changes)})"
@@ -122,7 +125,7 @@ def confirm_and_finish(ctx: Context) -> int:
         report.outputs = ctx.ops.outputs()
     except Exception as error:
         return journal.fail(CONFIRM_STEP, f"could not read the stack after the sunset: {error}")
-    report.remaining = [r.urn for r in workload_like(after)]
+    report.remaining = [r.urn for r in workload_like(in_scope(inputs, after))]
     report.kept = [
         f"stack {report.stack}, its state and update history",
         f"{stack_file(ctx.options.project_dir, report.stack).name} (stage: sunset)",

@@ -50,7 +50,7 @@ from components.config.settings.model import (
     key,
 )
 from components.config.settings.reading import _Reader, cpu_millicores, in_quantity_range, memory_bytes
-from components.config.settings.sources import RESERVED_NAMESPACES, SERVICES_KEY, load_services
+from components.config.settings.sources import RESERVED_NAMESPACES, SERVICES_KEY, image_ref_output, load_services
 
 __all__ = [
     "MAX_KUBE_CONTEXT",
@@ -79,6 +79,7 @@ __all__ = [
     "config_text",
     "cpu_millicores",
     "cut",
+    "image_ref_output",
     "in_quantity_range",
     "key",
     "load_services",

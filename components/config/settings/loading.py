@@ -7,6 +7,7 @@ one :class:`SettingsError` listing every problem; :func:`settings_from_mapping` 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -28,7 +29,7 @@ from components.config.settings.model import (
     Resources,
     SettingsError,
 )
-from components.config.settings.reading import _Reader
+from components.config.settings.reading import _Reader, _string_items
 from components.config.settings.steps import (
     _read_build,
     _read_cloudflare,
@@ -54,6 +55,8 @@ class Settings:
     replicas: int
     container_port: int
     resources: Resources
+    serves_http: bool = True
+    """The pods serve HTTP (Service, probes, scraping, request alerts); False: a worker that serves nothing."""
     registry: RegistrySettings
     build: BuildSettings | None
     """Present only in stages that build."""
@@ -100,6 +103,9 @@ def load_settings(
     # Every step reads all of its keys whatever came before, so one error lists every problem, in
     # this order. A step returns None after reporting a problem (build, promotion: also when the stage has none).
     stage, parts = _read_stage(r)
+    if parts is not None and parts.exposure and _string_items(r.raw("hostnames") or "") == []:
+        # hostnames: [] is a service without a public hostname (internal, worker): nothing to expose
+        parts = dataclasses.replace(parts, exposure=False, access_required=False)
     service = _read_service(r, stage, parts)
     registry = _read_registry(r, parts)
     build = _read_build(r, parts, env)
@@ -121,6 +127,7 @@ def load_settings(
         replicas=service.replicas,
         container_port=service.container_port,
         resources=service.resources,
+        serves_http=service.serves_http,
         registry=registry,
         build=build,
         promotion=promotion,

@@ -126,6 +126,11 @@ class PromotionSettings:
     """Stack whose ``image_ref`` output is promoted, e.g. ``acme/service-lifecycle/staging``."""
     pinned_digest: str | None
     """``sha256:…`` to deploy instead (rollback); wins over :attr:`from_stack`."""
+    output: str = "image_ref"
+    """The source stack's output read: ``image_ref`` for one service, ``<service>_image_ref`` for one of
+    several (:func:`components.config.settings.load_services` sets it)."""
+    service: str | None = None
+    """The service promoted, named in a :class:`components.promotion.PromotionError`; None: the stack's one."""
 
 
 @dataclass(frozen=True, kw_only=True)

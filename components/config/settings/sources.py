@@ -6,6 +6,7 @@ namespace first, then the project's shared keys, with :func:`components.config.s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -40,6 +41,10 @@ class _ServiceSource:
     def get_secret(self, name: str) -> pulumi.Output[str] | None:
         value = self._own.get_secret(name)
         return self._shared.get_secret(name) if value is None else value
+
+    def sets(self, name: str) -> bool:
+        """Whether the service's own namespace or the shared one sets ``name`` (else: its default, or missing)."""
+        return self._own.get(name) is not None or self._shared.get(name) is not None
 
     def where(self, name: str, *, shared: str) -> str:
         """The key as the user wrote it: the service's own, else the shared one, else (missing) the service's."""
@@ -80,16 +85,65 @@ def load_services(
         problems.append(
             SettingProblem(f"{prefix}:serviceName", repr(shared_name), f"not set: {prefix}:{SERVICES_KEY} names them")
         )
+    per_service: dict[str, list[SettingProblem]] = {}
+    sources: dict[str, _ServiceSource] = {}
     for service in names:
-        source = _ServiceSource(service, make_source(service), shared)
+        source = sources[service] = _ServiceSource(service, make_source(service), shared)
         try:
-            result[service] = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
+            settings = load_settings(source, environ=environ, label=partial(source.where, shared=prefix))
         except SettingsError as error:
-            problems += error.problems
+            per_service[service] = list(error.problems)
+            continue
+        if settings.promotion is not None:  # each service promotes its own output of the source stack
+            promotion = dataclasses.replace(settings.promotion, output=image_ref_output(service), service=service)
+            settings = dataclasses.replace(settings, promotion=promotion)
+        result[service] = settings
+    problems += _once(per_service, prefix, lambda service, short: sources[service].sets(short))
     problems += _name_clashes(result)
     if problems:
         raise SettingsError(problems)
     return result
+
+
+def image_ref_output(service: str) -> str:
+    """The output a program of several services exports each service's image under: ``<service>_image_ref``."""
+    return f"{service}_image_ref"
+
+
+def _once(
+    per_service: Mapping[str, list[SettingProblem]], prefix: str, sets: Callable[[str, str], bool]
+) -> list[SettingProblem]:
+    """Every service's problems, each shared problem once.
+
+    A shared key (``<prefix>:replicas``) read by every service is reported by each: once here. A key
+    no namespace sets (missing, or its default refused) that two or more services report alike is the
+    project's to set (``<prefix>:zoneName``), not each service's; reported by one service only, it stays
+    that service's (``api:imageRepository``). ``sets(service, key)``: whether a namespace sets it.
+    """
+    alike: dict[tuple[str, str, str], int] = {}
+    for service, found in per_service.items():
+        for problem in found:
+            short = _short(problem.key)
+            if problem.key == f"{service}:{short}" and not sets(service, short):
+                identity = (short, problem.value, problem.expected)
+                alike[identity] = alike.get(identity, 0) + 1
+    seen: set[tuple[str, str, str]] = set()
+    result: list[SettingProblem] = []
+    for service, found in per_service.items():
+        for problem in found:
+            short = _short(problem.key)
+            unset = problem.key == f"{service}:{short}" and not sets(service, short)
+            shared = unset and alike.get((short, problem.value, problem.expected), 0) > 1
+            reported = dataclasses.replace(problem, key=f"{prefix}:{short}") if shared else problem
+            identity = (reported.key, reported.value, reported.expected)
+            if identity not in seen:
+                seen.add(identity)
+                result.append(reported)
+    return result
+
+
+def _short(key: str) -> str:
+    return key.rpartition(":")[2]
 
 
 def _service_names(listed: str, prefix: str) -> list[str]:

@@ -40,6 +40,7 @@ from components.config.settings.reading import (
     _matches,
     _Reader,
     _resources,
+    _string_items,
 )
 from components.lifecycle import Stage, StageParts, parts_for
 from components.refs import DIGEST
@@ -55,6 +56,7 @@ class _ServiceValues:
     replicas: int
     container_port: int
     resources: Resources
+    serves_http: bool
 
 
 def _read_stage(r: _Reader) -> tuple[Stage | None, StageParts | None]:
@@ -92,14 +94,17 @@ def _read_service(r: _Reader, stage: Stage | None, parts: StageParts | None) -> 
         "containerPort", low=1024, high=65535, expected="an unprivileged port from 1024 to 65535"
     )
     resources = _resources(r)
+    serves_http = r.boolean("servesHttp")
+    if serves_http is False and (_string_items(r.raw("hostnames") or "") or []):
+        r.problem("servesHttp", "false", "true: a service with hostnames serves HTTP (a worker has hostnames: [])")
     if (
         service_name is None or team is None or app_version is None or replicas is None or container_port is None
-        or resources is None
+        or resources is None or serves_http is None
     ):  # fmt: skip
         return None
     return _ServiceValues(
         service_name=service_name, team=team, app_version=app_version, replicas=replicas,
-        container_port=container_port, resources=resources,
+        container_port=container_port, resources=resources, serves_http=serves_http,
     )  # fmt: skip
 
 
@@ -234,7 +239,7 @@ def _read_cloudflare(r: _Reader, stage: Stage | None, parts: StageParts | None) 
     hostnames = r.string_list(
         "hostnames", check=_in_zone(zone_name) if zone_name else _matches(_HOSTNAME),
         expected=f"lower-case hostnames inside the zone {zone_name or '(zoneName)'}",
-        allow_empty=not (parts and parts.exposure),
+        allow_empty=r.raw("hostnames") is not None or not (parts and parts.exposure),  # [] given: not exposed
     )  # fmt: skip
     advanced = _certificate_coverage(r, zone_name, hostnames)
     access = _read_access(r, stage, parts)

@@ -1,0 +1,252 @@
+"""Sunset of one service out of a stack of several (``--service``), with the sunset's fakes.
+
+The state is the platform example's production plan (examples/platform: api, web, worker and one
+cluster monitoring stack), recorded by the offline plan; the fake engine below removes what a
+(targeted) ``up`` or ``destroy`` would.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.runtime import settings as pulumi_settings
+
+from components.commands import plan as plan_command
+from components.commands.stage_file import read_stage, write_stage
+from components.commands.sunset.command import EXIT_OK, EXIT_USAGE, Options, RegistryResult, StateResource, Sunset
+from components.commands.sunset.stack import _state_resource
+from components.service import TYPE as SERVICE_STACK
+
+PLATFORM = Path(__file__).resolve().parents[2] / "examples" / "platform"
+STACK = "production"
+SERVICES = ("api", "web", "worker")
+
+
+@pytest.fixture(scope="module")
+def recorded() -> Iterator[tuple[list[StateResource], dict[str, Any]]]:
+    """The production stack's state and outputs, as the offline plan records them."""
+    plan, mocks = plan_command.run_plan(PLATFORM, STACK, environ={})
+    pulumi_settings.SETTINGS.outputs.clear()
+    state = [
+        _state_resource({"urn": r.urn, "type": r.type, "parent": r.parent, "protect": r.protect,
+                         "inputs": r.plain_inputs, "retainOnDelete": r.retain_on_delete})
+        for r in mocks.resources
+    ]  # fmt: skip
+    yield state, dict(plan.outputs)
+
+
+class FakeEngine:
+    """What sunset does to a stack: targeted destroy, unprotect, up (targeted: only those resources)."""
+
+    def __init__(self, project_dir: Path, state: list[StateResource], outputs: dict[str, Any]) -> None:
+        self.project_dir, self.state, self.output_values = project_dir, list(state), dict(outputs)
+        self.calls: list[tuple[Any, ...]] = []
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(self.output_values)
+
+    def resources(self) -> list[StateResource]:
+        return list(self.state)
+
+    def _subtree(self, urn: str) -> set[str]:
+        members, grew = {urn}, True
+        while grew:
+            grew = False
+            for r in self.state:
+                if r.parent in members and r.urn not in members:
+                    members.add(r.urn)
+                    grew = True
+        return members
+
+    def preview_destroy(self, targets: Sequence[str]) -> dict[str, int]:
+        return {"delete": len(set().union(*(self._subtree(t) for t in targets)))}
+
+    def destroy(self, targets: Sequence[str]) -> dict[str, int]:
+        self.calls.append(("destroy", tuple(targets)))
+        gone = set().union(*(self._subtree(t) for t in targets))
+        self.state = [r for r in self.state if r.urn not in gone]
+        return {"delete": len(gone)}
+
+    def unprotect(self, urn: str) -> None:
+        self.calls.append(("unprotect", urn))
+        self.state = [replace(r, protect=False) if r.urn == urn else r for r in self.state]
+
+    def up(self, targets: Sequence[str] = ()) -> dict[str, int]:
+        self.calls.append(("up", tuple(targets)))
+        gone = [r for r in self.state if r.urn in set(targets)] if targets else [
+            r for r in self.state if r.type not in ("pulumi:pulumi:Stack", SERVICE_STACK)
+            and not r.type.startswith("pulumi:providers:")
+        ]  # fmt: skip
+        if protected := [r.urn for r in gone if r.protect]:
+            raise RuntimeError(f"unable to delete protected resource(s) {protected}")
+        self.state = [r for r in self.state if r not in gone]
+        return {"delete": len(gone)}
+
+    def secret_config(self, name: str) -> str | None:
+        return None
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(
+        self, *, repository: str, keep: Sequence[str], dry_run: bool, username: str | None, password: str | None
+    ) -> RegistryResult:
+        self.calls.append({"repository": repository, "keep": list(keep), "dry_run": dry_run})
+        old = f"{repository}@sha256:" + "9" * 64
+        return RegistryResult(deleted=[old], kept=[f"{repository}@{d}" for d in keep])
+
+
+def branch(project_dir: Path, path: Path, service: str | None = None) -> tuple[str | None, str]:
+    """The default branch says what the working copy says (the stage change is committed and merged)."""
+    return read_stage(path, service), "origin/main"
+
+
+def below(state: Sequence[StateResource], service: str) -> set[str]:
+    owner = next(r.urn for r in state if r.type == SERVICE_STACK and r.urn.endswith(f"::{service}"))
+    members, grew = {owner}, True
+    while grew:
+        grew = False
+        for r in state:
+            if r.parent in members and r.urn not in members:
+                members.add(r.urn)
+                grew = True
+    return members - {owner}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    copy = tmp_path / "platform"
+    shutil.copytree(PLATFORM, copy, ignore=shutil.ignore_patterns("__pycache__", "out", "test_*.py"))
+    return copy
+
+
+def sunset(project: Path, engine: FakeEngine, registry: FakeRegistry, service: str | None) -> tuple[int, str]:
+    out = io.StringIO()
+    code = Sunset(
+        Options(stack=STACK, project_dir=project, yes=True, service=service),
+        stack_factory=lambda _s, _d: engine, decommission=registry, which=lambda _: "/usr/bin/pulumi",
+        out=out, branch_stage=branch,
+    ).run()  # fmt: skip
+    return code, out.getvalue()
+
+
+def test_one_service_goes_and_the_others_are_untouched(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    state, outputs = recorded
+    write_stage(project / "Pulumi.production.yaml", "sunset", "api")  # adds api:stage: sunset
+    write_stage(project / "Pulumi.staging.yaml", "sunset", "api")  # staging's api is gone too: images may go
+    assert read_stage(project / "Pulumi.production.yaml") == "production"  # the project's stage is unchanged
+    engine, registry = FakeEngine(project, state, outputs), FakeRegistry()
+    others = {urn for s in ("web", "worker") for urn in below(state, s)}
+    cluster = {r.urn for r in state if "cluster-" in r.urn}
+    providers = {r.urn for r in state if r.type.startswith("pulumi:providers:")}
+    api = below(state, "api") - providers  # a provider is not a part: it stays until the stack's own sunset
+
+    code, said = sunset(project, engine, registry, "api")
+
+    assert code == EXIT_OK, said
+    left = {r.urn for r in engine.state}
+    assert not api & left  # api's exposure, workload, monitoring and namespace are gone
+    assert others <= left and cluster <= left  # web, worker and the cluster's monitoring untouched
+    exposure = outputs["api_exposure_urn"]
+    destroyed = [c for c in engine.calls if c[0] == "destroy"]
+    assert destroyed == [("destroy", (exposure,))]  # the access points first, only api's
+    (up,) = [c for c in engine.calls if c[0] == "up"]
+    assert up[1] and set(up[1]) <= api  # a targeted up: nothing of another service is even diffed
+    unprotected = [c[1] for c in engine.calls if c[0] == "unprotect"]
+    assert unprotected and all(urn in api for urn in unprotected)  # api's protected namespace only
+    assert [c["repository"] for c in registry.calls] == ["ghcr.io/acme/platform-api"]
+    assert registry.calls[0]["keep"] == [outputs["api_image_ref"].rpartition("@")[2]]  # its retention: the last 1
+    assert (project / "sunset-production-api.json").is_file()
+
+
+def test_images_stay_while_another_stack_still_runs_the_service(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    state, outputs = recorded
+    write_stage(project / "Pulumi.production.yaml", "sunset", "worker")
+    engine, registry = FakeEngine(project, state, outputs), FakeRegistry()
+    code, said = sunset(project, engine, registry, "worker")
+    assert code == EXIT_OK, said
+    assert not registry.calls  # staging's worker still deploys from ghcr.io/acme/platform-worker
+    assert "staging (stage staging) still deploy(s) from ghcr.io/acme/platform-worker" in said
+    assert not [c for c in engine.calls if c[0] == "destroy"]  # the worker has no exposure to remove
+    providers = {r.urn for r in state if r.type.startswith("pulumi:providers:")}
+    assert not (below(state, "worker") - providers) & {r.urn for r in engine.state}
+    assert below(state, "api") <= {r.urn for r in engine.state}
+
+
+def test_a_service_whose_stage_is_not_sunset_is_refused_before_anything_changes(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    state, outputs = recorded
+    engine, registry = FakeEngine(project, state, outputs), FakeRegistry()
+    code, said = sunset(project, engine, registry, "web")
+    assert code == EXIT_USAGE
+    assert "service web's stage production, not sunset" in said and "--service web --set-stage" in said
+    assert not engine.calls and not registry.calls
+
+
+def test_a_service_the_stack_does_not_list_is_refused(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    engine, registry = FakeEngine(project, *recorded), FakeRegistry()
+    code, said = sunset(project, engine, registry, "billing")
+    assert code == EXIT_USAGE and "--service billing" in said and "api, web, worker" in said
+    assert not engine.calls
+
+
+def test_the_whole_stack_of_several_is_refused_while_its_stage_is_not_sunset(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    engine, registry = FakeEngine(project, *recorded), FakeRegistry()
+    code, said = sunset(project, engine, registry, None)
+    assert code == EXIT_USAGE and "does not say stage sunset" in said and "--set-stage" in said
+    assert not engine.calls and not registry.calls
+
+
+def test_the_whole_stack_of_several_goes_service_by_service_then_the_rest(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    state, outputs = recorded
+    write_stage(project / "Pulumi.production.yaml", "sunset")  # the project's stage: every service's
+    write_stage(project / "Pulumi.staging.yaml", "sunset")  # no other stack runs these images any more
+    engine, registry = FakeEngine(project, state, outputs), FakeRegistry()
+
+    code, said = sunset(project, engine, registry, None)
+
+    assert code == EXIT_OK, said
+    left = [r for r in engine.state if r.type not in ("pulumi:pulumi:Stack", SERVICE_STACK)]
+    assert all(r.type.startswith("pulumi:providers:") for r in left), [r.urn for r in left]
+    destroyed = [c[1] for c in engine.calls if c[0] == "destroy"]
+    assert destroyed == [(outputs["api_exposure_urn"],), (outputs["web_exposure_urn"],)]  # access points first
+    ups = [c[1] for c in engine.calls if c[0] == "up"]
+    assert len(ups) == 4 and all(ups[:3]) and ups[3] == ()  # one targeted up per service, then the rest
+    assert [c["repository"] for c in registry.calls] == [f"ghcr.io/acme/platform-{s}" for s in SERVICES]
+    assert all(len(c["keep"]) == 1 for c in registry.calls)  # each service's retention: its last digest
+    assert "stack production is sunset: every service (api, web, worker)" in said
+    assert all((project / f"sunset-production-{s}.json").is_file() for s in SERVICES)
+
+
+def test_set_stage_adds_the_services_own_stage_and_nothing_else(project: Path) -> None:
+    path = project / "Pulumi.production.yaml"
+    before = path.read_text()
+    assert write_stage(path, "sunset", "web") == "production"
+    added = [line for line in path.read_text().splitlines() if line not in before.splitlines()]
+    assert added == ["  web:stage: sunset"]
+    assert (read_stage(path, "web"), read_stage(path, "api"), read_stage(path)) == (
+        "sunset",
+        "production",
+        "production",
+    )
+    write_stage(path, "sunset", "web")  # a second time: the key is there, only its value is written
+    assert path.read_text().count("web:stage") == 1
