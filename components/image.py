@@ -37,7 +37,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.refs import DIGEST_REF
-from components.registry.ecr import ECR_HOST
+from components.registry.ecr import ECR_HOST, Boto3MissingError, import_boto3
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -54,6 +54,11 @@ INLINE_CACHE_ARG: Final = "BUILDKIT_INLINE_CACHE"
 """BuildKit writes cache metadata into the image when this build argument is 1, so the pushed image can
 serve as ``cache_from`` (the legacy builder uses a pulled image's layers without it)."""
 _HASH_VERSION: Final = "service-lifecycle content v1"
+
+
+class BuildContextError(pulumi.RunError, ValueError):
+    """The build context is not a directory or has no Dockerfile: one line under ``pulumi up`` (a
+    ``RunError``), exit 2 from the offline plan; a ``ValueError`` as it was before 0.3.0."""
 
 
 class RegistryCredentialsError(pulumi.RunError):
@@ -78,10 +83,17 @@ def split_repository(repository: str) -> tuple[str, str]:
 
 
 def boto3_ecr_client(region: str) -> ECRClient:
-    """boto3's ECR client for ``region``, with whatever credentials the AWS SDK finds."""
-    import boto3
+    """boto3's ECR client for ``region``, with whatever credentials the AWS SDK finds.
 
-    return boto3.client("ecr", region_name=region)
+    Raises :class:`RegistryCredentialsError` saying what to install when boto3 is not installed (the
+    package's ``ecr`` extra): no traceback under ``pulumi up``.
+    """
+    try:
+        boto3 = import_boto3(f"the ECR registry of region {region}")
+    except Boto3MissingError as error:
+        raise RegistryCredentialsError(str(error)) from None
+    client: ECRClient = boto3.client("ecr", region_name=region)
+    return client
 
 
 ecr_client_factory: Callable[[str], Any] = boto3_ecr_client
@@ -247,9 +259,9 @@ def content_digest(*, context: Path, dockerfile: Path, build_args: Mapping[str, 
     patterns let through with its relative path and mode), plus the build arguments and platform.
     """
     if not context.is_dir():
-        raise ValueError(f"build context {str(context)!r} is not a directory")
+        raise BuildContextError(f"build context {str(context)!r} is not a directory (from {Path.cwd()})")
     if not dockerfile.is_file():
-        raise ValueError(f"Dockerfile {str(dockerfile)!r} does not exist")
+        raise BuildContextError(f"Dockerfile {str(dockerfile)!r} does not exist (from {Path.cwd()})")
     digest = hashlib.sha256(_HASH_VERSION.encode() + b"\n")
 
     def entry(kind: str, name: str, mode: str, value: str) -> None:

@@ -29,12 +29,14 @@ from typing import Any, TextIO
 
 import yaml
 
+from components import image
 from components.config.settings import SECRET_MARK, SettingsError
 from components.config.stack_config import StackFileError
 from components.monitoring.rule_files import write_rule_files
 from components.testing import (
     EngineRuleError,
     RecordedResource,
+    canonical,
     redact,
     release_worker_loops,
     unwrap,
@@ -49,9 +51,23 @@ from components.testing.offline import (  # the offline run; re-exported: this m
 )
 
 __all__ = [
-    "EXIT_BAD_SETTINGS", "EXIT_FAILED", "EXIT_OK", "MAX_PROBLEMS_SHOWN", "Plan", "main", "manifest",
-    "offline_stack_outputs", "render_tree", "report_problems", "run_plan", "stable_invokes", "summary",
-    "tree_order", "whole_numbers", "write_outputs",
+    "EXIT_BAD_SETTINGS",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "MAX_PROBLEMS_SHOWN",
+    "Plan",
+    "dump_manifest",
+    "main",
+    "manifest",
+    "offline_stack_outputs",
+    "render_tree",
+    "report_problems",
+    "run_plan",
+    "stable_invokes",
+    "summary",
+    "tree_order",
+    "whole_numbers",
+    "write_outputs",
 ]  # fmt: skip
 
 EXIT_OK = 0
@@ -136,6 +152,16 @@ def manifest(resource: RecordedResource) -> dict[str, Any]:
     return obj
 
 
+def dump_manifest(obj: dict[str, Any]) -> str:
+    """One manifest as YAML, the same bytes whatever protobuf or PyYAML is installed: keys sorted at every
+    level (:func:`components.testing.canonical`), block style and line width spelled out rather than
+    left to the PyYAML release's defaults."""
+    text: str = yaml.safe_dump(
+        canonical(obj), sort_keys=True, default_flow_style=False, width=80, allow_unicode=False, indent=2
+    )
+    return text
+
+
 def write_outputs(plan: Plan, out: Path) -> list[Path]:
     """Write ``manifests/*.yaml``, ``plan.json`` and ``rules/*.rules.yml`` under ``out``; return the manifest paths."""
     manifests_dir = out / "manifests"
@@ -155,7 +181,7 @@ def write_outputs(plan: Plan, out: Path) -> list[Path]:
             str(p) for p in (metadata.get("namespace") or "cluster", obj.get("kind", "Object"), metadata.get("name"))
         )
         path = manifests_dir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        path.write_text(dump_manifest(obj))
         written.append(path)
     (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n")
     write_rule_files(plan.resources, out)  # rules/<service>.rules.yml: what promtool checks and tests
@@ -172,7 +198,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="write manifests/*.yaml and plan.json under this directory")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="what to print (default text)")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="directory of Pulumi.yaml (default .)")
-    parser.add_argument("--policy", action="store_true", help="run the policy pack offline; 1 if violated")
+    parser.add_argument(
+        "--policy",
+        action="store_true",
+        help="run the policy pack offline; 1 if violated, 3 if its rules cannot be found or imported",
+    )
     args = parser.parse_args(argv)
     project_dir: Path = args.project_dir.resolve()
     if args.out is not None and (unwritable := _out_problem(args.out)):
@@ -226,6 +256,9 @@ def _plan_and_show(args: argparse.Namespace, project_dir: Path) -> int:
     except EngineRuleError as error:  # what the engine would refuse: one line, no traceback
         print(f"error: stack {args.stack}: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except image.BuildContextError as error:  # a program that builds without the settings' check: one line
+        print(f"error: stack {args.stack}: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     except (StackFileError, SettingsError) as error:
         report_problems(args.stack, error, sys.stderr)
         return EXIT_BAD_SETTINGS
@@ -244,5 +277,5 @@ def _plan_and_show(args: argparse.Namespace, project_dir: Path) -> int:
         from components.commands import policy_offline
 
         stream = sys.stderr if args.format == "json" else sys.stdout
-        return policy_offline.run(plan.resources, project_dir, stream)
+        return policy_offline.run(plan.resources, project_dir, stream, sys.stderr)
     return EXIT_OK

@@ -7,7 +7,10 @@ without the Pulumi CLI. Recorded inputs keep secrets wrapped, so the offline run
 a Pulumi secret from plaintext (rules that need that run only here).
 
 The rules live in the policy pack, which has its own virtualenv and must not depend on this
-package; they are loaded from ``<project>/policy`` by path.
+package. They ship inside this package's distribution too (the wheel installs the pack's
+``service_lifecycle_policy`` package beside ``components``), so ``plan --policy`` works after a plain
+``pip install``. A program's own copy at ``<project>/policy`` wins; a pack that cannot be found or
+imported at all is exit :data:`EXIT_PACK_MISSING` (3), never 1, which means a real violation.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from typing import Any, Final, TextIO
 
 from components.testing import REDACTED, RecordedResource, wrap_secret
 
-RULES_MODULE: Final = "service_lifecycle_policy.rules"
+PACKAGE: Final = "service_lifecycle_policy"
+RULES_MODULE: Final = f"{PACKAGE}.rules"
 POLICY_DIR: Final = "policy"
+EXIT_PASSED: Final = 0
+EXIT_VIOLATED: Final = 1
+EXIT_PACK_MISSING: Final = 3
+"""The rules could not be found or imported: nothing was checked (distinct from 1, a violation)."""
 
 
 class PolicyPackNotFoundError(Exception):
-    """The policy pack's rules could not be found next to the project."""
+    """The policy pack's rules could not be found (next to the project, installed, or in the source tree)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,21 +51,51 @@ class OfflineViolation:
 
 
 def _candidate_dirs(project_dir: Path | None) -> list[Path]:
+    """Folders holding a pack by path, before and after the installed one: the project's own, then the source tree."""
     dirs = [] if project_dir is None else [project_dir / POLICY_DIR]
-    dirs.append(Path(__file__).resolve().parents[2] / POLICY_DIR)  # the repository: components/commands/ → ../..
+    dirs.append(Path(__file__).resolve().parents[2] / POLICY_DIR)  # a checkout: components/commands/ → ../..
     return dirs
 
 
+def _import_rules() -> ModuleType | None:
+    """The installed pack's rules, or None when no ``service_lifecycle_policy`` package is importable."""
+    try:
+        return importlib.import_module(RULES_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name in (PACKAGE, RULES_MODULE):
+            return None
+        raise PolicyPackNotFoundError(f"the policy pack's rules cannot be imported: {error}") from None
+
+
 def load_rules(project_dir: Path | None = None) -> ModuleType:
-    """Import the pack's rules module from ``<project_dir>/policy`` (or beside this package)."""
-    for policy_dir in _candidate_dirs(project_dir):
-        if (policy_dir / "service_lifecycle_policy" / "rules.py").is_file():
-            path = str(policy_dir.resolve())
-            if path not in sys.path:
-                sys.path.insert(0, path)
-            return importlib.import_module(RULES_MODULE)
-    searched = ", ".join(str(d) for d in _candidate_dirs(project_dir))
-    raise PolicyPackNotFoundError(f"policy pack rules not found (looked in {searched})")
+    """Import the pack's rules: ``<project_dir>/policy`` if the program has its own copy, else the
+    installed package (shipped with this one), else a checkout's ``policy/`` beside ``components/``."""
+    dirs = _candidate_dirs(project_dir)
+    own, source_tree = dirs[:-1], dirs[-1:]
+    for policy_dir in own:
+        if (policy_dir / PACKAGE / "rules.py").is_file():
+            return _import_from(policy_dir)
+    installed = _import_rules()
+    if installed is not None:
+        return installed
+    for policy_dir in source_tree:
+        if (policy_dir / PACKAGE / "rules.py").is_file():
+            return _import_from(policy_dir)
+    searched = ", ".join(str(d) for d in dirs)
+    raise PolicyPackNotFoundError(
+        f"policy pack rules not found: no {PACKAGE} package is installed and none is in {searched}; "
+        "reinstall service-lifecycle-components (the rules ship inside it) or copy the pack to <project>/policy"
+    )
+
+
+def _import_from(policy_dir: Path) -> ModuleType:
+    path = str(policy_dir.resolve())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    module = _import_rules()
+    if module is None:
+        raise PolicyPackNotFoundError(f"policy pack rules in {policy_dir} cannot be imported")
+    return module
 
 
 def checked_resources(resources: Sequence[RecordedResource], rules: ModuleType) -> list[Any]:
@@ -119,13 +157,14 @@ def report(violations: Sequence[OfflineViolation], *, rules_run: int, out: TextI
         print(f"policy: all {rules_run} rules pass", file=out)
 
 
-def run(resources: Sequence[RecordedResource], project_dir: Path | None, out: TextIO) -> int:
-    """Check ``resources`` and report; 0 when every rule passes, 1 otherwise (the plan's exit codes)."""
+def run(resources: Sequence[RecordedResource], project_dir: Path | None, out: TextIO, err: TextIO | None = None) -> int:
+    """Check ``resources`` and report on ``out``: 0 when every rule passes, 1 on a violation, 3 (on
+    ``err``, default ``out``) when the pack's rules cannot be found or imported, so nothing was checked."""
     try:
         violations = check(resources, project_dir)
         rules_run = len(rule_names(project_dir))
     except PolicyPackNotFoundError as error:
-        print(f"policy: error: {error}", file=out)
-        return 1
+        print(f"policy: error: {error} (exit {EXIT_PACK_MISSING}: nothing was checked)", file=err or out)
+        return EXIT_PACK_MISSING
     report(violations, rules_run=rules_run, out=out)
-    return 1 if violations else 0
+    return EXIT_VIOLATED if violations else EXIT_PASSED

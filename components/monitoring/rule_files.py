@@ -30,7 +30,7 @@ _RuleDumper.add_representer(str, _str)
 
 def to_yaml(groups: dict[str, Any]) -> str:
     """The rule document as a Prometheus rule file."""
-    return yaml.dump(groups, Dumper=_RuleDumper, sort_keys=False, width=200)
+    return yaml.dump(groups, Dumper=_RuleDumper, sort_keys=True, default_flow_style=False, width=200)
 
 
 class _Recorded(Protocol):

@@ -47,6 +47,27 @@ _ECR_AUTH_CODES: Final = frozenset(
         "SignatureDoesNotMatch",
     }
 )
+ECR_EXTRA: Final = "pip install 'service-lifecycle-components[ecr]'"
+"""What installs boto3 for ECR: the package's ``ecr`` extra (nothing imports boto3 unless ECR is used)."""
+
+
+class Boto3MissingError(RegistryError):
+    """An ECR repository is used and boto3 is not installed (the ``ecr`` extra)."""
+
+
+def import_boto3(repository: str) -> Any:
+    """The ``boto3`` module, imported only now that ``repository`` (an ECR repository) needs it; without
+    it a :class:`Boto3MissingError` that says what to install."""
+    try:
+        import boto3
+    except ImportError as error:
+        raise Boto3MissingError(
+            f"{repository} is an Amazon ECR repository, which needs boto3 ({error}); "
+            f"install the package's ecr extra: {ECR_EXTRA}"
+        ) from None
+    return boto3
+
+
 _ECR_BATCH: Final = 100
 """At most 100 image ids per BatchGetImage / BatchDeleteImage call (``ImageIdentifierList``)."""
 
@@ -72,9 +93,7 @@ class EcrApi:
         self.name = name
         self.account = match.group("account")
         if client is None:
-            import boto3
-
-            client = boto3.client("ecr", region_name=match.group("region"))
+            client = import_boto3(repository).client("ecr", region_name=match.group("region"))
         self._client = client
 
     def _raise(self, exc: Exception, action: str) -> NoReturn:

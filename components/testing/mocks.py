@@ -10,8 +10,8 @@ Usage::
     mocks.by_type("kubernetes:apps/v1:Deployment")   # RecordedResource list
 
 Every resource registration is recorded with what the engine would see: type token, name, URN,
-parent URN, the inputs exactly as sent (camelCase; secrets wrapped in Pulumi's secret signature,
-see :func:`is_secret`), dependencies and options (protect, retain_on_delete,
+parent URN, the inputs as sent with their keys sorted (:func:`canonical`; camelCase; secrets wrapped
+in Pulumi's secret signature, see :func:`is_secret`), dependencies and options (protect, retain_on_delete,
 delete_before_replace, ignore_changes, provider). Every invoke is recorded too. Outputs are
 answered plausibly and deterministically: docker images get a ``repo@sha256:…`` digest,
 Cloudflare tunnels a UUID, StackReferences the outputs given to the mocks, and the Cloudflare
@@ -67,6 +67,21 @@ def unwrap(value: Any) -> Any:
         return {k: unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
         return [unwrap(v) for v in value]
+    return value
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with the keys of every mapping in sorted order (lists keep theirs): the one key order of
+    what the mocks record and the offline plan writes.
+
+    Values reach the mocks as protobuf ``Struct`` maps, whose iteration order is a hash order that
+    differs between protobuf 5 and 6 (every manifest of a plan changed order with protobuf 6). A
+    sorted order is the same whatever protobuf, Python or PyYAML is installed.
+    """
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
     return value
 
 
@@ -173,7 +188,7 @@ class RecordedResource:
             "deleteBeforeReplace": self.delete_before_replace,
             "ignoreChanges": self.ignore_changes,
             "dependencies": self.dependencies,
-            "inputs": redact(self.inputs),
+            "inputs": canonical(redact(self.inputs)),
         }
 
 
@@ -258,7 +273,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self._pending.record = None
         if record is None:  # installed without RecordingMonitor: keep what MockResourceArgs has
             record = RecordedResource(
-                type=args.typ, name=args.name, urn="", parent=None, inputs=dict(args.inputs), custom=bool(args.custom)
+                type=args.typ,
+                name=args.name,
+                urn="",
+                parent=None,
+                inputs=canonical(dict(args.inputs)),
+                custom=bool(args.custom),
             )
         resource_id, outputs = self._answer(record)
         record.id = resource_id or ""
@@ -269,7 +289,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: _mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         with self._lock:
-            self.invocations.append(RecordedInvoke(token=args.token, args=dict(args.args), provider=args.provider))
+            self.invocations.append(
+                RecordedInvoke(token=args.token, args=canonical(dict(args.args)), provider=args.provider)
+            )
         if args.token in self._invokes:
             return self._invokes[args.token](dict(args.args)), []
         if args.token == TUNNEL_TOKEN_INVOKE:
@@ -417,7 +439,7 @@ class RecordingMonitor(_mocks.MockMonitor):
             name=request.name,
             urn=self.make_urn(request.parent, request.type, request.name),
             parent=request.parent or None,
-            inputs=dict(rpc.deserialize_properties(inputs)),
+            inputs=canonical(dict(rpc.deserialize_properties(inputs))),
             custom=custom,
             provider=request.provider or None,
             dependencies=sorted(set(request.dependencies)),

@@ -10,6 +10,7 @@ Pulumi CLI would, and runs ``__main__.py`` under :class:`components.testing.Reco
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from components.testing.mocks import (
     RecordedInvoke,
     RecordedResource,
     RecordingMocks,
+    canonical,
     install_mocks,
     redact,
     wrap_secret,
@@ -47,7 +49,8 @@ def _offline_stand_ins(config: StackConfig, project_dir: Path, environ: Mapping[
     """
 
     def validate() -> dict[str, Settings]:
-        return load_services(config.source(), namespace_source=config.source().view, environ=environ)
+        with contextlib.chdir(project_dir):  # as the program runs: relative paths (buildContext) are the project's
+            return load_services(config.source(), namespace_source=config.source().view, environ=environ)
 
     try:
         services = validate()
@@ -132,9 +135,9 @@ class Plan:
             "stack": self.stack,
             "stage": self.stage,
             "notes": self.notes,
-            "outputs": whole_numbers(redact(self.outputs)),
+            "outputs": whole_numbers(canonical(redact(self.outputs))),
             "resources": [whole_numbers(r.to_json()) for r in self.resources],
-            "invokes": self.invokes,
+            "invokes": [{**i, "args": canonical(i["args"])} for i in self.invokes],
         }
 
 
@@ -212,7 +215,7 @@ def _run_main(project_dir: Path, main: Path) -> None:
 def stable_invokes(invocations: Iterable[RecordedInvoke]) -> list[dict[str, Any]]:
     """The invokes, redacted, by token then arguments: they run concurrently too (two services' tunnel
     token lookups finish in either order), and a plan must not differ between two runs of one commit."""
-    invokes = [{"token": i.token, "args": redact(i.args)} for i in invocations]
+    invokes = [{"token": i.token, "args": canonical(redact(i.args))} for i in invocations]
     return sorted(invokes, key=lambda i: (i["token"], json.dumps(i["args"], sort_keys=True, default=str)))
 
 

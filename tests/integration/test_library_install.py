@@ -2,16 +2,19 @@
 offline with the package's command and passes a test written with the package's fixtures.
 
 Nothing is copied from this repository into the program: it is written into an empty temporary
-folder, and a fresh venv gets the package by ``pip install`` of its source (``pyproject.toml`` and
-``components/``, what an sdist holds; a real, non-editable install, so only what the wheel ships is
-there) plus pytest. Its phases are timed and printed
-(``-s`` shows them; the figures are for the README, not asserted). Skipped when pip cannot
-install (no package index); under CI (env CI set) that fails instead: CI must run it.
+folder, and a fresh venv gets the package by ``pip install`` of its source (``pyproject.toml``,
+``components/`` and the policy pack's ``policy/service_lifecycle_policy/``, what an sdist holds; a
+real, non-editable install, so only what the wheel ships is there) plus pytest. Issue 22, item 5:
+``plan --policy`` passes with the installed pack's rules, a planted violation is exit 1, a pack
+deleted from the venv is exit 3 saying so, and boto3 (the ``ecr`` extra) is not installed at all.
+Its phases are timed and printed (``-s`` shows them; the figures are for the README, not asserted).
+Skipped when pip cannot install (no package index); under CI (env CI set) that fails instead: CI must run it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +75,13 @@ for name, settings in services.items():
     pulumi.export(f"{name}_urls", service.urls)
 """
 
+VIOLATION = """\
+import pulumi_kubernetes as k8s
+
+k8s.core.v1.Service("open-door", metadata={"name": "open-door", "namespace": "alpha-production"},
+                    spec={"type": "LoadBalancer", "ports": [{"port": 80}]})
+"""
+
 TEST = """\
 from pathlib import Path
 
@@ -128,6 +138,11 @@ def test_a_new_program_installs_the_package_plans_two_services_and_passes_its_te
     source = tmp_path / "source"
     shutil.copytree(REPOSITORY / "components", source / "components", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPOSITORY / "pyproject.toml", source)
+    shutil.copytree(
+        REPOSITORY / "policy" / "service_lifecycle_policy",
+        source / "policy" / "service_lifecycle_policy",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     pip = [python, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check"]
     installed = _run([*pip, str(source), "pytest>=8,<10"], tmp_path, env)
     if installed.returncode != 0:
@@ -150,6 +165,21 @@ def test_a_new_program_installs_the_package_plans_two_services_and_passes_its_te
     assert "ServiceStack  alpha" in planned.stdout and "ServiceStack  beta" in planned.stdout
     assert "alpha:grafanaAdminPassword is not in the stack file: planned as [secret]" in planned.stdout
 
+    # The policy pack's rules came with the package: the plan passes them, with no policy/ folder here.
+    assert not (program / "policy").exists()
+    plan = [python, "-m", "components", "plan", "--project-dir", str(program), "--stack", "dev", "--policy"]
+    checked = _run(plan, tmp_path, env)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    assert re.search(r"^policy: all \d+ rules pass$", checked.stdout, re.M), checked.stdout[-2000:]
+    # A planted violation is refused with exit 1 (a real violation), naming the rule.
+    (program / "__main__.py").write_text(MAIN + VIOLATION)
+    refused = _run(plan, tmp_path, env)
+    assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "policy violation [mandatory] no-loadbalancer-or-nodeport:" in refused.stdout
+    (program / "__main__.py").write_text(MAIN)
+    # boto3 is only in the `ecr` extra: a plain install has none, and the plan above never needed it.
+    assert _run([python, "-c", "import boto3"], tmp_path, env).returncode != 0
+
     started = time.perf_counter()
     tested = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], program, env)
     test_s = time.perf_counter() - started
@@ -158,4 +188,23 @@ def test_a_new_program_installs_the_package_plans_two_services_and_passes_its_te
     # The installed copy answered, not this repository's source tree.
     where = _run([python, "-c", "import components; print(components.__file__)"], program, env).stdout
     assert str(venv) in where
+    # A pack missing from the install (deleted here: it cannot be missing from a whole wheel) is exit 3,
+    # not 1 (a violation), and says that nothing was checked.
+    pack = _run(
+        [
+            python,
+            "-c",
+            "import service_lifecycle_policy, os; print(os.path.dirname(service_lifecycle_policy.__file__))",
+        ],
+        tmp_path,
+        env,
+    )
+    assert str(venv) in pack.stdout, pack.stdout + pack.stderr
+    shutil.rmtree(pack.stdout.strip())
+    missing = _run(plan, tmp_path, env)
+    assert missing.returncode == 3, missing.stdout[-3000:] + missing.stderr[-3000:]
+    assert "policy: error: policy pack rules not found: no service_lifecycle_policy package is installed" in (
+        missing.stderr
+    )
+    assert "Traceback" not in missing.stderr
     print(f"\nlibrary install: venv + pip {install_s:.1f} s, offline plan {plan_s:.1f} s, pytest {test_s:.1f} s")

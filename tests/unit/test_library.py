@@ -274,6 +274,33 @@ def test_the_source_tree_s_version_agrees_with_pyproject_and_the_changelog() -> 
     assert (fallback[1], newest[1]) == (declared, declared)
 
 
+def test_every_dependency_has_a_tested_upper_bound_and_requirements_txt_agrees() -> None:
+    """Issue 22, item 5: bounds that let in only what was tested; boto3 only in the ``ecr`` extra.
+
+    The upper bounds are the newest releases the suite ran with (requirements.lock), so every pin of
+    the lock is inside them, and requirements.txt (the program's, the lock's input) says the same."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    extras = {name: [Requirement(r) for r in reqs] for name, reqs in project["optional-dependencies"].items()}
+    assert [r.name for r in extras["ecr"]] == ["boto3"] and "boto3" not in [r.name for r in declared]
+    lines = (REPOSITORY / "requirements.txt").read_text().splitlines()
+    listed = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    assert sorted(map(str, listed)) == sorted(map(str, declared + extras["ecr"]))
+    lock = (REPOSITORY / "requirements.lock").read_text()
+    pins = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in re.findall(r"^([A-Za-z0-9._-]+)==(\S+) \\$", lock, re.M)}
+    for requirement in declared + extras["ecr"]:
+        uppers = [s for s in requirement.specifier if s.operator in ("<", "<=", "~=", "==")]
+        assert uppers, f"{requirement}: no upper bound"
+        pinned = pins[re.sub(r"[-_.]+", "-", requirement.name).lower()]
+        assert requirement.specifier.contains(pinned), f"{requirement} excludes the lock's {pinned}"
+    # The lead's lock pins pulumi-kubernetes 4.25.0 (its provider builds from the Go module proxy).
+    assert next(r for r in declared if r.name == "pulumi-kubernetes").specifier.contains("4.25.0")
+
+
 def test_the_pytest_plugin_is_registered_by_entry_point(pytestconfig: pytest.Config) -> None:
     points = metadata.entry_points(group="pytest11")
     assert [p.value for p in points if p.name == "service_lifecycle"] == ["components.testing.pytest_plugin"]

@@ -9,8 +9,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -606,11 +608,39 @@ def test_offline_run_passes_a_good_stack() -> None:
     assert out.getvalue() == f"policy: all {len(rules.RULES)} rules pass\n"
 
 
-def test_missing_policy_pack_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(policy_offline, "_candidate_dirs", lambda project_dir: [tmp_path / "policy"])
+def test_missing_policy_pack_is_a_clear_error_with_its_own_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 3, not 1: 1 means a rule fired; 3 means no rule ran (issue 22, item 5)."""
+    monkeypatch.setattr(policy_offline, "_candidate_dirs", lambda project_dir: [tmp_path / "policy", tmp_path / "src"])
+    monkeypatch.setattr(policy_offline, "_import_rules", lambda: None)  # nothing installed
+    out, err = io.StringIO(), io.StringIO()
+    assert policy_offline.run([], tmp_path, out, err) == policy_offline.EXIT_PACK_MISSING == 3
+    assert out.getvalue() == ""
+    line = err.getvalue()
+    assert line.startswith("policy: error: policy pack rules not found: no service_lifecycle_policy package")
+    assert str(tmp_path / "policy") in line and "reinstall service-lifecycle-components" in line
+    assert line.rstrip().endswith("(exit 3: nothing was checked)")
+
+
+def test_a_pack_that_cannot_import_its_own_dependency_is_exit_3_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(name: str) -> Any:
+        raise ModuleNotFoundError("No module named 'yaml_missing'", name="yaml_missing")
+
+    monkeypatch.setattr(policy_offline, "importlib", SimpleNamespace(import_module=broken))
+    monkeypatch.setattr(policy_offline, "_candidate_dirs", lambda project_dir: [Path("/nonexistent")])
     out = io.StringIO()
-    assert policy_offline.run([], tmp_path, out) == 1
-    assert "policy pack rules not found" in out.getvalue()
+    assert policy_offline.run([], None, out) == 3
+    assert "cannot be imported: No module named 'yaml_missing'" in out.getvalue()
+
+
+def test_the_rules_ship_inside_the_package() -> None:
+    """The wheel installs the pack's package beside components (pyproject's package-dir), and without
+    a project copy the installed one answers."""
+    pyproject = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "service_lifecycle_policy" in pyproject["packages"]
+    assert pyproject["package-dir"] == {"service_lifecycle_policy": "policy/service_lifecycle_policy"}
+    assert policy_offline.load_rules(None).__name__ == "service_lifecycle_policy.rules"
 
 
 def test_plan_json_round_trip_keeps_secrets_marked() -> None:

@@ -528,7 +528,7 @@ GOOD_EDGES: list[tuple[str, str, Any, Callable[[Settings], Any], Any]] = [
     ("staging", "team", "t" * 63, lambda s: s.team, "t" * 63),
     ("staging", "sourceRevision", "abcdef1", lambda s: s.build.revision, "abcdef1"),
     ("staging", "baseImage", "python@" + GOOD_DIGEST, lambda s: s.build.base_image, "python@" + GOOD_DIGEST),
-    ("staging", "buildContext", "service", lambda s: s.build.context, "service"),
+    ("staging", "buildContext", "./app", lambda s: s.build.context, "./app"),
     ("production", "promoteFromStack", "acme/service-lifecycle/staging", lambda s: s.promotion.from_stack,
      "acme/service-lifecycle/staging"),
     ("staging", "monitoringInstallClusterStack", "false", lambda s: s.monitoring.install_cluster_stack, False),

@@ -7,9 +7,11 @@ reporting a problem.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from components.config.settings.model import (
     _DNS_LABEL,
@@ -108,6 +110,14 @@ def _read_service(r: _Reader, stage: Stage | None, parts: StageParts | None) -> 
     )  # fmt: skip
 
 
+def _boto3_installed() -> bool:
+    """Whether boto3 can be imported (without importing it): ECR logins need it (the ``ecr`` extra)."""
+    try:
+        return importlib.util.find_spec("boto3") is not None
+    except ValueError:  # sys.modules["boto3"] is None: imports of it are blocked
+        return False
+
+
 def _read_registry(r: _Reader, parts: StageParts | None) -> RegistrySettings | None:
     """Registry: needed in every stage (sunset decommissions images there)."""
     repository = r.string(
@@ -118,6 +128,11 @@ def _read_registry(r: _Reader, parts: StageParts | None) -> RegistrySettings | N
     password = r.secret("registryPassword")
     retain = r.integer("imageRetainDigests", low=1, high=100, expected="an integer from 1 to 100")
     is_ecr = repository is not None and _ECR.match(repository) is not None
+    if parts and parts.builds_image and is_ecr and not _boto3_installed():
+        r.problem(
+            "imageRepository", repository,
+            "boto3 installed to log in to this ECR repository: pip install 'service-lifecycle-components[ecr]'",
+        )  # fmt: skip
     if parts and parts.builds_image and repository and not is_ecr:
         if username is None:
             r.problem("registryUsername", None, f"the user that pushes to {repository.split('/', 1)[0]}")
@@ -147,6 +162,17 @@ def _read_registry(r: _Reader, parts: StageParts | None) -> RegistrySettings | N
     )
 
 
+def _build_context_problem(context: str) -> str | None:
+    """Why ``context`` cannot be built from (checked only in a stage that builds), or None. Relative paths
+    are the project directory's: the Pulumi CLI and the offline plan run the program from there."""
+    path = Path(context)
+    if not path.is_dir():
+        return f"the Docker build context: a directory relative to the project directory; {path.absolute()} is not one"
+    if not (path / "Dockerfile").is_file():
+        return f"a build context holding a Dockerfile; {path.absolute() / 'Dockerfile'} does not exist"
+    return None
+
+
 def _read_build(r: _Reader, parts: StageParts | None, env: Mapping[str, str]) -> BuildSettings | None:
     """Build: checked in every stage, settings only in a stage that builds."""
     context = r.string("buildContext", required=True, expected="the Docker build context directory, e.g. app")
@@ -166,6 +192,8 @@ def _read_build(r: _Reader, parts: StageParts | None, env: Mapping[str, str]) ->
         source_url = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
     if not (parts and parts.builds_image):
         return None
+    if context is not None and (unusable := _build_context_problem(context)):
+        r.problem("buildContext", context, unusable)
     revision = r.raw("sourceRevision") or env.get("SOURCE_REVISION") or env.get("GITHUB_SHA")
     if revision is None or not _REVISION.fullmatch(revision):
         r.problem(
