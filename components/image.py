@@ -78,7 +78,9 @@ def split_repository(repository: str) -> tuple[str, str]:
     """``ghcr.io/acme/hello`` → (``ghcr.io``, ``acme/hello``)."""
     server, _, path = repository.partition("/")
     if not path or ("." not in server and ":" not in server and server != "localhost"):
-        raise ValueError(f"image repository {repository!r} must start with a registry host, e.g. ghcr.io/acme/hello")
+        raise ValueError(
+            f"image repository {repository!r} must start with a registry host, e.g. registry.example.com/team/app"
+        )
     return server, path
 
 

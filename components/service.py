@@ -178,6 +178,7 @@ def monitoring_part(
             runbook_url=watch.runbook_url,
             after=[cluster_monitoring.ready] if cluster_monitoring is not None else [],
             kubernetes_provider=provider,
+            instance_name=settings.namespace,
         ),
         opts,
     )
@@ -214,6 +215,7 @@ def exposure_part(
             memory_limit=CLOUDFLARED_RESOURCES.memory_limit,
             api_token=cloudflare.api_token,
             kubernetes_provider=provider,
+            instance_name=settings.namespace,
         ),
         opts,
     )

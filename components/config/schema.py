@@ -196,9 +196,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("verifyMaxSaturation", "string",
         "Highest CPU use over CPU limit (0 to 1) in the window before verify-deploy breaches.", default="0.9"),
     Setting("monitoringRunbookUrl", "string",
-        "Runbook the alerts link to (each alert adds #<alert name>); point it at your copy of "
-        "docs/runbooks/monitoring.md.",
-        default="https://github.com/example-org/service-lifecycle/blob/main/docs/runbooks/monitoring.md"),
+        "Runbook the alerts link to (each alert adds #<alert name>), e.g. your copy of "
+        "docs/runbooks/monitoring.md; unset: the alerts carry no runbook link.",
+        default=""),
+    Setting("nameSuffix", "string",
+        "Appended to the names made from <service>-<stage> (namespace, Cloudflare tunnel and Access, "
+        "dashboard) as <service>-<stage>-<suffix>, so that two stacks at one stage on one cluster or "
+        "Cloudflare account (two teams, per-PR stacks) do not collide; e.g. the stack's name. Unset: "
+        "<service>-<stage>.", default=""),
 )  # fmt: skip
 """Every setting, in the order of the project file."""
 

@@ -63,7 +63,7 @@ def _people_policy(name: str, args: ExposureArgs, cf: pulumi.ResourceOptions) ->
     return cloudflare.ZeroTrustAccessPolicy(
         f"{name}-access-people",
         account_id=args.account_id,
-        name=f"{args.service_name}-{args.stage} allowed people",
+        name=f"{args.instance} allowed people",
         decision="allow",
         includes=people_includes(args),
         session_duration=args.access_session_duration,
@@ -78,14 +78,14 @@ def _automation(
     token = cloudflare.ZeroTrustAccessServiceToken(
         f"{name}-access-token",
         account_id=args.account_id,
-        name=f"{args.service_name}-{args.stage} automation",
+        name=f"{args.instance} automation",
         duration="8760h",
         opts=cf,
     )
     machines = cloudflare.ZeroTrustAccessPolicy(
         f"{name}-access-automation",
         account_id=args.account_id,
-        name=f"{args.service_name}-{args.stage} automation token",
+        name=f"{args.instance} automation token",
         decision="non_identity",
         includes=[
             cloudflare.ZeroTrustAccessPolicyIncludeArgs(
@@ -106,7 +106,7 @@ def _application(
     return cloudflare.ZeroTrustAccessApplication(
         f"{name}-access-app",
         account_id=args.account_id,
-        name=f"{args.service_name} ({args.stage})",
+        name=args.title,
         type="self_hosted",
         domain=args.hostnames[0],
         destinations=[

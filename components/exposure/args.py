@@ -65,6 +65,22 @@ class ExposureArgs:
     """Cloudflare API token (a Pulumi secret). Default None: the provider reads ``CLOUDFLARE_API_TOKEN``."""
     kubernetes_provider: pulumi.ProviderResource | None = None
     """Kubernetes provider for the cloudflared objects. Default None: the inherited/ambient one."""
+    instance_name: str | None = None
+    """Name of the tunnel and prefix of the Access names, unique per Cloudflare account. Default None:
+    ``<service_name>-<stage>``; two stacks at one stage in one account need distinct ones (the
+    ``nameSuffix`` setting gives ``<service>-<stage>-<suffix>``)."""
+
+    @property
+    def instance(self) -> str:
+        """The tunnel's name: :attr:`instance_name`, or ``<service_name>-<stage>``."""
+        return self.instance_name or f"{self.service_name}-{self.stage}"
+
+    @property
+    def title(self) -> str:
+        """The Access application's name: ``<service> (<stage>)``, or ``<service> (<instance>)`` when the
+        instance is named otherwise than ``<service>-<stage>``."""
+        default = f"{self.service_name}-{self.stage}"
+        return f"{self.service_name} ({self.stage if self.instance == default else self.instance})"
 
     def problems(self) -> list[str]:
         """What is wrong with these arguments (empty when valid)."""

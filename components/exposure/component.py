@@ -133,7 +133,7 @@ def _tunnel(name: str, args: ExposureArgs, cf: pulumi.ResourceOptions) -> cloudf
     return cloudflare.ZeroTrustTunnelCloudflared(
         f"{name}-tunnel",
         account_id=args.account_id,
-        name=f"{args.service_name}-{args.stage}",
+        name=args.instance,
         config_src="cloudflare",
         opts=cf,
     )

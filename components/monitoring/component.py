@@ -61,8 +61,8 @@ class MonitoringArgs:
     """Availability objective in percent, e.g. 99.9. Required."""
     latency_p95_seconds: float
     """p95 latency above which the latency alert fires. Required."""
-    runbook_url: str
-    """Runbook the alerts link to (``#<alert name>`` is appended). Required."""
+    runbook_url: str | None = None
+    """Runbook the alerts link to (``#<alert name>`` is appended). Default None: no runbook link."""
     release_window_seconds: int = 300
     """How long a new release alone is named by the alerts' ``release`` label (``verifyWindowSeconds``). Default 300."""
     serves_requests: bool = True
@@ -87,6 +87,15 @@ class MonitoringArgs:
     release when this program installs it (it brings the CRDs). Default empty."""
     kubernetes_provider: pulumi.ProviderResource | None = None
     """Kubernetes provider for every object. Default None: the inherited/ambient one."""
+    instance_name: str | None = None
+    """Names the dashboard (its ConfigMap in the shared monitoring namespace, its uid). Default None:
+    ``<service_name>-<stage>``; two stacks at one stage on one cluster need distinct ones (the
+    ``nameSuffix`` setting gives ``<service>-<stage>-<suffix>``)."""
+
+    @property
+    def instance(self) -> str:
+        """:attr:`instance_name`, or ``<service_name>-<stage>``."""
+        return self.instance_name or f"{self.service_name}-{self.stage}"
 
     def rule_params(self, namespace: str) -> RuleParams:
         """The alert rules' parameters for ``namespace``."""
@@ -183,7 +192,13 @@ def _panel(
 
 
 def dashboard(
-    *, service: str, stage: str, namespace: str, slo_availability: float, latency_p95_seconds: float
+    *,
+    service: str,
+    stage: str,
+    namespace: str,
+    slo_availability: float,
+    latency_p95_seconds: float,
+    instance: str | None = None,
 ) -> dict[str, Any]:
     """The service's Grafana dashboard. Every query reads only metrics the app exports."""
     app = f'namespace="{namespace}",job="{service}"'
@@ -220,8 +235,8 @@ def dashboard(
         _panel(9, "Requests by route", [(by_route, "{{route}}")], x=0, y=24, width=24, unit="reqps"),
     ]  # fmt: skip
     return {
-        "uid": f"sl-{service}-{stage}"[:40],
-        "title": f"{service} ({stage})",
+        "uid": f"sl-{instance or f'{service}-{stage}'}"[:40],
+        "title": f"{service} ({stage})" if instance in (None, f"{service}-{stage}") else f"{service} ({instance})",
         "tags": ["service-lifecycle", service, stage],
         "timezone": "utc",
         "schemaVersion": 39,
@@ -320,8 +335,8 @@ def prometheus_rule(
 
 
 def dashboard_map_name(args: MonitoringArgs) -> str:
-    """Name of the dashboard ConfigMap: ``<service>-<stage>-dashboard``."""
-    return f"{args.service_name}-{args.stage}-dashboard"
+    """Name of the dashboard ConfigMap: ``<instance>-dashboard`` (``<service>-<stage>-dashboard``)."""
+    return f"{args.instance}-dashboard"
 
 
 def dashboard_config_map(
@@ -338,7 +353,7 @@ def dashboard_config_map(
         lambda ns: json.dumps(
             dashboard(
                 service=service, stage=args.stage, namespace=ns, slo_availability=args.slo_availability,
-                latency_p95_seconds=args.latency_p95_seconds,
+                latency_p95_seconds=args.latency_p95_seconds, instance=args.instance,
             ),
             indent=1, sort_keys=True,
         )
@@ -350,7 +365,7 @@ def dashboard_config_map(
             "namespace": args.monitoring_namespace,
             "labels": {**common_labels, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE},
         },
-        data={f"{service}-{args.stage}.json": board},
+        data={f"{args.instance}.json": board},
         opts=opts,
     )
 

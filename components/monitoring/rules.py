@@ -129,8 +129,9 @@ class RuleParams:
     """``job`` label of the app's scrape target (set by the app's ServiceMonitor)."""
     tunnel_job: str
     """``job`` label of cloudflared's scrape target (set by its PodMonitor)."""
-    runbook_url: str
-    """Runbook document; each alert links to ``<runbook_url>#<alert name in lower case>``."""
+    runbook_url: str | None = None
+    """Runbook document; each alert links to ``<runbook_url>#<alert name in lower case>``. Default None:
+    no ``runbook_url`` annotation (the library has no runbook of its own to point at)."""
     error_ratio_threshold: float = 0.05
     """5xx share of requests that fires the error-ratio alert. Default 0.05."""
     restarts_threshold: int = 3
@@ -165,6 +166,8 @@ class RuleParams:
             found.append(f"restarts_threshold is {self.restarts_threshold}; expected at least 1")
         for field_name in ("service", "namespace", "team", "app_job", "tunnel_job", "runbook_url"):
             value = getattr(self, field_name)
+            if field_name == "runbook_url" and value is None:
+                continue
             if not value or '"' in value or "\\" in value:
                 found.append(f"{field_name} is {value!r}; expected a non-empty value without quotes or backslashes")
         return found
@@ -206,7 +209,7 @@ def _alert(
         "annotations": {
             "summary": summary,
             "description": description,
-            "runbook_url": f"{params.runbook_url}#{name.lower()}",
+            **({"runbook_url": f"{params.runbook_url}#{name.lower()}"} if params.runbook_url else {}),
         },
     }
 

@@ -5,7 +5,7 @@ Usage::
     from components.testing import RecordingMocks, install_mocks
 
     mocks = RecordingMocks(stack_outputs={"acme/service-lifecycle/staging": {"image_ref": "r@sha256:…"}})
-    install_mocks(mocks, project="service-lifecycle", stack="staging")   # before any resource
+    install_mocks(mocks, project="acme", stack="staging")   # before any resource (default project: Pulumi.yaml's)
     ... create components ...
     mocks.by_type("kubernetes:apps/v1:Deployment")   # RecordedResource list
 
@@ -29,10 +29,12 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import pulumi
@@ -492,10 +494,32 @@ class RecordingMonitor(_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
+def project_of(directory: str | os.PathLike[str] | None = None) -> str:
+    """The ``name`` of the program's ``Pulumi.yaml``: in ``directory`` (default the working directory) or
+    the nearest folder above it, where the Pulumi CLI looks for its project.
+
+    Raises ValueError naming where it looked when there is none (pass ``project=`` then).
+    """
+    from components.config.stackfile import read_yaml
+
+    start = Path.cwd() if directory is None else Path(directory)
+    for folder in (start.resolve(), *start.resolve().parents):
+        for file_name in ("Pulumi.yaml", "Pulumi.yml"):
+            project_file = folder / file_name
+            if project_file.is_file():
+                name = read_yaml(project_file).get("name")
+                if isinstance(name, str) and name:
+                    return name
+                raise ValueError(f"{project_file} has no project name ('name:'); pass project= explicitly")
+    raise ValueError(f"no Pulumi.yaml in {start} or a folder above it: pass project= (the program's name)")
+
+
 def install_mocks(
-    mocks: RecordingMocks, *, project: str = "service-lifecycle", stack: str = "test", preview: bool = False
+    mocks: RecordingMocks, *, project: str | None = None, stack: str = "test", preview: bool = False
 ) -> RecordingMonitor:
-    """Point Pulumi's runtime at ``mocks``; call before any resource is created."""
+    """Point Pulumi's runtime at ``mocks``; call before any resource is created. ``project`` defaults
+    to the name in the program's ``Pulumi.yaml`` (:func:`project_of`)."""
     monitor = RecordingMonitor(mocks)
+    project = project if project is not None else project_of()
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     return monitor

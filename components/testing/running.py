@@ -27,6 +27,7 @@ from components.testing.mocks import (
     _worker_loops,
     _worker_loops_lock,
     install_mocks,
+    project_of,
 )
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def config_values(config: Mapping[str, Any], *, project: str) -> dict[str, str]:
 def run_components(
     fn: Callable[[], None],
     *,
-    project: str = "service-lifecycle",
+    project: str | None = None,
     stack: str = "test",
     config: Mapping[str, Any] | None = None,
     secret_keys: set[str] | frozenset[str] = frozenset(),
@@ -128,7 +129,10 @@ def run_components(
     ``config`` (key → value; a key without ``:`` is the project's) is what ``pulumi.Config`` and
     :func:`components.config.settings.load_settings` read inside ``fn``; ``secret_keys`` (full keys) are
     secrets. ``stack_outputs`` answers StackReferences by stack name.
+    ``project`` defaults to the name in the program's ``Pulumi.yaml``, found from the working
+    directory up (:func:`components.testing.mocks.project_of`).
     """
+    project = project if project is not None else project_of()
     recording = mocks or RecordingMocks(stack_outputs=stack_outputs)
     values = config_values(config or {}, project=project)
     secrets = {k if ":" in k else f"{project}:{k}" for k in secret_keys}

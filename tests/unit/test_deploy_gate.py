@@ -110,4 +110,4 @@ def test_ci_and_deploy_install_the_hash_checked_lock() -> None:
     deploy = DEPLOY.read_text()
     assert deploy.count("make venv/.installed") >= 3  # staging, production-preview, production (and charts)
     requirements = (ROOT / "requirements.txt").read_text()
-    assert "pulumi>=3.180," in requirements
+    assert "pulumi>=3.261," in requirements

@@ -314,7 +314,7 @@ EXACT_LINES: list[tuple[str, str, Any, str]] = [
         "staging",
         "imageRepository",
         None,
-        "service-lifecycle:imageRepository: got <not set>; expected an image repository with its registry host, without tag or digest, such as ghcr.io/acme/hello",  # noqa: E501 - the whole line is the contract
+        "service-lifecycle:imageRepository: got <not set>; expected an image repository with its registry host, without tag or digest, such as registry.example.com/team/app",  # noqa: E501 - the whole line is the contract
     ),
     (
         "staging",
@@ -457,12 +457,6 @@ EXACT_LINES: list[tuple[str, str, Any, str]] = [
         "service-lifecycle:latencyP95Seconds: got '1e-400'; expected seconds above 0 and below 60, e.g. 0.5",
     ),
     (
-        "staging",
-        "monitoringRunbookUrl",
-        None,
-        "service-lifecycle:monitoringRunbookUrl: got <not set>; expected an https:// URL of the alerts' runbook",
-    ),
-    (
         "production",
         "promoteFromStack",
         None,
@@ -479,7 +473,7 @@ EXACT_LINES: list[tuple[str, str, Any, str]] = [
         "staging",
         "sourceUrl",
         "http://github.com/acme/hello",
-        "service-lifecycle:sourceUrl: got 'http://github.com/acme/hello'; expected the https:// URL of the source repository, e.g. https://github.com/acme/hello",  # noqa: E501 - the whole line is the contract
+        "service-lifecycle:sourceUrl: got 'http://github.com/acme/hello'; expected the https:// URL of the source repository, e.g. https://git.example.com/team/app",  # noqa: E501 - the whole line is the contract
     ),
 ]
 
@@ -535,6 +529,8 @@ GOOD_EDGES: list[tuple[str, str, Any, Callable[[Settings], Any], Any]] = [
     ("staging", "monitoringNamespace", "observability", lambda s: s.monitoring.namespace, "observability"),
     ("staging", "monitoringRunbookUrl", "https://runbooks.example.com/x", lambda s: s.monitoring.runbook_url,
      "https://runbooks.example.com/x"),
+    ("staging", "monitoringRunbookUrl", None, lambda s: s.monitoring.runbook_url, None),
+    ("staging", "monitoringRunbookUrl", "", lambda s: s.monitoring.runbook_url, None),
     ("staging", "accessAllowEmailDomains", ["example.org"], lambda s: s.cloudflare.access_allow_email_domains,
      ("example.org",)),
     ("staging", "appVersion", "2.0.0-rc.1+build.5", lambda s: s.app_version, "2.0.0-rc.1+build.5"),
@@ -577,7 +573,7 @@ def test_every_setting_lands_where_components_read_it(make_settings: Callable[..
     assert staging.cloudflare.cloudflared_replicas == 2 and staging.cloudflare.advanced_certificate_hostnames == ()
     assert staging.monitoring.namespace == "monitoring" and staging.monitoring.install_cluster_stack is False
     assert staging.monitoring.slo_availability == 99.5 and staging.monitoring.latency_p95_seconds == 0.5
-    assert staging.monitoring.runbook_url.endswith("/docs/runbooks/monitoring.md")
+    assert (staging.monitoring.runbook_url or "").endswith("/docs/runbooks/monitoring.md")
     assert staging.resources.cpu_request == "100m" and staging.resources.memory_limit == "256Mi"
     assert staging.parts.builds_image and staging.namespace == "hello-staging"
     production = make_settings("production", pinnedDigest=GOOD_DIGEST)

@@ -35,6 +35,7 @@ from components.config.settings.steps import (
     _read_cloudflare,
     _read_kubernetes,
     _read_monitoring,
+    _read_name_suffix,
     _read_promotion,
     _read_registry,
     _read_service,
@@ -65,11 +66,15 @@ class Settings:
     kubernetes: KubernetesSettings
     cloudflare: CloudflareSettings
     monitoring: MonitoringSettings
+    name_suffix: str | None = None
+    """``nameSuffix``: appended to the ``<service>-<stage>`` names; None (the default): not set."""
 
     @property
     def namespace(self) -> str:
-        """The service's namespace in this stage: ``<service>-<stage>``."""
-        return f"{self.service_name}-{self.stage.value}"
+        """The service's namespace in this stage: ``<service>-<stage>``, or ``<service>-<stage>-<nameSuffix>``.
+        The Cloudflare tunnel, the Access names and the dashboard are named after it too."""
+        base = f"{self.service_name}-{self.stage.value}"
+        return f"{base}-{self.name_suffix}" if self.name_suffix else base
 
     @classmethod
     def create(cls, *, environ: Mapping[str, str] | None = None, **values: object) -> Settings:
@@ -113,6 +118,7 @@ def load_settings(
     kubernetes = _read_kubernetes(r)
     cloudflare = _read_cloudflare(r, stage, parts)
     monitoring = _read_monitoring(r)
+    name_suffix = _read_name_suffix(r, service.service_name if service else None, stage)
     if r.problems:
         raise SettingsError(r.problems)
 
@@ -134,6 +140,7 @@ def load_settings(
         kubernetes=kubernetes,
         cloudflare=cloudflare,
         monitoring=monitoring,
+        name_suffix=name_suffix,
     )
 
 

@@ -205,7 +205,7 @@ class MonitoringSettings:
     """Availability objective in percent, e.g. 99.9."""
     latency_p95_seconds: float
     """p95 latency above which the latency alert fires."""
-    runbook_url: str
-    """Runbook every alert links to (``<url>#<alert name>``)."""
+    runbook_url: str | None
+    """Runbook every alert links to (``<url>#<alert name>``); None: the alerts carry no runbook link."""
     verify: VerifySettings = field(default_factory=VerifySettings)
     """Deploy verification; its window is also how long alerts name a new release alone."""

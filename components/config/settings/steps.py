@@ -122,7 +122,9 @@ def _read_registry(r: _Reader, parts: StageParts | None) -> RegistrySettings | N
     """Registry: needed in every stage (sunset decommissions images there)."""
     repository = r.string(
         "imageRepository", required=True, check=_is_repository,
-        expected="an image repository with its registry host, without tag or digest, such as ghcr.io/acme/hello",
+        expected=(
+            "an image repository with its registry host, without tag or digest, such as registry.example.com/team/app"
+        ),
     )  # fmt: skip
     username = r.string("registryUsername", required=False, expected="a registry user name")
     password = r.secret("registryPassword")
@@ -186,7 +188,7 @@ def _read_build(r: _Reader, parts: StageParts | None, env: Mapping[str, str]) ->
     )  # fmt: skip
     source_url = r.string(
         "sourceUrl", required=False, check=lambda v: re.fullmatch(r"https://[^\s/]+/\S+", v) is not None,
-        expected="the https:// URL of the source repository, e.g. https://github.com/acme/hello",
+        expected="the https:// URL of the source repository, e.g. https://git.example.com/team/app",
     )  # fmt: skip
     if source_url is None and env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
         source_url = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}"
@@ -320,6 +322,21 @@ def _read_access(
     return access, emails, domains
 
 
+def _read_name_suffix(r: _Reader, service_name: str | None, stage: Stage | None) -> str | None:
+    """``nameSuffix``: appended to ``<service>-<stage>`` (namespace, tunnel, Access, dashboard) so that two
+    stacks at one stage on one cluster or Cloudflare account do not collide; None: not set."""
+    base = f"{service_name or 'x' * MAX_SERVICE_NAME}-{stage.value if stage else 'production'}"
+    room = 63 - len(base) - 1  # the namespace is a DNS-1123 label: at most 63 characters
+    return r.string(
+        "nameSuffix", required=False,
+        check=lambda v: len(v) <= room and _DNS_LABEL.fullmatch(v) is not None,
+        expected=(
+            f"a DNS-1123 label of at most {room} characters, e.g. the stack's name or a pull request number "
+            f"({base}-<suffix> names the namespace: at most 63 characters)"
+        ),
+    )  # fmt: skip
+
+
 def _read_monitoring(r: _Reader) -> MonitoringSettings | None:
     namespace = r.string(
         "monitoringNamespace", required=True, check=_matches(_DNS_LABEL), expected="a namespace name (DNS-1123 label)"
@@ -343,11 +360,11 @@ def _read_monitoring(r: _Reader) -> MonitoringSettings | None:
             "above 93.06: a 14.4x burn of a larger error budget needs more than 100% errors, so the page never fires",
         )  # fmt: skip
     runbook = r.string(
-        "monitoringRunbookUrl", required=True, check=lambda v: re.fullmatch(r'https://[^\s"]+', v) is not None,
+        "monitoringRunbookUrl", required=False, check=lambda v: re.fullmatch(r'https://[^\s"]+', v) is not None,
         expected="an https:// URL of the alerts' runbook",
     )  # fmt: skip
     verify = _read_verify(r)
-    if namespace is None or install_stack is None or slo is None or latency is None or runbook is None:
+    if namespace is None or install_stack is None or slo is None or latency is None:
         return None
     if verify is None:
         return None
