@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 
 from components import labels
 from components.config.settings import Resources, cpu_millicores, memory_bytes
+from components.labels import DEFAULT_SCHEME, LabelScheme
 
 TYPE: Final = "service-lifecycle:index:Environment"
 
@@ -97,6 +98,8 @@ class EnvironmentArgs:
     """``protect`` the Namespace, so deleting it takes an explicit unprotect. Default False."""
     pod_security_version: str = "latest"
     """Pod Security Standards version the labels pin, e.g. ``v1.31``. Default ``latest``."""
+    label_scheme: LabelScheme = DEFAULT_SCHEME
+    """Label keys and managed-by value (settings ``labelPrefix``, ``managedBy``). Default: the library's."""
 
 
 class Environment(pulumi.ComponentResource):
@@ -110,7 +113,7 @@ class Environment(pulumi.ComponentResource):
     def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         service = args.service_name
-        common = labels.standard(service, team=args.team, stage=args.stage)
+        common = labels.standard(service, team=args.team, stage=args.stage, scheme=args.label_scheme)
         self.labels = common
         child = pulumi.ResourceOptions(parent=self)
 

@@ -111,6 +111,7 @@ def environment_part(name: str, settings: Settings, *, opts: pulumi.ResourceOpti
             container_defaults=settings.resources,
             protect=settings.parts.protect_environment,
             pod_security_version=f"v{settings.kubernetes.version}",
+            label_scheme=settings.labels,
         ),
         opts,
     )
@@ -144,6 +145,7 @@ def workload_part(
             monitoring_namespace=settings.monitoring.namespace,
             kubernetes_version=settings.kubernetes.version,
             pull_credentials=_pull_credentials(settings),
+            label_scheme=settings.labels,
         ),
         opts,
     )
@@ -179,6 +181,7 @@ def monitoring_part(
             after=[cluster_monitoring.ready] if cluster_monitoring is not None else [],
             kubernetes_provider=provider,
             instance_name=settings.namespace,
+            label_scheme=settings.labels,
         ),
         opts,
     )
@@ -216,6 +219,7 @@ def exposure_part(
             api_token=cloudflare.api_token,
             kubernetes_provider=provider,
             instance_name=settings.namespace,
+            label_scheme=settings.labels,
         ),
         opts,
     )

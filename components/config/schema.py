@@ -204,6 +204,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "dashboard) as <service>-<stage>-<suffix>, so that two stacks at one stage on one cluster or "
         "Cloudflare account (two teams, per-PR stacks) do not collide; e.g. the stack's name. Unset: "
         "<service>-<stage>.", default=""),
+    Setting("labelPrefix", "string",
+        "Prefix of the label keys every object carries (<prefix>/service, /stage, /team; the annotations "
+        "<prefix>/config-checksum and /tunnel-id): a platform's own DNS subdomain. Unset: service-lifecycle.",
+        default=""),
+    Setting("managedBy", "string",
+        "Value of the app.kubernetes.io/managed-by label on every object. Unset: service-lifecycle.", default=""),
 )  # fmt: skip
 """Every setting, in the order of the project file."""
 

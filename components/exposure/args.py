@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.labels import DEFAULT_SCHEME, LabelScheme
 from components.refs import DIGEST_REF
 
 
@@ -65,6 +66,8 @@ class ExposureArgs:
     """Cloudflare API token (a Pulumi secret). Default None: the provider reads ``CLOUDFLARE_API_TOKEN``."""
     kubernetes_provider: pulumi.ProviderResource | None = None
     """Kubernetes provider for the cloudflared objects. Default None: the inherited/ambient one."""
+    label_scheme: LabelScheme = DEFAULT_SCHEME
+    """Label keys and managed-by value (settings ``labelPrefix``, ``managedBy``). Default: the library's."""
     instance_name: str | None = None
     """Name of the tunnel and prefix of the Access names, unique per Cloudflare account. Default None:
     ``<service_name>-<stage>``; two stacks at one stage in one account need distinct ones (the

@@ -84,7 +84,9 @@ def register_connectors(
         name=name,
         args=args,
         kube=pulumi.ResourceOptions(parent=parent, provider=args.kubernetes_provider),
-        labels=standard(service, team=args.team, stage=args.stage, component=COMPONENT_TUNNEL),
+        labels=standard(
+            service, team=args.team, stage=args.stage, component=COMPONENT_TUNNEL, scheme=args.label_scheme
+        ),
         pods=selector(service, COMPONENT_TUNNEL),
     )
     secret = _token_secret(at, tunnel_token)
@@ -203,7 +205,7 @@ def pod_template(
         metadata=k8s.meta.v1.ObjectMetaArgs(
             labels=labels,
             # A replaced tunnel means a new token: roll the pods so they pick it up.
-            annotations={"service-lifecycle/tunnel-id": tunnel_id},
+            annotations={args.label_scheme.key("tunnel-id"): tunnel_id},
         ),
         spec=k8s.core.v1.PodSpecArgs(
             automount_service_account_token=False,

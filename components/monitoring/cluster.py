@@ -29,7 +29,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import labels
+from components.labels import DEFAULT_SCHEME, LabelScheme
 from components.monitoring.component import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE
 
 TYPE: Final = "service-lifecycle:index:ClusterMonitoring"
@@ -94,6 +94,8 @@ class ClusterMonitoringArgs:
     """Loki volume size. Default ``20Gi``."""
     kubernetes_provider: pulumi.ProviderResource | None = None
     """Kubernetes provider for every object. Default None: the inherited/ambient one."""
+    label_scheme: LabelScheme = DEFAULT_SCHEME
+    """Label keys and managed-by value (settings ``labelPrefix``, ``managedBy``). Default: the library's."""
 
 
 def alertmanager_config(*, team: str, webhook_url: str) -> dict[str, Any]:
@@ -379,7 +381,8 @@ class ClusterMonitoring(pulumi.ComponentResource):
         # Shared by every service of the cluster: a program that drops it must not take it away.
         shared = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider, retain_on_delete=True)
         mon = args.monitoring_namespace
-        stack_labels = {"app.kubernetes.io/managed-by": labels.MANAGED_BY, labels.TEAM_LABEL: args.team}
+        scheme = args.label_scheme
+        stack_labels = {"app.kubernetes.io/managed-by": scheme.managed_by, scheme.team: args.team}
         ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={

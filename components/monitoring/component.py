@@ -30,6 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
+from components.labels import DEFAULT_SCHEME, LabelScheme
 from components.monitoring.rules import RuleParams, alert_names, rule_groups
 
 TYPE: Final = "service-lifecycle:index:Monitoring"
@@ -87,6 +88,8 @@ class MonitoringArgs:
     release when this program installs it (it brings the CRDs). Default empty."""
     kubernetes_provider: pulumi.ProviderResource | None = None
     """Kubernetes provider for every object. Default None: the inherited/ambient one."""
+    label_scheme: LabelScheme = DEFAULT_SCHEME
+    """Label keys and managed-by value (settings ``labelPrefix``, ``managedBy``). Default: the library's."""
     instance_name: str | None = None
     """Names the dashboard (its ConfigMap in the shared monitoring namespace, its uid). Default None:
     ``<service_name>-<stage>``; two stacks at one stage on one cluster need distinct ones (the
@@ -396,7 +399,7 @@ class Monitoring(pulumi.ComponentResource):
         service = args.service_name
         namespace = pulumi.Output.from_input(args.namespace)
         kube = pulumi.ResourceOptions(parent=self, provider=args.kubernetes_provider)
-        common = labels.standard(service, team=args.team, stage=args.stage)
+        common = labels.standard(service, team=args.team, stage=args.stage, scheme=args.label_scheme)
         selected = {**common, "release": args.prometheus_release}
 
         needs_crds = pulumi.ResourceOptions(depends_on=list(args.after))

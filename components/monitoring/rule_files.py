@@ -58,7 +58,13 @@ def write_rule_files(resources: Iterable[_Recorded], out: Path) -> list[Path]:
         if resource.type != PROMETHEUS_RULE_TYPE:
             continue
         metadata = resource.inputs.get("metadata") or {}
-        service = (metadata.get("labels") or {}).get(SERVICE_LABEL_KEY) or metadata.get("name") or "service"
+        object_labels = metadata.get("labels") or {}
+        service = (
+            object_labels.get(SERVICE_LABEL_KEY)
+            or next((v for k, v in sorted(object_labels.items()) if str(k).endswith("/service")), None)  # labelPrefix
+            or metadata.get("name")
+            or "service"
+        )
         path = rules_dir / f"{service}.rules.yml"
         path.write_text(to_yaml(resource.inputs["spec"]))
         written.append(path)

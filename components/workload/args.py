@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.config.settings import Resources
+from components.labels import DEFAULT_SCHEME, LabelScheme
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +70,8 @@ class WorkloadArgs:
     """Numeric UID and GID the container runs as (the app image's user). Default 10001."""
     tmp_size_limit: str = "64Mi"
     """Size limit of the ``/tmp`` emptyDir. Default ``64Mi``."""
+    label_scheme: LabelScheme = DEFAULT_SCHEME
+    """Label keys and managed-by value (settings ``labelPrefix``, ``managedBy``). Default: the library's."""
 
 
 __all__ = ["PullCredentials", "WorkloadArgs"]

@@ -155,7 +155,9 @@ class Workload(pulumi.ComponentResource):
             name=name,
             args=args,
             namespace=pulumi.Output.from_input(args.namespace),
-            labels=labels.standard(service, team=args.team, stage=args.stage, component=labels.COMPONENT_SERVER),
+            labels=labels.standard(
+                service, team=args.team, stage=args.stage, component=labels.COMPONENT_SERVER, scheme=args.label_scheme
+            ),
             selector=labels.selector(service, labels.COMPONENT_SERVER),
             child=pulumi.ResourceOptions(parent=self),
         )

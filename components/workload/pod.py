@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 CONTAINER_NAME: Final = "app"
 PORT_NAME: Final = "http"
 TMP_VOLUME: Final = "tmp"
-CONFIG_CHECKSUM_ANNOTATION: Final = "service-lifecycle/config-checksum"
+CONFIG_CHECKSUM_KEY: Final = "config-checksum"
+"""The pod annotation ``<labelPrefix>/config-checksum`` (``args.label_scheme.key(CONFIG_CHECKSUM_KEY)``)."""
+CONFIG_CHECKSUM_ANNOTATION: Final = f"service-lifecycle/{CONFIG_CHECKSUM_KEY}"
+"""That annotation with the library's default prefix."""
 
 
 def app_container(
@@ -127,7 +130,7 @@ def pod_template(
         "metadata": {
             "labels": labels,
             "annotations": {
-                CONFIG_CHECKSUM_ANNOTATION: config_checksum,
+                args.label_scheme.key(CONFIG_CHECKSUM_KEY): config_checksum,
                 "kubectl.kubernetes.io/default-container": CONTAINER_NAME,
             },
         },

@@ -212,13 +212,31 @@ def labels(resource: CheckedResource) -> Mapping[str, Any]:
     return _mapping(_get(resource.props, "metadata", "labels"))
 
 
+def service_stage(namespace_labels: Mapping[str, Any]) -> Any:
+    """The stage label of a service namespace, or None when it is not one: ``STAGE_LABEL``, or the
+    ``<prefix>/stage`` of a platform's own prefix (the library's ``labelPrefix``), recognised by its
+    siblings ``<prefix>/service`` and ``<prefix>/team``: policies cannot read stack configuration."""
+    if STAGE_LABEL in namespace_labels:
+        return namespace_labels[STAGE_LABEL]
+    for label_key, value in namespace_labels.items():
+        prefix, slash, name = str(label_key).rpartition("/")
+        if (
+            slash
+            and name == "stage"
+            and f"{prefix}/service" in namespace_labels
+            and f"{prefix}/team" in namespace_labels
+        ):
+            return value
+    return None
+
+
 def namespace_stages(resources: Sequence[CheckedResource]) -> dict[str, str]:
     """Namespace name → stage, from the Namespaces' ``STAGE_LABEL``."""
     stages: dict[str, str] = {}
     for resource in resources:
         if resource.type != NAMESPACE:
             continue
-        stage = labels(resource).get(STAGE_LABEL)
+        stage = service_stage(labels(resource))
         name = _get(resource.props, "metadata", "name")
         if isinstance(stage, str) and isinstance(name, str) and not is_unknown(name):
             stages[name] = stage
@@ -442,7 +460,7 @@ def check_namespace_pod_security(resource: CheckedResource) -> list[str]:
     version_problem = _enforce_version_problem(namespace_labels.get(POD_SECURITY_VERSION_LABEL))
     if version_problem is not None:
         problems.append(f"{display(resource)}: {version_problem}")
-    if STAGE_LABEL in namespace_labels:
+    if service_stage(namespace_labels) is not None:
         if value != "restricted":
             problems.append(f"{display(resource)}: label {POD_SECURITY_LABEL} is {value!r}; expected 'restricted'")
     elif value not in ("restricted", "baseline", "privileged"):
@@ -582,7 +600,7 @@ def check_secret_values_are_pulumi_secrets(resource: CheckedResource) -> list[st
 
 def check_production_namespace_protected(resource: CheckedResource) -> list[str]:
     """The production Namespace has ``protect=True``, so deleting it takes a deliberate step."""
-    if resource.type != NAMESPACE or labels(resource).get(STAGE_LABEL) != "production":
+    if resource.type != NAMESPACE or service_stage(labels(resource)) != "production":
         return []
     if resource.protect:
         return []

@@ -129,3 +129,63 @@ def test_error_hints_name_no_sample_repository() -> None:
     text = "\n".join(str(p) for p in raised.value.problems)
     assert "imageRepository" in text and "sourceUrl" in text
     assert "acme/hello" not in text and "ghcr.io/acme" not in text
+
+
+def _all_labels(mocks: RecordingMocks) -> list[dict[str, str]]:
+    found = []
+    for r in mocks.kubernetes_objects():
+        inputs = unwrap(r.inputs)
+        found.append((inputs.get("metadata") or {}).get("labels") or {})
+        template = ((inputs.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        found += [template.get("labels") or {}, template.get("annotations") or {}]
+    return found
+
+
+@pytest.mark.parametrize("stage", ["staging", "production"])
+def test_a_platform_sets_its_own_label_keys_and_managed_by(make_settings: Callable[..., Settings], stage: str) -> None:
+    settings = make_settings(stage, labelPrefix="platform.acme.io", managedBy="acme-platform")
+    mocks = run_components(
+        lambda: ServiceStack("hello", ServiceStackArgs(settings=settings)), stack=stage, stack_outputs=STACK_OUTPUTS
+    )
+    every = _all_labels(mocks)
+    assert [k for labels in every for k in labels if k.startswith("service-lifecycle/")] == []
+    managed = {labels["app.kubernetes.io/managed-by"] for labels in every if "app.kubernetes.io/managed-by" in labels}
+    assert managed == {"acme-platform"}
+    namespace = unwrap(mocks.one("kubernetes:core/v1:Namespace").inputs)["metadata"]["labels"]
+    assert (namespace["platform.acme.io/stage"], namespace["platform.acme.io/team"]) == (stage, "platform")
+    annotations = {k for labels in every for k in labels if k.startswith("platform.acme.io/")}
+    assert "platform.acme.io/config-checksum" in annotations
+    assert ("platform.acme.io/tunnel-id" in annotations) == settings.parts.exposure
+    # The policy pack finds the service namespace by its three labels, whatever the prefix.
+    from components.commands import policy_offline
+
+    assert policy_offline.check(mocks.resources) == []
+    rules = policy_offline.load_rules()
+    unprotected = rules.CheckedResource(
+        type="kubernetes:core/v1:Namespace", name="ns", urn="urn:ns", props={"metadata": {"labels": namespace}}
+    )
+    assert bool(rules.check_production_namespace_protected(unprotected)) == (stage == "production")
+
+
+def test_without_the_settings_the_labels_are_the_library_s(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings("staging")
+    assert (settings.labels.prefix, settings.labels.managed_by) == ("service-lifecycle", "service-lifecycle")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("labelPrefix", "Platform", "a DNS subdomain for label keys such as platform.example.com"),
+        ("labelPrefix", "kubernetes.io", "a DNS subdomain for label keys such as platform.example.com"),
+        ("managedBy", "acme platform", "a Kubernetes label value (at most 63 letters, digits, '-', '_', '.')"),
+        ("managedBy", "a" * 64, "a Kubernetes label value (at most 63 letters, digits, '-', '_', '.')"),
+    ],
+    ids=["upper", "reserved", "space", "long"],
+)
+def test_a_bad_label_setting_is_refused_naming_the_key(
+    make_settings: Callable[..., Settings], key: str, value: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", **{key: value})
+    [line] = [str(p) for p in raised.value.problems]
+    assert line.startswith(f"service-lifecycle:{key}: got '{value}'; expected {expected}")

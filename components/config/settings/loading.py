@@ -34,6 +34,7 @@ from components.config.settings.steps import (
     _read_build,
     _read_cloudflare,
     _read_kubernetes,
+    _read_label_scheme,
     _read_monitoring,
     _read_name_suffix,
     _read_promotion,
@@ -41,6 +42,7 @@ from components.config.settings.steps import (
     _read_service,
     _read_stage,
 )
+from components.labels import DEFAULT_SCHEME, LabelScheme
 from components.lifecycle import Stage, StageParts
 
 
@@ -68,6 +70,8 @@ class Settings:
     monitoring: MonitoringSettings
     name_suffix: str | None = None
     """``nameSuffix``: appended to the ``<service>-<stage>`` names; None (the default): not set."""
+    labels: LabelScheme = DEFAULT_SCHEME
+    """``labelPrefix`` and ``managedBy``: the label keys and managed-by value of every object."""
 
     @property
     def namespace(self) -> str:
@@ -119,6 +123,7 @@ def load_settings(
     cloudflare = _read_cloudflare(r, stage, parts)
     monitoring = _read_monitoring(r)
     name_suffix = _read_name_suffix(r, service.service_name if service else None, stage)
+    label_scheme = _read_label_scheme(r)
     if r.problems:
         raise SettingsError(r.problems)
 
@@ -141,6 +146,7 @@ def load_settings(
         cloudflare=cloudflare,
         monitoring=monitoring,
         name_suffix=name_suffix,
+        labels=label_scheme,
     )
 
 

@@ -44,6 +44,7 @@ from components.config.settings.reading import (
     _resources,
     _string_items,
 )
+from components.labels import DEFAULT_SCHEME, LabelScheme
 from components.lifecycle import Stage, StageParts, parts_for
 from components.refs import DIGEST
 
@@ -335,6 +336,25 @@ def _read_name_suffix(r: _Reader, service_name: str | None, stage: Stage | None)
             f"({base}-<suffix> names the namespace: at most 63 characters)"
         ),
     )  # fmt: skip
+
+
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+
+
+def _read_label_scheme(r: _Reader) -> LabelScheme:
+    """``labelPrefix`` and ``managedBy``: a platform's own label keys (``<prefix>/service``, ``/stage``,
+    ``/team``) and ``app.kubernetes.io/managed-by`` value; the library's when not set."""
+    prefix = r.string(
+        "labelPrefix", required=False,
+        check=lambda v: len(v) <= 253 and _LABEL_PREFIX.fullmatch(v) is not None and not v.startswith("kubernetes.io"),
+        expected="a DNS subdomain for label keys such as platform.example.com (keys become <prefix>/service, …)",
+    )  # fmt: skip
+    managed_by = r.string(
+        "managedBy", required=False, check=lambda v: len(v) <= 63 and _LABEL_VALUE.fullmatch(v) is not None,
+        expected="a Kubernetes label value (at most 63 letters, digits, '-', '_', '.'), e.g. acme-platform",
+    )  # fmt: skip
+    return LabelScheme(prefix=prefix or DEFAULT_SCHEME.prefix, managed_by=managed_by or DEFAULT_SCHEME.managed_by)
 
 
 def _read_monitoring(r: _Reader) -> MonitoringSettings | None:
