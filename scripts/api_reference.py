@@ -28,7 +28,7 @@ MODULES: Final[dict[str, list[str] | None]] = {
     "components.config.schema": [
         "Setting", "SETTINGS", "BY_NAME", "BY_PYTHON_NAME", "SECRETS", "project_config", "render_project_config",
     ],
-    "components.config.stack_config": ["load_stack_config", "StackConfig", "StackFileError", "DictConfig"],
+    "components.config.stack_config": None,
     "components.lifecycle": ["Stage", "StageParts", "parts_for"],
     "components.service": ["ServiceStack", "ServiceStackArgs", "child_name"],
     "components.image": ["ContainerImage", "ContainerImageArgs", "BuildContextError", "RegistryCredentialsError"],
