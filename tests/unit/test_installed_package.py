@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import components.config.settings.steps as settings_steps
 from components import image
 from components.config.settings import Settings, SettingsError
-from components.config.settings import steps as settings_steps
 from components.registry import ecr
 
 REPOSITORY = Path(__file__).resolve().parents[2]
