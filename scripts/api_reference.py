@@ -38,6 +38,7 @@ MODULES: Final[dict[str, list[str] | None]] = {
     "components.monitoring": None,
     "components.monitoring.cluster": ["ClusterMonitoring", "ClusterMonitoringArgs", "LogCollector", "LogCollectorArgs"],
     "components.kube": ["kubernetes_provider"],
+    "components.promotion": ["PromotionError"],
     "components.testing": None,
     "components.testing.pytest_plugin": ["pulumi_project_dir", "run_components", "plan_stack", "make_settings"],
 }  # fmt: skip
