@@ -6,7 +6,7 @@ STACK  ?= staging
 OUT    ?= out
 MERMAID := tests/mermaid/node_modules/.package-lock.json
 
-.PHONY: plan test unit integration lint typecheck bench mutation system-deps clean lock
+.PHONY: plan test unit integration lint typecheck bench mutation system-deps clean lock engine e2e
 
 # Installs exactly requirements.lock (hash-checked), then the project itself without dependencies.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -26,9 +26,19 @@ lock: $(VENV)/.installed
 plan: $(VENV)/.installed
 	$(PY) -m components plan --stack $(STACK) --out $(OUT)/$(STACK)
 
-## test: system packages (as root), lint, types, then every test (unit and integration)
-test: system-deps $(VENV)/.installed $(MERMAID) lint typecheck
+## test: system packages (as root), the real engine's tools, lint, types, then every test (unit,
+## integration and the real engine's lifecycle run, tests/integration/test_real_engine.py)
+test: system-deps $(VENV)/.installed $(MERMAID) engine lint typecheck
 	$(PY) -m pytest
+
+## engine: the real Pulumi CLI, language host, kubernetes provider and a local control plane, built
+## from Go modules into a cache outside the repository (docs/engine.md); writes out/engine/env.sh
+engine:
+	./engine/build.sh
+
+## e2e: the whole lifecycle by the real engine on the local control plane; artefacts in out/e2e
+e2e: system-deps $(VENV)/.installed engine
+	PYTHONPATH=. $(PY) -m engine.e2e --out $(OUT)/e2e
 
 ## Mermaid's own parser, which checks the diagrams of the pull-request comment (tests/mermaid)
 $(MERMAID): tests/mermaid/package.json tests/mermaid/package-lock.json
@@ -42,8 +52,8 @@ integration: system-deps $(VENV)/.installed
 	$(PY) -m pytest -m integration
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check components tests benchmarks policy app examples scripts __main__.py
-	$(VENV)/bin/ruff format --check components tests benchmarks policy app examples scripts __main__.py
+	$(VENV)/bin/ruff check components engine tests benchmarks policy app examples scripts __main__.py
+	$(VENV)/bin/ruff format --check components engine tests benchmarks policy app examples scripts __main__.py
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
