@@ -16,6 +16,7 @@ Used by the tests (one control plane per pytest run) and by ``make e2e``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import secrets
@@ -109,7 +110,7 @@ class ControlPlane:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        with urllib.request.urlopen(request, timeout=30, context=context) as answer:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
             raw = answer.read()
         return json.loads(raw) if raw else None
 
@@ -149,10 +150,8 @@ def _terminate(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     try:
         popen.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         popen.wait(timeout=grace)
 
 
@@ -172,7 +171,7 @@ def _spawn(plane: ControlPlane, name: str, argv: list[str]) -> Process:
     log = plane.root / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
-    popen = subprocess.Popen(  # noqa: S603 - our own tools, by absolute path
+    popen = subprocess.Popen(
         argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )
     handle.close()
@@ -205,7 +204,7 @@ def _http_ok(url: str) -> bool:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with urllib.request.urlopen(url, timeout=3, context=context) as answer:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=3, context=context) as answer:
         return bool(answer.status == 200)
 
 

@@ -119,7 +119,7 @@ def manifest_digest(url: str, repository: str, reference: str) -> str | None:
         f"{url}/v2/{repository}/manifests/{reference}", method="HEAD", headers={"Accept": MANIFEST_TYPES}
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.headers.get("Docker-Content-Digest")
     except urllib.error.HTTPError:
         return None
@@ -127,7 +127,7 @@ def manifest_digest(url: str, repository: str, reference: str) -> str | None:
 
 def _get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=10) as answer:
             return int(answer.status), answer.read()
     except urllib.error.HTTPError as error:
         return int(error.code), error.read()
@@ -490,7 +490,7 @@ def step_pr_preview(systems: Systems) -> None:
         )
         systems.extra["pr-up"] = ws.pulumi("up", "--stack", "staging", "--yes", "--skip-preview", env=env, check=False)
     finally:
-        ws.git("checkout", "--quiet", "--", f"Pulumi.staging.yaml")
+        ws.git("checkout", "--quiet", "--", "Pulumi.staging.yaml")
 
 
 def readonly_kubeconfig(systems: Systems) -> Path:

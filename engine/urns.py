@@ -14,7 +14,7 @@ DEFAULT_PROVIDER = "::default"
 
 
 def _type(urn: str) -> str:
-    return urn.split("::")[2].split("$")[-1]
+    return urn.split("::")[2].rsplit("$", maxsplit=1)[-1]
 
 
 def engine_resources(steps: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str | None]]:

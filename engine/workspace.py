@@ -85,7 +85,7 @@ class Workspace:
         cwd: Path | None = None,
     ) -> Result:
         started = time.monotonic()
-        done = subprocess.run(  # noqa: S603 - the engine's own tools
+        done = subprocess.run(
             list(argv),
             cwd=cwd or self.project,
             env={**self.env, **(env or {})},

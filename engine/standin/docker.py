@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.standin.provider import Kind, Package, Props, ProviderError, serve  # noqa: E402
+from engine.standin.provider import Kind, Package, Props, ProviderError, serve
 
 VERSION = "5.2.0"
 

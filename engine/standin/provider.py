@@ -130,7 +130,7 @@ def has_unknown(value: Any) -> bool:
 
 def token_type(urn: str) -> str:
     # urn:pulumi:stack::project::parent$type::name
-    return urn.split("::")[2].split("$")[-1]
+    return urn.split("::")[2].rsplit("$", maxsplit=1)[-1]
 
 
 class Servicer(provider_pb2_grpc.ResourceProviderServicer):
@@ -161,7 +161,7 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
             return action()
         except ProviderError as error:
             context.abort(grpc.StatusCode.UNKNOWN, str(error))
-        except Exception as error:  # noqa: BLE001 - shown on the resource, with the stand-in's trace on stderr
+        except Exception as error:
             traceback.print_exc(file=sys.stderr)
             context.abort(grpc.StatusCode.UNKNOWN, f"{type(error).__name__}: {error}")
 

@@ -34,7 +34,9 @@ def e2e_report() -> dict[str, Any]:
         if dockerenv.on_ci():
             pytest.fail(f"CI must run the real engine, but {error}", pytrace=False)
         pytest.skip(str(error))
-    missing = [tool for tool in ("pulumi", "kube-apiserver", "etcd", "kwok") if shutil.which(tool, path=env["PATH"]) is None]
+    missing = [
+        tool for tool in ("pulumi", "kube-apiserver", "etcd", "kwok") if shutil.which(tool, path=env["PATH"]) is None
+    ]
     if missing:
         pytest.fail(f"make engine ran but these tools are not on its PATH: {missing}", pytrace=False)
     done = subprocess.run(
