@@ -168,7 +168,7 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
     # -- the protocol -----------------------------------------------------------------------------
 
     def Handshake(self, request, context):  # noqa: N802
-        return provider_pb2.ProviderHandshakeResponse(acceptSecrets=False, acceptResources=True, acceptOutputs=False)
+        return provider_pb2.ProviderHandshakeResponse(accept_secrets=False, accept_resources=True, accept_outputs=False)
 
     def GetPluginInfo(self, request, context):  # noqa: N802
         return plugin_pb2.PluginInfo(version=self.package.version)
