@@ -26,6 +26,9 @@ if ! command -v go >/dev/null 2>&1; then
   exit 2
 fi
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# The module proxy only: with the default ",direct" a version the proxy refuses falls back to git
+# over the network, which hangs on a machine without it.
+export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 export CGO_ENABLED="${CGO_ENABLED:-0}"
 
 path_dirs=()
@@ -65,7 +68,9 @@ build() {
   echo "engine: building $tool $version from $module (log: $log_dir/$tool.log)" >&2
   cp -r "$repo/engine/go/$tool/." "$work/src"  2>/dev/null || { mkdir -p "$work/src"; cp -r "$repo/engine/go/$tool/." "$work/src/"; }
   mkdir -p "$work/bin"
-  if ! (cd "$work/src" && "build_$tool" "$work/bin") >"$log_dir/$tool.log" 2>&1; then
+  # In the background and waited for: a subshell in an `if` condition would run with errexit off.
+  (cd "$work/src" && "build_$tool" "$work/bin") >"$log_dir/$tool.log" 2>&1 &
+  if ! wait $!; then
     tail -n 20 "$log_dir/$tool.log" >&2
     echo "engine: could not build $tool: module $module at $version (engine/go/$tool)." >&2
     echo "engine: check that the Go module proxy serves it (GOPROXY=$(go env GOPROXY)), or put a" >&2
@@ -133,10 +138,13 @@ build_kube() {
 }
 
 build_etcd() {
+  # The version is the scratch module's unless overridden (versions.env): go get moves it.
+  timeout 600 go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   go_build "$1/etcd" .
 }
 
 build_kwok() {
+  timeout 600 go get "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
   go_build "$1/kwok" sigs.k8s.io/kwok/cmd/kwok
 }
 
@@ -161,6 +169,18 @@ crds() {
 }
 
 started=$(date +%s)
+# SERVICE_LIFECYCLE_ENGINE_ONLY=<tool>: build that one tool (and write no env.sh).
+only="${SERVICE_LIFECYCLE_ENGINE_ONLY:-}"
+if [ -n "$only" ]; then
+  case "$only" in
+    pulumi) build pulumi "$PULUMI_VERSION" "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi" pulumi ;;
+    kwok) build kwok "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" kwok ;;
+    etcd) build etcd "$ETCD_VERSION" "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" etcd ;;
+    *) echo "engine: SERVICE_LIFECYCLE_ENGINE_ONLY=$only: expected pulumi, kwok or etcd" >&2; exit 2 ;;
+  esac
+  for line in "${report[@]}"; do echo "engine: $line"; done
+  exit 0
+fi
 
 # The CLI: used from PATH when one is there at >= 3.180 (the sunset's preview_destroy needs it).
 if command -v pulumi >/dev/null 2>&1 && [ -z "${SERVICE_LIFECYCLE_BUILD_ALL:-}" ] \
