@@ -39,10 +39,11 @@ version_at_least() {
   [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
 }
 
-# cache_dir TOOL VERSION: keyed by version and by the scratch module's exact content.
+# cache_dir TOOL VERSION: keyed by version and by the scratch module's exact content (go.mod, go.sum,
+# main.go): a comment in versions.env rebuilds nothing.
 cache_dir() {
   local tool="$1" version="$2" digest
-  digest="$(cat "$repo/engine/go/$tool"/* "$repo/engine/versions.env" | sha256sum | cut -c1-12)"
+  digest="$(cat "$repo/engine/go/$tool"/* | sha256sum | cut -c1-12)"
   echo "$cache_root/$tool-$version-$digest"
 }
 
