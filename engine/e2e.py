@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", default=[], help="leave this step's command out (checks stay)")
     parser.add_argument("--keep", action="store_true", help="keep the run's temporary directory")
     args = parser.parse_args(argv)
+    # SIGTERM (a CI runner cancelling) unwinds like Ctrl-C: every process started is stopped.
+    signal.signal(signal.SIGTERM, _interrupted)
     unknown = set(args.skip) - {name for name, _ in lifecycle_checks.STEPS}
     if unknown:
         parser.error(f"--skip: no step {sorted(unknown)}; steps: {[n for n, _ in lifecycle_checks.STEPS]}")
@@ -263,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             status = "passed"
     except (StepFailed, workspace.CommandFailed, controlplane.ControlPlaneError) as error:
         print(f"e2e: FAILED: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("e2e: interrupted; stopping everything it started", file=sys.stderr)
     except Exception:
         traceback.print_exc()
     finally:
@@ -271,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     print(f"e2e: {status}; artefacts in {args.out}")
     return 0 if status == "passed" else 1
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:

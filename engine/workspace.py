@@ -101,8 +101,16 @@ class Workspace:
             raise CommandFailed(result)
         return result
 
-    def pulumi(self, *args: str, check: bool = True, **kwargs: Any) -> Result:
-        return self.run(["pulumi", *args, "--non-interactive"], check=check, **kwargs)
+    def pulumi(self, *args: str, check: bool = True, env: Mapping[str, str] | None = None, **kwargs: Any) -> Result:
+        # As the workflows do: the program reads the commit it deploys from SOURCE_REVISION.
+        revision = {"SOURCE_REVISION": self.head()} if (self.project / ".git").exists() else {}
+        return self.run(["pulumi", "--non-interactive", *args], check=check, env={**revision, **(env or {})}, **kwargs)
+
+    def head(self) -> str:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=self.project, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
 
     def config_set(self, stack: str, key: str, value: str, *, secret: bool = False, path: bool = False) -> None:
         # The value goes on stdin for secrets: never on a command line another process can read.
