@@ -5,7 +5,7 @@ resources without components, side by side in one run, and `pulumi up` of an unc
 
 The flat program (written below) reads the offline plan's resources and registers each custom
 resource and provider with the same type, name and inputs, at the top level: what the components
-add is their own registration and the parent links, which is what the ratio measures. Goal: ≤ 1.2×.
+add is their own registration and the parent links, which is what the ratio measures. Goal: ≤ 1.2 times.
 Also prints each step's wall time from the last `make e2e` (out/e2e/report.json) when there is one.
 Prints figures; asserts nothing.
 """
