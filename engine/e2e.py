@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -75,6 +76,7 @@ class StepRecord:
     ok: bool = False
     checks: list[str] = field(default_factory=list)
     error: str = ""
+    gap: str = ""
 
 
 class Run:
@@ -100,7 +102,7 @@ class Run:
         print(f"e2e: {name} ...", flush=True)
         try:
             yield record
-            record.ok = True
+            record.ok = not record.gap
         except Exception as error:
             record.error = f"{type(error).__name__}: {error}"
             raise
@@ -156,6 +158,10 @@ def start_systems(root: Path, stack: contextlib.ExitStack) -> Systems:
     reason = dockerenv.unavailable_reason()
     if reason:
         raise StepFailed(f"the e2e run needs the Docker engine and registry: {reason}")
+    env = workspace.engine_env()
+    # The control plane's binaries and the CRDs are found through this process's environment.
+    os.environ["PATH"] = env["PATH"]
+    os.environ["SERVICE_LIFECYCLE_ENGINE_CRDS"] = env["SERVICE_LIFECYCLE_ENGINE_CRDS"]
     docker = dockerenv.start_dockerd(root / "docker")
     stack.callback(dockerenv.stop_dockerd, docker)
     registry = dockerenv.start_registry(root / "registry")
@@ -166,7 +172,6 @@ def start_systems(root: Path, stack: contextlib.ExitStack) -> Systems:
     read_token = lifecycle_checks.token(48)
     fake = cloudflare_fake.start_fake(tokens={api_token}, read_tokens={read_token})
     stack.callback(fake.stop)
-    env = workspace.engine_env()
     env.update(
         {
             "DOCKER_HOST": docker.host,
@@ -234,6 +239,12 @@ def run_steps(run: Run, systems: Systems) -> None:
                 action(systems)
             problems = lifecycle_checks.CHECKS[name](systems)
             record.checks = lifecycle_checks.CHECK_NAMES[name]
+            gap = lifecycle_checks.KNOWN_GAPS.get(name)
+            if problems and gap:
+                # A listed gap (docs/engine.md): reported with its problems, the run goes on.
+                record.gap = f"{gap}\n- " + "\n- ".join(problems)
+                print(f"e2e: {name}: known gap: {gap}", flush=True)
+                continue
             if problems:
                 raise StepFailed(f"{name}: the real systems do not show the step's effect:\n- " + "\n- ".join(problems))
     del ws

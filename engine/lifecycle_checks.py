@@ -142,10 +142,12 @@ def stack_outputs(systems: Systems, stack: str) -> dict[str, Any]:
     return dict(json.loads(systems.ws.pulumi("stack", "output", "--stack", stack, "--json").stdout))
 
 
-def deployment(systems: Systems, namespace: str, name_part: str) -> dict[str, Any] | None:
+def deployment(systems: Systems, namespace: str, which: str) -> dict[str, Any] | None:
+    """The service's workload (``workload``: named as the service) or its connectors (``cloudflared``)."""
+    name = SERVICE if which == "workload" else f"{SERVICE}-{which}"
     listing = systems.plane.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")
     for item in listing.get("items", []):
-        if name_part in item["metadata"]["name"]:
+        if item["metadata"]["name"] == name:
             return dict(item)
     return None
 
@@ -610,6 +612,15 @@ def check_nothing_left(systems: Systems) -> list[str]:
             problems.append(f"namespace {NAMESPACES[stack]} remains")
     return problems
 
+
+KNOWN_GAPS: dict[str, str] = {
+    "02-policy": (
+        "the Python language host is 3.68.0 (the only one the Go module proxy serves): its RunPlugin runs "
+        "the request's `program`, which the 3.276 CLI no longer sets for policy packs (it sends ProgramInfo), "
+        "so the pack cannot start under the real analyzer here"
+    ),
+}
+"""Steps whose failure is a gap listed in docs/engine.md: recorded in the report, the run goes on."""
 
 STEPS: list[tuple[str, Callable[[Systems], None]]] = [
     ("01-preview-staging", step_preview_staging),
