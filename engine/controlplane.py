@@ -309,6 +309,10 @@ def _start_processes(
         "--leader-elect=false", "--bind-address", "127.0.0.1",
         "--secure-port", str(ports["kube-controller-manager"]),
         "--cluster-cidr", "10.244.0.0/16", "--allocate-node-cidrs=false", "--v=1",
+        # kwok renews the fake nodes' leases, but on a loaded machine late enough that the node
+        # lifecycle controller marks them NotReady and every pod on them unready: a slow test
+        # machine is not a node failure.
+        "--node-monitor-grace-period", "1h",
     ])  # fmt: skip
     _spawn(plane, "kube-scheduler", [
         tools["kube-scheduler"], "--kubeconfig", str(plane.kubeconfig),
