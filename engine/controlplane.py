@@ -404,7 +404,7 @@ def _add_nodes(plane: ControlPlane, count: int) -> list[str]:
         ready = 0
         for name in names:
             node = plane.get(f"/api/v1/nodes/{name}")
-            conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+            conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions") or []}
             ready += conditions.get("Ready") == "True"
         if ready == len(names):
             return names
@@ -433,7 +433,7 @@ def install_crds(plane: ControlPlane, crd_dir: str) -> None:
             crd = plane.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
             if any(
                 c["type"] == "Established" and c["status"] == "True"
-                for c in crd.get("status", {}).get("conditions", [])
+                for c in crd.get("status", {}).get("conditions") or []
             ):
                 pending.discard(name)
         time.sleep(0.3)

@@ -168,7 +168,7 @@ def wait_available(systems: Systems, namespace: str, timeout: float = 120) -> li
         if not listing.get("items"):
             problems.append(f"no Deployment in {namespace}")
         for item in listing.get("items", []):
-            conditions = {c["type"]: c["status"] for c in item.get("status", {}).get("conditions", [])}
+            conditions = {c["type"]: c["status"] for c in item.get("status", {}).get("conditions") or []}
             if conditions.get("Available") != "True":
                 problems.append(f"Deployment {namespace}/{item['metadata']['name']} is not Available: {conditions}")
         if not problems:
