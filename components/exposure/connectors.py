@@ -89,20 +89,35 @@ def register_connectors(
         ),
         pods=selector(service, COMPONENT_TUNNEL),
     )
-    secret = _token_secret(at, tunnel_token)
+    secret = _token_secret(at, tunnel_token, tunnel_id)
     deployment = _deployment(at, secret, tunnel_id, after_config)
     _disruption_budget(at)
     _network_policy(at)
     return deployment.metadata.name
 
 
-def _token_secret(at: _Connectors, tunnel_token: pulumi.Output[str]) -> k8s.core.v1.Secret:
+def _token_secret(
+    at: _Connectors, tunnel_token: pulumi.Output[str], tunnel_id: pulumi.Output[str]
+) -> k8s.core.v1.Secret:
+    """The token is a function of the tunnel: the Secret is made anew when the tunnel is (its
+    annotation names the tunnel), and its content is not compared otherwise. A preview cannot read
+    the token (the data source needs Tunnel Write, a preview holds read-only credentials), so
+    compared it would be unknown in every preview: the real engine showed every preview of an
+    unchanged stack replacing this Secret and rolling cloudflared."""
     return k8s.core.v1.Secret(
         f"{at.name}-tunnel-token",
-        metadata=at.meta(f"{at.args.service_name}-tunnel-token"),
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=f"{at.args.service_name}-tunnel-token",
+            namespace=at.args.namespace,
+            labels=at.labels,
+            annotations={at.args.label_scheme.key("tunnel-id"): tunnel_id},
+        ),
         type="Opaque",
         string_data={TOKEN_KEY: tunnel_token},
-        opts=at.kube,
+        opts=pulumi.ResourceOptions.merge(
+            at.kube,
+            pulumi.ResourceOptions(ignore_changes=["stringData"], replace_on_changes=["metadata.annotations"]),
+        ),
     )
 
 

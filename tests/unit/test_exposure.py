@@ -466,3 +466,14 @@ def test_plan_json_shows_dns_and_cloudflared_after_the_tunnel_configuration(
     assert dns and len(cloudflared) == 1
     for resource in [*dns, *cloudflared]:
         assert config["urn"] in resource["dependencies"], resource["name"]
+
+
+def test_the_token_secret_belongs_to_its_tunnel_and_its_content_is_not_compared(staging: RecordingMocks) -> None:
+    """A preview cannot read the token (read-only credentials), so were its content compared, every
+    preview of an unchanged stack would replace the Secret and roll cloudflared: what the real
+    engine showed (e2e step 07-patch). The Secret is made anew when its tunnel is instead."""
+    tunnel = staging.one(TUNNEL)
+    secret = staging.one(SECRET)
+    assert secret.ignore_changes == ["stringData"]
+    assert secret.replace_on_changes == ["metadata.annotations"]
+    assert secret.plain_inputs["metadata"]["annotations"] == {"service-lifecycle/tunnel-id": tunnel.id}
