@@ -442,7 +442,8 @@ def check_patch(systems: Systems) -> list[str]:
     for step in changed:
         kind = step.get("urn", "").split("::")[2].split("$")[-1]
         if not PATCH_MAY_CHANGE.search(kind):
-            problems.append(f"the patch's preview changes {step.get('op')} {step.get('urn')}")
+            reasons = {k: step.get(k) for k in ("diffReasons", "replaceReasons", "detailedDiff") if step.get(k)}
+            problems.append(f"the patch's preview changes {step.get('op')} {step.get('urn')} {reasons}")
         if kind == "kubernetes:apps/v1:Deployment" and "cloudflared" in step.get("urn", ""):
             problems.append("the patch's preview changes cloudflared")
     before, after = systems.extra.get("staging-image-before-patch"), workload_image(systems, "staging")
@@ -490,6 +491,8 @@ def step_pr_preview(systems: Systems) -> None:
         systems.extra["pr-preview"] = ws.pulumi(
             "preview", "--stack", "staging", "--policy-pack", "policy", "--diff", env=env, check=False
         )
+        # An up that has something to write (one more replica), with the same settings: refused.
+        ws.pulumi("config", "set", "--stack", "staging", f"{PROJECT}:replicas", "2")
         systems.extra["pr-up"] = ws.pulumi("up", "--stack", "staging", "--yes", "--skip-preview", env=env, check=False)
     finally:
         ws.git("checkout", "--quiet", "--", "Pulumi.staging.yaml")

@@ -116,7 +116,7 @@ def _token_secret(
         string_data={TOKEN_KEY: tunnel_token},
         opts=pulumi.ResourceOptions.merge(
             at.kube,
-            pulumi.ResourceOptions(ignore_changes=["stringData"], replace_on_changes=["metadata.annotations"]),
+            pulumi.ResourceOptions(ignore_changes=["stringData", "data"], replace_on_changes=["metadata.annotations"]),
         ),
     )
 

@@ -474,6 +474,6 @@ def test_the_token_secret_belongs_to_its_tunnel_and_its_content_is_not_compared(
     engine showed (e2e step 07-patch). The Secret is made anew when its tunnel is instead."""
     tunnel = staging.one(TUNNEL)
     secret = staging.one(SECRET)
-    assert secret.ignore_changes == ["stringData"]
+    assert secret.ignore_changes == ["stringData", "data"]
     assert secret.replace_on_changes == ["metadata.annotations"]
     assert secret.plain_inputs["metadata"]["annotations"] == {"service-lifecycle/tunnel-id": tunnel.id}
