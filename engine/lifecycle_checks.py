@@ -426,6 +426,8 @@ def step_patch(systems: Systems) -> None:
     systems.extra["staging-image-before-patch"] = workload_image(systems, "staging")
     systems.extra["patch-preview"] = _preview_json(systems, "staging")
     ws.pulumi("up", "--stack", "staging", "--yes", "--skip-preview")
+    # As the pipeline does: the patch staging validated is promoted to production.
+    ws.pulumi("up", "--stack", "production", "--yes", "--skip-preview")
 
 
 PATCH_MAY_CHANGE = re.compile(
@@ -449,6 +451,9 @@ def check_patch(systems: Systems) -> list[str]:
     before, after = systems.extra.get("staging-image-before-patch"), workload_image(systems, "staging")
     if before == after:
         problems.append(f"staging still runs {after} after the patch's up")
+    production = workload_image(systems, "production")
+    if after is None or production is None or production.split("@")[-1] != after.split("@")[-1]:
+        problems.append(f"production runs {production}, not the patch staging runs ({after})")
     problems += wait_available(systems, NAMESPACES["staging"])
     return problems
 
