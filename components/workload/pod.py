@@ -87,10 +87,10 @@ def app_container(
         # A worker serves nothing: no port to probe (Kubernetes restarts it when its process exits), no
         # endpoints to withdraw before SIGTERM.
         for field_name in ("ports", "startup_probe", "liveness_probe", "readiness_probe"):
-            del container[field_name]  # type: ignore[misc]
+            del container[field_name]  # type: ignore[misc,attr-defined,unused-ignore]
         return container
     if pre_stop is not None:
-        container["lifecycle"] = {"pre_stop": pre_stop}
+        container["lifecycle"] = {"pre_stop": pre_stop}  # type: ignore[index,unused-ignore]
     return container
 
 
