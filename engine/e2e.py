@@ -235,11 +235,17 @@ def run_steps(run: Run, systems: Systems) -> None:
     ws = systems.ws
     for name, action in lifecycle_checks.STEPS:
         with run.step(name, systems) as record:
-            if name not in run.skip:
-                action(systems)
-            problems = lifecycle_checks.CHECKS[name](systems)
-            record.checks = lifecycle_checks.CHECK_NAMES[name]
             gap = lifecycle_checks.KNOWN_GAPS.get(name)
+            failed_action = ""
+            if name not in run.skip:
+                try:
+                    action(systems)
+                except Exception as error:
+                    if not gap:
+                        raise
+                    failed_action = f"{type(error).__name__}: {error}"
+            problems = ([failed_action] if failed_action else []) + lifecycle_checks.CHECKS[name](systems)
+            record.checks = lifecycle_checks.CHECK_NAMES[name]
             if problems and gap:
                 # A listed gap (docs/engine.md): reported with its problems, the run goes on.
                 record.gap = f"{gap}\n- " + "\n- ".join(problems)
