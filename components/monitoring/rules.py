@@ -489,7 +489,7 @@ def metric_names(expr: str) -> set[str]:
     without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_strings)
     without_matchers = re.sub(r"\{[^}]*\}", "{}", without_ranges)
     without_groupings = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", r"\1", without_matchers)
-    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_groupings))
+    names = set(re.findall(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*", without_groupings))  # not the s of 1800s
     return {n for n in names if n not in _PROMQL_WORDS and not re.fullmatch(r"\d+[smhd]?", n)}
 
 
