@@ -631,13 +631,18 @@ KNOWN_GAPS: dict[str, str] = {
         "the request's `program`, which the 3.276 CLI no longer sets for policy packs (it sends ProgramInfo), "
         "so the pack cannot start under the real analyzer here"
     ),
-    **{
-        step: (
-            "added in the session that brought the real engine; no run had reached this step when the session "
-            "ended (every step before it passed), so a failure here is reported, not hidden, and the run goes on"
-        )
-        for step in ("10-drift", "11-sunset-production", "12-sunset-staging", "13-nothing-left")
-    },
+    "10-drift": (
+        "the refused read-only `up` of 09 left the cloudflare provider's inputs without a token in the state; "
+        "the next `up` with the stack's own credentials updated the provider but its token invoke still "
+        "answered 'no Cloudflare API token' (seen in the session's last run, not yet explained), so the "
+        "drift is not yet shown detected and repaired"
+    ),
+    "11-sunset-production": "passed in the session's last run; kept reportable until CI has passed it too",
+    "12-sunset-staging": "passed in the session's last run; kept reportable until CI has passed it too",
+    "13-nothing-left": (
+        "after both sunsets each state still holds the ServiceStack component (stage sunset registers it "
+        "with no children): the issue asks for the stack alone"
+    ),
 }
 """Steps whose failure is a gap listed in docs/engine.md: recorded in the report, the run goes on."""
 
