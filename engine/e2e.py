@@ -30,8 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,7 @@ import dockerenv  # noqa: E402
 
 from engine import cloudflare_fake, controlplane, lifecycle_checks, workspace  # noqa: E402
 
-PROJECT = "service-lifecycle"
-SERVICE = "hello"
-STACKS = ("staging", "production")
+PROJECT, SERVICE, STACKS = lifecycle_checks.PROJECT, lifecycle_checks.SERVICE, lifecycle_checks.STACKS_ORDER
 
 
 class StepFailed(RuntimeError):
@@ -228,11 +225,8 @@ def overlay(systems: Systems) -> None:
 
 # -- the steps -------------------------------------------------------------------------------------
 
-Check = Callable[[Systems], list[str]]
-
 
 def run_steps(run: Run, systems: Systems) -> None:
-    ws = systems.ws
     for name, action in lifecycle_checks.STEPS:
         with run.step(name, systems) as record:
             gap = lifecycle_checks.KNOWN_GAPS.get(name)
@@ -253,7 +247,6 @@ def run_steps(run: Run, systems: Systems) -> None:
                 continue
             if problems:
                 raise StepFailed(f"{name}: the real systems do not show the step's effect:\n- " + "\n- ".join(problems))
-    del ws
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,15 +290,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return int(answer.status), answer.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import json
 import re
 import secrets
 import string
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import urns
+from engine import controlplane, urns
 
 if TYPE_CHECKING:
     from engine.e2e import Systems
@@ -327,7 +326,7 @@ def step_validate(systems: Systems) -> None:
     image = workload_image(systems, "staging")
     if image is None:
         raise RuntimeError("no staging workload to validate")
-    port = _free_port()
+    port = controlplane.free_port()
     name = f"e2e-staging-{token(6).lower()}"
     container = _deployment_env(systems, "staging")
     env_args = [item for key, value in container.items() for item in ("--env", f"{key}={value}")]
@@ -359,14 +358,6 @@ def _deployment_env(systems: Systems, stack: str) -> dict[str, str]:
 
 def _config_value(systems: Systems, stack: str, key: str) -> str:
     return systems.ws.pulumi("config", "get", "--stack", stack, f"{PROJECT}:{key}").stdout.strip()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def check_validate(systems: Systems) -> list[str]:
@@ -679,4 +670,3 @@ CHECKS: dict[str, Callable[[Systems], list[str]]] = {
     "13-nothing-left": check_nothing_left,
 }
 CHECK_NAMES: dict[str, list[str]] = {name: [(CHECKS[name].__doc__ or CHECKS[name].__name__)] for name in CHECKS}
-_ = subprocess

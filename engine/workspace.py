@@ -152,9 +152,7 @@ def create(root: Path, *, repo: Path = REPO, env: Mapping[str, str] | None = Non
     state.mkdir()
     base = dict(env) if env is not None else engine_env()
     home = root / "pulumi-home"
-    home.mkdir(exist_ok=True)
-    for plugins in ("plugins",):
-        (home / plugins).mkdir(exist_ok=True)
+    (home / "plugins").mkdir(parents=True, exist_ok=True)
     base.update(
         {
             "PULUMI_HOME": str(home),
