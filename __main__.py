@@ -4,6 +4,7 @@ import pulumi
 
 from components.config.settings import load_settings
 from components.kube import kubernetes_provider
+from components.lifecycle import Stage
 from components.monitoring.cluster import ClusterMonitoring, ClusterMonitoringArgs, LogCollector, LogCollectorArgs
 from components.service import ServiceStack, ServiceStackArgs
 
@@ -25,8 +26,14 @@ if watch.install_cluster_stack and settings.parts.monitoring:
             kubernetes_provider=cluster_k8s,
         ),
     )
-service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))
-if cluster is not None and service.environment is not None:
+# At sunset nothing of the service is registered, not even its ServiceStack: after the sunset's `up`
+# the stack's state holds the stack alone, which is what the sunset confirms.
+service = (
+    ServiceStack(settings.service_name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))
+    if settings.stage is not Stage.SUNSET
+    else None
+)
+if cluster is not None and service is not None and service.environment is not None:
     LogCollector(
         "cluster-logs",
         LogCollectorArgs(
@@ -37,11 +44,11 @@ if cluster is not None and service.environment is not None:
     )
 
 pulumi.export("stage", settings.stage.value)
-pulumi.export("parts", service.parts)
-pulumi.export("namespace", service.namespace)
-pulumi.export("image_ref", service.image_ref)
-pulumi.export("image_tag", service.image_tag)
-pulumi.export("urls", service.urls)
-pulumi.export("exposure_urn", service.exposure_urn)
-pulumi.export("access_client_id", service.access_client_id)
-pulumi.export("access_client_secret", service.access_client_secret)
+pulumi.export("parts", service.parts if service else [])
+pulumi.export("namespace", service.namespace if service else None)
+pulumi.export("image_ref", service.image_ref if service else None)
+pulumi.export("image_tag", service.image_tag if service else None)
+pulumi.export("urls", service.urls if service else [])
+pulumi.export("exposure_urn", service.exposure_urn if service else None)
+pulumi.export("access_client_id", service.access_client_id if service else None)
+pulumi.export("access_client_secret", service.access_client_secret if service else None)

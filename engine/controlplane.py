@@ -180,14 +180,17 @@ def _spawn(plane: ControlPlane, name: str, argv: list[str]) -> Process:
     return process
 
 
-def _wait(process: Process, ready: Any, timeout: float, what: str) -> None:
+def _wait(process: Process, ready: Any, timeout: float, what: str, *, watched: Iterable[Process] = ()) -> None:
+    """Until ``ready()`` is true: fails at once when ``process`` (or one of ``watched``) exits, and after
+    ``timeout`` with ``process``'s last log lines."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise ControlPlaneError(
-                f"{process.name} exited with {process.popen.returncode} before {what}; last lines of {process.log}:\n"
-                + process.tail()
-            )
+        for each in (process, *watched):
+            if each.popen.poll() is not None:
+                raise ControlPlaneError(
+                    f"{each.name} exited with {each.popen.returncode} before {what}; last lines of {each.log}:\n"
+                    + each.tail()
+                )
         try:
             if ready():
                 return
@@ -336,26 +339,15 @@ def _ready_endpoint(plane: ControlPlane) -> bool:
     return True
 
 
+def _has_default_service_account(plane: ControlPlane) -> bool:
+    accounts = plane.get("/api/v1/namespaces/default/serviceaccounts")
+    return any(item["metadata"]["name"] == "default" for item in accounts.get("items", []))
+
+
 def _wait_ready_api(plane: ControlPlane, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for process in plane.processes:
-            if process.popen.poll() is not None:
-                raise ControlPlaneError(
-                    f"{process.name} exited with {process.popen.returncode}; last lines of {process.log}:\n"
-                    + process.tail()
-                )
-        try:
-            accounts = plane.get("/api/v1/namespaces/default/serviceaccounts")
-            if any(item["metadata"]["name"] == "default" for item in accounts.get("items", [])):
-                return
-        except (OSError, urllib.error.URLError, ValueError):
-            pass
-        time.sleep(0.5)
-    raise ControlPlaneError(
-        f"the controller-manager made no default service account within {timeout:.0f} s; last lines:\n"
-        + plane.processes[2].tail()
-    )
+    controller_manager = next(p for p in plane.processes if p.name == "kube-controller-manager")
+    _wait(controller_manager, lambda: _has_default_service_account(plane), timeout,
+          "it made the default service account", watched=plane.processes)  # fmt: skip
 
 
 def _bind_readonly(plane: ControlPlane) -> None:

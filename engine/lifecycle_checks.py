@@ -8,6 +8,7 @@ runs them in order; ``tests/integration/test_real_engine.py`` runs that and asse
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import string
@@ -216,9 +217,16 @@ k8s.core.v1.Service(
 '''
 
 
+POLICY_BIN = Path(__file__).resolve().parent / "standin" / "policy-bin"
+"""The language host proxy (engine/standin/language_proxy.py), first on PATH for the policy runs."""
+
+
 def step_policy(systems: Systems) -> None:
     ws = systems.ws
-    systems.extra["policy-pass"] = ws.pulumi("preview", "--stack", "staging", "--policy-pack", "policy", check=False)
+    env = {"PATH": os.pathsep.join([str(POLICY_BIN), ws.env["PATH"]])}
+    systems.extra["policy-pass"] = ws.pulumi(
+        "preview", "--stack", "staging", "--policy-pack", "policy", env=env, check=False
+    )
     program = ws.root / "violation"
     program.mkdir(exist_ok=True)
     (program / "Pulumi.yaml").write_text("name: planted-violation\nruntime:\n  name: python\n")
@@ -227,6 +235,7 @@ def step_policy(systems: Systems) -> None:
     systems.extra["policy-violation"] = ws.run(
         ["pulumi", "preview", "--non-interactive", "--stack", "violation", "--policy-pack", str(ws.project / "policy")],
         cwd=program,
+        env=env,
         check=False,
     )
 
@@ -483,6 +492,12 @@ def step_pr_preview(systems: Systems) -> None:
     for key in ("cloudflareApiToken", "kubeconfig"):
         ws.pulumi("config", "rm", "--stack", "staging", f"{PROJECT}:{key}", check=False)
     env = {"KUBECONFIG": str(readonly), "CLOUDFLARE_API_TOKEN": systems.read_token}
+    # The probe `up` below is refused by the cluster and the API, but the engine still records the
+    # providers' new inputs (no token, the read-only kubeconfig) in the state before the first resource
+    # fails: the job's backend credentials can write the state. The workflow never runs `up`; the probe
+    # runs between an export and an import of the state, so the next deploy starts from main's state.
+    saved = systems.root / "staging-before-probe.json"
+    ws.pulumi("stack", "export", "--stack", "staging", "--file", str(saved))
     try:
         # The workflow adds --policy-pack policy; here that is the listed policy gap (02-policy).
         systems.extra["pr-preview"] = ws.pulumi("preview", "--stack", "staging", "--diff", env=env, check=False)
@@ -491,6 +506,8 @@ def step_pr_preview(systems: Systems) -> None:
         systems.extra["pr-up"] = ws.pulumi("up", "--stack", "staging", "--yes", "--skip-preview", env=env, check=False)
     finally:
         ws.git("checkout", "--quiet", "--", "Pulumi.staging.yaml")
+        ws.pulumi("stack", "import", "--stack", "staging", "--file", str(saved))
+        saved.unlink()
 
 
 def readonly_kubeconfig(systems: Systems) -> Path:
@@ -512,13 +529,34 @@ def check_pr_preview(systems: Systems) -> list[str]:
     return problems
 
 
-def step_drift(systems: Systems) -> None:
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def _drift_report(systems: Systems, label: str) -> dict[str, Any]:
+    """drift.yml's preview job on staging: the stack's write credentials removed, read-only ones given,
+    `pulumi preview --refresh --expect-no-changes`, then `python -m components drift classify` on its
+    output. Returns the classifier's report (clean, drift with the changed resources, or error)."""
     ws = systems.ws
-    # The refused read-only `up` of the pull-request step still recorded the providers' new inputs
-    # (no API token, the read-only kubeconfig) in the state, as the engine does before the first
-    # resource fails; a refresh reads with the state's providers. One `up` with the stack's own
-    # credentials puts them back, as the next deploy from main would.
-    ws.pulumi("up", "--stack", "staging", "--yes", "--skip-preview")
+    for key in ("cloudflareApiToken", "kubeconfig"):
+        ws.pulumi("config", "rm", "--stack", "staging", f"{PROJECT}:{key}")
+    env = {"KUBECONFIG": str(readonly_kubeconfig(systems)), "CLOUDFLARE_API_TOKEN": systems.read_token}
+    try:
+        preview = ws.pulumi(
+            "preview", "--stack", "staging", "--refresh", "--expect-no-changes", "--color", "never",
+            "--suppress-progress", env=env, check=False,
+        )  # fmt: skip
+    finally:
+        ws.git("checkout", "--quiet", "--", "Pulumi.staging.yaml")
+    log = systems.root / f"drift-{label}.txt"
+    log.write_text(preview.stdout + preview.stderr)
+    out = systems.root / f"drift-{label}"
+    ws.run(["venv/bin/python", "-m", "components", "drift", "classify", "--stack", "staging",
+            "--exit-code", str(preview.code), "--log", str(log), "--out", str(out)], check=False)  # fmt: skip
+    report = out / "staging.json"
+    return dict(json.loads(report.read_text())) if report.is_file() else {"status": "no report", "detail": ""}
+
+
+def step_drift(systems: Systems) -> None:
     found = deployment(systems, NAMESPACES["staging"], "workload")
     assert found is not None
     name = found["metadata"]["name"]
@@ -526,20 +564,29 @@ def step_drift(systems: Systems) -> None:
     systems.plane.patch(
         f"/apis/apps/v1/namespaces/{NAMESPACES['staging']}/deployments/{name}/scale", {"spec": {"replicas": 4}}
     )
-    systems.extra["drift-preview"] = ws.pulumi(
-        "preview", "--stack", "staging", "--refresh", "--expect-no-changes", check=False
-    )
-    ws.pulumi("up", "--stack", "staging", "--refresh", "--yes", "--skip-preview")
+    systems.extra["drift-deployment"] = name
+    systems.extra["drift-found"] = _drift_report(systems, "found")
+    # The repair is the next deploy from main: `up --refresh` with the stack's own credentials.
+    systems.ws.pulumi("up", "--stack", "staging", "--refresh", "--yes", "--skip-preview")
+    systems.extra["drift-after-repair"] = _drift_report(systems, "after-repair")
 
 
 def check_drift(systems: Systems) -> list[str]:
     problems = []
-    preview = systems.extra.get("drift-preview")
-    if preview is None or preview.code == 0:
-        problems.append("the drifted Deployment passed `pulumi preview --refresh --expect-no-changes`")
-    found = deployment(systems, NAMESPACES["staging"], "workload")
-    if found is None or found["spec"]["replicas"] != systems.extra.get("replicas-before-drift"):
-        problems.append(f"`up --refresh` did not repair the replicas: {found and found['spec']['replicas']}")
+    found, after = systems.extra.get("drift-found") or {}, systems.extra.get("drift-after-repair") or {}
+    name = systems.extra.get("drift-deployment", "?")
+    changed = [str(change) for change in found.get("changes") or []]
+    workload = [c for c in changed if c.startswith("~") and DEPLOYMENT in c and "cloudflared" not in c]
+    if found.get("status") != "drift" or not workload:
+        problems.append(
+            f"drift.yml's preview and classifier did not report the scaled Deployment {name}: "
+            f"{found.get('status')} {changed} {str(found.get('detail'))[-1500:]}"
+        )
+    deployed = deployment(systems, NAMESPACES["staging"], "workload")
+    if deployed is None or deployed["spec"]["replicas"] != systems.extra.get("replicas-before-drift"):
+        problems.append(f"`up --refresh` did not repair the replicas: {deployed and deployed['spec']['replicas']}")
+    if after.get("status") != "clean":
+        problems.append(f"after the repair the drift check says {after.get('status')}: {after.get('changes')}")
     return problems
 
 
@@ -616,25 +663,7 @@ def check_nothing_left(systems: Systems) -> list[str]:
     return problems
 
 
-KNOWN_GAPS: dict[str, str] = {
-    "02-policy": (
-        "the Python language host is 3.68.0 (the only one the Go module proxy serves): its RunPlugin runs "
-        "the request's `program`, which the 3.276 CLI no longer sets for policy packs (it sends ProgramInfo), "
-        "so the pack cannot start under the real analyzer here"
-    ),
-    "10-drift": (
-        "the refused read-only `up` of 09 left the cloudflare provider's inputs without a token in the state; "
-        "the next `up` with the stack's own credentials updated the provider but its token invoke still "
-        "answered 'no Cloudflare API token' (seen in the session's last run, not yet explained), so the "
-        "drift is not yet shown detected and repaired"
-    ),
-    "11-sunset-production": "passed in the session's last run; kept reportable until CI has passed it too",
-    "12-sunset-staging": "passed in the session's last run; kept reportable until CI has passed it too",
-    "13-nothing-left": (
-        "after both sunsets each state still holds the ServiceStack component (stage sunset registers it "
-        "with no children): the issue asks for the stack alone"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 """Steps whose failure is a gap listed in docs/engine.md: recorded in the report, the run goes on."""
 
 STEPS: list[tuple[str, Callable[[Systems], None]]] = [

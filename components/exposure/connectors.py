@@ -13,7 +13,7 @@ variables leak into crash dumps, ``/proc/<pid>/environ`` and ``kubectl describe`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -65,8 +65,12 @@ class _Connectors:
     def deployment_name(self) -> str:
         return f"{self.args.service_name}-cloudflared"
 
-    def meta(self, object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
-        return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=self.args.namespace, labels=self.labels)
+    def meta(
+        self, object_name: str, annotations: Mapping[str, pulumi.Input[str]] | None = None
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=object_name, namespace=self.args.namespace, labels=self.labels, annotations=annotations
+        )
 
 
 def register_connectors(
@@ -106,11 +110,8 @@ def _token_secret(
     unchanged stack replacing this Secret and rolling cloudflared."""
     return k8s.core.v1.Secret(
         f"{at.name}-tunnel-token",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=f"{at.args.service_name}-tunnel-token",
-            namespace=at.args.namespace,
-            labels=at.labels,
-            annotations={at.args.label_scheme.key("tunnel-id"): tunnel_id},
+        metadata=at.meta(
+            f"{at.args.service_name}-tunnel-token", {at.args.label_scheme.key("tunnel-id"): tunnel_id}
         ),
         type="Opaque",
         string_data={TOKEN_KEY: tunnel_token},

@@ -37,7 +37,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -326,139 +326,83 @@ def config_read(config: Props, id_: str, state: Props) -> Props | None:
     return None if result is None else {**props, **outputs(TUNNEL_CONFIG, CONFIG, result, props)}
 
 
-# -- cloudflare:index/dnsRecord:DnsRecord: /zones/{id}/dns_records -------------------------------------
-
-DNS_RECORD = "DnsRecord"
-DNS_NOT_SENT = ("zoneId", "includeShadowMetadata")
-"""``includeShadowMetadata`` is a provider-side setting, not a record field."""
+# -- the Access objects and DNS records: one REST collection each ----------------------------------------
 
 
-def _record_path(props: Props, id_: str = "") -> str:
-    base = f"zones/{_segment(props.get('zoneId'), 'zoneId')}/dns_records"
-    return f"{base}/{_segment(id_, 'id')}" if id_ else base
+@dataclass(frozen=True)
+class Collection:
+    """A REST collection of the API: create is POST on it, read GET, update PUT and delete DELETE on
+    ``<collection>/<id>``. ``skip`` are the path's inputs (never in a body), ``keep`` what the API
+    answers only on creation and the provider keeps from its state."""
+
+    sdk_class: str
+    names: Names
+    base: Callable[[Props], str]
+    skip: tuple[str, ...]
+    defaults: Props = field(default_factory=dict)
+    as_json: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+    def path(self, props: Props, id_: str = "") -> str:
+        return f"{self.base(props)}/{_segment(id_, 'id')}" if id_ else self.base(props)
+
+    def body(self, inputs: Props) -> Props:
+        return body_of(inputs, self.names, skip=self.skip, defaults=self.defaults)
+
+    def outputs(self, result: Mapping[str, Any], known: Props) -> Props:
+        found = outputs(self.sdk_class, self.names, result, known, as_json=self.as_json)
+        for key in self.keep:
+            if key not in found and known.get(key):
+                found[key] = known[key]
+        return found
+
+    def create(self, config: Props, inputs: Props) -> tuple[str, Props]:
+        result = client(config).call("POST", self.path(inputs), self.body(inputs))
+        return result["id"], self.outputs(result, inputs)
+
+    def read(self, config: Props, id_: str, state: Props) -> Props | None:
+        result = _read(lambda: client(config).call("GET", self.path(state, id_)))
+        return None if result is None else {**state, **self.outputs(result, state)}
+
+    def update(self, config: Props, id_: str, olds: Props, news: Props) -> Props:
+        result = client(config).call("PUT", self.path(news, id_), self.body(news))
+        return self.outputs(result, {**news, **{key: olds.get(key) for key in self.keep}})
+
+    def delete(self, config: Props, id_: str, state: Props) -> None:
+        _delete(lambda: client(config).call("DELETE", self.path(state, id_)))
+
+    def kind(
+        self, *, replace_on: tuple[str, ...], computed: tuple[str, ...], check: Callable[[Props], list[str]]
+    ) -> Kind:
+        return Kind(
+            sdk_class=self.sdk_class,
+            create=_guard_not_found(self.create),
+            read=self.read,
+            update=_guard_not_found(self.update),
+            delete=self.delete,
+            replace_on=replace_on,
+            computed=computed,
+            check=check,
+        )
 
 
-def _record_body(inputs: Props) -> Props:
-    return body_of(inputs, SNAKE, skip=DNS_NOT_SENT, defaults={"proxied": False})
-
-
-def record_create(config: Props, inputs: Props) -> tuple[str, Props]:
-    result = client(config).call("POST", _record_path(inputs), _record_body(inputs))
-    return result["id"], outputs(DNS_RECORD, SNAKE, result, inputs, as_json=("meta",))
-
-
-def record_read(config: Props, id_: str, state: Props) -> Props | None:
-    result = _read(lambda: client(config).call("GET", _record_path(state, id_)))
-    return None if result is None else {**state, **outputs(DNS_RECORD, SNAKE, result, state, as_json=("meta",))}
-
-
-def record_update(config: Props, id_: str, olds: Props, news: Props) -> Props:
-    result = client(config).call("PUT", _record_path(news, id_), _record_body(news))
-    return outputs(DNS_RECORD, SNAKE, result, news, as_json=("meta",))
-
-
-def record_delete(config: Props, id_: str, state: Props) -> None:
-    _delete(lambda: client(config).call("DELETE", _record_path(state, id_)))
-
-
-# -- cloudflare:index/zeroTrustAccessPolicy: /accounts/{id}/access/policies (reusable) ------------------
-
-POLICY = "ZeroTrustAccessPolicy"
-POLICY_DEFAULTS: Props = {"sessionDuration": "24h"}
-
-
-def _policy_path(props: Props, id_: str = "") -> str:
-    base = f"accounts/{_segment(props.get('accountId'), 'accountId')}/access/policies"
-    return f"{base}/{_segment(id_, 'id')}" if id_ else base
-
-
-def policy_create(config: Props, inputs: Props) -> tuple[str, Props]:
-    body = body_of(inputs, ACCESS, skip=("accountId",), defaults=POLICY_DEFAULTS)
-    result = client(config).call("POST", _policy_path(inputs), body)
-    return result["id"], outputs(POLICY, ACCESS, result, inputs)
-
-
-def policy_read(config: Props, id_: str, state: Props) -> Props | None:
-    result = _read(lambda: client(config).call("GET", _policy_path(state, id_)))
-    return None if result is None else {**state, **outputs(POLICY, ACCESS, result, state)}
-
-
-def policy_update(config: Props, id_: str, olds: Props, news: Props) -> Props:
-    body = body_of(news, ACCESS, skip=("accountId",), defaults=POLICY_DEFAULTS)
-    return outputs(POLICY, ACCESS, client(config).call("PUT", _policy_path(news, id_), body), news)
-
-
-def policy_delete(config: Props, id_: str, state: Props) -> None:
-    _delete(lambda: client(config).call("DELETE", _policy_path(state, id_)))
-
-
-# -- cloudflare:index/zeroTrustAccessServiceToken: /{accounts|zones}/{id}/access/service_tokens ---------
-
-SERVICE_TOKEN = "ZeroTrustAccessServiceToken"
-TOKEN_DEFAULTS: Props = {"duration": "8760h", "clientSecretVersion": 1}
-
-
-def _token_path(props: Props, id_: str = "") -> str:
-    base = f"{owner(props)}/access/service_tokens"
-    return f"{base}/{_segment(id_, 'id')}" if id_ else base
-
-
-def _token_outputs(result: Mapping[str, Any], known: Props) -> Props:
-    found = outputs(SERVICE_TOKEN, SNAKE, result, known)
-    if "clientSecret" not in found and known.get("clientSecret"):
-        found["clientSecret"] = known["clientSecret"]  # answered only on creation
-    return found
-
-
-def token_create(config: Props, inputs: Props) -> tuple[str, Props]:
-    body = body_of(inputs, SNAKE, skip=("accountId", "zoneId"), defaults=TOKEN_DEFAULTS)
-    result = client(config).call("POST", _token_path(inputs), body)
-    return result["id"], _token_outputs(result, inputs)
-
-
-def token_read(config: Props, id_: str, state: Props) -> Props | None:
-    result = _read(lambda: client(config).call("GET", _token_path(state, id_)))
-    return None if result is None else {**state, **_token_outputs(result, state)}
-
-
-def token_update(config: Props, id_: str, olds: Props, news: Props) -> Props:
-    body = body_of(news, SNAKE, skip=("accountId", "zoneId"), defaults=TOKEN_DEFAULTS)
-    result = client(config).call("PUT", _token_path(news, id_), body)
-    return _token_outputs(result, {**news, "clientSecret": olds.get("clientSecret")})
-
-
-def token_delete(config: Props, id_: str, state: Props) -> None:
-    _delete(lambda: client(config).call("DELETE", _token_path(state, id_)))
-
-
-# -- cloudflare:index/zeroTrustAccessApplication: /{accounts|zones}/{id}/access/apps -------------------
-
-APPLICATION = "ZeroTrustAccessApplication"
-
-
-def _app_path(props: Props, id_: str = "") -> str:
-    base = f"{owner(props)}/access/apps"
-    return f"{base}/{_segment(id_, 'id')}" if id_ else base
-
-
-def app_create(config: Props, inputs: Props) -> tuple[str, Props]:
-    body = body_of(inputs, ACCESS, skip=("accountId", "zoneId"))
-    result = client(config).call("POST", _app_path(inputs), body)
-    return result["id"], outputs(APPLICATION, ACCESS, result, inputs)
-
-
-def app_read(config: Props, id_: str, state: Props) -> Props | None:
-    result = _read(lambda: client(config).call("GET", _app_path(state, id_)))
-    return None if result is None else {**state, **outputs(APPLICATION, ACCESS, result, state)}
-
-
-def app_update(config: Props, id_: str, olds: Props, news: Props) -> Props:
-    body = body_of(news, ACCESS, skip=("accountId", "zoneId"))
-    return outputs(APPLICATION, ACCESS, client(config).call("PUT", _app_path(news, id_), body), news)
-
-
-def app_delete(config: Props, id_: str, state: Props) -> None:
-    _delete(lambda: client(config).call("DELETE", _app_path(state, id_)))
+DNS_RECORDS = Collection(
+    "DnsRecord", SNAKE, lambda props: f"zones/{_segment(props.get('zoneId'), 'zoneId')}/dns_records",
+    # ``includeShadowMetadata`` is a provider-side setting, not a record field.
+    skip=("zoneId", "includeShadowMetadata"), defaults={"proxied": False}, as_json=("meta",),
+)  # fmt: skip
+POLICIES = Collection(
+    "ZeroTrustAccessPolicy", ACCESS,
+    lambda props: f"accounts/{_segment(props.get('accountId'), 'accountId')}/access/policies",
+    skip=("accountId",), defaults={"sessionDuration": "24h"},
+)  # fmt: skip
+SERVICE_TOKENS = Collection(
+    "ZeroTrustAccessServiceToken", SNAKE, lambda props: f"{owner(props)}/access/service_tokens",
+    skip=("accountId", "zoneId"), defaults={"duration": "8760h", "clientSecretVersion": 1}, keep=("clientSecret",),
+)  # fmt: skip
+APPLICATIONS = Collection(
+    "ZeroTrustAccessApplication", ACCESS, lambda props: f"{owner(props)}/access/apps", skip=("accountId", "zoneId")
+)
 
 
 # -- invoke cloudflare:index/getZeroTrustTunnelCloudflaredToken: …/cfd_tunnel/{id}/token --------------
@@ -553,42 +497,22 @@ PACKAGE = Package(
             computed=("createdAt", "version"),
             check=one_of("source", ("local", "cloudflare")),
         ),
-        "cloudflare:index/dnsRecord:DnsRecord": Kind(
-            sdk_class=DNS_RECORD,
-            create=_guard_not_found(record_create),
-            read=record_read,
-            update=_guard_not_found(record_update),
-            delete=record_delete,
+        "cloudflare:index/dnsRecord:DnsRecord": DNS_RECORDS.kind(
             replace_on=("zoneId", "type"),
             computed=("commentModifiedOn", "createdOn", "meta", "modifiedOn", "proxiable", "tagsModifiedOn"),
             check=checks(one_of("type", DNS_TYPES), _content_or_data),
         ),
-        "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy": Kind(
-            sdk_class=POLICY,
-            create=_guard_not_found(policy_create),
-            read=policy_read,
-            update=_guard_not_found(policy_update),
-            delete=policy_delete,
+        "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy": POLICIES.kind(
             replace_on=("accountId",),
             computed=("appCount", "createdAt", "reusable", "updatedAt"),
             check=one_of("decision", ("allow", "deny", "non_identity", "bypass")),
         ),
-        "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": Kind(
-            sdk_class=SERVICE_TOKEN,
-            create=_guard_not_found(token_create),
-            read=token_read,
-            update=_guard_not_found(token_update),
-            delete=token_delete,
+        "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": SERVICE_TOKENS.kind(
             replace_on=("accountId", "zoneId"),
             computed=("clientId", "clientSecret", "expiresAt"),
             check=_owner_check,
         ),
-        "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication": Kind(
-            sdk_class=APPLICATION,
-            create=_guard_not_found(app_create),
-            read=app_read,
-            update=_guard_not_found(app_update),
-            delete=app_delete,
+        "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication": APPLICATIONS.kind(
             replace_on=("accountId", "zoneId"),
             computed=("aud",),
             check=checks(_owner_check, one_of("type", APP_TYPES)),

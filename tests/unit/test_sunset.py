@@ -150,8 +150,9 @@ class FakeStack:
         self._maybe_fail("up")
         if stage != "sunset":
             return {"same": len(self.state)}
-        keep = {"pulumi:pulumi:Stack", SERVICE_STACK}
-        gone = [r for r in self.state if r.type not in keep and not r.type.startswith("pulumi:providers:")]
+        # As the real engine showed (docs/engine.md): __main__.py registers nothing of the service at
+        # sunset, so the up deletes everything but the stack, the ServiceStack and its providers too.
+        gone = [r for r in self.state if r.type != "pulumi:pulumi:Stack"]
         protected = [r.urn for r in gone if r.protect]
         if protected:
             raise RuntimeError(f"unable to delete protected resource(s) {protected}")
@@ -264,7 +265,7 @@ def test_full_sunset_runs_the_steps_in_order_with_exact_targets(
     ]
     assert registry.calls == [{"repository": REPO, "keep": [RUNNING.split("@")[1]], "dry_run": False,
                                "username": "example-org-ci", "password": "registry-token-from-stack"}]  # fmt: skip
-    assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
+    assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack"]
     assert read_stage(project / f"Pulumi.{STACK}.yaml") == "sunset"
 
 
@@ -549,7 +550,9 @@ def test_the_exposure_urn_is_exported_by_the_production_plan(
     assert len(exposures) == 1 and plan["outputs"]["exposure_urn"] == exposures[0]
 
 
-def test_sunset_stage_registers_no_cloudflare_cloudflared_workload_or_monitoring(project: Path, tmp_path: Path) -> None:
+def test_sunset_stage_registers_nothing_of_the_service(project: Path, tmp_path: Path) -> None:
+    """The program at stage sunset registers no resource (not even the ServiceStack): after the sunset's
+    up the state holds the stack alone (the real engine's lifecycle run, step 13, checks the state)."""
     write_stage(project / f"Pulumi.{STACK}.yaml", "sunset")
     out = tmp_path / "plan-out"
     command = [sys.executable, "-m", "components", "plan", "--stack", STACK, "--project-dir", str(project)]
@@ -560,9 +563,8 @@ def test_sunset_stage_registers_no_cloudflare_cloudflared_workload_or_monitoring
     assert result.returncode == 0, result.stdout + result.stderr
     plan = json.loads((out / "plan.json").read_text())
     assert plan["stage"] == "sunset"
-    types = [r["type"] for r in plan["resources"]]
-    assert types == [SERVICE_STACK]
-    assert not [t for t in types if t.startswith(("cloudflare:", "kubernetes:", "docker:", "pulumi:providers:"))]
+    assert plan["resources"] == []
+    assert plan["outputs"]["parts"] == [] and plan["outputs"]["image_ref"] is None
     assert list((out / "manifests").glob("*.yaml")) == []
 
 
@@ -1198,7 +1200,7 @@ def test_a_program_named_acme_is_sunset_from_its_own_keys(project: Path, tmp_pat
     # production ran one digest and retains 2: its entry is its own digest, not padded with staging's
     assert report["retention"]["production"] == [D_RUNNING]
     assert "sunset of stack production (acme): done" in out
-    assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack", SERVICE_STACK, "pulumi:providers:kubernetes"]
+    assert [r.type for r in fake.state] == ["pulumi:pulumi:Stack"]
 
 
 def test_acme_s_checks_read_acme_s_keys(project: Path, tmp_path: Path, project_dir: Path) -> None:
