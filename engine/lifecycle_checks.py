@@ -529,9 +529,6 @@ def check_pr_preview(systems: Systems) -> list[str]:
     return problems
 
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-
-
 def _drift_report(systems: Systems, label: str) -> dict[str, Any]:
     """drift.yml's preview job on staging: the stack's write credentials removed, read-only ones given,
     `pulumi preview --refresh --expect-no-changes`, then `python -m components drift classify` on its
@@ -556,15 +553,23 @@ def _drift_report(systems: Systems, label: str) -> dict[str, Any]:
     return dict(json.loads(report.read_text())) if report.is_file() else {"status": "no report", "detail": ""}
 
 
+ENFORCE = "pod-security.kubernetes.io/enforce"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+
+
+def _enforce_label(systems: Systems) -> str | None:
+    labels = systems.plane.get(f"/api/v1/namespaces/{NAMESPACES['staging']}")["metadata"].get("labels", {})
+    return labels.get(ENFORCE)
+
+
 def step_drift(systems: Systems) -> None:
-    found = deployment(systems, NAMESPACES["staging"], "workload")
-    assert found is not None
-    name = found["metadata"]["name"]
-    systems.extra["replicas-before-drift"] = found["spec"]["replicas"]
+    """Someone relaxes the staging namespace's Pod Security through the API server: a field the program
+    applies. (Scaling the Deployment is no drift here: it has no ``spec.replicas``, its autoscaler owns
+    them, and the HPA controller scales it back within its bounds.)"""
     systems.plane.patch(
-        f"/apis/apps/v1/namespaces/{NAMESPACES['staging']}/deployments/{name}/scale", {"spec": {"replicas": 4}}
+        f"/api/v1/namespaces/{NAMESPACES['staging']}", {"metadata": {"labels": {ENFORCE: "privileged"}}}
     )
-    systems.extra["drift-deployment"] = name
+    systems.extra["drifted-enforce"] = _enforce_label(systems)
     systems.extra["drift-found"] = _drift_report(systems, "found")
     # The repair is the next deploy from main: `up --refresh` with the stack's own credentials.
     systems.ws.pulumi("up", "--stack", "staging", "--refresh", "--yes", "--skip-preview")
@@ -573,18 +578,17 @@ def step_drift(systems: Systems) -> None:
 
 def check_drift(systems: Systems) -> list[str]:
     problems = []
+    if systems.extra.get("drifted-enforce") != "privileged":
+        problems.append(f"the drift was not made: enforce is {systems.extra.get('drifted-enforce')}")
     found, after = systems.extra.get("drift-found") or {}, systems.extra.get("drift-after-repair") or {}
-    name = systems.extra.get("drift-deployment", "?")
     changed = [str(change) for change in found.get("changes") or []]
-    workload = [c for c in changed if c.startswith("~") and DEPLOYMENT in c and "cloudflared" not in c]
-    if found.get("status") != "drift" or not workload:
+    if found.get("status") != "drift" or not any(c.startswith("~") and NAMESPACE in c for c in changed):
         problems.append(
-            f"drift.yml's preview and classifier did not report the scaled Deployment {name}: "
+            "drift.yml's preview and classifier did not report the relaxed namespace: "
             f"{found.get('status')} {changed} {str(found.get('detail'))[-1500:]}"
         )
-    deployed = deployment(systems, NAMESPACES["staging"], "workload")
-    if deployed is None or deployed["spec"]["replicas"] != systems.extra.get("replicas-before-drift"):
-        problems.append(f"`up --refresh` did not repair the replicas: {deployed and deployed['spec']['replicas']}")
+    if _enforce_label(systems) != "restricted":
+        problems.append(f"`up --refresh` did not put Pod Security back: enforce is {_enforce_label(systems)}")
     if after.get("status") != "clean":
         problems.append(f"after the repair the drift check says {after.get('status')}: {after.get('changes')}")
     return problems

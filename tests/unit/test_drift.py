@@ -111,6 +111,37 @@ def test_drift_is_recognised_with_its_changes_and_summary() -> None:
     assert report.summary == ["Resources:", "    ~ 1 to update", "    +-1 to replace", "    2 changes. 31 unchanged"]
 
 
+# What the real 3.276 CLI printed in the lifecycle run's drift job (engine/lifecycle_checks.py, step 10):
+# the read-only kubeconfig in place of the stack's changes the kubernetes provider's inputs.
+PROVIDER_ONLY = """\
+ ~  pulumi:providers:kubernetes hello-k8s refreshing
+ ~  pulumi:providers:kubernetes hello-k8s refresh
+ ~  pulumi:providers:kubernetes hello-k8s update [diff: ~kubeconfig]
+    pulumi:pulumi:Stack service-lifecycle-staging
+
+Resources:
+    ~ 1 to update
+    38 unchanged
+
+error: no changes were expected for preview but changes were proposed
+"""
+
+
+def test_the_job_s_own_credentials_are_not_drift() -> None:
+    """Found by the real engine: every drift run reported the provider its read-only kubeconfig updates."""
+    assert drift.classify("staging", 255, PROVIDER_ONLY).status == "clean"
+
+
+def test_a_resource_change_beside_the_provider_s_is_drift_without_the_provider() -> None:
+    log = PROVIDER_ONLY.replace(
+        "    pulumi:pulumi:Stack",
+        " ~  kubernetes:core/v1:Namespace hello-env-namespace update [diff: ~metadata]\n    pulumi:pulumi:Stack",
+    )
+    report = drift.classify("staging", 255, log)
+    assert report.status == "drift"
+    assert report.changes == ["~ update kubernetes:core/v1:Namespace hello-env-namespace"]
+
+
 def test_the_operation_form_of_the_refusal_is_drift_too() -> None:
     log = "Resources:\n    ~ 1 to update\n\nerror: no changes were expected for preview but changes were proposed\n"
     assert drift.classify("staging", 255, log).status == "drift"
