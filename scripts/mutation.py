@@ -1,6 +1,6 @@
 """Mutation testing (mutmut 3) of chosen modules against their unit tests; prints the score per module.
 
-``python scripts/mutation.py [--only GROUP] [--max-children N] [--sample N] [--seed N] [--survivors]``
+``python scripts/mutation.py [--only GROUP] [--module PATH] [--max-children N] [--sample N] [--seed N] [--survivors]``
 (``make mutation``: every group)
 
 Each group in :data:`GROUPS` is mutated in a scratch copy of the project (mutmut writes its
@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ GROUPS: dict[str, Group] = {
     "sunset_checks": Group(
         package="components",
         modules=("commands/sunset/checks.py",),
-        tests=("tests/unit/test_sunset.py",),
+        tests=("tests/unit/test_sunset.py", "tests/unit/test_sunset_checks.py"),
     ),
     "registry": Group(
         package="components",
@@ -245,6 +245,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", choices=list(GROUPS), help="run this group (repeatable);"
                         f" default: {', '.join(GROUPS)}")  # fmt: skip
+    parser.add_argument("--module", action="append", default=[], help="mutate only this module of the group"
+                        " (repeatable; as listed in GROUPS, e.g. registry/http.py)")  # fmt: skip
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--survivors", action="store_true", help="print each survivor's diff")
     parser.add_argument("--sample", type=int, default=0, help="test only N mutants per module, drawn at random")
@@ -253,6 +255,11 @@ def main() -> int:
     mutmut = str(Path(sys.executable).parent / "mutmut")
     for name in args.only or list(GROUPS):
         group = GROUPS[name]
+        if args.module:
+            chosen = tuple(m for m in group.modules if m in args.module)
+            if not chosen:
+                parser.error(f"--module: none of {args.module} is in group {name} ({', '.join(group.modules)})")
+            group = replace(group, modules=chosen)
         scratch = scratch_project(group)
         started = time.monotonic()
         output, sample = run_group(group, scratch, args, mutmut)
