@@ -105,7 +105,7 @@ GROUPS: dict[str, Group] = {
             "registry/ghcr.py",
             "registry/ecr.py",
         ),
-        tests=("tests/unit/test_registry.py", "tests/unit/test_registry_ghcr.py"),
+        tests=("tests/unit/test_registry.py", "tests/unit/test_registry_ghcr.py", "tests/unit/test_registry_http.py"),
     ),
     "policy": Group(
         package="policy/service_lifecycle_policy",

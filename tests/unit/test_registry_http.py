@@ -1,0 +1,328 @@
+"""components/registry/http.py and model.py on their own: retries, pagination, bodies, digests and repository names.
+
+test_registry.py and test_registry_ghcr.py drive them through whole decommissions against fake registries;
+these pin each rule and each message with hand-made answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import requests
+
+from components.registry.http import (
+    DEFAULT_WAIT,
+    MAX_ATTEMPTS,
+    Http,
+    RegistryError,
+    body_json,
+    json_body,
+    next_link,
+    parse_time,
+    retry_after,
+)
+from components.registry.model import (
+    Manifest,
+    delete_each,
+    index_children,
+    normalize_digest,
+    normalize_repository,
+    same_repository,
+)
+
+D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
+
+
+def answer(status: int = 200, body: bytes = b"", headers: Mapping[str, str] | None = None,
+           url: str = "https://registry.example/v2/x") -> requests.Response:  # fmt: skip
+    response = requests.Response()
+    response.status_code, response._content, response.url = status, body, url
+    response.headers.update(headers or {})
+    return response
+
+
+class Session:
+    """Answers (or raises) in order, and records each request."""
+
+    def __init__(self, *answers: requests.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        self.requests.append((method, url, kwargs))
+        item = self.answers.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+def http(session: Session, **kwargs: Any) -> tuple[Http, list[float]]:
+    waits: list[float] = []
+    client = Http("ghcr.io/acme/hello", session=session, sleep=waits.append, **kwargs)
+    return client, waits
+
+
+# -- Retry-After ------------------------------------------------------------------------------------------
+
+
+def test_retry_after_reads_seconds_or_a_date_and_defaults_to_one_second() -> None:
+    assert retry_after(answer(503)) == DEFAULT_WAIT == 1.0
+    assert retry_after(answer(503, headers={"Retry-After": "  "})) == DEFAULT_WAIT
+    assert retry_after(answer(503, headers={"Retry-After": " 7 "})) == 7.0
+    assert retry_after(answer(503, headers={"Retry-After": "soon"})) == DEFAULT_WAIT
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    stamp = datetime(2015, 10, 21, 7, 28, tzinfo=UTC).timestamp()
+    assert retry_after(answer(429, headers={"Retry-After": date}), now=lambda: stamp - 12.5) == 12.5
+    assert retry_after(answer(429, headers={"Retry-After": date}), now=lambda: stamp + 60) == 0.0
+
+
+# -- send -------------------------------------------------------------------------------------------------
+
+
+def test_a_busy_registry_is_asked_again_after_the_wait_it_names() -> None:
+    session = Session(answer(429, headers={"Retry-After": "2"}), answer(503), answer(200, b"{}"))
+    client, waits = http(session, timeout=5.0)
+    response = client.send("GET", "https://r.example/v2/x?n=1", headers={"Accept": "a"}, params={"n": "1"},
+                           auth=("u", "p"))  # fmt: skip
+    assert response.status_code == 200 and waits == [2.0, 1.0]
+    sent = {"headers": {"Accept": "a"}, "params": {"n": "1"}, "auth": ("u", "p"), "timeout": 5.0}
+    assert session.requests == [("GET", "https://r.example/v2/x?n=1", sent)] * 3
+    assert http(Session(answer(404)))[0].send("DELETE", "https://r.example/x").status_code == 404
+
+
+def test_a_registry_still_busy_after_every_attempt_is_an_error() -> None:
+    client, waits = http(Session(*[answer(503) for _ in range(MAX_ATTEMPTS)]))
+    with pytest.raises(RegistryError) as raised:
+        client.send("GET", "https://r.example/v2/x?token=secret")
+    assert str(raised.value) == (
+        "ghcr.io/acme/hello: GET https://r.example/v2/x still answered 503 after 4 attempts; run again later"
+    )
+    assert waits == [1.0, 1.0, 1.0]
+    client, waits = http(Session(answer(429), answer(429)), max_attempts=2)
+    with pytest.raises(RegistryError, match="still answered 429 after 2 attempts"):
+        client.send("GET", "https://r.example/x")
+    assert waits == [1.0]
+
+
+def test_a_wait_longer_than_the_limit_is_an_error_at_once() -> None:
+    client, waits = http(Session(answer(429, headers={"Retry-After": "31"})))
+    with pytest.raises(RegistryError) as raised:
+        client.send("DELETE", "https://r.example/v2/x?last=y")
+    assert str(raised.value) == (
+        "ghcr.io/acme/hello: DELETE https://r.example/v2/x answered 429 with Retry-After 31s, more than the 30s "
+        "this client waits; run again later"
+    )
+    assert waits == []
+    client, waits = http(Session(answer(429, headers={"Retry-After": "30"}), answer(204)))
+    assert client.send("DELETE", "https://r.example/x").status_code == 204 and waits == [30.0]
+    client, waits = http(Session(answer(429, headers={"Retry-After": "6"})), max_wait=5.0)
+    with pytest.raises(RegistryError, match="Retry-After 6s, more than the 5s"):
+        client.send("GET", "https://r.example/x")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_lost_connection_is_retried_for_reads(method: str) -> None:
+    session = Session(requests.ConnectionError("reset"), requests.Timeout("slow"), answer(200))
+    client, waits = http(session)
+    assert client.send(method, "https://r.example/x").status_code == 200 and waits == [DEFAULT_WAIT] * 2
+    client, waits = http(Session(*[requests.Timeout("slow")] * MAX_ATTEMPTS))
+    with pytest.raises(RegistryError) as raised:
+        client.send(method, "https://r.example/x?q=1")
+    assert str(raised.value) == f"ghcr.io/acme/hello: {method} https://r.example/x timed out: Timeout"
+    assert len(waits) == MAX_ATTEMPTS - 1
+
+
+def test_a_lost_delete_or_post_is_not_repeated() -> None:
+    for method in ("DELETE", "POST"):
+        session = Session(requests.ConnectionError("reset"), answer(204))
+        client, waits = http(session)
+        with pytest.raises(RegistryError) as raised:
+            client.send(method, "https://r.example/x")
+        assert str(raised.value) == f"ghcr.io/acme/hello: {method} https://r.example/x failed: ConnectionError"
+        assert waits == [] and len(session.requests) == 1
+
+
+# -- pages ------------------------------------------------------------------------------------------------
+
+
+def _paged(links: dict[str, str]) -> Any:
+    def fetch(url: str) -> requests.Response:
+        link = links.get(url)
+        return answer(headers={"Link": f'<{link}>; rel="next"'} if link else {}, url=url)
+
+    return fetch
+
+
+def test_pages_follow_next_links_relative_to_the_page() -> None:
+    links = {"https://r.example/v2/x/tags/list": "/v2/x/tags/list?last=a", "https://r.example/v2/x/tags/list?last=a":
+             "https://r.example/v2/x/tags/list?last=b"}  # fmt: skip
+    client, _ = http(Session())
+    urls = [r.url for r in client.pages("https://r.example/v2/x/tags/list", _paged(links))]
+    assert urls == ["https://r.example/v2/x/tags/list", "https://r.example/v2/x/tags/list?last=a",
+                    "https://r.example/v2/x/tags/list?last=b"]  # fmt: skip
+
+
+def test_a_page_seen_twice_or_too_many_pages_is_an_error() -> None:
+    client, _ = http(Session())
+    loop = {"https://r.example/a": "https://r.example/b?t=1", "https://r.example/b?t=1": "https://r.example/a"}
+    with pytest.raises(RegistryError) as raised:
+        list(client.pages("https://r.example/a", _paged(loop)))
+    assert (
+        str(raised.value) == "ghcr.io/acme/hello: the registry's pagination loops (next page https://r.example/a again)"
+    )
+    chain = {f"https://r.example/{n}": f"https://r.example/{n + 1}" for n in range(5)}
+    assert len(list(client.pages("https://r.example/0", _paged(chain), max_pages=6))) == 6
+    with pytest.raises(RegistryError) as raised:
+        list(client.pages("https://r.example/0", _paged(chain), max_pages=5))
+    assert str(raised.value) == "ghcr.io/acme/hello: more than 5 pages; refusing to go on listing"
+
+
+def test_next_link_reads_quoted_or_bare_rel() -> None:
+    base = "https://r.example/v2/x/tags/list"
+    assert next_link(answer(headers={"Link": "</v2/x/tags/list?n=2>;rel=next"}, url=base)) == f"{base}?n=2"
+    assert next_link(answer(headers={"Link": '<https://o.example/p> ; rel="prev"'}, url=base)) is None
+    assert next_link(answer(url=base)) is None
+
+
+# -- bodies and times -------------------------------------------------------------------------------------
+
+
+def test_json_bodies_are_checked_for_shape() -> None:
+    assert json_body(answer(body=b'{"a": 1}'), dict, "repo", "tags") == {"a": 1}
+    assert json_body(answer(body=b"[1]"), list, "repo", "tags") == [1]
+    with pytest.raises(RegistryError) as raised:
+        json_body(answer(body=b"<html>", headers={"Content-Type": "text/html"}), dict, "repo", "tags")
+    assert str(raised.value) == "repo: tags: the answer is not JSON (text/html, 6 bytes)"
+    with pytest.raises(RegistryError) as raised:
+        json_body(answer(body=b""), dict, "repo", "tags")
+    assert str(raised.value) == "repo: tags: the answer is not JSON (no content type, 0 bytes)"
+    with pytest.raises(RegistryError) as raised:
+        json_body(answer(body=b"[1]"), dict, "repo", "tags")
+    assert str(raised.value) == "repo: tags: expected a JSON dict, got list"
+    assert body_json(answer(body=b'{"errors": []}')) == {"errors": []}
+    assert body_json(answer(body=b"bad gateway")) is None
+
+
+def test_times_are_read_as_rfc_3339_and_utc_when_they_name_no_offset() -> None:
+    assert parse_time("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    plus_two = parse_time("2026-01-02T05:04:05+02:00")
+    assert plus_two == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert plus_two is not None and plus_two.utcoffset() == timedelta(hours=2)
+    naive = parse_time("2026-01-02T03:04:05")
+    assert naive == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC) and naive is not None and naive.tzinfo is UTC
+    assert parse_time("yesterday") is None
+    assert parse_time("2026-01-02T03:04:05-05:00") == datetime(
+        2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-5))
+    )
+
+
+# -- model ------------------------------------------------------------------------------------------------
+
+
+def test_each_manifest_is_deleted_and_a_failure_never_stops_the_others() -> None:
+    manifests = [Manifest(D1, ("a",)), Manifest(D2, ("b", "c")), Manifest(D3)]
+
+    def send(m: Manifest) -> requests.Response:
+        if m.digest == D1:
+            raise RegistryError("DELETE failed: ConnectionError")
+        return answer(404 if m.digest == D2 else 202, body=m.digest.encode())
+
+    failures = delete_each(manifests, send, {202, 404} - {404}, lambda r: f"answered {r.status_code}")
+    assert [(f.digest, f.tags, f.error) for f in failures] == [
+        (D1, ("a",), "DELETE failed: ConnectionError"),
+        (D2, ("b", "c"), "answered 404"),
+    ]
+    assert delete_each(manifests[1:], send, {202, 404}, lambda r: "no") == []
+
+
+def test_a_digest_is_bare_or_after_the_repository() -> None:
+    assert normalize_digest(D1) == D1
+    assert normalize_digest(f"ghcr.io/acme/hello@{D1}") == D1
+    assert normalize_digest(f"localhost:5000/a@b@{D2}") == D2
+    with pytest.raises(ValueError) as raised:
+        normalize_digest("ghcr.io/acme/hello:1.0")
+    assert (
+        str(raised.value) == "'ghcr.io/acme/hello:1.0' is not a digest (sha256:<64 hex>) or a repo@sha256:… reference"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "media_type", "children"),
+    [
+        ({"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [{"digest": D1}, {"digest": D2}]},
+         None, (D1, D2)),
+        ({"mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": [{"digest": D3}]},
+         None, (D3,)),
+        ({"manifests": [{"digest": D1}]}, None, (D1,)),
+        ({"manifests": []}, "application/vnd.oci.image.index.v1+json", ()),
+        ({"mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}, None, ()),
+        ({"layers": []}, "application/vnd.docker.distribution.manifest.v2+json", ()),
+    ],
+    ids=["oci_index", "docker_list", "manifests_only", "reported_index", "image", "reported_image"],
+)  # fmt: skip
+def test_an_index_lists_its_platform_manifests(body: dict[str, Any], media_type: str | None,
+                                               children: tuple[str, ...]) -> None:  # fmt: skip
+    assert index_children(body, "repo", D3, media_type) == children
+
+
+@pytest.mark.parametrize("media_type", ["application/vnd.oci.image.index.v1+json",
+                                        "application/vnd.docker.distribution.manifest.list.v2+json"])  # fmt: skip
+@pytest.mark.parametrize("entries", [None, "x", [D1], [{"digest": D1}, "x"]], ids=["none", "text", "bare", "mixed"])
+def test_an_index_without_descriptors_is_an_error(media_type: str, entries: object) -> None:
+    for body, reported in (({"mediaType": media_type, "manifests": entries}, None), ({"manifests": entries}, None),
+                           ({"manifests": entries} if entries is not None else {}, media_type)):  # fmt: skip
+        with pytest.raises(RegistryError) as raised:
+            index_children(body, "repo", D3, reported)
+        assert str(raised.value) == f"repo: index {D3}: 'manifests' is not a list of descriptors"
+
+
+@pytest.mark.parametrize(
+    ("given", "normal"),
+    [
+        ("GHCR.io/Acme/hello/", "ghcr.io/acme/hello"),
+        ("https://ghcr.io/acme/hello", "ghcr.io/acme/hello"),
+        ("HTTP://ghcr.io//acme/hello", "ghcr.io/acme/hello"),
+        (" nginx ", "docker.io/library/nginx"),
+        ("index.docker.io/nginx", "docker.io/library/nginx"),
+        ("registry-1.docker.io/library/nginx", "docker.io/library/nginx"),
+        ("registry.hub.docker.com/acme/app", "docker.io/acme/app"),
+        ("acme/app", "docker.io/acme/app"),
+        ("localhost/app", "localhost/app"),
+        ("LocalHost/app", "localhost/app"),
+        ("localhost:5000/a/b", "localhost:5000/a/b"),
+        ("example.com/a__b/c-d/e.f", "example.com/a__b/c-d/e.f"),
+    ],
+)
+def test_one_spelling_per_repository(given: str, normal: str) -> None:
+    assert normalize_repository(given) == normal
+
+
+@pytest.mark.parametrize("given", ["", " / ", "https://", "ghcr.io/acme/hello:1.0", f"ghcr.io/acme/hello@{D1}",
+                                   "ghcr.io/acme/-x", "ghcr.io/acme/a..b", "ghcr.io/acme/a b"])  # fmt: skip
+def test_no_repository_name_is_refused(given: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        normalize_repository(given)
+    empty = f"repository {given!r} is empty"
+    bad = (f"repository {given!r} must be <registry host>/<name> without a tag or digest (lower-case letters, digits "
+           "and . _ - separators)")  # fmt: skip
+    assert str(raised.value) in (empty, bad)
+    assert (str(raised.value) == empty) is (given.strip() in ("", "/", "https://"))
+
+
+@pytest.mark.parametrize(
+    ("ref", "same"),
+    [
+        (f"ghcr.io/acme/hello@{D1}", True),
+        (f"GHCR.io/acme/hello:1.0@{D1}", True),
+        ("ghcr.io/acme/hello:1.0", True),
+        (f"localhost:5000/hello:1.0@{D1}", False),
+        (f"ghcr.io/acme/other@{D1}", False),
+        (f"ghcr.io/acme/He llo@{D1}", False),
+    ],
+)
+def test_an_image_belongs_to_its_repository_whatever_its_tag(ref: str, same: bool) -> None:
+    assert same_repository(ref, "ghcr.io/acme/hello") is same
+    assert same_repository(f"localhost:5000/hello:1.0@{D1}", "localhost:5000/hello") is True
