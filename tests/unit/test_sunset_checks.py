@@ -113,6 +113,12 @@ def test_a_sunset_stack_or_another_repository_does_not_share(project: Path) -> N
     assert checks.sharing_stacks(project, "example-org/service-lifecycle/staging", REPO) == []
 
 
+def test_a_stack_whose_repository_cannot_be_read_counts_as_sharing(project: Path) -> None:
+    """The stack file itself reads (a tag is refused only by the typed settings): the images stay all the same."""
+    _edit(project / "Pulumi.staging.yaml", f"imageRepository: {REPO}\n", f"imageRepository: {REPO}:1.0\n")
+    assert checks.sharing_stacks(project, "production", REPO) == ["staging (unreadable stack file)"]
+
+
 def test_only_a_live_stack_promoting_from_this_one_without_a_pinned_digest_waits(project: Path) -> None:
     production = project / "Pulumi.production.yaml"
     write_stage(production, "production")
@@ -191,6 +197,13 @@ def test_a_service_s_stage_is_its_own_else_the_projects(tmp_path: Path) -> None:
     )
 
 
+def test_a_service_s_own_stage_that_is_no_stage_name_is_refused_also_in_a_dry_run(tmp_path: Path) -> None:
+    _single(tmp_path, "config:\n  shop:services: [web, api]\n  shop:stage: sunset\n  web:stage: [sunset]\n")
+    problem = checks.stage_problem(tmp_path, "production", Branch("sunset"), dry_run=True, service="web")
+    assert problem == "Pulumi.production.yaml: web:stage is ['sunset'], not a stage name"
+    assert checks.stage_problem(tmp_path, "production", Branch("sunset"), dry_run=True, service="api") is None
+
+
 def test_an_ambiguous_stage_key_is_refused_also_in_a_dry_run(tmp_path: Path) -> None:
     _single(tmp_path, "config:\n  shop:stage: sunset\n  stage: sunset\n")
     problem = checks.stage_problem(tmp_path, "production", Branch("sunset"), dry_run=True)
@@ -213,6 +226,19 @@ def test_the_promoters_message_names_every_key_and_stack(project: Path, tmp_path
         "break. Pin the digest they run (service-lifecycle:pinnedDigest) or sunset production first. "
         "Nothing was changed."
     )
+
+
+def test_every_waiting_stack_is_named(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checks, "promoters", lambda _dir, stack: ["canary", "production"] if stack == "staging" else [])
+    problem = checks.precondition_problem(project, "staging", REPO, tmp_path / "r.json", Branch("sunset"),
+                                          dry_run=True)  # fmt: skip
+    assert problem is not None and problem.startswith("live stack(s) canary, production promote from staging (")
+    assert problem.endswith("or sunset canary, production first. Nothing was changed.")
+
+
+def test_the_report_s_missing_folders_are_created(tmp_path: Path) -> None:
+    assert checks.report_path_problem(tmp_path / "a" / "b" / "r.json") is None
+    assert (tmp_path / "a" / "b").is_dir() and not (tmp_path / "a" / "b" / "r.json").exists()
 
 
 def test_the_stage_is_checked_for_the_service_and_only_in_a_real_run(tmp_path: Path) -> None:
