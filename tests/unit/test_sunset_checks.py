@@ -239,6 +239,14 @@ def test_every_waiting_stack_is_named(project: Path, tmp_path: Path, monkeypatch
 def test_the_report_s_missing_folders_are_created(tmp_path: Path) -> None:
     assert checks.report_path_problem(tmp_path / "a" / "b" / "r.json") is None
     assert (tmp_path / "a" / "b").is_dir() and not (tmp_path / "a" / "b" / "r.json").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    # The operating system's reason alone, not Python's "[Errno 20] …: '<path>'" repeating the path.
+    below = blocker / "sub" / "r.json"
+    assert checks.report_path_problem(below) == f"--report {below}: cannot create its folder: Not a directory"
+    assert checks.report_path_problem(blocker / "r.json") == (
+        f"--report {blocker / 'r.json'}: cannot create its folder: File exists"
+    )
 
 
 def test_the_stage_is_checked_for_the_service_and_only_in_a_real_run(tmp_path: Path) -> None:
