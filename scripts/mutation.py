@@ -1,6 +1,7 @@
 """Mutation testing (mutmut 3) of chosen modules against their unit tests; prints the score per module.
 
-``python scripts/mutation.py [--only GROUP] [--module PATH] [--max-children N] [--sample N] [--seed N] [--survivors]``
+``python scripts/mutation.py [--only GROUP] [--module PATH] [--max-children N] [--sample N] [--seed N]
+[--mutant NAME] [--survivors]``
 (``make mutation``: every group)
 
 Each group in :data:`GROUPS` is mutated in a scratch copy of the project (mutmut writes its
@@ -196,6 +197,9 @@ def run_group(group: Group, scratch: Path, args: argparse.Namespace, mutmut: str
 
     Returns mutmut's output (shown when no mutant was tested) and the sample's names (None: all).
     """
+    if args.mutant:  # these mutants only (a sample's survivors, again after new tests)
+        run = run_mutmut(scratch, mutmut, args.max_children, args.mutant)
+        return run.stdout[-3000:] + run.stderr[-3000:], set(args.mutant)
     if not args.sample:
         run = run_mutmut(scratch, mutmut, args.max_children, [])
         return run.stdout[-3000:] + run.stderr[-3000:], None
@@ -255,6 +259,8 @@ def main() -> int:
     parser.add_argument("--survivors", action="store_true", help="print each survivor's diff")
     parser.add_argument("--sample", type=int, default=0, help="test only N mutants per module, drawn at random")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--mutant", action="append", default=[], help="test only this mutant (repeatable; a name"
+                        " as printed, e.g. a survivor of a sample, to see whether new tests kill it)")  # fmt: skip
     args = parser.parse_args()
     mutmut = str(Path(sys.executable).parent / "mutmut")
     for name in args.only or list(GROUPS):

@@ -6,6 +6,7 @@ order in which stack files are looked at, and what a stack of several services d
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -247,6 +248,22 @@ def test_the_report_s_missing_folders_are_created(tmp_path: Path) -> None:
     assert checks.report_path_problem(blocker / "r.json") == (
         f"--report {blocker / 'r.json'}: cannot create its folder: File exists"
     )
+
+
+def test_an_existing_report_or_its_folder_that_cannot_be_written_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the operating system answers os.access (root, as in CI, may write anywhere: the answer is simulated)."""
+    report = tmp_path / "r.json"
+    report.write_text("{}")
+    assert checks.report_path_problem(report) is None
+    unwritable = {report, tmp_path / "new"}
+    monkeypatch.setattr(os, "access", lambda path, mode: mode == os.W_OK and Path(path) not in unwritable)
+    assert checks.report_path_problem(report) == f"--report {report} is not writable"
+    (tmp_path / "new").mkdir()
+    fresh = tmp_path / "new" / "r.json"
+    assert checks.report_path_problem(fresh) == f"--report {fresh}: folder {tmp_path / 'new'} is not writable"
+    assert checks.report_path_problem(tmp_path / "other.json") is None
 
 
 def test_the_stage_is_checked_for_the_service_and_only_in_a_real_run(tmp_path: Path) -> None:
