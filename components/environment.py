@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Final
 
 import pulumi
@@ -102,6 +103,13 @@ class EnvironmentArgs:
     """Label keys and managed-by value (settings ``labelPrefix``, ``managedBy``). Default: the library's."""
 
 
+GUARD_RAIL_ANNOTATIONS: Final = MappingProxyType({"pulumi.com/patchForce": "true"})
+"""On the namespace and its guard rails (quota, limits, default-deny): the stack owns every field it sets
+there, so the next ``up`` takes back a field someone changed by hand (server-side apply with force)
+instead of failing on the field conflict. The real engine showed the conflict: a Pod Security label
+relaxed with ``kubectl label`` made the repairing ``up`` fail (docs/engine.md)."""
+
+
 class Environment(pulumi.ComponentResource):
     """One namespace per service and stage, with Pod Security, quota, limits and default-deny."""
 
@@ -122,6 +130,7 @@ class Environment(pulumi.ComponentResource):
             metadata={
                 "name": args.namespace,
                 "labels": {**common, **pod_security_labels(args.pod_security_version)},
+                "annotations": dict(GUARD_RAIL_ANNOTATIONS),
             },
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
@@ -129,7 +138,7 @@ class Environment(pulumi.ComponentResource):
         on_namespace = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[namespace]))
 
         def metadata(object_name: str) -> k8s.meta.v1.ObjectMetaArgsDict:
-            return {"name": object_name, "namespace": ns, "labels": common}
+            return {"name": object_name, "namespace": ns, "labels": common, "annotations": dict(GUARD_RAIL_ANNOTATIONS)}
 
         k8s.core.v1.ResourceQuota(
             f"{name}-quota",

@@ -110,9 +110,7 @@ def _token_secret(
     unchanged stack replacing this Secret and rolling cloudflared."""
     return k8s.core.v1.Secret(
         f"{at.name}-tunnel-token",
-        metadata=at.meta(
-            f"{at.args.service_name}-tunnel-token", {at.args.label_scheme.key("tunnel-id"): tunnel_id}
-        ),
+        metadata=at.meta(f"{at.args.service_name}-tunnel-token", {at.args.label_scheme.key("tunnel-id"): tunnel_id}),
         type="Opaque",
         string_data={TOKEN_KEY: tunnel_token},
         opts=pulumi.ResourceOptions.merge(

@@ -172,6 +172,18 @@ def test_environment_objects_are_named_namespaced_and_parented(stage_run: StageR
             assert mocks.one(NAMESPACE).urn in child.dependencies
 
 
+def test_the_guard_rails_take_back_hand_edited_fields(stage_run: StageRun) -> None:
+    """Found by the real engine: a Pod Security label relaxed by hand made the repairing ``up`` fail on
+    the server-side apply field conflict. The namespace and its guard rails are force-applied; the
+    workload is not (a hand edit there stops the next ``up`` for a person to look at)."""
+    _, mocks = stage_run("staging")
+    environment = mocks.one(ENVIRONMENT, "hello-env")
+    for child in mocks.children_of(environment.urn):
+        assert child.plain_inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}, child.type
+    deployment = mocks.one("kubernetes:apps/v1:Deployment", "hello-workload-deployment")
+    assert "pulumi.com/patchForce" not in (deployment.plain_inputs["metadata"].get("annotations") or {})
+
+
 def test_environment_outputs(run_components: Callable[..., RecordingMocks]) -> None:
     made: list[Environment] = []
     run_components(
