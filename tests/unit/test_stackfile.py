@@ -177,6 +177,33 @@ def test_edit_distance() -> None:
     assert closest("replicaz", ["replicas", "team"]) == "replicas" and closest("zzz", ["replicas"]) is None
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "limit", "distance"),
+    [
+        ("", "ab", 2, 2), ("ab", "", 2, 2), ("abc", "xbc", 2, 1), ("abc", "ac", 2, 1), ("ac", "abc", 2, 1),
+        ("flaw", "lawn", 2, 2), ("ab", "xy", 2, 2), ("abc", "abcde", 2, 2), ("abcdef", "abc", 2, 3),
+        ("abcd", "wxyz", 2, 3), ("abcd", "wxyz", 5, 4), ("kitten", "sitting", 3, 3), ("abcd", "wxyz", 3, 4),
+    ],
+)  # fmt: skip
+def test_edit_distance_is_levenshtein_cut_past_the_limit(a: str, b: str, limit: int, distance: int) -> None:
+    """Up to ``limit`` the distance itself (a row whose best is the limit may still end there: "ab"/"xy");
+    beyond it ``limit + 1``, without finishing the table."""
+    assert edit_distance(a, b, limit) == distance
+    if limit == 2:
+        assert edit_distance(a, b) == distance
+
+
+def test_closest_is_the_nearest_other_name_in_any_case() -> None:
+    assert closest("abc", ["abe", "abd"]) == "abd"  # a tie: the first in order
+    assert closest("abc", ["xbz", "abd"]) == "abd"
+    assert closest("REPLICAZ", ["replicas"]) == "replicas" and closest("replicaz", ["REPLICAS"]) == "REPLICAS"
+    assert closest("replicxx", ["replicas"]) == "replicas"  # two edits: still a typo
+    assert closest("abc", ["xyz"]) is None and closest("abc", ["xyz"], limit=3) == "xyz"
+    assert closest("abcd", ["wxyz"], limit=3) is None
+    assert closest("team", ["team", "teams"]) == "teams" and closest("team", ["team"]) is None
+    assert closest("x", []) is None
+
+
 def test_provider_keys_come_from_the_installed_sdks() -> None:
     """pulumi_cloudflare and pulumi_docker: generated config/vars.py (one ``__config__.get('<key>')`` per
     schema config variable); pulumi_kubernetes has no config module: provider.py's inputs, camel-cased;
@@ -201,11 +228,19 @@ def test_provider_keys_come_from_the_installed_sdks() -> None:
         ("kubernets", "context", "the namespace kubernetes (did you mean kubernetes:context?)"),
         ("kubernetes", "contxt", "a configuration key of the kubernetes provider (did you mean kubernetes:context?)"),
         ("aws", "nothingLikeIt", "a configuration key of the aws provider"),
+        ("awz", "region", "the namespace aws (did you mean aws:region?)"),
     ],
-    ids=["project", "foreign", "provider_key", "typo", "case", "provider_typo", "key_typo", "unknown_key"],
+    ids=["project", "foreign", "provider_key", "typo", "case", "provider_typo", "key_typo", "unknown_key",
+         "provider_namespace_typo"],
 )  # fmt: skip
 def test_namespace_problems(namespace: str, short: str, problem: str | None) -> None:
     assert namespace_problem(namespace, short, "service-lifecycle") == problem
+
+
+def test_the_namespace_problems_of_another_project_name_its_own_namespace() -> None:
+    assert namespace_problem("acme", "anything", "acme") is None
+    assert namespace_problem("acmee", "replicas", "acme") == "the namespace acme (did you mean acme:replicas?)"
+    assert namespace_problem("service-lifecycle", "replicas", "acme") is None  # another project's: not ours
 
 
 # ---------------------------------------------------------------------------------------------
