@@ -6,6 +6,8 @@ these pin each rule and each message with hand-made answers.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from components.registry.ghcr import GhcrRegistryClient
 from components.registry.http import (
     DEFAULT_WAIT,
     MAX_ATTEMPTS,
@@ -133,6 +136,13 @@ def test_a_lost_connection_is_retried_for_reads(method: str) -> None:
         client.send(method, "https://r.example/x?q=1")
     assert str(raised.value) == f"ghcr.io/acme/hello: {method} https://r.example/x timed out: Timeout"
     assert len(waits) == MAX_ATTEMPTS - 1
+
+
+def test_a_message_names_the_url_without_any_query() -> None:
+    client, _ = http(Session(requests.ConnectionError("reset")))
+    with pytest.raises(RegistryError) as raised:
+        client.send("DELETE", "https://r.example/x?next=/a?b&token=t")
+    assert str(raised.value) == "ghcr.io/acme/hello: DELETE https://r.example/x failed: ConnectionError"
 
 
 def test_a_lost_delete_or_post_is_not_repeated() -> None:
@@ -325,4 +335,149 @@ def test_no_repository_name_is_refused(given: str) -> None:
 )
 def test_an_image_belongs_to_its_repository_whatever_its_tag(ref: str, same: bool) -> None:
     assert same_repository(ref, "ghcr.io/acme/hello") is same
+
+
+def test_a_registry_port_is_no_tag_and_a_name_that_is_no_repository_is_no_image_of_one() -> None:
     assert same_repository(f"localhost:5000/hello:1.0@{D1}", "localhost:5000/hello") is True
+    assert same_repository(f"localhost:5000/hello@{D1}", "localhost:5000/hello") is True
+    assert same_repository(f"hello:1.0@{D1}", "docker.io/library/hello") is True
+    assert same_repository(f"localhost:5000/a:b/c@{D1}", "localhost:5000/a") is False
+    assert same_repository(f"ghcr.io/acme/hello@x@{D1}", "ghcr.io/acme/hello") is False
+
+
+# -- GHCR through the GitHub Packages API, answer by answer ------------------------------------------------
+
+
+def _versions(*versions: dict[str, Any]) -> requests.Response:
+    return answer(200, json.dumps(list(versions)).encode(), {"Content-Type": "application/json"})
+
+
+def _ghcr(session: Session, reader: Any = None) -> GhcrRegistryClient:
+    return GhcrRegistryClient("ghcr.io/acme/hello", token="tok", api="https://api.example/", session=session,
+                              sleep=lambda _: None, reader=reader or _NoChildren())  # type: ignore[arg-type]  # fmt: skip
+
+
+class _NoChildren:
+    def children(self, digest: str) -> tuple[str, ...]:
+        return ()
+
+
+ORGS = "https://api.example/orgs/acme/packages/container/hello/versions"
+USERS = "https://api.example/users/acme/packages/container/hello/versions"
+
+
+def test_ghcr_sends_the_api_s_headers_and_reads_each_version() -> None:
+    session = Session(_versions(
+        {"id": 7, "name": D1, "created_at": "2026-01-02T03:04:05Z", "metadata": {"container": {"tags": ["b", "a"]}}},
+        {"id": 8, "name": D2, "created_at": 5, "metadata": {"container": {"tags": "latest"}}},
+        {"id": 9, "name": D3, "metadata": {"container": {"tags": ["ok", 5]}}},
+        {"id": 10, "name": f"ghcr.io/acme/hello@{D1}", "metadata": {"container": "x"}},
+        {"id": 11, "name": D2, "metadata": None},
+    ))  # fmt: skip
+    listed = _ghcr(session).list_manifests(need_dates=True)
+    assert [(m.digest, m.tags, m.created, m.ref) for m in listed] == [
+        (D1, ("a", "b"), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "7"),
+        (D2, (), None, "8"),
+        (D3, (), None, "9"),
+        (D1, (), None, "10"),
+        (D2, (), None, "11"),
+    ]
+    [(method, url, sent)] = session.requests
+    assert (method, url) == ("GET", f"{ORGS}?per_page=100")
+    assert requests.structures.CaseInsensitiveDict(sent["headers"]) == requests.structures.CaseInsensitiveDict(
+        {"Accept": "application/vnd.github+json", "Authorization": "Bearer tok", "X-GitHub-Api-Version": "2022-11-28"}
+    )
+
+
+def test_ghcr_a_user_s_package_is_found_once_and_then_asked_for_directly() -> None:
+    session = Session(answer(404), _versions({"id": 7, "name": D1}), _versions({"id": 7, "name": D1}), answer(204))
+    client = _ghcr(session)
+    client.list_manifests(need_dates=False)
+    [manifest] = client.list_manifests(need_dates=False)
+    assert client.delete([manifest]) == []
+    assert [(m, u) for m, u, _ in session.requests] == [
+        ("GET", f"{ORGS}?per_page=100"), ("GET", USERS), ("GET", USERS), ("DELETE", f"{USERS}/7"),
+    ]  # fmt: skip
+
+
+def test_ghcr_delete_lists_first_when_it_must_and_counts_204_and_404_as_done() -> None:
+    session = Session(_versions({"id": 7, "name": D1}), answer(204), answer(404), answer(500, b"oops"))
+    client = _ghcr(session)
+    manifests = [Manifest(D1, ("a",), ref="7"), Manifest(D2, ref="8"), Manifest(D3, ("c",), ref="9")]
+    assert [(f.digest, f.tags, f.error) for f in client.delete(manifests)] == [(D3, ("c",), "HTTP 500")]
+    assert [(m, u) for m, u, _ in session.requests] == [
+        ("GET", f"{ORGS}?per_page=100"), ("DELETE", f"{ORGS}/7"), ("DELETE", f"{ORGS}/8"), ("DELETE", f"{ORGS}/9"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (500, b'{"message": "Server Error"}', "HTTP 500: Server Error"),
+        (502, b"<html>bad gateway</html>", "HTTP 502"),
+        (500, b'{"message": ""}', "HTTP 500"),
+        (500, b'{"message": 5}', "HTTP 500"),
+        (500, b'["message"]', "HTTP 500"),
+        (401, b'{"message": "Bad credentials"}', "GitHub refused (401: Bad credentials): the token needs read:packages "
+         "and delete:packages and admin rights on the package; a public version with more than 5,000 downloads "
+         "cannot be deleted"),
+        (403, b"", "GitHub refused (403): the token needs read:packages and delete:packages and admin rights on the "
+         "package; a public version with more than 5,000 downloads cannot be deleted"),
+    ],
+    ids=["message", "html", "empty_message", "number_message", "list", "401", "403"],
+)  # fmt: skip
+def test_ghcr_a_refused_delete_says_why(status: int, body: bytes, error: str) -> None:
+    session = Session(_versions(), answer(status, body))
+    [failure] = _ghcr(session).delete([Manifest(D1, ref="7")])
+    assert failure.error == error
+
+
+def test_ghcr_a_listing_that_fails_is_an_error_with_github_s_message() -> None:
+    with pytest.raises(RegistryError) as raised:
+        _ghcr(Session(answer(500, b'{"message": "Server Error"}'))).list_manifests(need_dates=False)
+    assert str(raised.value) == "ghcr.io/acme/hello: listing package versions answered HTTP 500: Server Error"
+    with pytest.raises(RegistryError) as raised:
+        _ghcr(Session(answer(200, b"{}"))).list_manifests(need_dates=False)
+    assert str(raised.value) == "ghcr.io/acme/hello: list package versions: expected a JSON list, got dict"
+
+
+# -- ECR errors --------------------------------------------------------------------------------------------
+
+
+def _ecr_error(exc: Exception) -> str:
+    from components.registry.ecr import EcrApi
+
+    api = EcrApi(ECR_REPO, client=object())  # type: ignore[arg-type]
+    with pytest.raises(RegistryError) as raised:
+        api._raise(exc, "list images")
+    return f"{type(raised.value).__name__}: {raised.value}"
+
+
+ECR_REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
+
+
+def test_ecr_errors_say_what_failed() -> None:
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    assert _ecr_error(NoCredentialsError()) == f"RegistryAuthError: {ECR_REPO}: no AWS credentials to list images"
+    missing = ClientError({"Error": {"Code": "RepositoryNotFoundException"}}, "DescribeImages")
+    assert _ecr_error(missing) == (
+        f"RepositoryNotFoundError: {ECR_REPO}: repository hello not found in ECR account 123456789012"
+    )
+    denied = ClientError({"Error": {"Code": "ExpiredTokenException"}}, "DescribeImages")
+    assert _ecr_error(denied) == f"RegistryAuthError: {ECR_REPO}: AWS refused to list images: ExpiredTokenException"
+    bare = ClientError({}, "DescribeImages")
+    assert _ecr_error(bare) == f"RegistryError: {ECR_REPO}: could not list images: {bare}"
+    assert _ecr_error(ValueError("odd")) == f"RegistryError: {ECR_REPO}: could not list images: odd"
+
+
+def test_ecr_without_boto3_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.registry.ecr import Boto3MissingError, import_boto3
+
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(Boto3MissingError) as raised:
+        import_boto3(ECR_REPO)
+    assert str(raised.value) == (
+        f"{ECR_REPO} is an Amazon ECR repository, which needs boto3 (import of boto3 halted; None in sys.modules); "
+        "install the package's ecr extra: pip install 'service-lifecycle-components[ecr]'"
+    )
