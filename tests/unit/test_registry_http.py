@@ -481,3 +481,80 @@ def test_ecr_without_boto3_says_what_to_install(monkeypatch: pytest.MonkeyPatch)
         f"{ECR_REPO} is an Amazon ECR repository, which needs boto3 (import of boto3 halted; None in sys.modules); "
         "install the package's ecr extra: pip install 'service-lifecycle-components[ecr]'"
     )
+
+
+class _Ecr:
+    """ECR's calls as boto3 makes them, answered from what the test sets; every call recorded."""
+
+    def __init__(self, *, images: list[dict[str, Any]] | None = None, read: dict[str, Any] | None = None,
+                 deleted: dict[str, Any] | Exception | None = None) -> None:  # fmt: skip
+        self.images, self.read, self.deleted = images or [], read or {}, deleted or {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def get_paginator(self, name: str) -> Any:
+        ecr = self
+
+        class Pages:
+            def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+                ecr.calls.append((name, kwargs))
+                return [{"imageDetails": ecr.images}]
+
+        return Pages()
+
+    def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("batch_get_image", kwargs))
+        return self.read
+
+    def batch_delete_image(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("batch_delete_image", kwargs))
+        if isinstance(self.deleted, Exception):
+            raise self.deleted
+        return self.deleted
+
+
+def _ecr_client(ecr: _Ecr) -> Any:
+    from components.registry.ecr import EcrRegistryClient
+
+    return EcrRegistryClient(ECR_REPO, client=ecr)  # type: ignore[arg-type]
+
+
+def test_ecr_deletes_by_digest_and_reports_each_image_ecr_refused() -> None:
+    ecr = _Ecr(deleted={"imageIds": [], "failures": [
+        {"imageId": {"imageDigest": D2}, "failureCode": "ImageReferencedByManifestList", "failureReason": "in use"},
+        {"imageId": {"imageDigest": D3}, "failureCode": "ImageNotFound"},
+        {"failureCode": "InvalidImageDigest", "failureReason": "odd"},
+    ]})  # fmt: skip
+    failures = _ecr_client(ecr).delete([Manifest(D1, ("a",)), Manifest(D2, ("b",))])
+    assert [(f.digest, f.tags, f.error) for f in failures] == [
+        (D2, ("b",), "ImageReferencedByManifestList: in use"),
+        (D3, (), "ImageNotFound: None"),
+        ("", (), "InvalidImageDigest: odd"),
+    ]
+    assert ecr.calls == [("batch_delete_image", {"registryId": "123456789012", "repositoryName": "hello",
+                                                 "imageIds": [{"imageDigest": D1}, {"imageDigest": D2}]})]  # fmt: skip
+    assert _ecr_client(_Ecr(deleted={"imageIds": [{"imageDigest": D1}]})).delete([Manifest(D1)]) == []
+
+
+def test_ecr_a_refused_delete_call_fails_each_image_of_it() -> None:
+    from botocore.exceptions import ClientError
+
+    denied = ClientError({"Error": {"Code": "AccessDeniedException"}}, "BatchDeleteImage")
+    failures = _ecr_client(_Ecr(deleted=denied)).delete([Manifest(D1, ("a",)), Manifest(D2)])
+    error = f"{ECR_REPO}: AWS refused to delete images: AccessDeniedException"
+    assert [(f.digest, f.tags, f.error) for f in failures] == [(D1, ("a",), error), (D2, (), error)]
+    odd = ClientError({"Error": {"Code": "ServerException"}}, "BatchDeleteImage")
+    [failure] = _ecr_client(_Ecr(deleted=odd)).delete([Manifest(D1)])
+    assert failure.error == f"{ECR_REPO}: could not delete images: {odd}"
+
+
+def test_ecr_an_index_is_read_to_find_its_platforms() -> None:
+    oci_index, oci_image = "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json"
+    index = json.dumps({"mediaType": oci_index, "manifests": [{"digest": D2}]})
+    ecr = _Ecr(
+        images=[{"imageDigest": D1, "imageTags": ["v1"], "imageManifestMediaType": oci_index},
+                {"imageDigest": D2, "imageManifestMediaType": oci_image}],
+        read={"images": [{"imageId": {"imageDigest": D1}, "imageManifest": index}]},
+    )  # fmt: skip
+    listed = _ecr_client(ecr).list_manifests(need_dates=False)
+    assert [(m.digest, m.tags, m.children) for m in listed] == [(D1, ("v1",), (D2,)), (D2, (), ())]
+    assert [name for name, _ in ecr.calls] == ["describe_images", "batch_get_image"]
