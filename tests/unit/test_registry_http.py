@@ -558,3 +558,24 @@ def test_ecr_an_index_is_read_to_find_its_platforms() -> None:
     listed = _ecr_client(ecr).list_manifests(need_dates=False)
     assert [(m.digest, m.tags, m.children) for m in listed] == [(D1, ("v1",), (D2,)), (D2, (), ())]
     assert [name for name, _ in ecr.calls] == ["describe_images", "batch_get_image"]
+
+
+@pytest.mark.parametrize(
+    ("read", "error"),
+    [
+        ({"failures": [{"failureCode": "ImageNotFound", "failureReason": "gone"}]},
+         "could not read manifest ?: ImageNotFound: gone"),
+        ({"failures": [{"imageId": {"imageDigest": D1}, "failureCode": "ImageNotFound"}]},
+         f"could not read manifest {D1}: ImageNotFound: None"),
+        ({}, f"could not read manifest {D1}: ECR did not return it"),
+        ({"images": [{"imageManifest": "{}"}]}, f"could not read manifest {D1}: ECR did not return it"),
+        ({"images": [{"imageId": {"imageDigest": D1}}]}, f"manifest {D1} is not a JSON object"),
+        ({"images": [{"imageId": {"imageDigest": D1}, "imageManifest": "[1]"}]}, f"manifest {D1} is not a JSON object"),
+    ],
+    ids=["failure_without_id", "failure", "no_images", "image_without_id", "no_manifest", "not_an_object"],
+)  # fmt: skip
+def test_ecr_a_manifest_that_cannot_be_read_stops_the_listing(read: dict[str, Any], error: str) -> None:
+    ecr = _Ecr(images=[{"imageDigest": D1, "imageTags": ["v1"]}], read=read)  # no media type: read to be sure
+    with pytest.raises(RegistryError) as raised:
+        _ecr_client(ecr).list_manifests(need_dates=False)
+    assert str(raised.value) == f"{ECR_REPO}: {error}"
