@@ -579,3 +579,29 @@ def test_ecr_a_manifest_that_cannot_be_read_stops_the_listing(read: dict[str, An
     with pytest.raises(RegistryError) as raised:
         _ecr_client(ecr).list_manifests(need_dates=False)
     assert str(raised.value) == f"{ECR_REPO}: {error}"
+
+
+def test_ghcr_waits_with_the_given_sleep_and_names_the_repository_in_http_errors() -> None:
+    waits: list[float] = []
+    session = Session(answer(503, headers={"Retry-After": "3"}), _versions({"id": 7, "name": D1}))
+    client = GhcrRegistryClient("ghcr.io/acme/hello", token="tok", api="https://ghe.example/api/v3/",
+                                session=session, sleep=waits.append, reader=_NoChildren())  # type: ignore[arg-type]  # fmt: skip
+    assert [m.digest for m in client.list_manifests(need_dates=False)] == [D1] and waits == [3.0]
+    assert (
+        session.requests[0][1] == "https://ghe.example/api/v3/orgs/acme/packages/container/hello/versions?per_page=100"
+    )
+    busy = Session(*[answer(503) for _ in range(4)])
+    with pytest.raises(RegistryError) as raised:
+        _ghcr(busy).list_manifests(need_dates=False)
+    assert str(raised.value) == (f"ghcr.io/acme/hello: GET {ORGS} still answered 503 after 4 attempts; run again later")
+
+
+def test_ghcr_without_a_token_says_which_setting_takes_it() -> None:
+    from components.registry.http import RegistryAuthError
+
+    with pytest.raises(RegistryAuthError) as raised:
+        GhcrRegistryClient("ghcr.io/acme/hello", token="", reader=_NoChildren())  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "ghcr.io/acme/hello: GHCR deletes through the GitHub API, which needs a token (read:packages and "
+        "delete:packages): set registryPassword to it"
+    )
