@@ -497,12 +497,14 @@ class _Ecr:
         class Pages:
             def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
                 ecr.calls.append((name, kwargs))
-                return [{"imageDetails": ecr.images}]
+                return [{"imageDetails": ecr.images}, {}]  # a page may say nothing
 
         return Pages()
 
     def batch_get_image(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("batch_get_image", kwargs))
+        if "images" in self.read and self.read["images"] == "each":  # a plain image for every digest asked
+            return {"images": [{"imageId": i, "imageManifest": "{}"} for i in kwargs["imageIds"]]}
         return self.read
 
     def batch_delete_image(self, **kwargs: Any) -> dict[str, Any]:
@@ -605,3 +607,56 @@ def test_ghcr_without_a_token_says_which_setting_takes_it() -> None:
         "ghcr.io/acme/hello: GHCR deletes through the GitHub API, which needs a token (read:packages and "
         "delete:packages): set registryPassword to it"
     )
+
+
+def test_ecr_the_media_type_batch_get_image_reports_makes_an_index_of_a_manifest_without_one() -> None:
+    bare = json.dumps({"schemaVersion": 2})
+    oci_index, docker_list = (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+
+    def read(media_type: str | None = None) -> dict[str, Any]:
+        image = {"imageId": {"imageDigest": D1}, "imageManifest": bare}
+        return {"images": [{**image, "imageManifestMediaType": media_type} if media_type else image]}
+
+    for reported in (oci_index, docker_list):
+        with pytest.raises(RegistryError) as raised:
+            _ecr_client(_Ecr(images=[{"imageDigest": D1}], read=read(reported))).list_manifests(need_dates=False)
+        assert str(raised.value) == f"{ECR_REPO}: index {D1}: 'manifests' is not a list of descriptors"
+    listed_as_index = _Ecr(images=[{"imageDigest": D1, "imageManifestMediaType": oci_index}], read=read())
+    with pytest.raises(RegistryError, match="'manifests' is not a list of descriptors"):
+        _ecr_client(listed_as_index).list_manifests(need_dates=False)
+    plain = _Ecr(images=[{"imageDigest": D1}], read=read())
+    assert [m.children for m in _ecr_client(plain).list_manifests(need_dates=False)] == [()]
+
+
+def test_ecr_reads_manifests_a_hundred_at_a_time() -> None:
+    digests = [f"sha256:{n:064x}" for n in range(101)]
+    ecr = _Ecr(images=[{"imageDigest": d} for d in digests], read={"images": "each"})
+    assert len(_ecr_client(ecr).list_manifests(need_dates=False)) == 101
+    asked = [[i["imageDigest"] for i in kwargs["imageIds"]] for name, kwargs in ecr.calls if name == "batch_get_image"]
+    assert asked == [digests[:100], digests[100:]]
+
+
+def test_ecr_repository_urls() -> None:
+    from components.registry.ecr import Boto3MissingError, EcrApi
+
+    nested = EcrApi("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/hello", client=object())  # type: ignore[arg-type]
+    assert (nested.name, nested.account) == ("team/hello", "123456789012")
+    for wrong in (
+        "quay.io/acme/hello",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        "ghcr.io/a/123456789012.dkr.ecr.eu-west-1.amazonaws.com/x",
+    ):
+        with pytest.raises(ValueError) as raised:
+            EcrApi(wrong, client=object())  # type: ignore[arg-type]
+        assert str(raised.value) == f"{wrong!r} is not an Amazon ECR repository URL"
+    made = EcrApi(ECR_REPO)
+    assert made._client.meta.region_name == "eu-west-1"
+    sys.modules["boto3"], saved = None, sys.modules["boto3"]  # type: ignore[assignment]
+    try:
+        with pytest.raises(Boto3MissingError, match=f"^{ECR_REPO} is an Amazon ECR repository, which needs boto3"):
+            EcrApi(ECR_REPO)
+    finally:
+        sys.modules["boto3"] = saved
