@@ -296,6 +296,8 @@ def test_an_index_without_descriptors_is_an_error(media_type: str, entries: obje
         ("https://ghcr.io/acme/hello", "ghcr.io/acme/hello"),
         ("HTTP://ghcr.io//acme/hello", "ghcr.io/acme/hello"),
         (" nginx ", "docker.io/library/nginx"),
+        ("my.app", "docker.io/library/my.app"),  # one part is a name, dotted or not
+        ("localhost", "docker.io/library/localhost"),
         ("index.docker.io/nginx", "docker.io/library/nginx"),
         ("registry-1.docker.io/library/nginx", "docker.io/library/nginx"),
         ("registry.hub.docker.com/acme/app", "docker.io/acme/app"),
