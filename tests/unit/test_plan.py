@@ -192,9 +192,9 @@ def test_a_duplicate_service_stack_stops_the_plan(tmp_path: Path, project_dir: P
         shutil.copy(project_dir / name, tmp_path)
     (tmp_path / "app").symlink_to(project_dir / "app")
     program = (project_dir / "__main__.py").read_text()
-    line = "service = ServiceStack(settings.service_name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))\n"  # noqa: E501
+    line = "ServiceStack(settings.service_name, ServiceStackArgs(settings=settings, cluster_monitoring=cluster))"
     assert line in program
-    (tmp_path / "__main__.py").write_text(program.replace(line, line + line.replace("service = ", "")))
+    (tmp_path / "__main__.py").write_text(f"{program}\n{line}\n")  # a second ServiceStack of the same name
     out = tmp_path / "out"
     result = run_cli("plan", "--stack", "staging", "--project-dir", str(tmp_path), "--out", str(out),
                      cwd=project_dir, env={"SOURCE_REVISION": "0" * 40})  # fmt: skip
