@@ -113,7 +113,11 @@ build_kubernetes() {
   # The upstream main embeds schema-embed.json and terraform-mapping-embed.json, generated (and
   # gitignored) from the committed schema.json and terraform-mapping.json: made here the same way.
   local provider
-  provider="$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
+  # `go mod download` (not `go list -m`, which answers an empty Dir for a module not downloaded yet:
+  # a cold module cache failed here) fetches the go.mod's version and says where it is.
+  go mod download -json github.com/pulumi/pulumi-kubernetes/provider/v4 >"$1/.provider.json"
+  provider="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$1/.provider.json")"
+  rm "$1/.provider.json"
   python3 - "$provider/cmd/pulumi-resource-kubernetes" "$KUBERNETES_PROVIDER_VERSION" <<'EOF'
 import json, sys
 source, version = sys.argv[1], sys.argv[2]
