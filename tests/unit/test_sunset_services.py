@@ -19,6 +19,7 @@ from pulumi.runtime import settings as pulumi_settings
 
 from components.commands import plan as plan_command
 from components.commands.stage_file import read_stage, write_stage
+from components.commands.sunset.checks import precondition_problem
 from components.commands.sunset.command import EXIT_OK, EXIT_USAGE, Options, RegistryResult, StateResource, Sunset
 from components.commands.sunset.stack import _state_resource
 from components.service import TYPE as SERVICE_STACK
@@ -250,3 +251,33 @@ def test_set_stage_adds_the_services_own_stage_and_nothing_else(project: Path) -
     )
     write_stage(path, "sunset", "web")  # a second time: the key is there, only its value is written
     assert path.read_text().count("web:stage") == 1
+
+
+def test_a_service_leaves_the_stack_production_promotes_from_once_productions_service_is_sunset(
+    project: Path,
+) -> None:
+    """Found by the real-engine platform run (tests/integration/test_engine_platform_sunset.py): with
+    production's api sunset, staging's api was still refused because production (stage production)
+    promotes from staging; but production's api reads no api_image_ref any more."""
+    write_stage(project / "Pulumi.staging.yaml", "sunset", "api")
+    report = project / "sunset-staging-api.json"
+
+    def problem(service: str | None) -> str | None:
+        return precondition_problem(
+            project, "staging", "ghcr.io/acme/platform-api", report, branch, dry_run=False, service=service
+        )
+
+    refused = problem("api")  # production's api still promotes from staging
+    assert refused is not None and "production" in refused
+    assert "api:pinnedDigest" in refused and "api_image_ref" in refused
+    write_stage(project / "Pulumi.production.yaml", "sunset", "api")
+    assert problem("api") is None  # production's api is sunset: nothing reads staging's api_image_ref
+    write_stage(project / "Pulumi.staging.yaml", "sunset")
+    assert problem(None) is not None  # the whole of staging: production's web and worker still promote
+    (project / "Pulumi.production.yaml").write_text(
+        (project / "Pulumi.production.yaml").read_text().replace("  api:stage: sunset\n", "")
+        + "  api:pinnedDigest: sha256:"
+        + "1" * 64
+        + "\n"
+    )
+    assert problem("api") is None  # a pinned digest reads nothing from staging either

@@ -60,13 +60,17 @@ def precondition_problem(
     )
     if problem:
         return problem
-    waiting = promoters(project_dir, stack)
+    waiting = promoters(project_dir, stack, service)
     if waiting:
         names = ", ".join(waiting)
+        output, pin = (
+            (f"{service}_image_ref", f"{service}:pinnedDigest") if service else ("image_ref", key("pinnedDigest"))
+        )
+        whose = f"--service {service} " if service else ""
         return (
             f"live stack(s) {names} promote from {stack} ({key('promoteFromStack')}) without "
-            f"{key('pinnedDigest')}: their StackReference would lose image_ref and their next deploy would "
-            f"break. Pin the digest they run ({key('pinnedDigest')}) or sunset {names} first. Nothing was changed."
+            f"{pin}: their StackReference would lose {output} and their next deploy would "
+            f"break. Pin the digest they run ({pin}) or sunset {whose}{names} first. Nothing was changed."
         )
     return None
 
@@ -114,17 +118,27 @@ def stage_problem(
     return None
 
 
-def promoters(project_dir: Path, stack: str) -> list[str]:
-    """Live stacks that promote from ``stack`` without a pinned digest (their deploy needs its image_ref)."""
+def promoters(project_dir: Path, stack: str, service: str | None = None) -> list[str]:
+    """Live stacks that promote from ``stack`` without a pinned digest (their deploy needs its image_ref).
+
+    ``service`` (one service of several): only stacks where that service is live and promotes, each
+    setting read as the program reads it, ``<service>:<key>`` first, then the project's. A stack whose
+    ``service`` is sunset reads no ``<service>_image_ref`` any more.
+    """
     mine = stack_name(stack)
     found = []
     for other, config in _other_stacks(project_dir, stack):
         if config is None:
             continue
         values, key = config.values, config.key
-        source = values.get(key("promoteFromStack"))
-        live = values.get(key("stage")) != Stage.SUNSET.value
-        if live and source and stack_name(source) == mine and not values.get(key("pinnedDigest")):
+
+        def value(short: str, values: dict[str, str] = values, key: Callable[[str], str] = key) -> str | None:
+            own = values.get(f"{service}:{short}") if service else None
+            return own if own is not None else values.get(key(short))
+
+        source = value("promoteFromStack")
+        live = value("stage") != Stage.SUNSET.value
+        if live and source and stack_name(source) == mine and not value("pinnedDigest"):
             found.append(other)
     return found
 
