@@ -42,6 +42,7 @@ import time
 import traceback
 import urllib.error
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -164,15 +165,18 @@ def _resources(plane: Any) -> list[tuple[str, str]]:
     return [(p, n) for p, n, ns, verbs in found if ns and "list" in verbs and "/" not in n and n not in SKIP_RESOURCES]
 
 
-def cluster_objects(plane: Any) -> dict[str, dict[str, Any]]:
+def cluster_objects(plane: Any, *, redact: bool = True) -> dict[str, dict[str, Any]]:
     """Every object of the six service namespaces and the monitoring namespace's objects of the
-    services, keyed ``<namespace>/<plural>/<name>``; the namespaces themselves as ``namespaces/<name>``."""
+    services, keyed ``<namespace>/<plural>/<name>``; the namespaces themselves as ``namespaces/<name>``.
+    ``redact``: a Secret's values replaced by their length (for the artefacts; fingerprints, kept in
+    memory only, compare the values)."""
+    clean = _clean if redact else _unmanaged
     wanted = [namespace(s, stack) for s in SERVICES for stack in STACKS]
     objects: dict[str, dict[str, Any]] = {}
     present = []
     for name in [*wanted, MONITORING_NAMESPACE]:
         if plane.exists(f"/api/v1/namespaces/{name}"):
-            objects[f"namespaces/{name}"] = _clean(plane.get(f"/api/v1/namespaces/{name}"))
+            objects[f"namespaces/{name}"] = clean(plane.get(f"/api/v1/namespaces/{name}"))
             present.append(name)
     for prefix, plural in _resources(plane):
         for name in present:
@@ -186,13 +190,17 @@ def cluster_objects(plane: Any) -> dict[str, dict[str, Any]]:
                     continue
                 if object_name in ("default", "kube-root-ca.crt"):
                     continue
-                objects[f"{name}/{plural}/{object_name}"] = _clean(item)
+                objects[f"{name}/{plural}/{object_name}"] = clean(item)
     return objects
 
 
+def _unmanaged(item: dict[str, Any]) -> dict[str, Any]:
+    item.get("metadata", {}).pop("managedFields", None)
+    return item
+
+
 def _clean(item: dict[str, Any]) -> dict[str, Any]:
-    metadata = item.get("metadata", {})
-    metadata.pop("managedFields", None)
+    metadata = _unmanaged(item).get("metadata", {})
     if item.get("kind") == "Secret":
         for key in ("data", "stringData"):
             if key in item:
@@ -363,10 +371,9 @@ def check_up_production(systems: Systems) -> list[str]:
     return problems
 
 
-def _sunset(systems: Systems, stack: str) -> None:
-    """As docs/operations.md says: set the service's stage, commit and push it, then sunset it; twice."""
-    ws = systems.ws
-    objects = cluster_objects(systems.plane)
+def observe_before_sunset(systems: Systems, stack: str) -> None:
+    """What must stay as it is: web's and worker's objects, records, images and state; api's other stack."""
+    objects = cluster_objects(systems.plane, redact=False)
     cloudflare = systems.cloudflare.state()
     systems.extra[f"before-{stack}"] = {
         "objects": {k: fingerprint(v) for k, v in of_services(objects, KEPT).items()},
@@ -379,6 +386,11 @@ def _sunset(systems: Systems, stack: str) -> None:
             if namespace(GONE, stack) not in k and (k.startswith(f"{GONE}-") or k.startswith("namespaces/"))
         },
     }
+
+
+def _sunset(systems: Systems, stack: str) -> None:
+    """As docs/operations.md says: set the service's stage, commit and push it, then sunset it; twice."""
+    ws = systems.ws
     python = str(REPO / "venv" / "bin" / "python")
     command = [python, "-m", "components", "sunset", "--stack", stack, "--service", GONE]
     ws.run([*command, "--set-stage"])
@@ -431,19 +443,23 @@ def _check_sunset(systems: Systems, stack: str) -> list[str]:
         problems.append(f"{stack}'s state still holds {GONE}'s resources: {kept_in_state}")
     # web and worker: untouched, in the API server, the fake, the registry and both states.
     before = systems.extra.get(f"before-{stack}") or {}
-    after_objects = cluster_objects(plane)
+    after_objects = cluster_objects(plane, redact=False)
     now = {k: fingerprint(v) for k, v in of_services(after_objects, KEPT).items()}
     was = before.get("objects", {})
     if not was:
         problems.append("nothing of web and worker was recorded before the sunset")
+    touched = []
     for key in sorted(set(was) | set(now)):
         old, new = was.get(key), now.get(key)
         if old is None or new is None:
-            problems.append(f"{key}: {'appeared' if old is None else 'disappeared'} during {GONE}'s sunset")
+            touched.append(f"{key}: {'appeared' if old is None else 'disappeared'}")
         elif old["uid"] != new["uid"] or old["content"] != new["content"]:
-            problems.append(f"{key} changed during {GONE}'s sunset (uid or content)")
+            touched.append(f"{key}: uid or content changed")
         elif old["resourceVersion"] != new["resourceVersion"]:
-            problems.append(f"{key}: resourceVersion {old['resourceVersion']} -> {new['resourceVersion']}")
+            touched.append(f"{key}: resourceVersion {old['resourceVersion']} -> {new['resourceVersion']}")
+    if touched:
+        shown = "; ".join(touched[:8]) + (f"; and {len(touched) - 8} more" if len(touched) > 8 else "")
+        problems.append(f"web's and worker's objects changed during {GONE}'s sunset: {shown}")
     other = {
         k: fingerprint(v)
         for k, v in of_services(after_objects, (GONE,)).items()
@@ -497,13 +513,17 @@ def check_sunset_staging(systems: Systems) -> list[str]:
     return problems
 
 
-STEPS: list[tuple[str, Callable[[Systems], None], Callable[[Systems], list[str]]]] = [
-    ("01-up-staging", step_up_staging, check_up_staging),
-    ("02-up-production", step_up_production, check_up_production),
+Observe = Callable[[Systems], None] | None
+STEPS: list[tuple[str, Observe, Callable[[Systems], None], Callable[[Systems], list[str]]]] = [
+    ("01-up-staging", None, step_up_staging, check_up_staging),
+    ("02-up-production", None, step_up_production, check_up_production),
     # Production first: a live stack's service that promotes from staging needs staging's output.
-    ("03-sunset-production-api", step_sunset_production, check_sunset_production),
-    ("04-sunset-staging-api", step_sunset_staging, check_sunset_staging),
-]
+    ("03-sunset-production-api", partial(observe_before_sunset, stack="production"), step_sunset_production,
+     check_sunset_production),
+    ("04-sunset-staging-api", partial(observe_before_sunset, stack="staging"), step_sunset_staging,
+     check_sunset_staging),
+]  # fmt: skip
+"""(name, what is observed before the command (also with --skip), the command, its checks)."""
 KNOWN_GAPS: dict[str, str] = {}
 """Steps whose failure is a listed gap (docs/engine.md): reported, the run goes on."""
 OVERLAY_GAPS = [
@@ -557,10 +577,12 @@ def snapshot(directory: Path, systems: Systems) -> None:
 
 
 def run_steps(records: list[StepRecord], systems: Systems, out: Path, skip: set[str]) -> None:
-    for name, action, check in STEPS:
+    for name, observe, action, check in STEPS:
         with recording(records, name, systems, out) as record:
             gap = KNOWN_GAPS.get(name)
             failed = ""
+            if observe is not None:
+                observe(systems)
             if name not in skip:
                 try:
                     action(systems)
@@ -586,9 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run's temporary directory")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupted)
-    unknown = set(args.skip) - {name for name, _, _ in STEPS}
+    unknown = set(args.skip) - {step[0] for step in STEPS}
     if unknown:
-        parser.error(f"--skip: no step {sorted(unknown)}; steps: {[n for n, _, _ in STEPS]}")
+        parser.error(f"--skip: no step {sorted(unknown)}; steps: {[step[0] for step in STEPS]}")
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)

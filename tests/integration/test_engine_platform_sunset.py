@@ -53,7 +53,7 @@ def platform_report() -> dict[str, Any]:
     return dict(json.loads(report_path.read_text()))
 
 
-@pytest.mark.parametrize("step", [name for name, _, _ in platform_run.STEPS])
+@pytest.mark.parametrize("step", [step[0] for step in platform_run.STEPS])
 def test_platform_step(platform_report: dict[str, Any], step: str) -> None:
     records = {record["name"]: record for record in platform_report["steps"]}
     assert step in records, f"the run stopped before {step}: {[r['name'] for r in platform_report['steps']]}"
