@@ -60,7 +60,7 @@ def precondition_problem(
     )
     if problem:
         return problem
-    waiting = promoters(project_dir, stack, service)
+    waiting = promoters(project_dir, stack, service) if service else promoters(project_dir, stack)
     if waiting:
         names = ", ".join(waiting)
         output, pin = (
