@@ -179,18 +179,17 @@ def cluster_objects(plane: Any, *, redact: bool = True) -> dict[str, dict[str, A
             objects[f"namespaces/{name}"] = clean(plane.get(f"/api/v1/namespaces/{name}"))
             present.append(name)
     for prefix, plural in _resources(plane):
-        for name in present:
-            try:
-                listing = plane.get(f"{prefix}/namespaces/{name}/{plural}")
-            except urllib.error.HTTPError:
+        try:  # one list across namespaces per resource, filtered here: a few dozen requests, not hundreds
+            listing = plane.get(f"{prefix}/{plural}")
+        except urllib.error.HTTPError:
+            continue
+        for item in listing.get("items", []):
+            name, object_name = item["metadata"].get("namespace"), item["metadata"]["name"]
+            if name not in present or object_name in ("default", "kube-root-ca.crt"):
                 continue
-            for item in listing.get("items", []):
-                object_name = item["metadata"]["name"]
-                if name == MONITORING_NAMESPACE and not object_name.startswith(tuple(f"{s}-" for s in SERVICES)):
-                    continue
-                if object_name in ("default", "kube-root-ca.crt"):
-                    continue
-                objects[f"{name}/{plural}/{object_name}"] = clean(item)
+            if name == MONITORING_NAMESPACE and not object_name.startswith(tuple(f"{s}-" for s in SERVICES)):
+                continue
+            objects[f"{name}/{plural}/{object_name}"] = clean(item)
     return objects
 
 
