@@ -210,12 +210,14 @@ def _clean(item: dict[str, Any]) -> dict[str, Any]:
 
 def fingerprint(item: dict[str, Any]) -> dict[str, Any]:
     """What must not change for an untouched object: its uid, and its content but for status and the
-    server's bookkeeping (resourceVersion, managedFields); its resourceVersion, reported apart."""
+    server's bookkeeping (resourceVersion, managedFields); and, for an object without status, its
+    resourceVersion. An object with status may get a new resourceVersion from a controller's status
+    write (the HPA controller's, kwok's) with nothing else changed."""
     metadata = dict(item.get("metadata", {}))
     uid, version = metadata.pop("uid", None), metadata.pop("resourceVersion", None)
     content = {k: v for k, v in item.items() if k not in ("status", "metadata")} | {"metadata": metadata}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    return {"uid": uid, "content": digest, "resourceVersion": version}
+    return {"uid": uid, "content": digest, "resourceVersion": None if "status" in item else version}
 
 
 def of_services(objects: dict[str, dict[str, Any]], services: tuple[str, ...]) -> dict[str, dict[str, Any]]:
