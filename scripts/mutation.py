@@ -73,7 +73,12 @@ GROUPS: dict[str, Group] = {
             "config/settings/sources.py",
             "config/problems.py",
         ),
-        tests=("tests/unit/test_settings.py", "tests/unit/test_config_problems.py", "tests/unit/test_library.py"),
+        tests=(
+            "tests/unit/test_settings.py",
+            "tests/unit/test_config_problems.py",
+            "tests/unit/test_settings_services.py",
+            "tests/unit/test_library.py",
+        ),
         # test_library.py: its whole plans, subprocesses and import walks (6 to 40 s each) are left out, and
         # its checks of the repository's files (documents, changelog, requirements), which the scratch copy lacks.
         deselect="not plan_command_takes_a_project_dir and not never_imports_a_command and not sunset_help"
