@@ -80,7 +80,7 @@ def test_a_default_refused_for_two_services_is_the_projects_and_a_third_s_own_va
     worker's own ``worker:accessEnabled: false`` is worker's to change."""
     refused = ("'false'", "true: stage staging is always behind Cloudflare Access")
     per_service = {s: [_problem(f"{s}:accessEnabled", *refused)] for s in ("web", "api", "worker")}
-    assert _once(per_service, "shop", lambda service, short: service == "worker") == [
+    assert _once(per_service, "shop", lambda service, short: (service, short) == ("worker", "accessEnabled")) == [
         _problem("shop:accessEnabled", *refused),
         _problem("worker:accessEnabled", *refused),
     ]
