@@ -1,4 +1,4 @@
-"""components/config/settings/sources.py piece by piece: where a service of several reads a key, how its
+"""components/config/settings/sources.py (and loading.py's entry points) piece by piece: where a service of several reads a key, how its
 problems are told once, and which lists of services are accepted.
 
 tests/unit/test_library.py drives :func:`load_services` with whole configurations; these pin its parts.
@@ -127,3 +127,24 @@ def test_a_name_an_earlier_service_has_is_refused_once_per_later_service() -> No
         "api:serviceName: got 'web'; expected a name web does not have",
         "worker:serviceName: got 'web'; expected a name web does not have",
     ]
+
+
+# -- settings without a stack file (components/config/settings/loading.py) ------------------------------------
+
+STAGING = {
+    "stage": "staging", "serviceName": "web", "team": "web", "appVersion": "1.0.0",
+    "imageRepository": "ghcr.io/acme/web", "cloudflareAccountId": "0" * 32, "cloudflareZoneId": "1" * 32, "zoneName": "example.com",
+    "hostnames": ["web.example.com"], "accessEnabled": True, "accessAllowEmailDomains": ["example.com"],
+    "registryUsername": "ci", "registryPassword": "x",
+}  # fmt: skip
+
+
+def test_the_environment_given_is_the_one_read_for_the_source_revision() -> None:
+    from components.config import schema
+    from components.config.settings import Settings, settings_from_mapping
+
+    keywords = {schema.BY_NAME[k].python_name: v for k, v in STAGING.items()}
+    created = Settings.create(environ={"SOURCE_REVISION": "abcdef1"}, **keywords)
+    assert created.build is not None and created.build.revision == "abcdef1"
+    mapped = settings_from_mapping(STAGING, environ={"GITHUB_SHA": "1234567"})
+    assert mapped.build is not None and mapped.build.revision == "1234567"
