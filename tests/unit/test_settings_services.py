@@ -1,5 +1,5 @@
-"""components/config/settings/sources.py (and loading.py's entry points) piece by piece: where a service of several reads a key, how its
-problems are told once, and which lists of services are accepted.
+"""components/config/settings/sources.py, and loading.py's entry points, piece by piece: where a service of
+several reads a key, how its problems are told once, which lists of services are accepted.
 
 tests/unit/test_library.py drives :func:`load_services` with whole configurations; these pin its parts.
 """
@@ -133,9 +133,9 @@ def test_a_name_an_earlier_service_has_is_refused_once_per_later_service() -> No
 
 STAGING = {
     "stage": "staging", "serviceName": "web", "team": "web", "appVersion": "1.0.0",
-    "imageRepository": "ghcr.io/acme/web", "cloudflareAccountId": "0" * 32, "cloudflareZoneId": "1" * 32, "zoneName": "example.com",
-    "hostnames": ["web.example.com"], "accessEnabled": True, "accessAllowEmailDomains": ["example.com"],
-    "registryUsername": "ci", "registryPassword": "x",
+    "imageRepository": "ghcr.io/acme/web", "cloudflareAccountId": "0" * 32, "cloudflareZoneId": "1" * 32,
+    "zoneName": "example.com", "hostnames": ["web.example.com"], "accessEnabled": True,
+    "accessAllowEmailDomains": ["example.com"], "registryUsername": "ci", "registryPassword": "x",
 }  # fmt: skip
 
 
