@@ -536,3 +536,106 @@ def test_which_stacks_own_their_hostnames(stage: object, publishes: bool) -> Non
     from components.config.stack_config import _publishes
 
     assert _publishes(stage) is publishes
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 3 (components/config/stack_config.py) on a project of several services
+
+SHOP = (
+    "name: shop\nruntime: python\nconfig:\n  services:\n    type: array\n    items:\n      type: string\n"
+    "    default: []\n"
+)
+
+
+def _shop(tmp_path: Path, staging: str, production: str | None = None) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text(SHOP)
+    (tmp_path / "Pulumi.staging.yaml").write_text(staging)
+    if production is not None:
+        (tmp_path / "Pulumi.production.yaml").write_text(production)
+    return tmp_path
+
+
+def _problems(project: Path, stack: str = "staging") -> list[str]:
+    with pytest.raises(StackFileError) as raised:
+        load_stack_config(project, stack)
+    return [str(p) for p in raised.value.problems]
+
+
+def test_a_listed_service_s_keys_are_the_library_s_settings_and_its_secrets_encrypted(tmp_path: Path) -> None:
+    project = _shop(tmp_path, "config:\n  shop:services: [web, api]\n  shop:stage: staging\n"
+                    "  web:imageRepository: ghcr.io/acme/web\n  web:replica: '3'\n  web:services: '[x]'\n"
+                    "  web:registryPassword: plain\n  api:registryPassword:\n    secure: ''\n"
+                    "  api:cloudflareApiToken:\n    secure: v1:abc\n  api:zzzzzz: '1'\n"
+                    "  worker:imageRepository: ghcr.io/acme/worker\n  dockr:host: x\n  docker:hots: x\n"
+                    "  myteam:owner: x\n")  # fmt: skip
+    assert _problems(project) == [
+        "web:replica: got '3'; expected a setting of components/config/schema.py (did you mean web:replicas?)",
+        "web:services: got '[x]'; expected not set per service: shop:services is the project's",
+        "web:registryPassword: got [secret]; expected an encrypted value: pulumi config set --secret "
+        "web:registryPassword …",
+        "api:registryPassword: got [secret]; expected secure: <ciphertext>, as `pulumi config set --secret` writes it",
+        "api:zzzzzz: got '1'; expected a setting of components/config/schema.py",
+        "worker:imageRepository: got 'ghcr.io/acme/worker'; expected a key of a listed service: add worker to "
+        "shop:services, or set shop:imageRepository",
+        "dockr:host: got 'x'; expected the namespace docker (did you mean docker:host?)",
+        "docker:hots: got 'x'; expected a configuration key of the docker provider (did you mean docker:host?)",
+    ]
+
+
+def test_what_stage_3_keeps_reads_as_the_cli_hands_it(tmp_path: Path) -> None:
+    project = _shop(tmp_path, "config:\n  shop:services: [web]\n  stage: staging\n  web:replicas: '3'\n"
+                    "  web:cloudflareApiToken:\n    secure: v1:abc\n  myteam:owner: x\n")  # fmt: skip
+    config = load_stack_config(project, "staging")
+    assert config.project == "shop" and config.key("stage") == "shop:stage"
+    assert {k: config.values[k] for k in ("shop:services", "shop:stage", "web:replicas", "myteam:owner")} == {
+        "shop:services": '["web"]', "shop:stage": "staging", "web:replicas": "3", "myteam:owner": "x",
+    }  # fmt: skip
+    assert "web:cloudflareApiToken" in config.secret_keys and "web:replicas" not in config.secret_keys
+    source = config.source()
+    assert source.name == "shop" and source.get("stage") == "staging" and source.get("replicas") is None
+    web = source.view("web")
+    assert (web.name, web.get("replicas"), web.get_secret("replicas") is not None, web.get_secret("x")) == (
+        "web", "3", True, None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("production", "stage"),
+    [
+        ("config:\n  shop:stage: production\n  hostnames: [shop.example.com]\n", "production"),  # bare: the project's
+        ("config:\n  shop:stage: sunset\n  shop:hostnames: [shop.example.com]\n", None),
+        ("config:\n  stage: sunset\n  shop:hostnames: [shop.example.com]\n", None),
+        ("config:\n  shop:stage: production\n  shop:services: [api]\n  api:hostnames: [shop.example.com]\n",
+         "production"),
+        ("config:\n  shop:stage: production\n  services: [api]\n  api:hostnames: [shop.example.com]\n", "production"),
+        ("config:\n  shop:stage: production\n  shop:services: [api]\n  api:stage: sunset\n"
+         "  api:hostnames: [shop.example.com]\n", None),
+        ("config:\n  shop:stage: sunset\n  shop:services: [api]\n  api:stage: staging\n"
+         "  api:hostnames: [shop.example.com]\n", "staging"),
+        ("config:\n  shop:stage: production\n  api:hostnames: [shop.example.com]\n", None),  # api not listed
+        ("config:\n  shop:stage: production\n  shop:hostnames: [other.example.com, 5]\n", None),
+        ("config:\n  shop:stage: production\n  shop:hostnames: shop.example.com\n", None),
+    ],
+    ids=["bare_key", "sunset", "bare_stage_sunset", "service", "bare_services", "service_sunset",
+         "service_live_in_a_sunset_stack", "not_listed", "other_names", "not_a_list"],
+)  # fmt: skip
+def test_a_hostname_is_owned_by_each_live_service_of_another_stack(tmp_path: Path, production: str,
+                                                                    stage: str | None) -> None:  # fmt: skip
+    project = _shop(tmp_path, "config:\n  shop:services: [web]\n  shop:stage: staging\n"
+                    "  web:hostnames: [shop.example.com]\n", production)  # fmt: skip
+    if stage is None:
+        load_stack_config(project, "staging")
+        return
+    assert _problems(project) == [
+        "web:hostnames: got 'shop.example.com'; expected a hostname no other stack owns: Pulumi.production.yaml "
+        f"(stage {stage}) has it too; one DNS record cannot have two owners"
+    ]
+
+
+def test_a_hostname_of_a_sunset_service_or_stack_here_is_nobody_s(tmp_path: Path) -> None:
+    production = "config:\n  shop:stage: production\n  shop:hostnames: [shop.example.com]\n"
+    for staging in ("config:\n  shop:stage: sunset\n  shop:hostnames: [shop.example.com]\n",
+                    "config:\n  shop:services: [web]\n  shop:stage: staging\n  web:stage: sunset\n"
+                    "  web:hostnames: [shop.example.com]\n",
+                    "config:\n  shop:stage: staging\n  shop:hostnames: '[not json'\n"):  # fmt: skip
+        load_stack_config(_shop(tmp_path, staging, production), "staging")
