@@ -129,6 +129,8 @@ GROUPS: dict[str, Group] = {
 
 COPIED = ("components", "tests", "policy", "app", "docs", "examples", "__main__.py", "Pulumi.yaml",
           "Pulumi.staging.yaml", "Pulumi.production.yaml", "pyproject.toml")  # fmt: skip
+TIMEOUT_CONSTANT = 8
+"""Seconds added to a mutant's expected test time before mutmut's timeout (see :func:`scratch_project`)."""
 KILLED = ("killed", "timeout", "segfault", "suspicious")
 """mutmut statuses that count as a kill (a timeout or crash is a test noticing the mutant)."""
 
@@ -159,6 +161,10 @@ def scratch_project(group: Group) -> Path:
             f"pytest_add_cli_args = {toml_list(pytest_args)}\n"
             # The tests read the stack files and the program from the project directory (mutants/ in a run).
             f"also_copy = {toml_list(also_copy)}\n"
+            # mutmut stops a mutant's run after (its tests' time + timeout_constant) x timeout_multiplier x 2 s of
+            # CPU, and after half that of wall time: with its default constant (1 s) a run starved by other
+            # builds (nice 19 on 2 shared cores) passed that wall time and counted as a "timeout", i.e. killed.
+            f"timeout_constant = {TIMEOUT_CONSTANT}\n"
         )
     return scratch
 
