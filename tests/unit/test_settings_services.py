@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.config.problems import SettingProblem
@@ -148,3 +149,29 @@ def test_the_environment_given_is_the_one_read_for_the_source_revision() -> None
     assert created.build is not None and created.build.revision == "abcdef1"
     mapped = settings_from_mapping(STAGING, environ={"GITHUB_SHA": "1234567"})
     assert mapped.build is not None and mapped.build.revision == "1234567"
+
+
+def test_an_unknown_key_far_from_every_setting_is_refused_without_a_hint() -> None:
+    from components.config.settings import settings_from_mapping
+
+    with pytest.raises(SettingsError) as raised:
+        settings_from_mapping({**STAGING, "zzqqxxjj": 1, "replica": 2}, environ={"SOURCE_REVISION": "abcdef1"})
+    assert [str(p) for p in raised.value.problems] == [
+        "zzqqxxjj: got 1; expected a setting of components.schema",
+        "replica: got 2; expected a setting of components.schema (did you mean replicas?)",
+    ]
+
+
+@pulumi.runtime.test
+def test_a_secret_given_as_an_output_stays_that_output_s_value_and_a_secret() -> pulumi.Output[None]:
+    from components.config.settings import settings_from_mapping
+
+    settings = settings_from_mapping({**STAGING, "cloudflareApiToken": pulumi.Output.from_input("tok-9")},
+                                     environ={"SOURCE_REVISION": "abcdef1"})  # fmt: skip
+    token = settings.cloudflare.api_token
+    assert token is not None
+
+    def check(args: list[Any]) -> None:
+        assert args == ["tok-9", True]
+
+    return pulumi.Output.all(token, pulumi.Output.from_input(token).is_secret()).apply(check)  # type: ignore[arg-type]
