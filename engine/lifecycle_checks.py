@@ -7,6 +7,7 @@ runs them in order; ``tests/integration/test_real_engine.py`` runs that and asse
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import string
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -483,29 +484,43 @@ def check_noop(systems: Systems) -> list[str]:
     ]
 
 
-def step_pr_preview(systems: Systems) -> None:
-    """pull-request.yml's same-repository preview job: the stack's write credentials removed, the
-    providers given read-only ones (a kubeconfig of the `view` role, a Cloudflare read token)."""
+@contextlib.contextmanager
+def read_only_job(systems: Systems) -> Iterator[dict[str, str]]:
+    """A workflow job with read-only credentials (pull-request.yml's preview, drift.yml's): the stack's
+    write credentials removed from its file (restored after), and for the providers a kubeconfig of
+    the `view` role and a Cloudflare read token. Yields the job's environment."""
     ws = systems.ws
-    readonly = readonly_kubeconfig(systems)
-    ws.git("stash", "--quiet", "--include-untracked", check=False)
     for key in ("cloudflareApiToken", "kubeconfig"):
-        ws.pulumi("config", "rm", "--stack", "staging", f"{PROJECT}:{key}", check=False)
-    env = {"KUBECONFIG": str(readonly), "CLOUDFLARE_API_TOKEN": systems.read_token}
+        ws.pulumi("config", "rm", "--stack", "staging", f"{PROJECT}:{key}")
+    try:
+        yield {"KUBECONFIG": str(readonly_kubeconfig(systems)), "CLOUDFLARE_API_TOKEN": systems.read_token}
+    finally:
+        ws.git("checkout", "--quiet", "--", "Pulumi.staging.yaml")
+
+
+def step_pr_preview(systems: Systems) -> None:
+    """pull-request.yml's same-repository preview job: `preview --diff --policy-pack policy` with
+    read-only credentials; then an `up` with the same settings, which must be refused."""
+    ws = systems.ws
     # The probe `up` below is refused by the cluster and the API, but the engine still records the
     # providers' new inputs (no token, the read-only kubeconfig) in the state before the first resource
     # fails: the job's backend credentials can write the state. The workflow never runs `up`; the probe
     # runs between an export and an import of the state, so the next deploy starts from main's state.
+    ws.git("stash", "--quiet", "--include-untracked", check=False)  # the job checks out the commit alone
     saved = systems.root / "staging-before-probe.json"
     ws.pulumi("stack", "export", "--stack", "staging", "--file", str(saved))
     try:
-        # The workflow adds --policy-pack policy; here that is the listed policy gap (02-policy).
-        systems.extra["pr-preview"] = ws.pulumi("preview", "--stack", "staging", "--diff", env=env, check=False)
-        # An up that has something to write (one more replica), with the same settings: refused.
-        ws.pulumi("config", "set", "--stack", "staging", f"{PROJECT}:replicas", "2")
-        systems.extra["pr-up"] = ws.pulumi("up", "--stack", "staging", "--yes", "--skip-preview", env=env, check=False)
+        with read_only_job(systems) as env:
+            systems.extra["pr-preview"] = ws.pulumi(
+                "preview", "--stack", "staging", "--diff", "--policy-pack", "policy",
+                env={**env, "PATH": os.pathsep.join([str(POLICY_BIN), ws.env["PATH"]])}, check=False,
+            )  # fmt: skip
+            # An up that has something to write (one more replica), with the same settings: refused.
+            ws.pulumi("config", "set", "--stack", "staging", f"{PROJECT}:replicas", "2")
+            systems.extra["pr-up"] = ws.pulumi(
+                "up", "--stack", "staging", "--yes", "--skip-preview", env=env, check=False
+            )
     finally:
-        ws.git("checkout", "--quiet", "--", "Pulumi.staging.yaml")
         ws.pulumi("stack", "import", "--stack", "staging", "--file", str(saved))
         saved.unlink()
 
@@ -524,6 +539,8 @@ def check_pr_preview(systems: Systems) -> list[str]:
     preview, up = systems.extra.get("pr-preview"), systems.extra.get("pr-up")
     if preview is None or preview.code != 0:
         problems.append(f"the read-only preview failed: {preview and preview.tail()}")
+    elif not re.search(r"Policy Packs run:|Loading policy packs", preview.stdout + preview.stderr):
+        problems.append(f"the read-only preview ran without the policy pack: {preview.tail()}")
     if up is None or up.code == 0:
         problems.append("an up with the preview job's read-only settings was not refused")
     return problems
@@ -534,16 +551,11 @@ def _drift_report(systems: Systems, label: str) -> dict[str, Any]:
     `pulumi preview --refresh --expect-no-changes`, then `python -m components drift classify` on its
     output. Returns the classifier's report (clean, drift with the changed resources, or error)."""
     ws = systems.ws
-    for key in ("cloudflareApiToken", "kubeconfig"):
-        ws.pulumi("config", "rm", "--stack", "staging", f"{PROJECT}:{key}")
-    env = {"KUBECONFIG": str(readonly_kubeconfig(systems)), "CLOUDFLARE_API_TOKEN": systems.read_token}
-    try:
+    with read_only_job(systems) as env:
         preview = ws.pulumi(
             "preview", "--stack", "staging", "--refresh", "--expect-no-changes", "--color", "never",
             "--suppress-progress", env=env, check=False,
         )  # fmt: skip
-    finally:
-        ws.git("checkout", "--quiet", "--", "Pulumi.staging.yaml")
     log = systems.root / f"drift-{label}.txt"
     log.write_text(preview.stdout + preview.stderr)
     out = systems.root / f"drift-{label}"
