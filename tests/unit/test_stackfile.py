@@ -10,11 +10,12 @@ from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
+import pulumi
 import pytest
 import yaml
 
 from components.config.names import closest, edit_distance, namespace_problem, provider_keys
-from components.config.stack_config import StackFileError, load_stack_config
+from components.config.stack_config import StackConfig, StackFileError, load_stack_config
 from components.config.stackfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, StackFileRefused, read_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -639,3 +640,57 @@ def test_a_hostname_of_a_sunset_service_or_stack_here_is_nobody_s(tmp_path: Path
                     "  web:hostnames: [shop.example.com]\n",
                     "config:\n  shop:stage: staging\n  shop:hostnames: '[not json'\n"):  # fmt: skip
         load_stack_config(_shop(tmp_path, staging, production), "staging")
+
+
+def test_stage_3_never_shows_a_secret_and_reads_legacy_and_provider_keys_as_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: shop\nruntime: python\nconfig:\n  cookieValue:\n    type: string\n    secret: true\n    default: x\n"
+    )
+    (tmp_path / "Pulumi.staging.yaml").write_text(
+        "config:\n  shopp:cookieValue: hunter2\n  dockr:config:host: x\n  docker:imageRepository: x\n"
+        "  api:yyyyyy:\n    secure: v1:abc\n  shop:stage: staging\n"
+    )
+    with pytest.raises(StackFileError) as raised:
+        load_stack_config(tmp_path, "staging")
+    assert [str(p) for p in raised.value.problems] == [
+        # a misspelt namespace of a key the project declares secret: hidden all the same
+        "shopp:cookieValue: got [secret]; expected the namespace shop (did you mean shop:cookieValue?)",
+        # Pulumi's legacy <namespace>:config:<name> spelling: the namespace is what precedes the first colon
+        "dockr:config:host: got 'x'; expected the namespace docker (did you mean docker:config:host?)",
+        # a provider's namespace: its own keys, not a service's that the stack does not list
+        "docker:imageRepository: got 'x'; expected a configuration key of the docker provider",
+        "api:yyyyyy: got [secret]; expected the namespace aws (did you mean aws:yyyyyy?)",
+    ]
+    config = raised.value.config  # what could be read, to check the settings too
+    assert config is not None and config.stack == "staging" and config.values["shop:stage"] == "staging"
+    assert {"shop:cookieValue", "shop:registryPassword"} <= config.secret_keys
+    assert list(config.declared) == ["cookieValue"] and config.declared["cookieValue"]["secret"] is True
+
+
+@pytest.mark.parametrize(
+    ("text", "items"),
+    [(None, []), ("", []), ("[not json", []), ("5", []), ('"a"', []), ('{"a": 1}', []), ('["a", 1, "b"]', ["a", "b"])],
+)
+def test_a_listed_value_is_the_strings_of_a_json_list(text: str | None, items: list[str]) -> None:
+    from components.config.stack_config import _listed
+
+    assert _listed(text) == items
+
+
+def test_a_hostnames_mapping_in_another_stack_owns_nothing(tmp_path: Path) -> None:
+    """Only a list's names count (that stack's own plan refuses the mapping)."""
+    project = _shop(tmp_path, "config:\n  shop:stage: staging\n  shop:hostnames: [shop.example.com]\n",
+                    "config:\n  shop:stage: production\n  shop:hostnames: {shop.example.com: x}\n")  # fmt: skip
+    load_stack_config(project, "staging")
+
+
+@pulumi.runtime.test
+def test_a_secret_read_through_the_stack_s_source_is_its_value_as_a_secret() -> pulumi.Output[None]:
+    config = StackConfig(stack="staging", values={"web:token": "tok-1"}, project="shop")
+    secret = config.source().view("web").get_secret("token")
+    assert secret is not None
+
+    def check(args: list[object]) -> None:
+        assert args == ["tok-1", True]
+
+    return pulumi.Output.all(secret, secret.is_secret()).apply(check)  # type: ignore[arg-type]
