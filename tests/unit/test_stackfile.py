@@ -694,3 +694,78 @@ def test_a_secret_read_through_the_stack_s_source_is_its_value_as_a_secret() -> 
         assert args == ["tok-1", True]
 
     return pulumi.Output.all(secret, secret.is_secret()).apply(check)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1's own problems (components/config/stackfile.py: read_stack)
+
+
+def _stage_1(project: Path, stack: str = "staging") -> list[tuple[str, str, str, str | None]]:
+    from components.config.stackfile import read_stack
+
+    with pytest.raises(StackFileError) as raised:
+        read_stack(project, stack)
+    return [(p.key, p.value, p.expected, getattr(p, "cli", None)) for p in raised.value.problems]
+
+
+def test_a_missing_stack_file_names_the_stacks_there_are(tmp_path: Path) -> None:
+    wanted = str(tmp_path / "Pulumi.staging.yaml")
+    assert _stage_1(tmp_path) == [("--stack staging", wanted, "an existing stack file; stacks here: []; no stack file "
+                                   f"in {tmp_path}: run from the project or pass --project-dir", None)]  # fmt: skip
+    (tmp_path / "Pulumi.production.yaml").write_text("config: {}\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    assert _stage_1(tmp_path) == [("--stack staging", wanted, "an existing stack file; stacks here: ['dev', "
+                                   "'production']", None)]  # fmt: skip
+
+
+def test_the_project_file_must_be_there_readable_and_declare_a_mapping(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.staging.yaml").write_text("config: {}\n")
+    project = tmp_path / "Pulumi.yaml"
+    assert _stage_1(tmp_path) == [(str(project), "<missing>", "a Pulumi.yaml next to the stack files: run from the "
+                                   "project or pass --project-dir", None)]  # fmt: skip
+    project.mkdir()
+    assert _stage_1(tmp_path) == [(str(project), "<unreadable>", "a readable file (Is a directory)", None)]
+    project.rmdir()
+    for declarations in ("config: [a]\n", "config:\n  a: 1\n"):
+        project.write_text("name: x\n" + declarations)
+        assert _stage_1(tmp_path) == [("Pulumi.yaml: config", "<not a mapping of declarations>",
+                                       "name: {type: …, description: …} per setting", None)]  # fmt: skip
+    project.write_text("name: x\na: 1\na: 2\n")
+    assert _stage_1(tmp_path) == [
+        ("Pulumi.yaml line 3: a", "a second value for the key (first on line 2); keep one",
+         "a stack file Pulumi can read", 'line 3: mapping key "a" already defined at line 2'),
+    ]  # fmt: skip
+
+
+def test_a_stack_file_s_config_must_be_a_mapping_and_its_value_is_never_shown_in_full(tmp_path: Path) -> None:
+    from components.config.stackfile import read_stack
+
+    (tmp_path / "Pulumi.yaml").write_text("name: x\nconfig:\n  team:\n    type: string\n")
+    (tmp_path / "Pulumi.staging.yaml").write_text("config: [" + ", ".join(["v"] * 40) + "]\n")
+    [(key, value, expected, _)] = _stage_1(tmp_path)
+    assert (key, expected) == ("Pulumi.staging.yaml: config", "a mapping of settings")
+    assert value == "['v', " + "'v', " * 14 + "'v',… (200 characters)"
+    (tmp_path / "Pulumi.staging.yaml").write_text("config:\n  x:team: web\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  x:team: prod\n")
+    files = read_stack(tmp_path, "staging")
+    assert (files.project_dir, files.stack, files.config, files.others) == (
+        tmp_path, "staging", {"x:team": "web"}, (("prod", {"x:team": "prod"}),),
+    )  # fmt: skip
+    assert files.declared == {"team": {"type": "string"}} and files.project["name"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ("\a\b\f\n\r\t\v", '"\\a\\b\\f\\n\\r\\t\\v"'),
+        (' "\\', '" \\"\\\\"'),
+        ("\x1f\x7f\x85", '"\\x1f\\x7f\\u0085"'),
+        ("\ud800\udfff\ue000", '"\\ufffd\\ufffd\\ue000"'),
+        ("\U000e0001\U0001f600", '"\\U000e0001\U0001f600"'),
+    ],
+    ids=["c_escapes", "space_quote_backslash", "control", "surrogates_private_use", "astral"],
+)
+def test_go_quoted_escapes_as_strconv_quote(text: str, quoted: str) -> None:
+    from components.config.stackfile import go_quoted
+
+    assert go_quoted(text) == quoted
