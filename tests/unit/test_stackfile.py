@@ -762,10 +762,57 @@ def test_a_stack_file_s_config_must_be_a_mapping_and_its_value_is_never_shown_in
         ("\x1f\x7f\x85", '"\\x1f\\x7f\\u0085"'),
         ("\ud800\udfff\ue000", '"\\ufffd\\ufffd\\ue000"'),
         ("\U000e0001\U0001f600", '"\\U000e0001\U0001f600"'),
+        ("X", '"X"'),
     ],
-    ids=["c_escapes", "space_quote_backslash", "control", "surrogates_private_use", "astral"],
+    ids=["c_escapes", "space_quote_backslash", "control", "surrogates_private_use", "astral", "x"],
 )
 def test_go_quoted_escapes_as_strconv_quote(text: str, quoted: str) -> None:
     from components.config.stackfile import go_quoted
 
     assert go_quoted(text) == quoted
+
+
+def test_the_oldest_of_more_files_than_are_kept_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most CACHED_FILES are kept; a new one drops the one read longest ago, and a file read again after an
+    edit counts as read now."""
+    from components.config.stackfile import CACHED_FILES
+
+    paths = [tmp_path / f"Pulumi.s{n:02d}.yaml" for n in range(CACHED_FILES + 6)]
+    for path in paths:
+        path.write_text("config: {}\n")
+    _settle(*paths)
+    reads = _count_reads(monkeypatch)
+    for path in paths[:CACHED_FILES]:
+        read_yaml(path)
+    _settle(paths[5], ago_s=30)  # edited: read again, and now the newest
+    read_yaml(paths[5])
+    for path in paths[CACHED_FILES:]:  # six more: s00 to s04 and s06 go
+        read_yaml(path)
+    read_yaml(paths[5])
+    read_yaml(paths[7])
+    assert (reads[paths[5].name], reads[paths[7].name]) == (2, 1)
+    read_yaml(paths[6])
+    read_yaml(paths[0])
+    assert (reads[paths[6].name], reads[paths[0].name]) == (2, 2)
+
+
+def test_a_key_three_times_is_listed_as_yaml_v3_lists_each_pair(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"a: 1\na: 2\na: 3\n")
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    assert [r.cli for r in raised.value.every()] == [
+        'line 2: mapping key "a" already defined at line 1',
+        'line 3: mapping key "a" already defined at line 1',
+        'line 3: mapping key "a" already defined at line 2',
+    ]
+
+
+def test_repeated_keys_of_several_mappings_are_listed_up_to_the_limit_in_all(tmp_path: Path) -> None:
+    from components.config.stackfile import MAX_DUPLICATES_LISTED
+
+    pairs = "".join(f"  k{n}: 1\n  k{n}: 2\n" for n in range(15))
+    path = _write(tmp_path, f"x:\n{pairs}y:\n{pairs}".encode())
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(path)
+    every = raised.value.every()
+    assert len(every) == MAX_DUPLICATES_LISTED + 1 and every[-1].problem == "10 more repeated keys, not listed"
