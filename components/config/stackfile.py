@@ -303,8 +303,9 @@ def _read_text(path: Path, size: int) -> str:
 
 def _parse(path: Path, text: str) -> dict[str, Any]:
     """The document of ``text``: one mapping, composed and constructed within the limits."""
-    loader = LimitedLoader(text)
+    loader: LimitedLoader | None = None
     try:
+        loader = LimitedLoader(text)  # PyYAML's reader refuses what YAML does not allow (C1 controls, U+FFFE) here
         root = loader.get_single_node()
         if root is not None:
             _refuse_duplicates(path, root)  # yaml.v3 finds them before it decodes: so do we
@@ -319,7 +320,8 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     except yaml.YAMLError as error:  # ReaderError (non-printable characters) and the like
         raise StackFileRefused(path, f"invalid YAML ({type(error).__name__})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if document is None:
         return {}
     if not isinstance(document, dict):

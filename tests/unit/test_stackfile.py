@@ -816,3 +816,29 @@ def test_repeated_keys_of_several_mappings_are_listed_up_to_the_limit_in_all(tmp
         read_yaml(path)
     every = raised.value.every()
     assert len(every) == MAX_DUPLICATES_LISTED + 1 and every[-1].problem == "10 more repeated keys, not listed"
+
+
+@pytest.mark.parametrize("character", ["\u0080", "\u009f", "\ufffe"], ids=["c1_first", "c1_last", "non_character"])
+def test_a_character_yaml_does_not_allow_is_a_refusal_not_a_traceback(tmp_path: Path, character: str) -> None:
+    """PyYAML's reader refuses these when the loader is made (before, an uncaught ReaderError: a traceback)."""
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(_write(tmp_path, f"config:\n  a: b{character}\n".encode()))
+    assert str(raised.value) == "Pulumi.x.yaml: invalid YAML (ReaderError)"
+
+
+def test_a_file_grown_past_the_limit_after_its_size_was_read_is_refused(tmp_path: Path) -> None:
+    from components.config.stackfile import _read_text
+
+    path = _write(tmp_path, b"#" * (MAX_BYTES + 1))
+    with pytest.raises(StackFileRefused) as raised:
+        _read_text(path, 10)  # the size stat() gave before it grew
+    assert str(raised.value) == f"Pulumi.x.yaml: more than {MAX_BYTES} bytes; a stack file may have at most 1 MiB"
+
+
+def test_the_node_limit_is_exact(tmp_path: Path) -> None:
+    def items(n: int) -> bytes:  # the top mapping, its "k" key and its list: 3 nodes, then one per item
+        return b"k: [" + b",".join(b"1" for _ in range(n)) + b"]\n"
+
+    assert len(read_yaml(_write(tmp_path, items(MAX_NODES - 3)))["k"]) == MAX_NODES - 3
+    with pytest.raises(StackFileRefused, match=f"more than {MAX_NODES} keys"):
+        read_yaml(_write(tmp_path, items(MAX_NODES - 2)))
