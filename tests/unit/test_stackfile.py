@@ -842,3 +842,9 @@ def test_the_node_limit_is_exact(tmp_path: Path) -> None:
     assert len(read_yaml(_write(tmp_path, items(MAX_NODES - 3)))["k"]) == MAX_NODES - 3
     with pytest.raises(StackFileRefused, match=f"more than {MAX_NODES} keys"):
         read_yaml(_write(tmp_path, items(MAX_NODES - 2)))
+
+
+def test_only_a_leading_byte_order_mark_is_dropped(tmp_path: Path) -> None:
+    assert read_yaml(_write(tmp_path, "\ufeffa: b\n".encode())) == {"a": "b"}
+    with pytest.raises(StackFileRefused, match=r"^Pulumi.x.yaml line 2: invalid YAML"):
+        read_yaml(_write(tmp_path, "a: b\n\ufeff".encode()))
