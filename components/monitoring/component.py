@@ -31,7 +31,8 @@ import pulumi_kubernetes as k8s
 
 from components import labels
 from components.labels import DEFAULT_SCHEME, LabelScheme
-from components.monitoring.rules import RuleParams, alert_names, rule_groups
+from components.monitoring.rule_files import alert_names
+from components.monitoring.rules import RuleParams, rule_groups
 
 TYPE: Final = "service-lifecycle:index:Monitoring"
 

@@ -1,4 +1,5 @@
-"""The rules as files: the rule document as Prometheus rule-file YAML, and the offline plan's ``rules/`` files.
+"""The rules as files: the rule document as Prometheus rule-file YAML, and the offline plan's ``rules/`` files;
+and what a rule document holds (its alerts, expressions, recorded series and the metrics they read).
 
 :func:`write_rule_files` writes the ``spec`` of every recorded PrometheusRule (built by
 :func:`components.monitoring.rules.rule_groups`) as ``rules/<service>.rules.yml``, the file
@@ -7,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -69,3 +71,37 @@ def write_rule_files(resources: Iterable[_Recorded], out: Path) -> list[Path]:
         path.write_text(to_yaml(resource.inputs["spec"]))
         written.append(path)
     return written
+
+
+def alert_names(groups: dict[str, Any]) -> list[str]:
+    """Names of every alert in a rule document."""
+    return [r["alert"] for g in groups["groups"] for r in g["rules"] if "alert" in r]
+
+
+_PROMQL_WORDS: Final = frozenset(
+    {
+        "sum", "min", "max", "avg", "count", "by", "without", "rate", "increase", "irate", "or", "and", "unless",
+        "absent", "histogram_quantile", "on", "ignoring", "group_left", "group_right", "bool", "le", "namespace",
+        "job", "pod", "container", "deployment", "offset",
+    }
+)  # fmt: skip
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names an expression reads (identifiers that are not PromQL words or label names)."""
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_strings)
+    without_matchers = re.sub(r"\{[^}]*\}", "{}", without_ranges)
+    without_groupings = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", r"\1", without_matchers)
+    names = set(re.findall(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*", without_groupings))  # not the s of 1800s
+    return {n for n in names if n not in _PROMQL_WORDS and not re.fullmatch(r"\d+[smhd]?", n)}
+
+
+def exprs(groups: dict[str, Any]) -> list[str]:
+    """Every expression of a rule document."""
+    return [r["expr"] for g in groups["groups"] for r in g["rules"]]
+
+
+def recorded_names(groups: dict[str, Any]) -> set[str]:
+    """Names of the series the document records."""
+    return {r["record"] for g in groups["groups"] for r in g["rules"] if "record" in r}

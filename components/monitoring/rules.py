@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from components.monitoring.release import RELEASE_LABEL, release_label
 from components.monitoring.release import release_rules as _release_rules
-from components.monitoring.rule_files import to_yaml
+from components.monitoring.rule_files import alert_names, exprs, metric_names, recorded_names, to_yaml
 
 __all__ = [  # the rules as data; to_yaml is re-exported (before 0.3.0 it lived here)
     "APP_METRICS", "CLOUDFLARED_HA_CONNECTIONS", "CLOUDFLARED_METRICS", "ERROR_RATIO", "FAST_BURN",
@@ -467,37 +467,3 @@ def rule_groups(params: RuleParams) -> dict[str, Any]:
     group_name = f"{params.service}.{params.namespace}"
     recorded = [*recording_rules(params), *release_rules(params)] if params.serves_requests else []
     return {"groups": [{"name": group_name, "interval": "1m", "rules": [*recorded, *alerts]}]}
-
-
-def alert_names(groups: dict[str, Any]) -> list[str]:
-    """Names of every alert in a rule document."""
-    return [r["alert"] for g in groups["groups"] for r in g["rules"] if "alert" in r]
-
-
-_PROMQL_WORDS: Final = frozenset(
-    {
-        "sum", "min", "max", "avg", "count", "by", "without", "rate", "increase", "irate", "or", "and", "unless",
-        "absent", "histogram_quantile", "on", "ignoring", "group_left", "group_right", "bool", "le", "namespace",
-        "job", "pod", "container", "deployment", "offset",
-    }
-)  # fmt: skip
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names an expression reads (identifiers that are not PromQL words or label names)."""
-    without_strings = re.sub(r'"[^"]*"', '""', expr)
-    without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_strings)
-    without_matchers = re.sub(r"\{[^}]*\}", "{}", without_ranges)
-    without_groupings = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", r"\1", without_matchers)
-    names = set(re.findall(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*", without_groupings))  # not the s of 1800s
-    return {n for n in names if n not in _PROMQL_WORDS and not re.fullmatch(r"\d+[smhd]?", n)}
-
-
-def exprs(groups: dict[str, Any]) -> list[str]:
-    """Every expression of a rule document."""
-    return [r["expr"] for g in groups["groups"] for r in g["rules"]]
-
-
-def recorded_names(groups: dict[str, Any]) -> set[str]:
-    """Names of the series the document records."""
-    return {r["record"] for g in groups["groups"] for r in g["rules"] if "record" in r}

@@ -84,8 +84,10 @@ class Http:
         A DELETE whose connection is lost is not repeated here: it may have been applied, and the
         decommission's final listing finds out (a second DELETE would answer 404 anyway).
         """
-        for attempt in range(1, self.max_attempts + 1):
-            last = attempt == self.max_attempts
+        attempt = 0
+        while True:  # each pass returns, raises, or sleeps and asks again: no end to fall off
+            attempt += 1
+            last = attempt >= self.max_attempts
             try:
                 response = self.session.request(
                     method, url, headers=dict(headers or {}), params=params, auth=auth, timeout=self.timeout
@@ -110,7 +112,6 @@ class Http:
                     f"{self.max_attempts} attempts; run again later"
                 )
             self.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def pages(
         self, first: str, fetch: Callable[[str], requests.Response], *, max_pages: int = MAX_PAGES

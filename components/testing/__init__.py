@@ -1,7 +1,8 @@
 """Recording mocks and test helpers: for tests, the offline plan and library users' own tests.
 
-:mod:`~components.testing.mocks` records every registration as the engine would see it (and refuses what
-the engine refuses); :mod:`~components.testing.running` runs programs under them;
+:mod:`~components.testing.mocks` records every registration as the engine would see it, and
+:mod:`~components.testing.monitor` is the mock monitor that records them and refuses what the engine
+refuses; :mod:`~components.testing.running` runs programs under them;
 :mod:`~components.testing.offline` runs a whole program offline (the ``plan`` command's run);
 :mod:`~components.testing.pytest_plugin` offers the helpers as pytest fixtures
 (registered by the ``service_lifecycle`` entry point). Every name is importable from here;
@@ -24,20 +25,17 @@ from components.testing.mocks import (
     RecordedInvoke,
     RecordedResource,
     RecordingMocks,
-    RecordingMonitor,
     canonical,
     dns_conflict,
-    engine_refusal,
-    install_mocks,
     is_secret,
     kubernetes_identity,
     plausible_answer,
-    project_of,
     redact,
     tunnel_token,
     unwrap,
     wrap_secret,
 )
+from components.testing.monitor import RecordingMonitor, engine_refusal, install_mocks, project_of
 from components.testing.running import (
     config_values,
     make_settings,

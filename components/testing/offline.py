@@ -35,10 +35,10 @@ from components.testing.mocks import (
     RecordedResource,
     RecordingMocks,
     canonical,
-    install_mocks,
     redact,
     wrap_secret,
 )
+from components.testing.monitor import install_mocks
 from components.testing.running import run_program
 
 

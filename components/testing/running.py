@@ -1,6 +1,6 @@
 """Running programs under the recording mocks, and the helpers library users' tests call.
 
-:func:`run_program` runs a function as a Pulumi program under the mocks :func:`components.testing.mocks.install_mocks`
+:func:`run_program` runs a function as a Pulumi program under the mocks :func:`components.testing.monitor.install_mocks`
 installed; :func:`run_components` and :func:`make_settings` are what the pytest plugin
 (:mod:`components.testing.pytest_plugin`) offers as fixtures; :func:`release_worker_loops` ends a
 process that ran programs quietly.
@@ -20,15 +20,8 @@ import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config.stack_config import DictConfig
-from components.testing.mocks import (
-    EngineRuleError,
-    RecordingMocks,
-    RecordingMonitor,
-    _worker_loops,
-    _worker_loops_lock,
-    install_mocks,
-    project_of,
-)
+from components.testing.mocks import EngineRuleError, RecordingMocks
+from components.testing.monitor import RecordingMonitor, _worker_loops, _worker_loops_lock, install_mocks, project_of
 
 if TYPE_CHECKING:
     from components.config.settings import Settings
@@ -130,7 +123,7 @@ def run_components(
     :func:`components.config.settings.load_settings` read inside ``fn``; ``secret_keys`` (full keys) are
     secrets. ``stack_outputs`` answers StackReferences by stack name.
     ``project`` defaults to the name in the program's ``Pulumi.yaml``, found from the working
-    directory up (:func:`components.testing.mocks.project_of`).
+    directory up (:func:`components.testing.monitor.project_of`).
     """
     project = project if project is not None else project_of()
     recording = mocks or RecordingMocks(stack_outputs=stack_outputs)

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.monitoring import rules
+from components.monitoring import rule_files, rules
 from components.monitoring.component import dashboard_exprs
 
 SERVER = Path(__file__).resolve().parents[2] / "app" / "server.py"
@@ -65,14 +65,14 @@ def scrape(base: str) -> dict[str, list[dict[str, str]]]:
 def _used_app_metrics(offline_plan: PlanFn) -> set[str]:
     plan, out = offline_plan("production")
     rule_doc = yaml.safe_load((out / "rules" / "hello.rules.yml").read_text())
-    recorded = rules.recorded_names(rule_doc)
-    from_rules = set().union(*(rules.metric_names(e) for e in rules.exprs(rule_doc)))
+    recorded = rule_files.recorded_names(rule_doc)
+    from_rules = set().union(*(rule_files.metric_names(e) for e in rule_files.exprs(rule_doc)))
     (config_map,) = [
         r for r in plan["resources"]
         if r["type"] == "kubernetes:core/v1:ConfigMap" and "grafana_dashboard" in r["inputs"]["metadata"]["labels"]
     ]  # fmt: skip
     (board,) = [json.loads(v) for v in config_map["inputs"]["data"].values()]
-    from_dashboard = set().union(*(rules.metric_names(e) for e in dashboard_exprs(board)))
+    from_dashboard = set().union(*(rule_files.metric_names(e) for e in dashboard_exprs(board)))
     used = (from_rules | from_dashboard) - recorded - NOT_FROM_THE_APP
     # The check below would pass vacuously if nothing were found.
     assert {"http_requests_total", "http_request_duration_seconds_bucket", "app_ready"} <= used, used

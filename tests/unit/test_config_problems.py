@@ -29,6 +29,7 @@ from components.config.settings import config_text
         "service-lifecycle:registryPassword",  # declared secret by the schema
         "registryPassword",  # a bare key is the project's
         "acme:apiToken",  # by its words, in any namespace
+        "acme:imagePullSecret",  # a schema name outside the project's namespace goes by its words too
         "acme:alertWebhookUr",  # a typo of a schema secret whose words say nothing
         "cloudflare:apiTokn",  # a typo of a provider's secret-looking key
         "cloudflare:APITKN",  # two edits away, any case

@@ -151,6 +151,40 @@ def test_no_module_imports_from_a_higher_layer() -> None:
     assert upward(import_graph()) == []
 
 
+MAX_MODULE_LINES = 500
+MAX_UNIT_LINES = 120
+
+
+def oversized(root: Path) -> list[str]:
+    """Modules below ``root`` over :data:`MAX_MODULE_LINES` lines, functions and classes over :data:`MAX_UNIT_LINES`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        name = path.relative_to(root.parent)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_UNIT_LINES:
+                    found.append(f"{name}:{node.lineno} {node.name}: {size} lines")
+    return found
+
+
+def test_no_module_over_500_lines_and_no_unit_over_120() -> None:
+    """The layout's size limits (docs/design.md): a module a reader holds whole, a unit one screenful or two."""
+    assert oversized(ROOTS["components"]) == []
+
+
+def test_the_size_check_finds_a_long_module_and_a_long_function(tmp_path: Path) -> None:
+    package = tmp_path / "package"
+    package.mkdir()
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_UNIT_LINES))
+    (package / "long.py").write_text("def long():\n" + body + "\n" * (MAX_MODULE_LINES - MAX_UNIT_LINES + 1))
+    (package / "short.py").write_text("def short():\n" + "\n".join(body.splitlines()[: MAX_UNIT_LINES - 1]) + "\n")
+    assert oversized(package) == ["package/long.py: 501 lines", "package/long.py:1 long: 121 lines"]
+
+
 if __name__ == "__main__":
     graph = import_graph()
     print(f"{len(graph)} modules, {sum(len(t) for t in graph.values())} imports between them")
@@ -158,6 +192,7 @@ if __name__ == "__main__":
     for component in cycles(graph):
         print("  " + " <-> ".join(component))
     print(f"upward imports: {len(upward(graph))}")
+    print(f"over the size limits: {oversized(ROOTS['components'])}")
     for line in upward(graph):
         print("  " + line)
     sys.exit(0)

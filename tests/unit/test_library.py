@@ -155,6 +155,8 @@ def test_each_service_reads_its_own_namespace_then_the_shared_one() -> None:
     assert (services["web"].service_name, services["web"].replicas) == ("web", 2)
     assert (services["api"].service_name, services["api"].replicas) == ("api", 4)
     assert services["api"].registry.repository == "ghcr.io/acme/api"
+    promotion = services["api"].promotion  # each service promotes its own output of the source stack
+    assert promotion is not None and (promotion.service, promotion.output) == ("api", "api_image_ref")
 
 
 def test_service_problems_name_the_key_where_the_value_was_read() -> None:

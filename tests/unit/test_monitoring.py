@@ -15,7 +15,7 @@ import pytest
 
 from components import labels
 from components.config.settings import Settings, SettingsError
-from components.monitoring import release, rules
+from components.monitoring import release, rule_files, rules
 from components.monitoring.component import (
     TUNNEL_METRICS_PORT,
     Monitoring,
@@ -130,15 +130,15 @@ def test_burn_rate_thresholds_follow_the_objective() -> None:
 
 def test_every_window_an_alert_reads_is_recorded() -> None:
     groups = rules.rule_groups(_params())
-    recorded = rules.recorded_names(groups)
-    read = set().union(*(rules.metric_names(e) for e in rules.exprs(groups)))
+    recorded = rule_files.recorded_names(groups)
+    read = set().union(*(rule_files.metric_names(e) for e in rule_files.exprs(groups)))
     assert {n for n in read if n.startswith("service:")} <= recorded
     for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
         assert f"service:http_request_errors:ratio_rate{window}" in recorded
 
 
 def test_probe_and_scrape_routes_are_not_user_requests() -> None:
-    for expr in rules.exprs(rules.rule_groups(_params())):
+    for expr in rule_files.exprs(rules.rule_groups(_params())):
         if "http_request" in expr and "service:" not in expr:
             assert 'route!~"/healthz|/readyz|/metrics"' in expr
 
@@ -161,8 +161,8 @@ def test_rule_parameters_that_make_no_sense_are_refused(overrides: dict[str, Any
 
 def test_metric_names_finds_metrics_not_labels_or_functions() -> None:
     expr = 'sum by (namespace, job, le) (rate(http_request_duration_seconds_bucket{route!~"/a|/b",le="+Inf"}[5m]))'
-    assert rules.metric_names(expr) == {"http_request_duration_seconds_bucket"}
-    assert rules.metric_names('absent(up{job="x"} == 1)') == {"up"}
+    assert rule_files.metric_names(expr) == {"http_request_duration_seconds_bucket"}
+    assert rule_files.metric_names('absent(up{job="x"} == 1)') == {"up"}
 
 
 def test_rule_file_yaml_round_trips() -> None:
@@ -220,7 +220,7 @@ def test_dashboard_configmap_is_found_by_grafana_and_valid(run_components: Calla
     (board_json,) = config_map["data"].values()
     board = json.loads(board_json)
     assert board["title"] == "hello (staging)"
-    used = set().union(*(rules.metric_names(e) for e in dashboard_exprs(board)))
+    used = set().union(*(rule_files.metric_names(e) for e in dashboard_exprs(board)))
     assert used and used <= set(rules.APP_METRICS), used - set(rules.APP_METRICS)
     assert all('namespace="hello-staging"' in e for e in dashboard_exprs(board))
 
@@ -233,10 +233,10 @@ def test_the_tunnel_is_not_scraped_when_the_stage_has_no_exposure(
     assert len(mocks.by_type(SERVICE_MONITOR)) == 1
     # Nothing scrapes cloudflared, so TunnelDown's absent() would page forever: no tunnel alerts either.
     spec = mocks.one(PROMETHEUS_RULE).plain_inputs["spec"]
-    names = rules.alert_names(spec)
+    names = rule_files.alert_names(spec)
     assert names and not [n for n in names if n.startswith("Tunnel")], names
-    assert not any("cloudflared" in e for e in rules.exprs(spec))
-    assert "TunnelDown" in rules.alert_names(rules.rule_groups(_args().rule_params("hello-staging")))
+    assert not any("cloudflared" in e for e in rule_files.exprs(spec))
+    assert "TunnelDown" in rule_files.alert_names(rules.rule_groups(_args().rule_params("hello-staging")))
 
 
 def test_the_tunnel_port_name_is_the_one_exposure_gives_cloudflared() -> None:
@@ -329,7 +329,7 @@ def test_the_plan_writes_the_rule_file_the_cluster_gets(
 def test_dashboard_builder_reads_only_app_metrics() -> None:
     board = dashboard(service="hello", stage="production", namespace="hello-production", slo_availability=99.9,
                       latency_p95_seconds=0.3)  # fmt: skip
-    names = set().union(*(rules.metric_names(e) for e in dashboard_exprs(board)))
+    names = set().union(*(rule_files.metric_names(e) for e in dashboard_exprs(board)))
     assert names == {
         "http_requests_total", "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum",
         "http_request_duration_seconds_count", "app_ready", "app_build_info",
@@ -339,7 +339,7 @@ def test_dashboard_builder_reads_only_app_metrics() -> None:
 def test_every_alert_has_a_runbook_section() -> None:
     runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbooks" / "monitoring.md").read_text()
     headings = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
-    assert set(map(str.lower, rules.alert_names(rules.rule_groups(_params())))) <= headings
+    assert set(map(str.lower, rule_files.alert_names(rules.rule_groups(_params())))) <= headings
 
 
 def test_alerts_come_after_the_series_they_read_in_one_group() -> None:
@@ -349,7 +349,7 @@ def test_alerts_come_after_the_series_they_read_in_one_group() -> None:
         if "record" in rule:
             seen.add(rule["record"])
         else:
-            assert {n for n in rules.metric_names(rule["expr"]) if n.startswith("service:")} <= seen, rule["alert"]
+            assert {n for n in rule_files.metric_names(rule["expr"]) if n.startswith("service:")} <= seen, rule["alert"]
 
 
 def test_the_rule_group_is_the_recorded_series_then_each_alert_family_in_order() -> None:
@@ -409,4 +409,4 @@ def test_a_worker_gets_only_the_pod_alerts_and_no_recorded_request_series() -> N
     groups = rules.rule_groups(_params(serves_requests=False, tunnel=False))
     names = [r.get("alert") or r.get("record") for g in groups["groups"] for r in g["rules"]]
     assert names == ["PodRestarting", "PodCrashLooping", "DeploymentReplicasUnavailable"]
-    assert not [e for e in rules.exprs(groups) if "http_request" in e]
+    assert not [e for e in rule_files.exprs(groups) if "http_request" in e]

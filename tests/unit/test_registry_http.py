@@ -110,6 +110,14 @@ def test_a_registry_still_busy_after_every_attempt_is_an_error() -> None:
     assert waits == [1.0]
 
 
+def test_one_attempt_is_one_request_and_no_wait() -> None:
+    session = Session(answer(503), answer(200))
+    client, waits = http(session, max_attempts=1)
+    with pytest.raises(RegistryError, match="still answered 503 after 1 attempts"):
+        client.send("GET", "https://r.example/x")
+    assert waits == [] and len(session.requests) == 1
+
+
 def test_a_wait_longer_than_the_limit_is_an_error_at_once() -> None:
     client, waits = http(Session(answer(429, headers={"Retry-After": "31"})))
     with pytest.raises(RegistryError) as raised:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,7 @@ import pulumi
 import pytest
 
 from components.config.settings import Settings, SettingsError, cpu_millicores, memory_bytes
-from components.lifecycle import Stage
+from components.lifecycle import Stage, parts_for
 
 GOOD_DIGEST = "sha256:" + "a" * 64
 
@@ -217,6 +218,18 @@ def test_ecr_repository_needs_no_registry_password(make_settings: Callable[..., 
     assert settings.registry.ecr_repository_name == "hello"
 
 
+def test_ecr_repository_refuses_an_image_pull_secret(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings(
+            "production", imageRepository="123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello",
+            registryUsername=None, registryPassword=None, imagePullSecret=True,
+        )  # fmt: skip
+    assert [str(p) for p in raised.value.problems] == [
+        "service-lifecycle:imagePullSecret: got 'true'; expected false for ECR: EKS nodes pull with their IAM role"
+        " (see README)"
+    ]
+
+
 @pytest.mark.parametrize(("quantity", "millicores"), [("250m", 250), ("1", 1000), ("1.5", 1500), ("0.1", 100)])
 def test_cpu_quantities(quantity: str, millicores: int) -> None:
     assert cpu_millicores(quantity) == millicores
@@ -231,10 +244,11 @@ def test_memory_quantities(quantity: str, size: int) -> None:
     "quantity", ["1.5m.", "m", "", "1 Gi", "1gi"], ids=["dot", "unit_only", "empty", "space", "lower"]
 )
 def test_bad_quantities_raise(quantity: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as memory:
         memory_bytes(quantity)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as cpu:
         cpu_millicores(quantity)
+    assert memory.value.args == cpu.value.args == (quantity,)  # the quantity refused, for a caller's message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,6 +475,19 @@ EXACT_LINES: list[tuple[str, str, Any, str]] = [
         "promoteFromStack",
         None,
         "service-lifecycle:promoteFromStack: got <not set>; expected stage production never builds: set promoteFromStack (the staging stack) or pinnedDigest (rollback)",  # noqa: E501 - the whole line is the contract
+    ),
+    # Survivors of the issue-23 samples of reading.py and steps.py (mutation.py --sample 300, seed 11).
+    (
+        "staging",
+        "baseImage",
+        "python:3.12-slim",
+        "service-lifecycle:baseImage: got 'python:3.12-slim'; expected a base image pinned by digest (name@sha256:…)",
+    ),
+    (
+        "staging",
+        "accessEnabled",
+        "maybe",
+        "service-lifecycle:accessEnabled: got 'maybe'; expected true or false",
     ),
     # Survivors of the settings sample after load_settings was split by step (mutation.py --sample 120).
     (
@@ -837,6 +864,9 @@ def test_hostnames_below_one_label_need_an_advanced_certificate(make_settings: C
     with pytest.raises(SettingsError) as raised:
         make_settings("production", hostnames=deep, advancedCertificateHostnames=["api.hello.example.com"])
     assert [p.value for p in raised.value.problems] == ["'v1.api.hello.example.com'"]
+    with pytest.raises(SettingsError) as raised:
+        make_settings("production", hostnames=deep)
+    assert [p.value for p in raised.value.problems] == ["'api.hello.example.com, v1.api.hello.example.com'"]
     settings = make_settings("production", hostnames=deep, advancedCertificateHostnames=deep[1:])
     assert settings.cloudflare.advanced_certificate_hostnames == tuple(deep[1:])
     other_zone = make_settings("production", zoneName="example.co.uk", hostnames=["hello.example.co.uk"])
@@ -917,8 +947,9 @@ def test_an_empty_hostname_list_is_a_service_without_exposure(
     secrets = {"registryPassword": "x", "sourceRevision": "a" * 40} if stack == "staging" else {}
     settings = make_settings(stack, hostnames=[], accessEnabled=False, **secrets)
     assert settings.cloudflare.hostnames == ()
-    assert not settings.parts.exposure and not settings.parts.access_required
-    assert settings.parts.workload and settings.parts.monitoring  # everything else stays
+    # the stage's own parts, exposure and Access off (False, as every part is a bool), everything else the same
+    assert settings.parts == dataclasses.replace(parts_for(Stage(stack)), exposure=False, access_required=False)
+    assert settings.parts.workload and settings.parts.monitoring
     assert settings.serves_http
 
 
@@ -937,3 +968,129 @@ def test_a_worker_with_hostnames_is_refused(make_settings: Callable[..., Setting
         make_settings("production", servesHttp=False)
     assert [p.key for p in raised.value.problems] == ["service-lifecycle:servesHttp"]
     assert "a service with hostnames serves HTTP" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"replicas": 0}, {"containerPort": 80}, {"cpuRequest": "lots"}, {"cpuRequest": "2", "cpuLimit": "1"},
+     {"memoryRequest": "1Gi", "memoryLimit": "512Mi"}],
+    ids=["replicas", "port", "cpu", "cpu_above_limit", "memory_above_limit"],
+)  # fmt: skip
+def test_a_service_step_with_a_problem_checks_name_suffix_against_the_longest_service_name(
+    make_settings: Callable[..., Settings], overrides: dict[str, Any]
+) -> None:
+    """The service's name is not used once its step reported a problem: nameSuffix must then fit beside any name
+    (40 characters, so at most 14 here), not only beside this one (hello: 49)."""
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", nameSuffix="a" * 15, **overrides)
+    name = next(iter(overrides))
+    assert [p.key for p in raised.value.problems] == [f"service-lifecycle:{name}", "service-lifecycle:nameSuffix"]
+    assert "expected a DNS-1123 label of at most 14 characters" in str(raised.value.problems[-1])
+    assert make_settings("staging", nameSuffix="a" * 49).name_suffix == "a" * 49
+
+
+def test_a_pull_secret_keeps_the_pull_password_and_names_the_pods_user(make_settings: Callable[..., Settings]) -> None:
+    assert make_settings("production", imagePullSecret=True).registry.pull_password is not None
+    assert make_settings("production", imagePullSecret=False).registry.pull_password is None
+    with pytest.raises(SettingsError) as raised:
+        make_settings("production", imagePullSecret=True, registryUsername=None)
+    assert [str(p) for p in raised.value.problems] == [
+        "service-lifecycle:registryUsername: got <not set>; expected the user the pods pull as"
+        " (imagePullSecret is true)"
+    ]
+
+
+def test_an_empty_list_where_one_is_required_is_refused_by_the_reader() -> None:
+    """``allow_empty=False`` refuses ``[]`` as well as no value (the settings' one such list, hostnames, turns it
+    off when a value is given, so only the reader's own test reaches this)."""
+    from components.config.settings.reading import _Reader
+
+    class Source:
+        def get(self, key: str) -> str | None:
+            return {"names": "[]", "others": '["a"]'}.get(key)
+
+        def get_secret(self, key: str) -> pulumi.Output[str] | None:
+            return None
+
+    r = _Reader(Source())
+    assert r.string_list("names", check=str.isalpha, expected="names", allow_empty=False) is None
+    assert r.string_list("others", check=str.isalpha, expected="names", allow_empty=False) == ("a",)
+    assert [str(p) for p in r.problems] == ["service-lifecycle:names: got '[]'; expected a non-empty list of names"]
+
+
+def test_access_off_where_the_stage_requires_it_still_needs_someone_to_admit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """accessEnabled false is refused in staging, and Access counts as on for the rest of its checks."""
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", accessEnabled=False, accessAllowEmails=[], accessAllowEmailDomains=[])
+    assert [p.key for p in raised.value.problems] == [
+        "service-lifecycle:accessEnabled",
+        "service-lifecycle:accessAllowEmails",
+    ]
+
+
+def test_a_name_suffix_without_a_stage_is_measured_beside_production(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", stage="prod", nameSuffix="-x")
+    assert str(raised.value.problems[-1]) == (
+        "service-lifecycle:nameSuffix: got '-x'; expected a DNS-1123 label of at most 46 characters, e.g. the"
+        " stack's name or a pull request number (hello-production-<suffix> names the namespace: at most 63"
+        " characters)"
+    )
+
+
+def test_every_verify_setting_lands_in_the_monitoring_settings(make_settings: Callable[..., Settings]) -> None:
+    from components.config.settings import VerifySettings
+
+    settings = make_settings(
+        "staging", verifyWindowSeconds=600, verifyIntervalSeconds=30, verifyMinRequests=50, verifyMaxBurnRate="10",
+        verifySignificance="0.05", verifyErrorRatioMargin="0.02", verifyLatencyRatio="2", verifyMaxRestarts=3,
+        verifyMaxSaturation="0.8",
+    )  # fmt: skip
+    assert settings.monitoring.verify == VerifySettings(
+        window_seconds=600, interval_seconds=30, min_requests=50, max_burn_rate=10.0, significance=0.05,
+        error_ratio_margin=0.02, latency_ratio=2.0, max_restarts=3, max_saturation=0.8,
+    )  # fmt: skip
+
+
+VERIFY_BOUNDS: list[tuple[str, list[Any], list[Any], str]] = [
+    # key, accepted (the bounds, or just inside them), refused (just outside), what is expected
+    ("verifyWindowSeconds", [10, 86400], [9, 86401], "whole seconds from 10 to 86400"),
+    ("verifyIntervalSeconds", [1, 3600], [0, 3601], "whole seconds from 1 to 3600"),
+    ("verifyMinRequests", [10, 10_000_000], [9, 10_000_001], "a whole number from 10"),
+    ("verifyMaxBurnRate", ["0.001", "999.999"], ["0", "1000"], "a positive multiple of the error budget, e.g. 14.4"),
+    ("verifySignificance", ["0.001", "0.499"], ["0", "0.5"], "a level above 0 and below 0.5, e.g. 0.01"),
+    ("verifyErrorRatioMargin", ["0.001", "0.999"], ["0", "1"], "a share above 0 and below 1, e.g. 0.01"),
+    ("verifyLatencyRatio", ["1.001", "99.999"], ["1", "100"], "a ratio above 1 and below 100, e.g. 1.5"),
+    ("verifyMaxRestarts", [0, 1000], [-1, 1001], "a whole number from 0 to 1000"),
+    ("verifyMaxSaturation", ["0.001", "0.999"], ["0", "1"], "a share above 0 and below 1, e.g. 0.9"),
+]
+
+
+@pytest.mark.parametrize(("name", "accepted", "refused", "expected"), VERIFY_BOUNDS, ids=[r[0] for r in VERIFY_BOUNDS])
+def test_verify_settings_are_bounded(
+    make_settings: Callable[..., Settings], name: str, accepted: list[Any], refused: list[Any], expected: str
+) -> None:
+    room = {"verifyWindowSeconds": 7200} if name == "verifyIntervalSeconds" else {"verifyIntervalSeconds": 5}
+    for value in accepted:
+        assert make_settings("staging", **{**room, name: value}).monitoring.verify is not None
+    for value in refused:
+        with pytest.raises(SettingsError) as raised:
+            make_settings("staging", **{**room, name: value})
+        assert [str(p) for p in raised.value.problems] == [
+            f"service-lifecycle:{name}: got '{value}'; expected {expected}"
+        ]
+
+
+def test_a_verify_interval_above_half_the_window_is_refused(make_settings: Callable[..., Settings]) -> None:
+    assert (
+        make_settings("staging", verifyWindowSeconds=61, verifyIntervalSeconds=30).monitoring.verify.interval_seconds
+        == 30
+    )
+    with pytest.raises(SettingsError) as raised:
+        make_settings("staging", verifyWindowSeconds=61, verifyIntervalSeconds=31)
+    assert [str(p) for p in raised.value.problems] == [
+        "service-lifecycle:verifyIntervalSeconds: got '31'; expected at most half of verifyWindowSeconds (61): a window"
+        " needs two steps to chart and sum"
+    ]

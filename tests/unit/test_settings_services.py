@@ -175,3 +175,61 @@ def test_a_secret_given_as_an_output_stays_that_output_s_value_and_a_secret() ->
         assert args == ["tok-9", True]
 
     return pulumi.Output.all(token, pulumi.Output.from_input(token).is_secret()).apply(check)  # type: ignore[arg-type]
+
+
+# -- load_services piece by piece: what it passes to load_settings ------------------------------------------
+
+
+def _plain(values: dict[str, Any]) -> dict[str, str]:
+    """Values as a stack's config hands them over: text, lists as JSON, booleans as true/false."""
+    import json
+
+    return {k: json.dumps(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in values.items()}  # fmt: skip
+
+
+def test_without_a_services_list_the_environment_and_the_namespace_given_are_the_ones_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from components.config.settings import load_services
+
+    environ = {"SOURCE_REVISION": "abcdef1"}
+    source = Source(_plain(STAGING), {"registryPassword": "x"})  # no `name`: the project's namespace
+    assert load_services(source, environ=environ)["web"].build.revision == "abcdef1"  # type: ignore[arg-type,union-attr]
+    with pytest.raises(SettingsError) as raised:
+        load_services(
+            Source(_plain({**STAGING, "replicas": 0}), {"registryPassword": "x"}), environ=environ, namespace="acme"
+        )  # type: ignore[arg-type]
+    assert [p.key for p in raised.value.problems] == ["acme:replicas"]
+    monkeypatch.setattr(pulumi, "Config", lambda *args: source)  # the running program's config, by default
+    assert load_services(environ=environ)["web"].build.revision == "abcdef1"  # type: ignore[union-attr]
+
+
+def test_each_listed_service_reads_the_environment_given() -> None:
+    from components.config.settings import load_services
+
+    shared = {k: v for k, v in _plain(STAGING).items() if k not in ("serviceName", "imageRepository", "hostnames")}
+    own = {name: Source(_plain({"imageRepository": f"ghcr.io/acme/{name}", "hostnames": [f"{name}.example.com"]}))
+           for name in ("web", "api")}  # fmt: skip
+    project = Source({**shared, "services": '["web", "api"]'}, {"registryPassword": "x"})
+    services = load_services(
+        project, namespace_source=own.__getitem__,  # type: ignore[arg-type]
+        environ={"SOURCE_REVISION": "abcdef1"}, namespace="shop",
+    )  # fmt: skip
+    assert [s.build.revision for s in services.values()] == ["abcdef1", "abcdef1"]  # type: ignore[union-attr]
+
+
+def test_one_bad_value_each_service_sets_alike_stays_each_service_s() -> None:
+    from components.config.settings import load_services
+
+    shared = {k: v for k, v in _plain(STAGING).items() if k not in ("serviceName", "imageRepository", "hostnames")}
+    own = {name: Source(_plain({"imageRepository": f"ghcr.io/acme/{name}", "hostnames": [f"{name}.example.com"],
+                                "replicas": 0}))
+           for name in ("web", "api")}  # fmt: skip
+    project = Source({**shared, "services": '["web", "api"]'}, {"registryPassword": "x"})
+    with pytest.raises(SettingsError) as raised:
+        load_services(
+            project, namespace_source=own.__getitem__,  # type: ignore[arg-type]
+            environ={"SOURCE_REVISION": "abcdef1"}, namespace="shop",
+        )  # fmt: skip
+    assert [p.key for p in raised.value.problems] == ["web:replicas", "api:replicas"]

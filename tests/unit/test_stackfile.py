@@ -625,7 +625,7 @@ def test_a_hostname_is_owned_by_each_live_service_of_another_stack(tmp_path: Pat
     project = _shop(tmp_path, "config:\n  shop:services: [web]\n  shop:stage: staging\n"
                     "  web:hostnames: [shop.example.com]\n", production)  # fmt: skip
     if stage is None:
-        load_stack_config(project, "staging")
+        assert load_stack_config(project, "staging").values["web:hostnames"] == '["shop.example.com"]'
         return
     assert _problems(project) == [
         "web:hostnames: got 'shop.example.com'; expected a hostname no other stack owns: Pulumi.production.yaml "
@@ -634,12 +634,16 @@ def test_a_hostname_is_owned_by_each_live_service_of_another_stack(tmp_path: Pat
 
 
 def test_a_hostname_of_a_sunset_service_or_stack_here_is_nobody_s(tmp_path: Path) -> None:
+    """Accepted, not refused as owned by production: the stack's values come back with the hostnames as written."""
     production = "config:\n  shop:stage: production\n  shop:hostnames: [shop.example.com]\n"
-    for staging in ("config:\n  shop:stage: sunset\n  shop:hostnames: [shop.example.com]\n",
-                    "config:\n  shop:services: [web]\n  shop:stage: staging\n  web:stage: sunset\n"
-                    "  web:hostnames: [shop.example.com]\n",
-                    "config:\n  shop:stage: staging\n  shop:hostnames: '[not json'\n"):  # fmt: skip
-        load_stack_config(_shop(tmp_path, staging, production), "staging")
+    for staging, key, value in (
+        ("config:\n  shop:stage: sunset\n  shop:hostnames: [shop.example.com]\n",
+         "shop:hostnames", '["shop.example.com"]'),
+        ("config:\n  shop:services: [web]\n  shop:stage: staging\n  web:stage: sunset\n"
+         "  web:hostnames: [shop.example.com]\n", "web:hostnames", '["shop.example.com"]'),
+        ("config:\n  shop:stage: staging\n  shop:hostnames: '[not json'\n", "shop:hostnames", "[not json"),
+    ):  # fmt: skip
+        assert load_stack_config(_shop(tmp_path, staging, production), "staging").values[key] == value
 
 
 def test_stage_3_never_shows_a_secret_and_reads_legacy_and_provider_keys_as_the_cli(tmp_path: Path) -> None:
@@ -681,7 +685,7 @@ def test_a_hostnames_mapping_in_another_stack_owns_nothing(tmp_path: Path) -> No
     """Only a list's names count (that stack's own plan refuses the mapping)."""
     project = _shop(tmp_path, "config:\n  shop:stage: staging\n  shop:hostnames: [shop.example.com]\n",
                     "config:\n  shop:stage: production\n  shop:hostnames: {shop.example.com: x}\n")  # fmt: skip
-    load_stack_config(project, "staging")
+    assert load_stack_config(project, "staging").values["shop:hostnames"] == '["shop.example.com"]'
 
 
 @pulumi.runtime.test
@@ -805,6 +809,36 @@ def test_a_key_three_times_is_listed_as_yaml_v3_lists_each_pair(tmp_path: Path) 
         'line 3: mapping key "a" already defined at line 1',
         'line 3: mapping key "a" already defined at line 2',
     ]
+
+
+@pytest.mark.parametrize("keys", [b"? [a]\n: 1\n? [b]\n: 2\n", b"? {a: 1}\n: 1\n? {b: 2}\n: 2\n"],
+                         ids=["lists", "mappings"])  # fmt: skip
+def test_two_collection_keys_are_one_key_with_an_empty_text(tmp_path: Path, keys: bytes) -> None:
+    """yaml.v3 compares a key's kind and ``Value``, empty for a list or a mapping: two such keys of one kind are
+    one key, printed ``""``; a plain key (even ``""`` or ``XXXX``) beside them is another kind."""
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(_write(tmp_path, keys))
+    assert [(str(r), r.cli) for r in raised.value.every()] == [
+        ("Pulumi.x.yaml line 3: a second value for the key (first on line 1); keep one",
+         'line 3: mapping key "" already defined at line 1'),
+    ]  # fmt: skip
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(_write(tmp_path, b'? [a]\n: 1\n"": 2\nXXXX: 3\n'))
+    assert [(str(r), r.cli) for r in raised.value.every()] == [
+        ("Pulumi.x.yaml line 1: a key that is not a string (list)", ""),
+    ]
+
+
+def test_a_repeated_key_after_a_nested_mapping_without_one_is_found(tmp_path: Path) -> None:
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(_write(tmp_path, b"a:\n  x: 1\nb:\n  y: 1\n  y: 2\n"))
+    assert [r.cli for r in raised.value.every()] == ['line 5: mapping key "y" already defined at line 4']
+
+
+def test_a_control_character_s_line_counts_a_leading_empty_line(tmp_path: Path) -> None:
+    with pytest.raises(StackFileRefused) as raised:
+        read_yaml(_write(tmp_path, b"\nconfig:\n  a: b\x01\n"))
+    assert str(raised.value) == "Pulumi.x.yaml line 3: a control character U+0001 (a binary file?)"
 
 
 def test_repeated_keys_of_several_mappings_are_listed_up_to_the_limit_in_all(tmp_path: Path) -> None:
