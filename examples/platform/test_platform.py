@@ -23,6 +23,7 @@ import pytest
 from pulumi.runtime import settings as pulumi_settings
 
 from components.commands import plan as plan_command
+from components.commands.stage_file import write_stage
 from components.config.settings import Settings, SettingsError
 from components.config.stack_config import StackFileError, load_stack_config
 from components.promotion import PromotionError
@@ -173,6 +174,21 @@ def test_one_cluster_monitoring_stack_in_production_watches_all_three(production
 
 
 # -- 3. every per-service key checked like a project key -----------------------------------------
+
+
+def test_a_service_at_stage_sunset_registers_nothing_and_the_others_stay(tmp_path: Path) -> None:
+    """What the sunset of one service relies on: its targeted ``up`` removes the ServiceStack and provider too."""
+    project = tmp_path / "platform"
+    shutil.copytree(HERE, project, ignore=shutil.ignore_patterns("__pycache__", "out", "test_*.py"))
+    write_stage(project / "Pulumi.production.yaml", "sunset", "api")
+    try:
+        plan, mocks = plan_command.run_plan(project, "production", environ={})
+    finally:
+        pulumi_settings.SETTINGS.outputs.clear()
+    names = [r.name for r in mocks.resources]
+    assert not [n for n in names if n == "api" or n.startswith("api-")], names
+    assert {"web", "worker", "cluster-monitoring"} <= set(names)
+    assert not [k for k in plan.outputs if k.startswith("api_")] and "web_image_ref" in plan.outputs
 
 
 def plan_with(tmp_path: Path, stack: str, edit: Callable[[str], str]) -> tuple[int, str]:

@@ -4,10 +4,13 @@ import pulumi
 
 from components.config.settings import image_ref_output, load_services
 from components.kube import kubernetes_provider
+from components.lifecycle import Stage
 from components.monitoring.cluster import ClusterMonitoring, ClusterMonitoringArgs, LogCollector, LogCollectorArgs
 from components.service import ServiceStack, ServiceStackArgs
 
-services = load_services()
+# A service whose stage is sunset registers nothing, not even its ServiceStack: its sunset's `up` then
+# leaves no trace of it in the state (docs/operations.md).
+services = {name: s for name, s in load_services().items() if s.stage is not Stage.SUNSET}
 # The cluster's monitoring belongs to the cluster, not to a service: registered once, from the service
 # whose settings ask for it (monitoringInstallClusterStack), and shared by every service.
 owners = [s for s in services.values() if s.monitoring.install_cluster_stack and s.parts.monitoring]

@@ -20,7 +20,15 @@ from pulumi.runtime import settings as pulumi_settings
 from components.commands import plan as plan_command
 from components.commands.stage_file import read_stage, write_stage
 from components.commands.sunset.checks import precondition_problem
-from components.commands.sunset.command import EXIT_OK, EXIT_USAGE, Options, RegistryResult, StateResource, Sunset
+from components.commands.sunset.command import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Options,
+    RegistryResult,
+    StateResource,
+    Sunset,
+)
 from components.commands.sunset.stack import _state_resource
 from components.service import TYPE as SERVICE_STACK
 
@@ -110,8 +118,22 @@ def branch(project_dir: Path, path: Path, service: str | None = None) -> tuple[s
     return read_stage(path, service), "origin/main"
 
 
+def service_stack(state: Sequence[StateResource], service: str) -> str:
+    return next(r.urn for r in state if r.type == SERVICE_STACK and r.urn.endswith(f"::{service}"))
+
+
+def ancestors(state: Sequence[StateResource], urn: str) -> set[str]:
+    """``urn``'s parent, the parent's parent, and so on."""
+    parents = {r.urn: r.parent for r in state}
+    found: set[str] = set()
+    while (parent := parents.get(urn)) is not None:
+        found.add(parent)
+        urn = parent
+    return found
+
+
 def below(state: Sequence[StateResource], service: str) -> set[str]:
-    owner = next(r.urn for r in state if r.type == SERVICE_STACK and r.urn.endswith(f"::{service}"))
+    owner = service_stack(state, service)
     members, grew = {owner}, True
     while grew:
         grew = False
@@ -149,20 +171,24 @@ def test_one_service_goes_and_the_others_are_untouched(
     engine, registry = FakeEngine(project, state, outputs), FakeRegistry()
     others = {urn for s in ("web", "worker") for urn in below(state, s)}
     cluster = {r.urn for r in state if "cluster-" in r.urn}
-    providers = {r.urn for r in state if r.type.startswith("pulumi:providers:")}
-    api = below(state, "api") - providers  # a provider is not a part: it stays until the stack's own sunset
+    owner = service_stack(state, "api")
+    api = below(state, "api") | {owner}
+    exposure = outputs["api_exposure_urn"]
+    exposure_tree = {r.urn for r in state if r.urn == exposure or exposure in ancestors(state, r.urn)}
 
     code, said = sunset(project, engine, registry, "api")
 
     assert code == EXIT_OK, said
     left = {r.urn for r in engine.state}
-    assert not api & left  # api's exposure, workload, monitoring and namespace are gone
+    # api's exposure, workload, monitoring and namespace are gone, and so are its ServiceStack and provider
+    assert not api & left
     assert others <= left and cluster <= left  # web, worker and the cluster's monitoring untouched
-    exposure = outputs["api_exposure_urn"]
     destroyed = [c for c in engine.calls if c[0] == "destroy"]
     assert destroyed == [("destroy", (exposure,))]  # the access points first, only api's
     (up,) = [c for c in engine.calls if c[0] == "up"]
-    assert up[1] and set(up[1]) <= api  # a targeted up: nothing of another service is even diffed
+    # a targeted up: nothing of another service is even diffed, nothing the destroy already removed is named
+    assert set(up[1]) == api - exposure_tree
+    assert owner in up[1] and "pulumi:providers:kubernetes::api-k8s" in " ".join(up[1])
     unprotected = [c[1] for c in engine.calls if c[0] == "unprotect"]
     assert unprotected and all(urn in api for urn in unprotected)  # api's protected namespace only
     assert [c["repository"] for c in registry.calls] == ["ghcr.io/acme/platform-api"]
@@ -181,8 +207,7 @@ def test_images_stay_while_another_stack_still_runs_the_service(
     assert not registry.calls  # staging's worker still deploys from ghcr.io/acme/platform-worker
     assert "staging (stage staging) still deploy(s) from ghcr.io/acme/platform-worker" in said
     assert not [c for c in engine.calls if c[0] == "destroy"]  # the worker has no exposure to remove
-    providers = {r.urn for r in state if r.type.startswith("pulumi:providers:")}
-    assert not (below(state, "worker") - providers) & {r.urn for r in engine.state}
+    assert not (below(state, "worker") | {service_stack(state, "worker")}) & {r.urn for r in engine.state}
     assert below(state, "api") <= {r.urn for r in engine.state}
 
 
@@ -226,8 +251,9 @@ def test_the_whole_stack_of_several_goes_service_by_service_then_the_rest(
     code, said = sunset(project, engine, registry, None)
 
     assert code == EXIT_OK, said
-    left = [r for r in engine.state if r.type not in ("pulumi:pulumi:Stack", SERVICE_STACK)]
-    assert all(r.type.startswith("pulumi:providers:") for r in left), [r.urn for r in left]
+    left = [r for r in engine.state if r.type != "pulumi:pulumi:Stack"]
+    # each service's ServiceStack and provider went with it; the cluster's provider is the last up's
+    assert [r.urn.rpartition("::")[2] for r in left] == ["cluster-monitoring-k8s"], [r.urn for r in left]
     destroyed = [c[1] for c in engine.calls if c[0] == "destroy"]
     assert destroyed == [(outputs["api_exposure_urn"],), (outputs["web_exposure_urn"],)]  # access points first
     ups = [c[1] for c in engine.calls if c[0] == "up"]
@@ -281,3 +307,52 @@ def test_a_service_leaves_the_stack_production_promotes_from_once_productions_se
         + "\n"
     )
     assert problem("api") is None  # a pinned digest reads nothing from staging either
+
+
+class OldProgramEngine(FakeEngine):
+    """A program that still registers a sunset service's ServiceStack: a targeted ``up`` keeps it."""
+
+    def up(self, targets: Sequence[str] = ()) -> dict[str, int]:
+        kept = [r for r in self.state if r.urn in set(targets) and r.type == SERVICE_STACK]
+        changes = super().up(targets)
+        self.state += kept
+        return changes
+
+
+def test_a_program_that_still_registers_the_sunset_service_is_named_and_the_run_fails(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    state, outputs = recorded
+    write_stage(project / "Pulumi.production.yaml", "sunset", "api")
+    engine, registry = OldProgramEngine(project, state, outputs), FakeRegistry()
+
+    code, said = sunset(project, engine, registry, "api")
+
+    assert code == EXIT_FAILED
+    owner = service_stack(state, "api")
+    assert {r.urn for r in engine.state} & (below(state, "api") | {owner}) == {owner}
+    assert f"1 resource(s) are still in the stack: the program still registers {owner} at stage sunset" in said
+    assert "register nothing of a service whose stage is sunset" in said
+
+
+def test_what_an_earlier_sunset_left_of_the_service_goes_on_the_next_run(
+    recorded: tuple[list[StateResource], dict[str, Any]], project: Path
+) -> None:
+    state, outputs = recorded
+    write_stage(project / "Pulumi.production.yaml", "sunset", "api")
+    owner = service_stack(state, "api")
+    # what version 0.3 left after api's sunset: its ServiceStack and its kubernetes provider, nothing else
+    remnant = {owner, *(r.urn for r in state if r.parent == owner and r.type.startswith("pulumi:providers:"))}
+    assert len(remnant) == 2
+    earlier = [r for r in state if r.urn in remnant or r.urn not in below(state, "api")]
+    engine, registry = FakeEngine(project, earlier, outputs), FakeRegistry()
+
+    code, said = sunset(project, engine, registry, "api")
+
+    assert code == EXIT_OK, said
+    assert [c for c in engine.calls if c[0] == "up"] == [
+        ("up", tuple(sorted(remnant, key=[r.urn for r in earlier].index)))
+    ]
+    assert not remnant & {r.urn for r in engine.state}
+    code, said = sunset(project, engine, registry, "api")
+    assert code == EXIT_OK and "Nothing to do" in said, said

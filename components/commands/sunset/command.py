@@ -45,7 +45,6 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import IO, Final
 
@@ -74,8 +73,6 @@ from components.commands.sunset.plan import Context, make_plan, planned_steps, w
 from components.commands.sunset.registry import (
     Decommission,
     RegistryResult,
-    decommission_registry,
-    preview_registry,
     registry_decommission,
 )
 from components.commands.sunset.report import (
@@ -97,16 +94,7 @@ from components.commands.sunset.stack import (
     StateResource,
     _state_resource,
 )
-from components.commands.sunset.steps import (
-    Silencer,
-    confirm_and_finish,
-    confirmed,
-    decommission_workload,
-    preview_exposure,
-    remove_access_points,
-    silence_alerts,
-    unprotect,
-)
+from components.commands.sunset.steps import Silencer, change_summary, confirmed, dry_run, execute, preview_exposure
 from components.config.settings import SettingsError
 from components.lifecycle import Stage
 
@@ -163,7 +151,7 @@ class Sunset:
         try:
             several = listed_services(opts.project_dir, opts.stack) if opts.service is None else []
             if several:
-                return self._whole_stack(several)
+                return whole_stack(self, several)
             settings = read_settings(opts.project_dir, opts.stack, opts.service)
         except StackFileUnusableError as error:
             self.say(f"error: {error}")
@@ -193,44 +181,16 @@ class Sunset:
             return EXIT_FAILED
         return self._run(ops, inputs, settings.path)
 
-    def _whole_stack(self, services: list[str]) -> int:
-        """A whole stack of several services: each service's sunset in turn (its access points, its parts, its
-        images), then one ``up`` for what is left (the cluster's monitoring stack). Each service's stage is the
-        project's ``sunset`` unless it sets its own; the first failure stops the run."""
-        opts = self.options
-        if not opts.dry_run and read_stage(stack_file(opts.project_dir, opts.stack)) != Stage.SUNSET.value:
-            self.say(f"error: {stack_file(opts.project_dir, opts.stack).name} does not say stage sunset: set it "
-                     f"with `python -m components sunset --stack {opts.stack} --set-stage`, commit and merge it, "
-                     "then run sunset again. Nothing was changed.")  # fmt: skip
-            return EXIT_USAGE
-        for service in services:
-            self.say(f"== service {service}")
-            one = Sunset(
-                dataclasses.replace(opts, service=service), stack_factory=self._factory,
-                decommission=self._decommission, which=self._which, stdin=self._stdin, out=self._out,
-                clock=self._clock, branch_stage=self._branch_stage, silencer=self._silencer,
-            )  # fmt: skip
-            code = one.run()
-            if code != EXIT_OK:
-                return code
-        if opts.dry_run:
-            return EXIT_OK
-        self.say(f"== stack {opts.stack}: what no service owns")
-        try:
-            ops = self._factory(opts.stack, opts.project_dir)
-            if workload_like(ops.resources()):
-                self.say(f"pulumi up --stack {opts.stack} --yes: {_summary_of(ops.up())}")
-            left = workload_like(ops.resources())
-        except Exception as error:
-            self.say(f"error: the stack's last up failed: {error}")
-            return EXIT_FAILED
-        if left:
-            self.say(
-                f"error: {len(left)} resource(s) are still in stack {opts.stack}: " + ", ".join(r.urn for r in left)
-            )
-            return EXIT_FAILED
-        self.say(f"stack {opts.stack} is sunset: every service ({', '.join(services)}) and the rest are removed.")
-        return EXIT_OK
+    def for_service(self, service: str) -> Sunset:
+        """The same run, with the same boundaries, for one service of a stack of several."""
+        return Sunset(
+            dataclasses.replace(self.options, service=service), stack_factory=self._factory,
+            decommission=self._decommission, which=self._which, stdin=self._stdin, out=self._out,
+            clock=self._clock, branch_stage=self._branch_stage, silencer=self._silencer,
+        )  # fmt: skip
+
+    def stack_ops(self) -> StackOps:
+        return self._factory(self.options.stack, self.options.project_dir)
 
     def _run(self, ops: StackOps, inputs: Inputs, path: Path) -> int:
         """Plan, preview, then a dry run's report, or the confirmation and the steps."""
@@ -254,39 +214,48 @@ class Sunset:
             return failed
         self.say(report.render())
         if opts.dry_run:
-            return self._dry_run(ctx)
+            return dry_run(ctx, self._decommission)
         if not opts.yes and not confirmed(opts.stack, self._stdin, self.say):
             report.result = "refused"
             return EXIT_NOT_CONFIRMED
-        return self._execute(ctx)
-
-    def _dry_run(self, ctx: Context) -> int:
-        if ctx.plan.registry_due and ctx.plan.refs:
-            preview_registry(ctx, self._decommission)
-        ctx.journal.finish("dry-run")
-        self.say("dry run: nothing was changed.")
-        if self.options.report_path is not None:
-            ctx.journal.save()
-        return EXIT_OK
-
-    def _execute(self, ctx: Context) -> int:
-        """Steps 1 to 5 of the module docstring, in order; each skips itself when not due. A failure ends the run."""
-        steps = (
-            partial(silence_alerts, silencer=self._silencer),
-            remove_access_points,
-            unprotect,
-            decommission_workload,
-            partial(decommission_registry, decommission=self._decommission),
-        )
-        for step in steps:
-            failed = step(ctx)
-            if failed is not None:
-                return failed
-        return confirm_and_finish(ctx)
+        return execute(ctx, silencer=self._silencer, decommission=self._decommission)
 
 
 # ---------------------------------------------------------------------------------------------
 # Command
+
+
+def whole_stack(sunset: Sunset, services: list[str]) -> int:
+    """A whole stack of several services: each service's sunset in turn (its access points, its parts, its
+    images), then one ``up`` for what is left (the cluster's monitoring stack). Each service's stage is the
+    project's ``sunset`` unless it sets its own; the first failure stops the run."""
+    opts, say = sunset.options, sunset.say
+    if not opts.dry_run and read_stage(stack_file(opts.project_dir, opts.stack)) != Stage.SUNSET.value:
+        say(f"error: {stack_file(opts.project_dir, opts.stack).name} does not say stage sunset: set it "
+            f"with `python -m components sunset --stack {opts.stack} --set-stage`, commit and merge it, "
+            "then run sunset again. Nothing was changed.")  # fmt: skip
+        return EXIT_USAGE
+    for service in services:
+        say(f"== service {service}")
+        code = sunset.for_service(service).run()
+        if code != EXIT_OK:
+            return code
+    if opts.dry_run:
+        return EXIT_OK
+    say(f"== stack {opts.stack}: what no service owns")
+    try:
+        ops = sunset.stack_ops()
+        if workload_like(ops.resources()):
+            say(f"pulumi up --stack {opts.stack} --yes: {change_summary(ops.up())}")
+        left = workload_like(ops.resources())
+    except Exception as error:
+        say(f"error: the stack's last up failed: {error}")
+        return EXIT_FAILED
+    if left:
+        say(f"error: {len(left)} resource(s) are still in stack {opts.stack}: " + ", ".join(r.urn for r in left))
+        return EXIT_FAILED
+    say(f"stack {opts.stack} is sunset: every service ({', '.join(services)}) and the rest are removed.")
+    return EXIT_OK
 
 
 def main(argv: list[str]) -> int:
@@ -335,7 +304,3 @@ def main(argv: list[str]) -> int:
     except SettingsError as error:
         print(str(error), file=sys.stderr)
         return EXIT_USAGE
-
-
-def _summary_of(changes: dict[str, int]) -> str:
-    return ", ".join(f"{count} {op}" for op, count in sorted(changes.items())) or "no changes"

@@ -17,6 +17,7 @@ from components.commands.sunset.stack import StackOps, StateResource
 from components.lifecycle import Stage
 from components.refs import DIGEST_REF
 from components.registry.model import normalize_digest, normalize_repository, same_repository
+from components.service import TYPE as SERVICE_STACK_TYPE
 
 STAGE_STEP: Final = "stage sunset on the default branch"
 SILENCE_STEP: Final = "silence alerts"
@@ -28,7 +29,6 @@ CONFIRM_STEP: Final = "confirm"
 
 _STACK_TYPE: Final = "pulumi:pulumi:Stack"
 _PROVIDER_PREFIX: Final = "pulumi:providers:"
-_COMPONENT_PREFIX: Final = "service-lifecycle:index:ServiceStack"
 
 
 @dataclass
@@ -37,6 +37,9 @@ class Plan:
 
     exposure: list[StateResource]
     workload: list[StateResource]
+    scaffold: list[StateResource]
+    """One service of several: its ServiceStack and the providers below it, which go with its workload
+    (:func:`scaffold_of`); empty for a whole stack, whose untargeted ``up`` removes them."""
     protected: list[StateResource]
     retained: list[str]
     refs: list[str]
@@ -49,7 +52,18 @@ class Plan:
 
     def nothing_to_do(self, inputs: Inputs) -> bool:
         """Already sunset: the stack file says so, nothing is left in the stack, the registry step is done."""
-        return not self.exposure and not self.workload and inputs.stage == Stage.SUNSET.value and not self.registry_due
+        return (
+            not self.exposure
+            and not self.workload
+            and not self.scaffold
+            and inputs.stage == Stage.SUNSET.value
+            and not self.registry_due
+        )
+
+    @property
+    def decommissioned(self) -> list[StateResource]:
+        """What the workload step's ``up`` removes (or, retained, leaves running out of the stack)."""
+        return self.workload + self.scaffold
 
 
 @dataclass
@@ -73,6 +87,20 @@ def in_scope(inputs: Inputs, resources: Sequence[StateResource]) -> list[StateRe
     return [r for r in resources if r.urn in below]
 
 
+def scaffold_of(inputs: Inputs, resources: Sequence[StateResource]) -> list[StateResource]:
+    """One service of several: its ServiceStack and the providers below it, none of them a part.
+
+    A program registers nothing of a service whose stage is sunset (``examples/platform/__main__.py``),
+    so the sunset's targeted ``up`` removes these with the parts and leaves no trace of the service in
+    the state. A whole stack has none: its ``up`` is not targeted and removes them anyway.
+    """
+    if inputs.scope is None:
+        return []
+    owner = service_stack_urn(resources, inputs.scope)
+    providers = [r for r in in_scope(inputs, resources) if r.type.startswith(_PROVIDER_PREFIX)]
+    return [r for r in resources if r.urn == owner] + providers
+
+
 def make_plan(inputs: Inputs, options: Options) -> Plan:
     exposure = _descendants(inputs.resources, inputs.urn)
     exposure_urns = {r.urn for r in exposure}
@@ -87,7 +115,9 @@ def make_plan(inputs: Inputs, options: Options) -> Plan:
     previous = _previous_step_status(inputs.previous, REGISTRY_STEP)
     registry_due = (not sunset_already or previous not in (None, "done")) and not inputs.sharing
     return Plan(
-        exposure=exposure, workload=workload, protected=[r for r in workload if r.protect],
+        exposure=exposure, workload=workload,
+        scaffold=[r for r in scaffold_of(inputs, inputs.resources) if r.urn not in exposure_urns],
+        protected=[r for r in workload if r.protect],
         retained=[r.urn for r in workload if r.retain_on_delete], refs=history, keep=keep,
         kept_own=own[: inputs.retain], registry_due=registry_due,
         silence_due=bool(options.alertmanager_url) and bool(exposure or workload),
@@ -99,7 +129,7 @@ def planned_steps(inputs: Inputs, plan: Plan, options: Options, path: Path) -> l
     stack = options.stack
     stage_ok = inputs.stage == Stage.SUNSET.value
     unprotect_cmds = [f"pulumi state unprotect --stack {stack} --yes '{r.urn}'" for r in plan.protected]
-    removed = len(plan.workload) - len(plan.retained)
+    removed = len(plan.decommissioned) - len(plan.retained)
     return [
         Step(STAGE_STEP, "done" if stage_ok else "planned",
              f"{path.name} says sunset" if stage_ok else
@@ -116,12 +146,12 @@ def planned_steps(inputs: Inputs, plan: Plan, options: Options, path: Path) -> l
         Step(UNPROTECT_STEP, "planned" if plan.protected else "skipped",
              f"{len(plan.protected)} protected resource(s) the sunset up deletes" if plan.protected
              else "nothing protected", "; ".join(unprotect_cmds), [r.urn for r in plan.protected]),
-        Step(WORKLOAD_STEP, "planned" if plan.workload else "skipped",
+        Step(WORKLOAD_STEP, "planned" if plan.decommissioned else "skipped",
              f"pulumi up with stage sunset removes {removed} resource(s)"
              + (f" and leaves {len(plan.retained)} retained one(s) in place" if plan.retained else ""),
-             (f"pulumi up --stack {stack} --yes" + "".join(f" --target '{r.urn}'" for r in plan.workload)
-              if inputs.scope else f"pulumi up --stack {stack} --yes") if plan.workload else "",
-             [r.urn for r in plan.workload]),
+             (f"pulumi up --stack {stack} --yes" + "".join(f" --target '{r.urn}'" for r in plan.decommissioned)
+              if inputs.scope else f"pulumi up --stack {stack} --yes") if plan.decommissioned else "",
+             [r.urn for r in plan.decommissioned]),
         Step(REGISTRY_STEP, "planned" if plan.registry_due else "skipped", _registry_detail(inputs, plan),
              items=[f"keep {d}" for d in plan.keep] if plan.registry_due else []),
     ]  # fmt: skip
@@ -142,7 +172,7 @@ def workload_like(resources: Sequence[StateResource]) -> list[StateResource]:
     return [
         r
         for r in resources
-        if r.type != _STACK_TYPE and not r.type.startswith(_PROVIDER_PREFIX) and r.type != _COMPONENT_PREFIX
+        if r.type != _STACK_TYPE and not r.type.startswith(_PROVIDER_PREFIX) and r.type != SERVICE_STACK_TYPE
     ]
 
 

@@ -8,6 +8,7 @@ registry step is :mod:`components.commands.sunset.registry`). :func:`confirm_and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import IO, Any
 
 from components.commands import silence
@@ -21,9 +22,12 @@ from components.commands.sunset.plan import (
     WORKLOAD_STEP,
     Context,
     in_scope,
+    scaffold_of,
     workload_like,
 )
+from components.commands.sunset.registry import Decommission, decommission_registry, preview_registry
 from components.commands.sunset.report import EXIT_OK
+from components.service import TYPE as SERVICE_STACK_TYPE
 
 Silencer = Callable[[str, dict[str, Any]], str]
 
@@ -36,7 +40,7 @@ def preview_exposure(ctx: Context) -> int | None:
     journal, size = ctx.journal, len(ctx.plan.exposure)
     try:
         summary = ctx.ops.preview_destroy([ctx.inputs.urn])
-        journal.report.step(EXPOSURE_STEP).detail += f" (engine preview: {_summary(summary)})"
+        journal.report.step(EXPOSURE_STEP).detail += f" (engine preview: {change_summary(summary)})"
     except Exception as error:
         return journal.fail(EXPOSURE_STEP, f"preview failed: {error}. Nothing was changed.")
     # --target-dependents also takes whatever depends on the Exposure: only the access points may go.
@@ -82,7 +86,7 @@ def remove_access_points(ctx: Context) -> int | None:
         changes = ctx.ops.destroy([str(ctx.inputs.urn)])
     except Exception as error:
         return ctx.journal.fail(step.name, f"destroy failed: {error}")
-    step.status, step.detail = "done", f"removed ({_summary(changes)})"
+    step.status, step.detail = "done", f"removed ({change_summary(changes)})"
     report.removed += [r.urn for r in ctx.plan.exposure]
     return None
 
@@ -105,12 +109,13 @@ def decommission_workload(ctx: Context) -> int | None:
     step = report.step(WORKLOAD_STEP)
     if step.status == "planned":
         try:
-            # one service of several: only its resources (the other services' are not touched, even by a diff)
-            changes = ctx.ops.up([r.urn for r in plan.workload]) if ctx.inputs.scope else ctx.ops.up()
+            # one service of several: only its resources, its ServiceStack and provider last (the other
+            # services' are not touched, even by a diff)
+            changes = ctx.ops.up([r.urn for r in plan.decommissioned]) if ctx.inputs.scope else ctx.ops.up()
         except Exception as error:
             return ctx.journal.fail(step.name, f"up failed: {error}")
-        step.status, step.detail = "done", f"removed ({_summary(changes)})"
-        report.removed += [r.urn for r in plan.workload if r.urn not in plan.retained]
+        step.status, step.detail = "done", f"removed ({change_summary(changes)})"
+        report.removed += [r.urn for r in plan.decommissioned if r.urn not in plan.retained]
         report.retained = plan.retained
     elif ctx.inputs.previous:  # an earlier run did the up: what it left in place is still there
         report.retained = [u for u in ctx.inputs.previous.get("retained") or [] if isinstance(u, str)]
@@ -125,7 +130,8 @@ def confirm_and_finish(ctx: Context) -> int:
         report.outputs = ctx.ops.outputs()
     except Exception as error:
         return journal.fail(CONFIRM_STEP, f"could not read the stack after the sunset: {error}")
-    report.remaining = [r.urn for r in workload_like(in_scope(inputs, after))]
+    left = workload_like(in_scope(inputs, after)) + scaffold_of(inputs, after)
+    report.remaining = [r.urn for r in left]
     report.kept = [
         f"stack {report.stack}, its state and update history",
         f"{stack_file(ctx.options.project_dir, report.stack).name} (stage: sunset)",
@@ -138,10 +144,44 @@ def confirm_and_finish(ctx: Context) -> int:
         ),
     ]
     if report.remaining:
-        return journal.fail(CONFIRM_STEP, f"{len(report.remaining)} resource(s) are still in the stack")
+        registered = [r.urn for r in left if r.type == SERVICE_STACK_TYPE]
+        hint = (
+            f": the program still registers {', '.join(registered)} at stage sunset; register nothing of a service "
+            "whose stage is sunset (as examples/platform/__main__.py does), then run sunset again"
+            if registered and len(registered) == len(left)
+            else ""
+        )
+        return journal.fail(CONFIRM_STEP, f"{len(report.remaining)} resource(s) are still in the stack{hint}")
     journal.finish("done")
     journal.save()
     journal.say(report.render())
+    return EXIT_OK
+
+
+def execute(ctx: Context, *, silencer: Silencer, decommission: Decommission) -> int:
+    """Steps 1 to 5, in order; each skips itself when not due. A failure ends the run; then the confirmation."""
+    steps = (
+        partial(silence_alerts, silencer=silencer),
+        remove_access_points,
+        unprotect,
+        decommission_workload,
+        partial(decommission_registry, decommission=decommission),
+    )
+    for step in steps:
+        failed = step(ctx)
+        if failed is not None:
+            return failed
+    return confirm_and_finish(ctx)
+
+
+def dry_run(ctx: Context, decommission: Decommission) -> int:
+    """Nothing changes: the registry's preview, the report printed (and saved where ``--report`` says)."""
+    if ctx.plan.registry_due and ctx.plan.refs:
+        preview_registry(ctx, decommission)
+    ctx.journal.finish("dry-run")
+    ctx.journal.say("dry run: nothing was changed.")
+    if ctx.options.report_path is not None:
+        ctx.journal.save()
     return EXIT_OK
 
 
@@ -158,5 +198,6 @@ def confirmed(stack: str, stdin: IO[str], say: Callable[[str], None]) -> bool:
     return True
 
 
-def _summary(changes: Mapping[str, int]) -> str:
+def change_summary(changes: Mapping[str, int]) -> str:
+    """An engine's resource changes in one phrase: ``3 delete, 1 same``, or ``no changes``."""
     return ", ".join(f"{count} {op}" for op, count in sorted(changes.items())) or "no changes"
