@@ -1351,7 +1351,8 @@ class CloudflareApi:
     def snapshot(self) -> dict[str, Any]:
         """Everything stored, secrets left out: what ``GET /__fake/state`` answers."""
         with self.lock:
-            tunnels, deleted = [], []
+            tunnels: list[dict[str, Any]] = []
+            deleted: list[dict[str, Any]] = []
             for tunnel in self.state.tunnels.values():
                 view = copy.deepcopy(tunnel)
                 view["configuration"] = copy.deepcopy(self.state.configurations.get(tunnel["id"]))
@@ -1433,6 +1434,7 @@ class FakeCloudflare:
         self.api = api
         self.server = server
         host, port = server.server_address[:2]
+        assert isinstance(host, str)  # an IPv4 server's address
         self.root = f"http://{host}:{port}"
         self.url = self.root + API_PREFIX
         self.port = port

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-import dockerenv  # noqa: E402
+import dockerenv as dockerenv  # noqa: E402, PLC0414  # re-exported (mypy): engine.rollback_run and platform_run use it
 
 from engine import cloudflare_fake, controlplane, lifecycle_checks, workspace  # noqa: E402
 
@@ -266,26 +266,44 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args.out, set(args.skip))
     root = Path(tempfile.mkdtemp(prefix="service-lifecycle-e2e-"))
     systems: Systems | None = None
+
+    def body(stack: contextlib.ExitStack) -> None:
+        nonlocal systems
+        systems = start_systems(root, stack)
+        systems.base_image = push_base_image(systems)
+        overlay(systems)
+        run_steps(run, systems)
+
+    def finish(status: str) -> None:
+        run.write_report(systems, status)
+
+    status = run_guarded("e2e", body, finish=finish, root=root, keep=args.keep)
+    print(f"e2e: {status}; artefacts in {args.out}")
+    return 0 if status == "passed" else 1
+
+
+def run_guarded(
+    label: str, body: Callable[[contextlib.ExitStack], None], *, finish: Callable[[str], None], root: Path, keep: bool
+) -> str:
+    """Run ``body`` with an ExitStack that stops every process it started, whatever happens; "passed" or
+    "failed". A step's failure is printed in one line, anything else with its traceback; ``finish(status)``
+    writes the report in every case, then the run's temporary ``root`` goes (unless ``keep``)."""
     status = "failed"
     try:
         with contextlib.ExitStack() as stack:
-            systems = start_systems(root, stack)
-            systems.base_image = push_base_image(systems)
-            overlay(systems)
-            run_steps(run, systems)
+            body(stack)
             status = "passed"
     except (StepFailed, workspace.CommandFailed, controlplane.ControlPlaneError) as error:
-        print(f"e2e: FAILED: {error}", file=sys.stderr)
+        print(f"{label}: FAILED: {error}", file=sys.stderr)
     except KeyboardInterrupt:
-        print("e2e: interrupted; stopping everything it started", file=sys.stderr)
+        print(f"{label}: interrupted; stopping everything it started", file=sys.stderr)
     except Exception:
         traceback.print_exc()
     finally:
-        run.write_report(systems, status)
-        if not args.keep:
+        finish(status)
+        if not keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"e2e: {status}; artefacts in {args.out}")
-    return 0 if status == "passed" else 1
+    return status
 
 
 def _interrupted(signum: int, frame: object) -> None:

@@ -60,7 +60,8 @@ def _resources(plane: Any) -> list[tuple[str, str, bool]]:
     return [(p, n, ns) for p, n, ns in found if "/" not in n and n not in SKIP_RESOURCES]
 
 
-def _clean(item: dict[str, Any]) -> dict[str, Any]:
+def redacted(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` without its managedFields, a Secret's values replaced by their length (what an artefact may hold)."""
     metadata = item.get("metadata", {})
     metadata.pop("managedFields", None)
     if item.get("kind") == "Secret":
@@ -74,9 +75,8 @@ def _clean(item: dict[str, Any]) -> dict[str, Any]:
 def cluster_objects(plane: Any, service: str) -> dict[str, Any]:
     """Every object in the service's namespaces and the monitoring namespace, and those namespaces."""
     wanted = [*NAMESPACES.values(), MONITORING_NAMESPACE]
-    namespaces = [
-        _clean(plane.get(f"/api/v1/namespaces/{name}")) for name in wanted if plane.exists(f"/api/v1/namespaces/{name}")
-    ]
+    paths = [f"/api/v1/namespaces/{name}" for name in wanted]
+    namespaces = [redacted(plane.get(path)) for path in paths if plane.exists(path)]
     objects: dict[str, list[dict[str, Any]]] = {}
     for prefix, plural, namespaced in _resources(plane):
         if not namespaced:
@@ -96,7 +96,7 @@ def cluster_objects(plane: Any, service: str) -> dict[str, Any]:
                     continue
                 item.setdefault("kind", listing.get("kind", "").removesuffix("List"))
                 objects.setdefault(f"{prefix.removeprefix('/api').removeprefix('s/').strip('/')}/{plural}", []).append(
-                    _clean(item)
+                    redacted(item)
                 )
     return {"namespaces": namespaces, "objects": objects}
 
@@ -121,7 +121,8 @@ def manifest_digest(url: str, repository: str, reference: str) -> str | None:
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.headers.get("Docker-Content-Digest")
+            digest: str | None = answer.headers.get("Docker-Content-Digest")
+            return digest
     except urllib.error.HTTPError:
         return None
 
@@ -571,7 +572,8 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 
 def _enforce_label(systems: Systems) -> str | None:
     labels = systems.plane.get(f"/api/v1/namespaces/{NAMESPACES['staging']}")["metadata"].get("labels", {})
-    return labels.get(ENFORCE)
+    enforce: str | None = labels.get(ENFORCE)
+    return enforce
 
 
 def step_drift(systems: Systems) -> None:

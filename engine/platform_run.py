@@ -39,14 +39,13 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from engine import controlplane, e2e, lifecycle_checks, workspace
+from engine import e2e, lifecycle_checks, workspace
 from engine.workspace import Result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +169,7 @@ def cluster_objects(plane: Any, *, redact: bool = True) -> dict[str, dict[str, A
     services, keyed ``<namespace>/<plural>/<name>``; the namespaces themselves as ``namespaces/<name>``.
     ``redact``: a Secret's values replaced by their length (for the artefacts; fingerprints, kept in
     memory only, compare the values)."""
-    clean = _clean if redact else _unmanaged
+    clean = lifecycle_checks.redacted if redact else _unmanaged
     wanted = [namespace(s, stack) for s in SERVICES for stack in STACKS]
     objects: dict[str, dict[str, Any]] = {}
     present = []
@@ -195,16 +194,6 @@ def cluster_objects(plane: Any, *, redact: bool = True) -> dict[str, dict[str, A
 
 def _unmanaged(item: dict[str, Any]) -> dict[str, Any]:
     item.get("metadata", {}).pop("managedFields", None)
-    return item
-
-
-def _clean(item: dict[str, Any]) -> dict[str, Any]:
-    metadata = _unmanaged(item).get("metadata", {})
-    if item.get("kind") == "Secret":
-        for key in ("data", "stringData"):
-            if key in item:
-                item[key] = {k: f"[redacted: {len(v)} characters]" for k, v in item[key].items()}
-        metadata.get("annotations", {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
     return item
 
 
@@ -437,9 +426,9 @@ def _check_sunset(systems: Systems, stack: str) -> list[str]:
     leftover = [d["metadata"]["name"] for d in dashboards if d["metadata"]["name"].startswith(f"{ns}")]
     if leftover:
         problems.append(f"monitoring objects of {ns} remain in {MONITORING_NAMESPACE}: {leftover}")
-    state_left = state_of(systems, stack, (GONE,))
-    # A provider is not a part: it stays until the stack's own sunset (components/commands/sunset/plan.py).
-    kept_in_state = [urn for urn, r in state_left.items() if not r["type"].startswith("pulumi:providers:")]
+    # Nothing of api in the state: not a part, not its provider, not its ServiceStack.
+    names = {r["urn"]: r["urn"].rsplit("::")[-1] for r in lifecycle_checks.state_resources(systems, stack)}
+    kept_in_state = [urn for urn, name in names.items() if name == GONE or name.startswith(f"{GONE}-")]
     if kept_in_state:
         problems.append(f"{stack}'s state still holds {GONE}'s resources: {kept_in_state}")
     # web and worker: untouched, in the API server, the fake, the registry and both states.
@@ -617,22 +606,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True)
     records: list[StepRecord] = []
     root = Path(tempfile.mkdtemp(prefix="service-lifecycle-platform-"))
-    status, started = "failed", time.monotonic()
-    try:
-        with contextlib.ExitStack() as stack:
-            systems = e2e.start_systems(root, stack)
-            systems.base_image = e2e.push_base_image(systems)
-            systems.ws = platform_workspace(systems.ws)
-            overlay(systems)
-            run_steps(records, systems, args.out, set(args.skip))
-            status = "passed"
-    except (e2e.StepFailed, workspace.CommandFailed, controlplane.ControlPlaneError) as error:
-        print(f"platform: FAILED: {error}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("platform: interrupted; stopping everything it started", file=sys.stderr)
-    except Exception:
-        traceback.print_exc()
-    finally:
+    started = time.monotonic()
+
+    def body(stack: contextlib.ExitStack) -> None:
+        systems = e2e.start_systems(root, stack)
+        systems.base_image = e2e.push_base_image(systems)
+        systems.ws = platform_workspace(systems.ws)
+        overlay(systems)
+        run_steps(records, systems, args.out, set(args.skip))
+
+    def finish(status: str) -> None:
         report = {
             "status": status,
             "seconds": round(time.monotonic() - started, 1),
@@ -641,8 +624,8 @@ def main(argv: list[str] | None = None) -> int:
             "overlay_gaps": OVERLAY_GAPS,
         }
         (args.out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+
+    status = e2e.run_guarded("platform", body, finish=finish, root=root, keep=args.keep)
     print(f"platform: {status}; artefacts in {args.out}")
     return 0 if status == "passed" else 1
 

@@ -45,7 +45,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -615,30 +614,24 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="service-lifecycle-rollback-"))
     systems: Systems | None = None
     ctx: Context | None = None
-    status = "failed"
     started = time.monotonic()
-    try:
-        with contextlib.ExitStack() as stack:
-            systems = e2e.start_systems(root, stack)
-            prometheus = start_prometheus(root / "prometheus", binary)
-            stack.callback(prometheus.stop)
-            ctx = Context(systems, prometheus)
-            stack.callback(_remove_served, ctx)
-            systems.base_image = e2e.push_base_image(systems)
-            e2e.overlay(systems)
-            run_steps(run, ctx)
-            status = "passed"
-    except (StepFailed, workspace.CommandFailed, controlplane.ControlPlaneError) as error:
-        print(f"rollback run: FAILED: {error}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("rollback run: interrupted; stopping everything it started", file=sys.stderr)
-    except Exception:
-        traceback.print_exc()
-    finally:
+
+    def body(stack: contextlib.ExitStack) -> None:
+        nonlocal systems, ctx
+        systems = e2e.start_systems(root, stack)
+        prometheus = start_prometheus(root / "prometheus", binary)
+        stack.callback(prometheus.stop)
+        ctx = Context(systems, prometheus)
+        stack.callback(_remove_served, ctx)
+        systems.base_image = e2e.push_base_image(systems)
+        e2e.overlay(systems)
+        run_steps(run, ctx)
+
+    def finish(status: str) -> None:
         run.write_report(systems, status)
         write_facts(args.out, ctx, time.monotonic() - started)
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+
+    status = e2e.run_guarded("rollback run", body, finish=finish, root=root, keep=args.keep)
     print(f"rollback run: {status} in {time.monotonic() - started:.0f} s; artefacts in {args.out}")
     return 0 if status == "passed" else 1
 

@@ -214,7 +214,8 @@ def outputs(
 def body_of(inputs: Props, names: Names, *, skip: tuple[str, ...], defaults: Props | None = None) -> Props:
     """The request body: the inputs but the path parameters, with the provider's defaults, as API fields."""
     chosen = {**(defaults or {}), **{k: v for k, v in inputs.items() if k not in skip and v is not None}}
-    return names.to_api(chosen)
+    body: Props = names.to_api(chosen)
+    return body
 
 
 def owner(props: Props) -> str:

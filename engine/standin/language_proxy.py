@@ -49,7 +49,8 @@ def fill_program(request: bytes) -> bytes:
     if message.program or not message.info.program_directory:
         return request
     message.program = message.info.program_directory
-    return message.SerializeToString()
+    filled: bytes = message.SerializeToString()
+    return filled
 
 
 def real_host(own_dir: Path, path: str) -> str:
@@ -69,7 +70,7 @@ def _forwarded(context: grpc.ServicerContext) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in context.invocation_metadata() if not k.startswith((":", "grpc-")) and k != "user-agent"]
 
 
-class Forward(grpc.GenericRpcHandler):
+class Forward(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc has no type information
     def __init__(self, channel: grpc.Channel) -> None:
         self.channel = channel
 

@@ -101,7 +101,8 @@ def to_python(value: Any) -> Any:
 
 
 def unwrap(message: struct_pb2.Struct) -> Props:
-    return to_python(MessageToDict(message, preserving_proto_field_name=True))
+    props: Props = to_python(MessageToDict(message, preserving_proto_field_name=True))
+    return props
 
 
 def wrap(props: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -167,31 +168,31 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
 
     # -- the protocol -----------------------------------------------------------------------------
 
-    def Handshake(self, request, context):  # noqa: N802
+    def Handshake(self, request: Any, context: Any) -> Any:  # noqa: N802
         return provider_pb2.ProviderHandshakeResponse(accept_secrets=False, accept_resources=True, accept_outputs=False)
 
-    def GetPluginInfo(self, request, context):  # noqa: N802
+    def GetPluginInfo(self, request: Any, context: Any) -> Any:  # noqa: N802
         return plugin_pb2.PluginInfo(version=self.package.version)
 
-    def GetSchema(self, request, context):  # noqa: N802
+    def GetSchema(self, request: Any, context: Any) -> Any:  # noqa: N802
         return provider_pb2.GetSchemaResponse(
             schema=json.dumps({"name": self.package.name, "version": self.package.version})
         )
 
-    def CheckConfig(self, request, context):  # noqa: N802
+    def CheckConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         return provider_pb2.CheckResponse(inputs=request.news)
 
-    def DiffConfig(self, request, context):  # noqa: N802
+    def DiffConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
 
-    def Configure(self, request, context):  # noqa: N802
+    def Configure(self, request: Any, context: Any) -> Any:  # noqa: N802
         config = unwrap(request.args) if request.HasField("args") else {}
         for key, value in request.variables.items():
             config.setdefault(key.split(":")[-1], _maybe_json(value))
         self.config = self.package.configure(config)
         return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True, acceptResources=True)
 
-    def Check(self, request, context):  # noqa: N802
+    def Check(self, request: Any, context: Any) -> Any:  # noqa: N802
         kind = self._kind(request.urn, context)
         news = unwrap(request.news)
         names, required = self._schema(kind)
@@ -208,7 +209,7 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         news.pop("__defaults", None)
         return provider_pb2.CheckResponse(inputs=wrap(news), failures=failures)
 
-    def Diff(self, request, context):  # noqa: N802
+    def Diff(self, request: Any, context: Any) -> Any:  # noqa: N802
         kind = self._kind(request.urn, context)
         olds = unwrap(request.old_inputs) if request.HasField("old_inputs") else unwrap(request.olds)
         news = unwrap(request.news)
@@ -220,7 +221,7 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
             changes=provider_pb2.DiffResponse.DIFF_SOME, diffs=changed, replaces=replaces, deleteBeforeReplace=False
         )
 
-    def Create(self, request, context):  # noqa: N802
+    def Create(self, request: Any, context: Any) -> Any:  # noqa: N802
         kind = self._kind(request.urn, context)
         inputs = unwrap(request.properties)
         if request.preview:
@@ -231,7 +232,7 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         id_, outputs = self._guard(context, lambda: kind.create(self.config, inputs))
         return provider_pb2.CreateResponse(id=id_, properties=wrap({**inputs, **outputs}))
 
-    def Read(self, request, context):  # noqa: N802
+    def Read(self, request: Any, context: Any) -> Any:  # noqa: N802
         kind = self._kind(request.urn, context)
         state = unwrap(request.properties)
         current = self._guard(context, lambda: kind.read(self.config, request.id, state))
@@ -240,21 +241,22 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         inputs = unwrap(request.inputs) if request.HasField("inputs") else {}
         return provider_pb2.ReadResponse(id=request.id, properties=wrap(current), inputs=wrap(inputs or current))
 
-    def Update(self, request, context):  # noqa: N802
+    def Update(self, request: Any, context: Any) -> Any:  # noqa: N802
         kind = self._kind(request.urn, context)
         olds, news = unwrap(request.olds), unwrap(request.news)
         if request.preview:
             return provider_pb2.UpdateResponse(properties=wrap({**olds, **news}))
         assert kind.update is not None  # Diff asks for a replacement otherwise
-        outputs = self._guard(context, lambda: kind.update(self.config, request.id, olds, news))
+        update = kind.update
+        outputs = self._guard(context, lambda: update(self.config, request.id, olds, news))
         return provider_pb2.UpdateResponse(properties=wrap({**news, **outputs}))
 
-    def Delete(self, request, context):  # noqa: N802
+    def Delete(self, request: Any, context: Any) -> Any:  # noqa: N802
         kind = self._kind(request.urn, context)
         self._guard(context, lambda: kind.delete(self.config, request.id, unwrap(request.properties)))
         return empty_pb2.Empty()
 
-    def Invoke(self, request, context):  # noqa: N802
+    def Invoke(self, request: Any, context: Any) -> Any:  # noqa: N802
         invoke = self.package.invokes.get(request.tok)
         if invoke is None:
             context.abort(
@@ -264,10 +266,10 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         result = self._guard(context, lambda: invoke(self.config, args))  # type: ignore[misc]
         return provider_pb2.InvokeResponse(**{"return": wrap(result)})
 
-    def Cancel(self, request, context):  # noqa: N802
+    def Cancel(self, request: Any, context: Any) -> Any:  # noqa: N802
         return empty_pb2.Empty()
 
-    def Attach(self, request, context):  # noqa: N802
+    def Attach(self, request: Any, context: Any) -> Any:  # noqa: N802
         return empty_pb2.Empty()
 
 

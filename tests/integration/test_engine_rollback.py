@@ -15,55 +15,22 @@ tests skip, except under CI, where they fail.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import dockerenv
 import pytest
+from engine_runs import REPO, missing, run_module, secrets_in, step_record
 
-from engine import rollback_run, workspace
+from engine import rollback_run
 
-REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "out" / "rollback"
-
-
-def _missing(reason: str) -> NoReturn:
-    if dockerenv.on_ci():
-        pytest.fail(f"CI must run the real engine's rollback, but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def run() -> dict[str, Any]:
-    dockerenv.require_real_tools()
-    try:
-        env = workspace.engine_env()
-    except workspace.EngineMissing as error:
-        _missing(str(error))
     if rollback_run.prometheus_binary() is None:
-        _missing("prometheus is missing (apt-get install prometheus; scripts/install-system-deps.sh installs it)")
-    missing = [
-        tool for tool in ("pulumi", "kube-apiserver", "etcd", "kwok") if shutil.which(tool, path=env["PATH"]) is None
-    ]
-    if missing:
-        pytest.fail(f"make engine ran but these tools are not on its PATH: {missing}", pytrace=False)
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.rollback_run", "--out", str(OUT)], cwd=REPO, capture_output=True, text=True,
-        timeout=1800, check=False, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    sys.stdout.write(done.stdout[-20000:])
-    sys.stderr.write(done.stderr[-20000:])
-    if not (OUT / "report.json").is_file() or not (OUT / "rollback.json").is_file():
-        pytest.fail(f"engine/rollback_run.py wrote no report (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    return {
-        "report": json.loads((OUT / "report.json").read_text()),
-        "facts": json.loads((OUT / "rollback.json").read_text()),
-    }
+        missing("prometheus is missing (apt-get install prometheus; scripts/install-system-deps.sh installs it)")
+    report, facts = run_module("engine.rollback_run", OUT, timeout=1800, reports=("report.json", "rollback.json"))
+    return {"report": report, "facts": facts}
 
 
 def _digest(ref: object) -> str:
@@ -72,9 +39,8 @@ def _digest(ref: object) -> str:
 
 @pytest.mark.parametrize("step", [name for name, _, _ in rollback_run.STEPS])
 def test_step(run: dict[str, Any], step: str) -> None:
-    records = {record["name"]: record for record in run["report"]["steps"]}
-    assert step in records, f"the run stopped before {step}: {[r['name'] for r in run['report']['steps']]}"
-    assert records[step]["ok"], f"{step}: {records[step]['error']}"
+    record = step_record(run["report"], step)
+    assert record["ok"], f"{step}: {record['error']}"
     assert (OUT / step / "objects.json").is_file()
 
 
@@ -130,6 +96,4 @@ def test_traffic_was_bounded_and_counted(run: dict[str, Any]) -> None:
 
 
 def test_no_secret_in_artefacts(run: dict[str, Any]) -> None:
-    text = "\n".join(p.read_text() for p in OUT.rglob("*.json"))
-    for marker in ("BEGIN RSA PRIVATE KEY", "local-registry-has-no-auth", '"token": "ey', "PULUMI_CONFIG_PASSPHRASE"):
-        assert marker not in text
+    assert not secrets_in(OUT)
