@@ -162,21 +162,50 @@ def workload_image(systems: Systems, stack: str) -> str | None:
 
 
 def wait_available(systems: Systems, namespace: str, timeout: float = 120) -> list[str]:
+    """Every Deployment of ``namespace`` Available and settled: its rollout observed, and, where an
+    autoscaler owns its replicas, scaled by that autoscaler at least once. A Deployment without
+    ``spec.replicas`` starts with one pod; the HPA controller raises it to ``minReplicas`` on its first
+    sync (every 15 s), so a snapshot taken before that sees the Deployment, its ReplicaSet and its
+    pods change later with nothing applied (the platform run's untouched services did, once)."""
     deadline = time.monotonic() + timeout
     problems: list[str] = []
     while time.monotonic() < deadline:
         problems = []
         listing = systems.plane.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")
+        autoscalers = systems.plane.get(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers")
         if not listing.get("items"):
             problems.append(f"no Deployment in {namespace}")
         for item in listing.get("items", []):
-            conditions = {c["type"]: c["status"] for c in item.get("status", {}).get("conditions") or []}
+            name = f"{namespace}/{item['metadata']['name']}"
+            status = item.get("status", {})
+            conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
             if conditions.get("Available") != "True":
-                problems.append(f"Deployment {namespace}/{item['metadata']['name']} is not Available: {conditions}")
+                problems.append(f"Deployment {name} is not Available: {conditions}")
+            problems += _unsettled(name, item, autoscalers.get("items", []))
         if not problems:
             return []
         time.sleep(1)
     return problems
+
+
+def _unsettled(name: str, deployment: dict[str, Any], autoscalers: list[dict[str, Any]]) -> list[str]:
+    """Why ``deployment`` may still change on its own: a rollout not yet observed or finished, or an
+    autoscaler targeting it that has not scaled it to its own count."""
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    replicas = spec.get("replicas", 1)
+    if status.get("observedGeneration") != deployment["metadata"].get("generation"):
+        return [f"Deployment {name}: generation {deployment['metadata'].get('generation')} not yet observed"]
+    if (status.get("updatedReplicas"), status.get("readyReplicas"), status.get("replicas")) != (replicas,) * 3:
+        return [f"Deployment {name}: {status.get('readyReplicas')} of {replicas} replicas ready and updated"]
+    for hpa in autoscalers:
+        target = hpa["spec"]["scaleTargetRef"]
+        if target.get("kind") != "Deployment" or target.get("name") != deployment["metadata"]["name"]:
+            continue
+        low = hpa["spec"].get("minReplicas", 1)
+        current = hpa.get("status", {}).get("currentReplicas")
+        if replicas < low or current != replicas:
+            return [f"Deployment {name}: {replicas} replicas, its autoscaler's minimum {low}, it saw {current}"]
+    return []
 
 
 # -- steps and checks ------------------------------------------------------------------------------
