@@ -23,6 +23,7 @@ Windows are short (24 s, 4 s steps) so the module takes about a minute of traffi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -218,7 +219,11 @@ def test_a_release_failing_20_percent_is_breached_and_named(recorded: Recorded, 
     assert code == 1
     assert report["candidate"]["error_ratio"] == pytest.approx(0.2, abs=0.03)
     named = " ".join(report["reasons"])
-    assert "error ratio: 0.2" in named or "error ratio: 0.19" in named, named
+    # The figure named is the one measured (increase() extrapolates at the window's edges, so it is
+    # near the 0.2 injected, not exactly it: a fresh machine's run named 0.1849).
+    shown = re.search(r"error ratio: (\d\.\d+) breaches", named)
+    assert shown is not None, named
+    assert float(shown.group(1)) == pytest.approx(report["candidate"]["error_ratio"], abs=1e-4)
     assert "breaches <= 0.072 (14.4x the 99.5% budget) (previous release: 0)" in named
     assert "error ratio vs previous" in named and "two-proportion z-test" in named
 

@@ -1,5 +1,7 @@
-"""engine.lifecycle_checks.wait_available: a Deployment counts as settled only once nothing will change it
-on its own, so the runs' before/after snapshots compare what the step did and nothing else."""
+"""The real-engine runs' own checks, each shown firing: ``lifecycle_checks.wait_available`` counts a
+Deployment as settled only once nothing will change it on its own (so the runs' before/after snapshots
+compare what the step did and nothing else); ``rollback_run.named_error_ratio`` reads the figure a
+breach names."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine import lifecycle_checks
+from engine import lifecycle_checks, rollback_run
 
 
 def deployment(*, replicas: int | None = 2, ready: int = 2, generation: int = 1, observed: int = 1) -> dict[str, Any]:
@@ -79,3 +81,10 @@ def test_wait_available_gives_the_reason_when_it_never_settles() -> None:
     systems: Any = SimpleNamespace(plane=plane)
     (problem,) = lifecycle_checks.wait_available(systems, "ns", timeout=0.5)
     assert problem == "Deployment ns/web: 2 replicas, its autoscaler's minimum 2, it saw None"
+
+
+def test_the_error_ratio_a_breach_names_is_read_from_its_reason() -> None:
+    reasons = ["restarts: 0", "error ratio: 0.1849 breaches <= 0.072 (14.4x the 99.5% budget) (previous release: 0)"]
+    assert rollback_run.named_error_ratio(reasons) == 0.1849
+    assert rollback_run.named_error_ratio(["error ratio vs previous: 0.1849 breaches rise < 0.01"]) is None
+    assert rollback_run.named_error_ratio([]) is None
