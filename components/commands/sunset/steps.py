@@ -148,7 +148,7 @@ def confirm_and_finish(ctx: Context) -> int:
         hint = (
             f": the program still registers {', '.join(registered)} at stage sunset; register nothing of a service "
             "whose stage is sunset (as examples/platform/__main__.py does), then run sunset again"
-            if registered and len(registered) == len(left)
+            if len(registered) == len(left)  # report.remaining is not empty here
             else ""
         )
         return journal.fail(CONFIRM_STEP, f"{len(report.remaining)} resource(s) are still in the stack{hint}")
