@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -54,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.commands.verify.judge import figure
 from engine import controlplane, e2e, lifecycle_checks, workspace
 from engine.e2e import StepFailed, Systems
 
@@ -357,17 +357,11 @@ def step_breach(ctx: Context) -> None:
     ctx.facts["breach"] = _verification(served, since, result, report)
 
 
-ERROR_RATIO_REASON = re.compile(r"^error ratio: (\d+(?:\.\d+)?) breaches ")
-
-
-def named_error_ratio(reasons: list[str]) -> float | None:
-    """The error ratio a breach's reason names (``error ratio: 0.1849 breaches <= 0.072 …``), or None.
-    It is what Prometheus measured, near the 0.2 injected but not exactly it: ``increase()``
-    extrapolates at the window's edges (a fresh machine's run named 0.1849)."""
-    for reason in reasons:
-        if found := ERROR_RATIO_REASON.match(reason):
-            return float(found.group(1))
-    return None
+def names_measured_error_ratio(reasons: list[str], ratio: float | None) -> bool:
+    """Whether a breach's reasons name the error ratio Prometheus measured, as the judge writes it
+    (``error ratio: 0.1849 breaches <= 0.072 …``). The figure is near the 0.2 injected, not exactly it:
+    ``increase()`` extrapolates at the window's edges (a fresh machine's run named 0.1849)."""
+    return ratio is not None and any(r.startswith(f"error ratio: {figure(ratio)} breaches ") for r in reasons)
 
 
 def check_breach(ctx: Context) -> list[str]:
@@ -383,8 +377,8 @@ def check_breach(ctx: Context) -> list[str]:
     if breach["exit"] != 1 or breach["status"] != "breached":
         problems.append(f"verify-deploy of the faulty release exited {breach['exit']} ({breach['status']}), not 1: "
                         f"{breach['tail']}")  # fmt: skip
-    ratio, named = breach.get("candidate_error_ratio"), named_error_ratio(breach["reasons"])
-    if named is None or ratio is None or abs(named - ratio) > 1e-4:
+    ratio = breach.get("candidate_error_ratio")
+    if not names_measured_error_ratio(breach["reasons"], ratio):
         problems.append(f"verify-deploy did not name the error ratio it measured ({ratio}): {breach['reasons']}")
     if "error ratio" not in breach["stdout"]:
         problems.append("verify-deploy's output does not name the error ratio")

@@ -1,7 +1,7 @@
 """The real-engine runs' own checks, each shown firing: ``lifecycle_checks.wait_available`` counts a
 Deployment as settled only once nothing will change it on its own (so the runs' before/after snapshots
-compare what the step did and nothing else); ``rollback_run.named_error_ratio`` reads the figure a
-breach names."""
+compare what the step did and nothing else); ``rollback_run.names_measured_error_ratio`` holds a
+breach to naming the figure Prometheus measured."""
 
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ def test_wait_available_gives_the_reason_when_it_never_settles() -> None:
     assert problem == "Deployment ns/web: 2 replicas, its autoscaler's minimum 2, it saw None"
 
 
-def test_the_error_ratio_a_breach_names_is_read_from_its_reason() -> None:
+def test_a_breach_must_name_the_error_ratio_measured() -> None:
     reasons = ["restarts: 0", "error ratio: 0.1849 breaches <= 0.072 (14.4x the 99.5% budget) (previous release: 0)"]
-    assert rollback_run.named_error_ratio(reasons) == 0.1849
-    assert rollback_run.named_error_ratio(["error ratio vs previous: 0.1849 breaches rise < 0.01"]) is None
-    assert rollback_run.named_error_ratio([]) is None
+    assert rollback_run.names_measured_error_ratio(reasons, 0.18493)
+    assert not rollback_run.names_measured_error_ratio(reasons, 0.2)  # another figure than the one measured
+    assert not rollback_run.names_measured_error_ratio(reasons, None)
+    assert not rollback_run.names_measured_error_ratio(["error ratio vs previous: 0.1849 breaches rise < 0.01"], 0.1849)

@@ -64,7 +64,7 @@ def test_the_faulty_release_breached_naming_the_error_ratio(run: dict[str, Any])
     assert breach["fault"] == {"FAULT_ERROR_RATIO": "0.2"}
     assert breach["exit"] == 1 and breach["status"] == "breached"
     assert breach["candidate_error_ratio"] == pytest.approx(0.2, abs=0.03)
-    assert rollback_run.named_error_ratio(breach["reasons"]) == pytest.approx(breach["candidate_error_ratio"], abs=1e-4)
+    assert rollback_run.names_measured_error_ratio(breach["reasons"], breach["candidate_error_ratio"])
     assert _digest(breach["baseline_ref"]) == _digest(facts["first_release"])
     assert facts["ledger"][_digest(breach["image_ref"])] == "breached"
 

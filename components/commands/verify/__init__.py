@@ -57,8 +57,8 @@ from components.commands.verify.judge import (
     Target,
     Verdict,
     Window,
-    _fmt,
     _iso,
+    figure,
     judge,
     read_window,
     verify_release,
@@ -251,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     report = to_json(verdict, stack=args.stack, image_ref=image_ref, baseline_ref=baseline_ref)
     for check in verdict.checks:
-        print(f"  {check.metric}: {_fmt(check.value)} (bound {check.bound}; previous {_fmt(check.baseline)}): "
+        print(f"  {check.metric}: {figure(check.value)} (bound {check.bound}; previous {figure(check.baseline)}): "
               f"{check.verdict}{f' - {check.detail}' if check.detail else ''}")  # fmt: skip
     print(f"{verdict.status.upper()}: " + ("; ".join(verdict.reasons) or "every check passed"))
     if args.out:

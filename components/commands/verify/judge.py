@@ -334,7 +334,7 @@ def verify_release(
     breaches = [c for c in checks if c.verdict == "breach"]
     if breaches:
         reasons = [
-            f"{c.metric}: {_fmt(c.value)} breaches {c.bound} (previous release: {_fmt(c.baseline)})"
+            f"{c.metric}: {figure(c.value)} breaches {c.bound} (previous release: {figure(c.baseline)})"
             + (f"; {c.detail}" if c.detail else "")
             for c in breaches
         ]
@@ -347,7 +347,9 @@ def verify_release(
     return verdict
 
 
-def _fmt(value: float | None) -> str:
+def figure(value: float | None) -> str:
+    """A figure as the reasons, the summary and the table show it: an integer as one, else 4 significant
+    digits (``0.1849``); ``n/a`` for none."""
     if value is None:
         return "n/a"
     if isinstance(value, int) or float(value).is_integer():

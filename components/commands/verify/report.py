@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
-from components.commands.verify.judge import Verdict, Window, _fmt, _iso
+from components.commands.verify.judge import Verdict, Window, _iso, figure
 
 
 def to_json(verdict: Verdict, *, stack: str, image_ref: str, baseline_ref: str | None) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             verdict = f"{_ICON.get(c['verdict'], '')} {c['verdict']}".strip()
             detail = f" ({c['detail']})" if c["detail"] else ""
             lines.append(
-                f"| {c['metric']} | {_fmt(c['baseline'])} | {_fmt(c['value'])} | {c['bound']} | {verdict}{detail} |"
+                f"| {c['metric']} | {figure(c['baseline'])} | {figure(c['value'])} | {c['bound']} | {verdict}{detail} |"
             )
         lines.append("")
     base = report.get("baseline")
